@@ -1,0 +1,238 @@
+//! Reading and writing log-prob record files (JSONL).
+
+use std::fs;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+
+use super::{LogprobRecord, StepLogprobs};
+
+/// A record file that cannot be read, naming the file, the line and the field.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    /// The file could not be opened, read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// File.
+        path: PathBuf,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// A line is not a valid record.
+    #[error("{path}: record {line} (line {line}){id}: {message}", id = .id.as_ref().map(|i| format!(" id {i:?}")).unwrap_or_default())]
+    Invalid {
+        /// File.
+        path: PathBuf,
+        /// 1-based line number.
+        line: usize,
+        /// Record id if it could be read.
+        id: Option<String>,
+        /// What is wrong, naming the field.
+        message: String,
+    },
+}
+
+/// Read every record of a JSONL file. Blank lines are ignored. Any bad record is an error
+/// naming the file, line, id and field (records are machine-written; a bad one means a bug
+/// or a truncated file, which must not be scored silently).
+pub fn read_records(path: &Path) -> Result<Vec<LogprobRecord>, RecordError> {
+    let file = fs::File::open(path).map_err(|source| RecordError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let reader = BufReader::with_capacity(1 << 20, file);
+    let mut out = Vec::new();
+    for (i, line) in reader.lines().enumerate() {
+        let line = line.map_err(|source| RecordError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        out.push(parse_line(path, i + 1, &line)?);
+    }
+    Ok(out)
+}
+
+/// Read records from an in-memory JSONL string; `path` is only used in error messages.
+pub fn read_records_from_str(path: &Path, text: &str) -> Result<Vec<LogprobRecord>, RecordError> {
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| parse_line(path, i + 1, l))
+        .collect()
+}
+
+fn parse_line(path: &Path, line: usize, text: &str) -> Result<LogprobRecord, RecordError> {
+    let invalid = |id: Option<String>, message: String| RecordError::Invalid {
+        path: path.to_path_buf(),
+        line,
+        id,
+        message,
+    };
+    let record: LogprobRecord = serde_json::from_str(text).map_err(|e| {
+        // Recover the id for the message when the JSON itself is fine.
+        let id = serde_json::from_str::<serde_json::Value>(text)
+            .ok()
+            .and_then(|v| v.get("id").and_then(|x| x.as_str()).map(str::to_owned));
+        invalid(id, format!("{e}"))
+    })?;
+    validate(&record).map_err(|m| invalid(Some(record.id.clone()), m))?;
+    Ok(record)
+}
+
+/// Check the invariants documented in [`crate::record`]: arrays of a step have equal lengths,
+/// values are not NaN, log-probs are ≤ 0 (up to rounding), and steps are in message order.
+pub fn validate(record: &LogprobRecord) -> Result<(), String> {
+    let mut last: Option<usize> = None;
+    for (k, step) in record.steps.iter().enumerate() {
+        if let Some(prev) = last {
+            if step.message_index <= prev {
+                return Err(format!(
+                    "field steps[{k}].message_index: {} is not after the previous step's {prev}",
+                    step.message_index
+                ));
+            }
+        }
+        last = Some(step.message_index);
+        check_array(k, "policy", &step.policy, step.len(), true)?;
+        let optional: [(&str, &Option<Vec<f32>>, bool); 4] = [
+            ("reference", &step.reference, true),
+            ("policy_topk_mean", &step.policy_topk_mean, true),
+            ("policy_entropy", &step.policy_entropy, false),
+            ("policy_vocab_mean", &step.policy_vocab_mean, true),
+        ];
+        for (name, arr, is_logprob) in optional {
+            if let Some(a) = arr {
+                check_array(k, name, a, step.len(), is_logprob)?;
+            }
+        }
+    }
+    if let Some(label) = record.label {
+        if !label.is_finite() {
+            return Err(format!("field label: {label} is not a finite number"));
+        }
+    }
+    Ok(())
+}
+
+fn check_array(
+    step: usize,
+    name: &str,
+    values: &[f32],
+    expected_len: usize,
+    is_logprob: bool,
+) -> Result<(), String> {
+    if values.len() != expected_len {
+        return Err(format!(
+            "field steps[{step}].{name}: {} values, but policy has {expected_len}",
+            values.len()
+        ));
+    }
+    for (t, v) in values.iter().enumerate() {
+        if v.is_nan() {
+            return Err(format!("field steps[{step}].{name}[{t}]: NaN"));
+        }
+        // Small positive rounding (e.g. -0.0 written as 1e-7) is tolerated.
+        if is_logprob && *v > 1e-3 {
+            return Err(format!(
+                "field steps[{step}].{name}[{t}]: {v} is a positive log-probability"
+            ));
+        }
+        if !is_logprob && *v < -1e-3 {
+            return Err(format!("field steps[{step}].{name}[{t}]: {v} is a negative entropy"));
+        }
+    }
+    Ok(())
+}
+
+/// Write records as JSONL atomically: to a temporary file beside `path`, then renamed, so a
+/// crash never leaves a partially written output.
+pub fn write_records_atomic(path: &Path, records: &[LogprobRecord]) -> Result<(), RecordError> {
+    crate::atomic::write_atomic(path, |w| {
+        for r in records {
+            serde_json::to_writer(&mut *w, r).map_err(std::io::Error::other)?;
+            w.write_all(b"\n")?;
+        }
+        Ok(())
+    })
+    .map_err(|source| RecordError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(json: &str) -> Result<LogprobRecord, RecordError> {
+        parse_line(Path::new("r.jsonl"), 3, json)
+    }
+
+    #[test]
+    fn reads_minimal_record() {
+        let r = line(r#"{"id":"a","task_id":"t","steps":[{"message_index":1,"policy":[-1.0,-0.5]}]}"#)
+            .unwrap();
+        assert_eq!(r.steps[0].policy, vec![-1.0, -0.5]);
+        assert_eq!(r.label, None);
+        assert!(r.steps[0].reference.is_none());
+    }
+
+    #[test]
+    fn length_mismatch_names_field_and_line() {
+        let e = line(r#"{"id":"a","task_id":"t","steps":[{"message_index":1,"policy":[-1.0],"reference":[-1.0,-2.0]}]}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("r.jsonl"), "{e}");
+        assert!(e.contains("line 3"), "{e}");
+        assert!(e.contains("steps[0].reference"), "{e}");
+        assert!(e.contains("\"a\""), "{e}");
+    }
+
+    #[test]
+    fn missing_field_is_named() {
+        let e = line(r#"{"id":"a","steps":[]}"#).unwrap_err().to_string();
+        assert!(e.contains("task_id"), "{e}");
+        assert!(e.contains("\"a\""), "{e}");
+    }
+
+    #[test]
+    fn positive_logprob_rejected() {
+        let e = line(r#"{"id":"a","task_id":"t","steps":[{"message_index":1,"policy":[0.5]}]}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("steps[0].policy[0]"), "{e}");
+    }
+
+    #[test]
+    fn out_of_order_steps_rejected() {
+        let e = line(r#"{"id":"a","task_id":"t","steps":[{"message_index":3,"policy":[]},{"message_index":1,"policy":[]}]}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("steps[1].message_index"), "{e}");
+    }
+
+    #[test]
+    fn round_trip_atomic() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.jsonl");
+        let rec = LogprobRecord {
+            id: "x".into(),
+            task_id: "t".into(),
+            label: Some(1.0),
+            mistake_step: Some(2),
+            vocab_size: Some(10),
+            steps: vec![StepLogprobs {
+                message_index: 2,
+                policy: vec![-0.25, -1.5],
+                reference: Some(vec![-0.5, -1.0]),
+                ..Default::default()
+            }],
+        };
+        write_records_atomic(&path, std::slice::from_ref(&rec)).unwrap();
+        assert_eq!(read_records(&path).unwrap(), vec![rec]);
+        // No temporary files left behind.
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+}

@@ -1,0 +1,15 @@
+//! # padv-engine
+//!
+//! padv's local log-prob engine: Hugging Face checkpoints from local directories, tokenisation
+//! and chat templates, and one generic decoder on candle that returns teacher-forced log-probs
+//! at action positions only.
+#![deny(missing_docs)]
+
+pub mod tokenize;
+
+#[cfg(feature = "decoder")]
+pub mod checkpoint;
+#[cfg(feature = "decoder")]
+pub mod decoder;
+#[cfg(feature = "decoder")]
+pub mod logprobs;
