@@ -41,6 +41,10 @@ pub struct Message {
     /// Text content; `None` when the source had `null` (e.g. tau2 pure tool-call turns).
     #[serde(default)]
     pub content: Option<String>,
+    /// For a tool-result message, the id of the call it answers (tau2 `id`, OpenAI
+    /// `tool_call_id`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_call_id: Option<String>,
     /// Tool calls made in this message, flattened to name + arguments.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tool_calls: Vec<ToolCall>,

@@ -1,10 +1,12 @@
 //! Reading and writing log-prob record files (JSONL).
 
 use std::fs;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 
-use super::{LogprobRecord, StepLogprobs};
+use super::LogprobRecord;
+#[cfg(test)]
+use super::StepLogprobs;
 
 /// A record file that cannot be read, naming the file, the line and the field.
 #[derive(Debug, thiserror::Error)]
