@@ -6,7 +6,7 @@
 ///
 /// Entry `k` of every vector belongs to `targets[k]`: the log-prob of `ids[targets[k]]` given
 /// `ids[..targets[k]]`, and statistics of that next-token distribution.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct PositionLogprobs {
     /// log p(ids[t] | ids[..t]).
     pub logprob: Vec<f32>,

@@ -18,7 +18,9 @@
 pub mod atomic;
 pub mod backend;
 pub mod eval;
+pub mod fingerprint;
 pub mod formats;
+pub mod inspect;
 pub mod record;
 pub mod render;
 pub mod score;

@@ -16,6 +16,7 @@
 //! report so (see [`crate::score`]). Any engine (vLLM, a user's RL pipeline) that can produce
 //! per-token log-probs can write this file and use every evaluation.
 
+pub mod cache;
 mod io;
 
 pub use io::{read_records, read_records_from_str, write_records_atomic, RecordError};
