@@ -100,7 +100,12 @@ def who_when_trajectory(split, number, n_messages, limit=300):
             is_action = False
         msg["is_action"] = is_action
         messages.append(msg)
-    traj = {"id": f"{split}/{number}", "task_id": data["question_ID"], "messages": messages}
+    traj = {
+        "id": f"{split}/{number}",
+        "task_id": data["question_ID"],
+        "messages": messages,
+        "source_format": "who_and_when",
+    }
     step = int(data["mistake_step"])
     if step < len(messages):
         traj["mistake_step"] = step
@@ -124,7 +129,13 @@ def paper_body(msg):
 
 
 def paper_texts(traj):
-    """One text per message: ("\\n" if i > 0) + "[role]: " + body."""
+    """One text per message: ("\\n" if i > 0) + "[role]: " + body.
+
+    Who&When logs follow the reference's failure-attribution path: "[role]: content" verbatim
+    for every message (no stripping, no tool-call lines, no placeholder).
+    """
+    if traj.get("source_format") == "who_and_when":
+        return [("\n" if i > 0 else "") + "[" + m["role"] + "]: " + (m.get("content") or "") for i, m in enumerate(traj["messages"])]
     return [("\n" if i > 0 else "") + "[" + m["role"] + "]: " + paper_body(m) for i, m in enumerate(traj["messages"])]
 
 

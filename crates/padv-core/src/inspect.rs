@@ -224,6 +224,7 @@ mod tests {
             reward,
             mistake_step: None,
             mistake_agent: None,
+            source_format: None,
         }
     }
 

@@ -26,6 +26,11 @@ pub struct Trajectory {
     /// Annotated agent responsible for the mistake (Who&When).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mistake_agent: Option<String>,
+    /// The format the trajectory was read from. Rendering follows the source's conventions:
+    /// the reference implementation renders Who&When messages verbatim but tau2 / chat
+    /// assistant turns as stripped content plus tool calls.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_format: Option<crate::formats::Format>,
 }
 
 /// One message of a trajectory.

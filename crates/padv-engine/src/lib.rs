@@ -5,6 +5,7 @@
 //! at action positions only.
 #![deny(missing_docs)]
 
+pub mod pair;
 pub mod tokenize;
 
 #[cfg(feature = "decoder")]

@@ -60,6 +60,7 @@ fn simulation(ctx: &Ctx<'_>, sim: &Value) -> Result<Trajectory, FormatError> {
         reward,
         mistake_step: None,
         mistake_agent: None,
+        source_format: Some(super::Format::Tau2),
     })
 }
 

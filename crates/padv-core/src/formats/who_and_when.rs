@@ -78,6 +78,7 @@ fn log(ctx: &Ctx<'_>, doc: &Value) -> Result<Trajectory, FormatError> {
         reward,
         mistake_step,
         mistake_agent,
+        source_format: Some(super::Format::WhoAndWhen),
     })
 }
 

@@ -64,11 +64,17 @@ impl LogprobCache {
         match serde_json::from_slice::<PositionLogprobs>(&bytes) {
             Ok(v) if v.logprob.len() == expected_len => Some(v),
             Ok(_) => {
-                tracing::warn!("cache entry {} has the wrong length; recomputing", path.display());
+                tracing::warn!(
+                    "cache entry {} has the wrong length; recomputing",
+                    path.display()
+                );
                 None
             }
             Err(e) => {
-                tracing::warn!("cache entry {} unreadable ({e}); recomputing", path.display());
+                tracing::warn!(
+                    "cache entry {} unreadable ({e}); recomputing",
+                    path.display()
+                );
                 None
             }
         }

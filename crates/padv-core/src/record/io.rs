@@ -142,7 +142,9 @@ fn check_array(
             ));
         }
         if !is_logprob && *v < -1e-3 {
-            return Err(format!("field steps[{step}].{name}[{t}]: {v} is a negative entropy"));
+            return Err(format!(
+                "field steps[{step}].{name}[{t}]: {v} is a negative entropy"
+            ));
         }
     }
     Ok(())
@@ -174,8 +176,9 @@ mod tests {
 
     #[test]
     fn reads_minimal_record() {
-        let r = line(r#"{"id":"a","task_id":"t","steps":[{"message_index":1,"policy":[-1.0,-0.5]}]}"#)
-            .unwrap();
+        let r =
+            line(r#"{"id":"a","task_id":"t","steps":[{"message_index":1,"policy":[-1.0,-0.5]}]}"#)
+                .unwrap();
         assert_eq!(r.steps[0].policy, vec![-1.0, -0.5]);
         assert_eq!(r.label, None);
         assert!(r.steps[0].reference.is_none());

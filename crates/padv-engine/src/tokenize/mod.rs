@@ -1,1 +1,104 @@
-//! (being written)
+//! Trajectory → token ids + per-message token spans (no candle needed).
+//!
+//! - [`TextTokenizer::from_dir`] loads a Hugging Face tokenizer directory: `tokenizer.json`,
+//!   special tokens, chat templates, and a [`TextTokenizer::fingerprint`] for caches.
+//! - [`TextTokenizer::tokenize_paper`] tokenises the reference implementation's plain-text
+//!   rendering (`padv_core::render::render_paper`) message by message, BOS first.
+//! - [`TextTokenizer::tokenize_chat`] renders with the model's chat template
+//!   ([`ChatTemplate`], minijinja set up like transformers) and finds each action's tokens.
+//! - [`TrajectoryEncoder`] picks one of the two from [`TokenizeOptions`], compiling the
+//!   template once for many trajectories.
+//! - Both left-truncate to `max_length` exactly as the reference does ([`Tokenized`]).
+//! - [`check_same_vocabulary`] verifies that a policy and a reference share ids.
+//!
+//! Offsets: Rust `tokenizers` reports byte offsets (Python reports characters); every span
+//! here is computed in bytes of the rendered text, so the token spans are the same.
+
+mod chat;
+mod error;
+mod loader;
+mod paper;
+mod pyjson;
+mod strftime;
+mod template;
+mod tokenized;
+mod vocab;
+
+use padv_core::render::RendererKind;
+use padv_core::Trajectory;
+
+pub use error::{Result, TokenizeError};
+pub use loader::{SpecialTokens, TemplateSource, TextTokenizer, DEFAULT_TEMPLATE};
+pub use strftime::FixedDate;
+pub use template::{ChatOptions, ChatTemplate, RenderedChat};
+pub use tokenized::{TokenSpan, Tokenized, DEFAULT_MAX_LENGTH};
+pub use vocab::{check_same_vocabulary, VocabMismatch};
+
+/// How to turn trajectories into ids.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TokenizeOptions {
+    /// `paper` (default) or `chat-template`.
+    pub renderer: RendererKind,
+    /// Keep at most this many tokens, dropping the oldest (default [`DEFAULT_MAX_LENGTH`]).
+    pub max_length: usize,
+    /// Chat-template settings; ignored by the `paper` renderer.
+    pub chat: ChatOptions,
+}
+
+impl Default for TokenizeOptions {
+    fn default() -> Self {
+        TokenizeOptions {
+            renderer: RendererKind::Paper,
+            max_length: DEFAULT_MAX_LENGTH,
+            chat: ChatOptions::default(),
+        }
+    }
+}
+
+/// A tokenizer bound to one set of [`TokenizeOptions`], with the chat template (if any)
+/// compiled once. `Sync`, so trajectories can be encoded in parallel.
+#[derive(Debug)]
+pub struct TrajectoryEncoder<'a> {
+    tokenizer: &'a TextTokenizer,
+    template: Option<ChatTemplate>,
+    max_length: usize,
+}
+
+impl TextTokenizer {
+    /// Prepares an encoder; compiles the chat template when `opts.renderer` needs one.
+    pub fn encoder(&self, opts: &TokenizeOptions) -> Result<TrajectoryEncoder<'_>> {
+        let template = match opts.renderer {
+            RendererKind::Paper => None,
+            RendererKind::ChatTemplate => Some(self.chat_template(&opts.chat)?),
+        };
+        Ok(TrajectoryEncoder {
+            tokenizer: self,
+            template,
+            max_length: opts.max_length,
+        })
+    }
+}
+
+impl TrajectoryEncoder<'_> {
+    /// Which renderer this encoder uses.
+    pub fn renderer(&self) -> RendererKind {
+        if self.template.is_some() {
+            RendererKind::ChatTemplate
+        } else {
+            RendererKind::Paper
+        }
+    }
+
+    /// The compiled chat template, for the chat renderer.
+    pub fn template(&self) -> Option<&ChatTemplate> {
+        self.template.as_ref()
+    }
+
+    /// Tokenises one trajectory.
+    pub fn encode(&self, t: &Trajectory) -> Result<Tokenized> {
+        match &self.template {
+            None => self.tokenizer.tokenize_paper(t, self.max_length),
+            Some(template) => self.tokenizer.tokenize_chat(template, t, self.max_length),
+        }
+    }
+}
