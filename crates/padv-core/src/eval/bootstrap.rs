@@ -1,0 +1,293 @@
+//! A small deterministic PRNG and the percentile bootstrap of AUROC.
+//!
+//! No `rand` dependency: SplitMix64 is a few lines, passes BigCrush as a 64-bit generator,
+//! and makes every resample reproducible from one `u64` seed on any platform.
+
+use serde::{Deserialize, Serialize};
+
+use super::metrics::MetricError;
+use super::ranked::Ranked;
+
+/// SplitMix64 (Steele, Lea & Flood 2014): a 64-bit state advanced by a Weyl constant and
+/// finalized with two xor-shift-multiply rounds.
+#[derive(Debug, Clone)]
+pub struct SplitMix64 {
+    state: u64,
+}
+
+impl SplitMix64 {
+    /// A generator started from `seed` (every seed, including 0, is fine).
+    pub fn new(seed: u64) -> SplitMix64 {
+        SplitMix64 { state: seed }
+    }
+
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `[0, 1)` with 53 random bits.
+    pub fn next_f64(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
+    }
+
+    /// Uniform integer in `0..n` (`0` when `n == 0`), by Lemire's multiply-shift; the bias is
+    /// below `n / 2⁶⁴`, far under anything a bootstrap can see.
+    pub fn below(&mut self, n: usize) -> usize {
+        ((u128::from(self.next_u64()) * n as u128) >> 64) as usize
+    }
+
+    /// Fisher–Yates shuffle.
+    pub fn shuffle<T>(&mut self, items: &mut [T]) {
+        for i in (1..items.len()).rev() {
+            let j = self.below(i + 1);
+            items.swap(i, j);
+        }
+    }
+
+    /// An approximately standard-normal draw (sum of 12 uniforms − 6): cheap and bounded,
+    /// good enough for synthetic data, not for statistics.
+    pub fn next_gaussian_approx(&mut self) -> f64 {
+        (0..12).map(|_| self.next_f64()).sum::<f64>() - 6.0
+    }
+}
+
+/// A percentile bootstrap confidence interval.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct ConfidenceInterval {
+    /// Lower bound (the `(1 − level)/2` quantile of the resampled statistic).
+    pub low: f64,
+    /// Upper bound (the `(1 + level)/2` quantile).
+    pub high: f64,
+    /// Coverage, e.g. 0.95.
+    pub level: f64,
+    /// Number of resamples.
+    pub n_boot: usize,
+}
+
+/// Stratified percentile bootstrap of AUROC: each resample draws `n₊` positives and `n₋`
+/// negatives with replacement (as pROC's `ci.auc` does by default), so no resample loses a
+/// class. Deterministic in `seed`. `None` when a class is absent or `n_boot == 0`.
+///
+/// ```
+/// use padv_core::eval::auroc_bootstrap_ci;
+/// // Perfectly separated classes stay separated in every resample: CI = [1, 1].
+/// let ci = auroc_bootstrap_ci(&[0.1, 0.2, 0.8, 0.9], &[false, false, true, true], 200, 0.95, 7)?
+///     .unwrap();
+/// assert_eq!((ci.low, ci.high), (1.0, 1.0));
+/// # Ok::<(), padv_core::eval::MetricError>(())
+/// ```
+pub fn auroc_bootstrap_ci(
+    scores: &[f64],
+    labels: &[bool],
+    n_boot: usize,
+    level: f64,
+    seed: u64,
+) -> Result<Option<ConfidenceInterval>, MetricError> {
+    if scores.len() != labels.len() {
+        return Err(MetricError::LengthMismatch {
+            left: scores.len(),
+            right: labels.len(),
+        });
+    }
+    if let Some(index) = scores.iter().position(|v| v.is_nan()) {
+        return Err(MetricError::NotANumber { index });
+    }
+    Ok(bootstrap_ranked(
+        &Ranked::new(scores, labels),
+        n_boot,
+        level,
+        seed,
+    ))
+}
+
+/// The bootstrap on already-sorted scores, `O(n)` per resample and without re-sorting.
+///
+/// A resample's AUROC only needs, for each drawn positive, the drawn negatives below its
+/// tie group (counting 2) and in it (counting 1). So each resample draws the negatives into
+/// a per-group histogram, turns it in one sequential pass into `2·(below) + (tied)` per group,
+/// and sums that over the drawn positives' groups. Exact integer arithmetic, as in
+/// [`super::auroc`].
+pub(crate) fn bootstrap_ranked(
+    ranked: &Ranked,
+    n_boot: usize,
+    level: f64,
+    seed: u64,
+) -> Option<ConfidenceInterval> {
+    let (pos, neg) = ranked.class_groups()?;
+    if n_boot == 0 || pos.is_empty() || neg.is_empty() {
+        return None;
+    }
+    let (n_pos, n_neg) = (pos.len(), neg.len());
+    // Per group, 2·(negatives below) + (negatives tied) ≤ 2·n_neg: u32 holds it (and keeps
+    // the histogram half the size of u64, i.e. in cache longer) up to 2^31 negatives.
+    if 2 * n_neg as u64 > u64::from(u32::MAX) {
+        return None;
+    }
+    let denominator = 2.0 * n_pos as f64 * n_neg as f64;
+    let mut rng = SplitMix64::new(seed);
+    let mut per_group = vec![0u32; ranked.n_groups()];
+    let mut stats = Vec::with_capacity(n_boot);
+    for _ in 0..n_boot {
+        per_group.fill(0);
+        for _ in 0..n_neg {
+            per_group[neg[rng.below(n_neg)] as usize] += 1;
+        }
+        let mut below = 0u32;
+        for slot in per_group.iter_mut() {
+            let tied = *slot;
+            *slot = 2 * below + tied;
+            below += tied;
+        }
+        let mut twice_wins = 0u64;
+        for _ in 0..n_pos {
+            twice_wins += u64::from(per_group[pos[rng.below(n_pos)] as usize]);
+        }
+        stats.push(twice_wins as f64 / denominator);
+    }
+    stats.sort_unstable_by(f64::total_cmp);
+    let alpha = (1.0 - level.clamp(0.0, 1.0)) / 2.0;
+    Some(ConfidenceInterval {
+        low: quantile_sorted(&stats, alpha)?,
+        high: quantile_sorted(&stats, 1.0 - alpha)?,
+        level,
+        n_boot,
+    })
+}
+
+/// Quantile of sorted values by linear interpolation between order statistics (NumPy's
+/// default `linear` method): position `q·(n − 1)`.
+///
+/// ```
+/// use padv_core::eval::quantile_sorted;
+/// // position 0.25 * 4 = 1 -> 20; position 0.9 * 4 = 3.6 -> 40 + 0.6 * (50 - 40) = 46
+/// let v = [10.0, 20.0, 30.0, 40.0, 50.0];
+/// assert_eq!(quantile_sorted(&v, 0.25), Some(20.0));
+/// assert!((quantile_sorted(&v, 0.9).unwrap() - 46.0).abs() < 1e-12);
+/// ```
+pub fn quantile_sorted(sorted: &[f64], q: f64) -> Option<f64> {
+    let last = sorted.len().checked_sub(1)?;
+    let h = q.clamp(0.0, 1.0) * last as f64;
+    let lo = h.floor() as usize;
+    let hi = (lo + 1).min(last);
+    Some(sorted[lo] + (h - lo as f64) * (sorted[hi] - sorted[lo]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splitmix_reference_values() {
+        // First outputs for seed 0 (Vigna's reference splitmix64.c).
+        let mut r = SplitMix64::new(0);
+        assert_eq!(r.next_u64(), 0xE220_A839_7B1D_CDAF);
+        assert_eq!(r.next_u64(), 0x6E78_9E6A_A1B9_65F4);
+    }
+
+    #[test]
+    fn below_stays_in_range_and_covers_it() {
+        let mut r = SplitMix64::new(3);
+        let mut seen = [false; 5];
+        for _ in 0..200 {
+            let k = r.below(5);
+            assert!(k < 5);
+            seen[k] = true;
+        }
+        assert!(seen.iter().all(|&s| s));
+        assert_eq!(r.below(0), 0);
+    }
+
+    #[test]
+    fn shuffle_is_a_permutation() {
+        let mut v: Vec<usize> = (0..50).collect();
+        SplitMix64::new(1).shuffle(&mut v);
+        assert_ne!(v, (0..50).collect::<Vec<_>>());
+        v.sort_unstable();
+        assert_eq!(v, (0..50).collect::<Vec<_>>());
+    }
+
+    fn noisy_case() -> (Vec<f64>, Vec<bool>) {
+        let mut r = SplitMix64::new(11);
+        let labels: Vec<bool> = (0..60).map(|i| i % 3 == 0).collect();
+        let scores = labels
+            .iter()
+            .map(|&l| r.next_f64() + if l { 0.3 } else { 0.0 })
+            .collect();
+        (scores, labels)
+    }
+
+    #[test]
+    fn bootstrap_is_deterministic_and_brackets_the_estimate() {
+        let (s, l) = noisy_case();
+        let a = auroc_bootstrap_ci(&s, &l, 500, 0.95, 42).unwrap().unwrap();
+        let b = auroc_bootstrap_ci(&s, &l, 500, 0.95, 42).unwrap().unwrap();
+        assert_eq!(a, b);
+        let c = auroc_bootstrap_ci(&s, &l, 500, 0.95, 43).unwrap().unwrap();
+        assert_ne!(a, c);
+        let point = super::super::auroc(&s, &l).unwrap();
+        assert!(a.low < point && point < a.high, "{a:?} vs {point}");
+        assert!(a.high - a.low < 0.5);
+        // a wider level gives a wider interval
+        let wide = auroc_bootstrap_ci(&s, &l, 500, 0.99, 42).unwrap().unwrap();
+        assert!(wide.low <= a.low && wide.high >= a.high);
+    }
+
+    #[test]
+    fn bootstrap_equals_naive_resampling_with_the_same_draws() {
+        // Tied scores, so the per-group histogram's tie handling is exercised.
+        let (s, l) = noisy_case();
+        let s: Vec<f64> = s.iter().map(|x| (x * 8.0).round() / 8.0).collect();
+        let (n_boot, seed) = (40, 3);
+        let got = auroc_bootstrap_ci(&s, &l, n_boot, 0.9, seed)
+            .unwrap()
+            .unwrap();
+        // Naive: materialise each resample and call `auroc`. Class members in ascending
+        // score order (the order the fast version draws from), negatives drawn first.
+        let sorted_class = |want: bool| {
+            let mut v: Vec<f64> = s
+                .iter()
+                .zip(&l)
+                .filter(|p| *p.1 == want)
+                .map(|p| *p.0)
+                .collect();
+            v.sort_by(f64::total_cmp);
+            v
+        };
+        let (pos, neg) = (sorted_class(true), sorted_class(false));
+        let mut rng = SplitMix64::new(seed);
+        let mut stats = Vec::new();
+        for _ in 0..n_boot {
+            let mut scores = Vec::new();
+            let mut labels = Vec::new();
+            for _ in 0..neg.len() {
+                scores.push(neg[rng.below(neg.len())]);
+                labels.push(false);
+            }
+            for _ in 0..pos.len() {
+                scores.push(pos[rng.below(pos.len())]);
+                labels.push(true);
+            }
+            stats.push(super::super::auroc(&scores, &labels).unwrap());
+        }
+        stats.sort_by(f64::total_cmp);
+        assert_eq!(got.low, quantile_sorted(&stats, 0.05).unwrap());
+        assert_eq!(got.high, quantile_sorted(&stats, 0.95).unwrap());
+    }
+
+    #[test]
+    fn bootstrap_undefined_cases() {
+        assert_eq!(
+            auroc_bootstrap_ci(&[1.0, 2.0], &[true, true], 10, 0.95, 0),
+            Ok(None)
+        );
+        assert_eq!(
+            auroc_bootstrap_ci(&[1.0, 2.0], &[true, false], 0, 0.95, 0),
+            Ok(None)
+        );
+    }
+}

@@ -1,0 +1,438 @@
+//! [`ScoreTable`]: every step's token aggregates, precomputed once, struct-of-arrays.
+//!
+//! A full grid evaluation scores the same records under hundreds of (method, token agg,
+//! step agg, PA mode) cells. Rescanning tokens per cell would cost `cells × tokens`; instead
+//! one parallel pass computes all five token aggregates of every array of every step
+//! (and of the policy − reference difference), and each cell then only reads one `f64`
+//! column per step. Columns are contiguous per (array, aggregate), so a cell streams through
+//! 8 bytes per step.
+
+use std::collections::HashMap;
+
+use rayon::prelude::*;
+
+use super::aggregate::{TokenAgg, TokenStats};
+use super::ScoreError;
+use crate::record::{LogprobRecord, StepLogprobs};
+
+/// The per-token arrays a table caches aggregates of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Source {
+    Policy = 0,
+    Reference = 1,
+    /// `policy − reference`, per token (PA agg-of-diff).
+    Diff = 2,
+    VocabMean = 3,
+    TopkMean = 4,
+    Entropy = 5,
+}
+
+const N_SOURCES: usize = 6;
+const N_AGGS: usize = 5;
+const ALL_SOURCES: [Source; N_SOURCES] = [
+    Source::Policy,
+    Source::Reference,
+    Source::Diff,
+    Source::VocabMean,
+    Source::TopkMean,
+    Source::Entropy,
+];
+
+impl Source {
+    /// The record field this source is read from (what errors name).
+    pub(crate) fn field(self) -> &'static str {
+        match self {
+            Source::Policy => "policy",
+            Source::Reference | Source::Diff => "reference",
+            Source::VocabMean => "policy_vocab_mean",
+            Source::TopkMean => "policy_topk_mean",
+            Source::Entropy => "policy_entropy",
+        }
+    }
+}
+
+/// Records per parallel work unit in [`ScoreTable::precompute`]: large enough that the
+/// per-block bookkeeping is negligible, small enough to balance 100k records over cores.
+const BLOCK_RECORDS: usize = 512;
+
+/// Column storage shared by a block under construction and the final table.
+#[derive(Debug, Clone, Default)]
+struct Columns {
+    message_index: Vec<usize>,
+    n_tokens: Vec<u32>,
+    /// `values[source * 5 + agg]`: one entry per step.
+    values: Vec<Vec<f64>>,
+    /// `present[source]`: whether the step carries the array (always true for empty steps,
+    /// which need nothing).
+    present: Vec<Vec<bool>>,
+}
+
+impl Columns {
+    /// Zero-filled columns. `vec![0; n]` is a zeroed allocation, so pages are first touched
+    /// by the parallel fill itself (no separate zeroing pass, no second copy).
+    fn zeroed(steps: usize) -> Columns {
+        Columns {
+            message_index: vec![0; steps],
+            n_tokens: vec![0; steps],
+            values: (0..N_SOURCES * N_AGGS).map(|_| vec![0.0; steps]).collect(),
+            present: (0..N_SOURCES).map(|_| vec![false; steps]).collect(),
+        }
+    }
+
+    fn view(&mut self) -> ColumnsMut<'_> {
+        ColumnsMut {
+            message_index: &mut self.message_index,
+            n_tokens: &mut self.n_tokens,
+            values: self.values.iter_mut().map(Vec::as_mut_slice).collect(),
+            present: self.present.iter_mut().map(Vec::as_mut_slice).collect(),
+        }
+    }
+}
+
+/// A mutable window of every column over a range of steps: one per block of records, so
+/// blocks fill disjoint parts of the final table in parallel, in safe Rust.
+struct ColumnsMut<'a> {
+    message_index: &'a mut [usize],
+    n_tokens: &'a mut [u32],
+    values: Vec<&'a mut [f64]>,
+    present: Vec<&'a mut [bool]>,
+}
+
+impl<'a> ColumnsMut<'a> {
+    /// Split into the first `n` steps and the rest.
+    fn split_at(self, n: usize) -> (ColumnsMut<'a>, ColumnsMut<'a>) {
+        let (mi_a, mi_b) = self.message_index.split_at_mut(n);
+        let (nt_a, nt_b) = self.n_tokens.split_at_mut(n);
+        let (mut va, mut vb) = (Vec::new(), Vec::new());
+        for v in self.values {
+            let (a, b) = v.split_at_mut(n);
+            va.push(a);
+            vb.push(b);
+        }
+        let (mut pa, mut pb) = (Vec::new(), Vec::new());
+        for p in self.present {
+            let (a, b) = p.split_at_mut(n);
+            pa.push(a);
+            pb.push(b);
+        }
+        (
+            ColumnsMut {
+                message_index: mi_a,
+                n_tokens: nt_a,
+                values: va,
+                present: pa,
+            },
+            ColumnsMut {
+                message_index: mi_b,
+                n_tokens: nt_b,
+                values: vb,
+                present: pb,
+            },
+        )
+    }
+
+    fn set_source(&mut self, i: usize, source: Source, stats: TokenStats, present: bool) {
+        let base = source as usize * N_AGGS;
+        for (k, v) in stats.0.iter().enumerate() {
+            self.values[base + k][i] = *v;
+        }
+        self.present[source as usize][i] = present;
+    }
+}
+
+/// Precomputed token aggregates of a set of records, plus what the evaluations need from
+/// each record (id, task, label, mistake step). Build with [`ScoreTable::precompute`], then
+/// score any number of specs with [`ScoreTable::scorer`].
+#[derive(Debug, Clone)]
+pub struct ScoreTable {
+    ids: Vec<String>,
+    task_ids: Vec<String>,
+    task_index: Vec<usize>,
+    n_tasks: usize,
+    labels: Vec<Option<f64>>,
+    mistake_steps: Vec<Option<usize>>,
+    /// `ln V` per record (0 when `vocab_size` is absent), for self-certainty.
+    log_vocab: Vec<f64>,
+    /// Steps of record `r` are `offsets[r]..offsets[r + 1]`.
+    offsets: Vec<usize>,
+    cols: Columns,
+    /// Per source: every non-empty step carries the array (lets scoring skip the check).
+    all_present: [bool; N_SOURCES],
+}
+
+impl ScoreTable {
+    /// Aggregate every array of every step of `records`, in parallel.
+    ///
+    /// Fails only on malformed records (an array whose length differs from `policy`'s);
+    /// a missing optional array is not an error here, only when a method needs it.
+    pub fn precompute(records: &[LogprobRecord]) -> Result<ScoreTable, ScoreError> {
+        let total_steps: usize = records.iter().map(|r| r.steps.len()).sum();
+        let mut cols = Columns::zeroed(total_steps);
+        let mut blocks = Vec::new();
+        let mut rest = cols.view();
+        for chunk in records.chunks(BLOCK_RECORDS) {
+            let n: usize = chunk.iter().map(|r| r.steps.len()).sum();
+            let (head, tail) = rest.split_at(n);
+            blocks.push((chunk, head));
+            rest = tail;
+        }
+        let results: Vec<Result<(), ScoreError>> = blocks
+            .into_par_iter()
+            .map(|(chunk, view)| fill_block(chunk, view))
+            .collect();
+        // Report the first bad record in input order, whatever the thread schedule.
+        results.into_iter().collect::<Result<(), ScoreError>>()?;
+
+        let mut offsets = Vec::with_capacity(records.len() + 1);
+        offsets.push(0);
+        let mut task_of: HashMap<&str, usize> = HashMap::new();
+        let mut task_index = Vec::with_capacity(records.len());
+        for r in records {
+            let last = offsets.last().copied().unwrap_or(0);
+            offsets.push(last + r.steps.len());
+            let next = task_of.len();
+            task_index.push(*task_of.entry(r.task_id.as_str()).or_insert(next));
+        }
+        let mut all_present = [true; N_SOURCES];
+        for s in ALL_SOURCES {
+            all_present[s as usize] = cols.present[s as usize].iter().all(|&p| p);
+        }
+        Ok(ScoreTable {
+            ids: records.iter().map(|r| r.id.clone()).collect(),
+            task_ids: records.iter().map(|r| r.task_id.clone()).collect(),
+            n_tasks: task_of.len(),
+            task_index,
+            labels: records.iter().map(|r| r.label).collect(),
+            mistake_steps: records.iter().map(|r| r.mistake_step).collect(),
+            log_vocab: records
+                .iter()
+                .map(|r| match r.vocab_size {
+                    Some(v) if v > 0 => (v as f64).ln(),
+                    _ => 0.0,
+                })
+                .collect(),
+            offsets,
+            cols,
+            all_present,
+        })
+    }
+
+    /// Number of records.
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    /// Whether the table holds no record.
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+
+    /// Total number of steps over all records.
+    pub fn n_steps(&self) -> usize {
+        self.cols.message_index.len()
+    }
+
+    /// Record ids, in input order.
+    pub fn ids(&self) -> &[String] {
+        &self.ids
+    }
+
+    /// Task ids, in input order.
+    pub fn task_ids(&self) -> &[String] {
+        &self.task_ids
+    }
+
+    /// Per record, the index of its task in first-appearance order (`0..n_tasks()`).
+    pub fn task_index(&self) -> &[usize] {
+        &self.task_index
+    }
+
+    /// Number of distinct task ids.
+    pub fn n_tasks(&self) -> usize {
+        self.n_tasks
+    }
+
+    /// Outcome rewards (`label` field), in input order.
+    pub fn labels(&self) -> &[Option<f64>] {
+        &self.labels
+    }
+
+    /// Annotated mistake steps, in input order.
+    pub fn mistake_steps(&self) -> &[Option<usize>] {
+        &self.mistake_steps
+    }
+
+    /// Global step indices of `record`; empty for an index past the end.
+    pub(crate) fn steps_of(&self, record: usize) -> std::ops::Range<usize> {
+        match (self.offsets.get(record), self.offsets.get(record + 1)) {
+            (Some(&a), Some(&b)) => a..b,
+            _ => 0..0,
+        }
+    }
+
+    pub(crate) fn column(&self, source: Source, agg: TokenAgg) -> &[f64] {
+        &self.cols.values[source as usize * N_AGGS + agg.index()]
+    }
+
+    pub(crate) fn message_index(&self) -> &[usize] {
+        &self.cols.message_index
+    }
+
+    pub(crate) fn n_tokens(&self) -> &[u32] {
+        &self.cols.n_tokens
+    }
+
+    pub(crate) fn log_vocab(&self) -> &[f64] {
+        &self.log_vocab
+    }
+
+    /// The first `(record, step position)` in `records` whose non-empty step lacks `source`.
+    pub(crate) fn first_missing(
+        &self,
+        source: Source,
+        records: std::ops::Range<usize>,
+    ) -> Option<(usize, usize)> {
+        if self.all_present[source as usize] {
+            return None;
+        }
+        let present = &self.cols.present[source as usize];
+        records.into_iter().find_map(|r| {
+            self.steps_of(r)
+                .position(|s| !present[s])
+                .map(|pos| (r, pos))
+        })
+    }
+
+    pub(crate) fn record_id(&self, record: usize) -> &str {
+        self.ids.get(record).map(String::as_str).unwrap_or("")
+    }
+}
+
+fn fill_block(records: &[LogprobRecord], mut cols: ColumnsMut<'_>) -> Result<(), ScoreError> {
+    let mut i = 0;
+    for record in records {
+        for (pos, step) in record.steps.iter().enumerate() {
+            fill_step(&mut cols, i, record, pos, step)?;
+            i += 1;
+        }
+    }
+    Ok(())
+}
+
+fn fill_step(
+    cols: &mut ColumnsMut<'_>,
+    i: usize,
+    record: &LogprobRecord,
+    pos: usize,
+    step: &StepLogprobs,
+) -> Result<(), ScoreError> {
+    let n = step.policy.len();
+    let checked = |field: &'static str, arr: &Option<Vec<f32>>| -> Result<(), ScoreError> {
+        match arr {
+            Some(a) if a.len() != n => Err(ScoreError::LengthMismatch {
+                record: record.id.clone(),
+                step: pos,
+                message_index: step.message_index,
+                field,
+                expected: n,
+                found: a.len(),
+            }),
+            _ => Ok(()),
+        }
+    };
+    checked("reference", &step.reference)?;
+    checked("policy_vocab_mean", &step.policy_vocab_mean)?;
+    checked("policy_topk_mean", &step.policy_topk_mean)?;
+    checked("policy_entropy", &step.policy_entropy)?;
+
+    cols.message_index[i] = step.message_index;
+    cols.n_tokens[i] = u32::try_from(n).unwrap_or(u32::MAX);
+    let empty = n == 0;
+    let stats = |arr: &Option<Vec<f32>>| match arr {
+        Some(a) => (TokenStats::of(a), true),
+        None => (TokenStats::EMPTY, empty),
+    };
+    cols.set_source(i, Source::Policy, TokenStats::of(&step.policy), true);
+    let (reference, has_reference) = stats(&step.reference);
+    cols.set_source(i, Source::Reference, reference, has_reference);
+    let diff = match &step.reference {
+        Some(r) => TokenStats::of_difference(&step.policy, r),
+        None => TokenStats::EMPTY,
+    };
+    cols.set_source(i, Source::Diff, diff, has_reference);
+    let (vocab, has_vocab) = stats(&step.policy_vocab_mean);
+    cols.set_source(i, Source::VocabMean, vocab, has_vocab);
+    let (topk, has_topk) = stats(&step.policy_topk_mean);
+    cols.set_source(i, Source::TopkMean, topk, has_topk);
+    let (entropy, has_entropy) = stats(&step.policy_entropy);
+    cols.set_source(i, Source::Entropy, entropy, has_entropy);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(id: &str, task: &str, steps: Vec<StepLogprobs>) -> LogprobRecord {
+        LogprobRecord {
+            id: id.into(),
+            task_id: task.into(),
+            label: Some(1.0),
+            mistake_step: None,
+            vocab_size: None,
+            steps,
+        }
+    }
+
+    #[test]
+    fn offsets_tasks_and_columns() {
+        let s = |mi: usize, p: Vec<f32>| StepLogprobs {
+            message_index: mi,
+            policy: p,
+            ..Default::default()
+        };
+        let records = vec![
+            rec("a", "t1", vec![s(1, vec![-1.0, -3.0]), s(3, vec![])]),
+            rec("b", "t2", vec![s(2, vec![-2.0])]),
+            rec("c", "t1", vec![]),
+        ];
+        let t = ScoreTable::precompute(&records).unwrap();
+        assert_eq!(t.len(), 3);
+        assert_eq!(t.n_steps(), 3);
+        assert_eq!(t.steps_of(0), 0..2);
+        assert_eq!(t.steps_of(1), 2..3);
+        assert_eq!(t.steps_of(2), 3..3);
+        assert_eq!(t.task_index(), &[0, 1, 0]);
+        assert_eq!(t.n_tasks(), 2);
+        // policy means: (-1 + -3) / 2 = -2, empty step 0, -2
+        assert_eq!(t.column(Source::Policy, TokenAgg::Mean), &[-2.0, 0.0, -2.0]);
+        assert_eq!(t.message_index(), &[1, 3, 2]);
+        assert_eq!(t.n_tokens(), &[2, 0, 1]);
+        // reference is absent: the non-empty step 0 of record 0 is the first missing one
+        assert_eq!(t.first_missing(Source::Reference, 0..3), Some((0, 0)));
+        assert_eq!(t.first_missing(Source::Reference, 2..3), None);
+    }
+
+    #[test]
+    fn length_mismatch_names_record_step_and_field() {
+        let step = StepLogprobs {
+            message_index: 5,
+            policy: vec![-1.0, -2.0],
+            policy_entropy: Some(vec![0.1]),
+            ..Default::default()
+        };
+        let records = vec![rec("x", "t", vec![StepLogprobs::default(), step])];
+        let e = ScoreTable::precompute(&records).unwrap_err();
+        assert_eq!(
+            e,
+            ScoreError::LengthMismatch {
+                record: "x".into(),
+                step: 1,
+                message_index: 5,
+                field: "policy_entropy",
+                expected: 2,
+                found: 1
+            }
+        );
+    }
+}
