@@ -90,6 +90,13 @@ fn tau2_leaderboard_counts_match_the_readme() {
         // num_trials = 1: one rollout per task, and ids are unique.
         let tasks: BTreeSet<String> = ts.iter().map(|t| t.task_id.clone()).collect();
         assert_eq!(tasks.len(), sims, "{file}");
+        // Task ids are qualified by the domain named in the file.
+        let domain = file.split("__").next().unwrap_or_default();
+        assert!(
+            ts.iter()
+                .all(|t| t.task_id.starts_with(&format!("{domain}/"))),
+            "{file}"
+        );
         let ids: BTreeSet<&str> = ts.iter().map(|t| t.id.as_str()).collect();
         assert_eq!(ids.len(), sims, "{file}");
         for t in ts {

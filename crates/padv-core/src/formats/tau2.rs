@@ -3,6 +3,11 @@
 //! Only the fields padv uses are read (the `tasks` and `info` sections and per-message
 //! metadata such as `raw_data` are ignored). Every `assistant` message is an action; user,
 //! tool and any other role are observations.
+//!
+//! tau2 task ids are only unique within a domain (airline and retail both have a task "0"),
+//! so when the file names its domain (`info.environment_info.domain_name`) the task id is
+//! qualified as `"<domain>/<task_id>"`; otherwise best-of-N would pool rollouts of different
+//! tasks from different domains.
 
 use std::path::Path;
 
@@ -23,19 +28,25 @@ pub(crate) fn read(path: &Path, doc: &Value, out: &mut Collector) -> Result<(), 
     };
     let root = file.object(doc, ROOT_FIELD)?;
     let simulations = file.req_array(root, "", "simulations")?;
+    let domain = root
+        .get("info")
+        .and_then(|i| i.get("environment_info"))
+        .and_then(|e| e.get("domain_name"))
+        .and_then(Value::as_str)
+        .filter(|d| !d.is_empty());
     out.reserve(simulations.len());
     for (i, sim) in simulations.iter().enumerate() {
         let ctx = Ctx {
             path,
             record: record_label(format!("simulations[{i}]"), sim.get("id")),
         };
-        out.add(simulation(&ctx, sim))?;
+        out.add(simulation(&ctx, sim, domain))?;
     }
     Ok(())
 }
 
 /// One simulation as a trajectory.
-fn simulation(ctx: &Ctx<'_>, sim: &Value) -> Result<Trajectory, FormatError> {
+fn simulation(ctx: &Ctx<'_>, sim: &Value, domain: Option<&str>) -> Result<Trajectory, FormatError> {
     let sim = ctx.object(sim, ROOT_FIELD)?;
     let id = ctx
         .opt_id(sim, "", "id")?
@@ -43,6 +54,10 @@ fn simulation(ctx: &Ctx<'_>, sim: &Value) -> Result<Trajectory, FormatError> {
     let task_id = ctx
         .opt_id(sim, "", "task_id")?
         .ok_or_else(|| ctx.error("task_id", "required field is missing"))?;
+    let task_id = match domain {
+        Some(d) => format!("{d}/{task_id}"),
+        None => task_id,
+    };
     let reward = match sim.get("reward_info") {
         None | Some(Value::Null) => None,
         Some(info) => ctx.opt_f64(ctx.object(info, "reward_info")?, "reward_info", "reward")?,
@@ -110,6 +125,16 @@ mod tests {
                 {"role": "tool", "id": "call_1", "content": "{\"status\": \"ok\"}", "requestor": "assistant", "error": false}
             ]
         })
+    }
+
+    #[test]
+    fn task_id_is_qualified_by_the_domain_when_the_file_names_it() {
+        let doc = json!({
+            "info": {"environment_info": {"domain_name": "retail"}},
+            "simulations": [good_sim("s1")]
+        });
+        let out = read_doc(doc, true).unwrap();
+        assert_eq!(out.trajectories[0].task_id, "retail/7");
     }
 
     #[test]

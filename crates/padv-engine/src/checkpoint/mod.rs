@@ -1,1 +1,179 @@
-//! (being written)
+//! Loading a local Hugging Face checkpoint directory.
+//!
+//! - [`resolve_model_path`]: a directory, or `org/name` found offline in the hub cache.
+//! - [`RawConfig`] (the `config.json` as written) -> [`resolve()`] -> [`DecoderConfig`].
+//! - [`Weights`]: `model.safetensors` or a sharded `model.safetensors.index.json`, f32/bf16/f16
+//!   files, served to candle's `VarBuilder` in the compute dtype the caller picks.
+//! - [`Checkpoint`]: all of the above, plus the tensor-name prefix (Gemma 3 multimodal
+//!   checkpoints nest the language model) and a fingerprint for caches.
+
+mod error;
+mod hub;
+mod raw;
+mod resolve;
+mod rope_params;
+mod weights;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use candle_core::{DType, Device};
+use candle_nn::VarBuilder;
+
+pub use error::{CheckpointError, Result};
+pub use hub::{hub_cache_dirs, resolve_model_path, resolve_model_path_in};
+pub use raw::{RawConfig, Tristate};
+pub use resolve::resolve;
+pub use weights::{weight_files, SharedWeights, Weights};
+
+use crate::decoder::DecoderConfig;
+
+/// Bumped whenever a code change could change the numbers for the same weights, so cached
+/// log-probs computed by an older engine are not reused.
+const NUMERICS_VERSION: u32 = 1;
+
+/// Reads and parses `config.json` of `dir`.
+pub fn read_raw_config(dir: &Path) -> Result<(RawConfig, Vec<u8>)> {
+    let path = dir.join("config.json");
+    let bytes = std::fs::read(&path).map_err(|source| CheckpointError::Io {
+        path: path.clone(),
+        source,
+    })?;
+    let raw =
+        serde_json::from_slice(&bytes).map_err(|source| CheckpointError::Json { path, source })?;
+    Ok((raw, bytes))
+}
+
+/// An opened checkpoint directory: resolved config and lazily read weights.
+#[derive(Debug, Clone)]
+pub struct Checkpoint {
+    /// The directory.
+    pub dir: PathBuf,
+    /// The resolved configuration (with `tie_embeddings` forced on when the checkpoint has no
+    /// output projection).
+    pub config: DecoderConfig,
+    /// The weights.
+    pub weights: Arc<Weights>,
+    /// Prefix of the decoder body's tensors, without the trailing dot (`model`, or
+    /// `model.language_model` / `language_model.model` for multimodal Gemma 3).
+    pub body_prefix: String,
+    /// Name prefix of the output projection (`lm_head`), when the checkpoint has one.
+    pub head_prefix: Option<String>,
+    config_bytes: Vec<u8>,
+}
+
+impl Checkpoint {
+    /// Opens `dir`: parses and resolves `config.json`, reads the safetensors headers.
+    pub fn open(dir: &Path) -> Result<Self> {
+        let (raw, config_bytes) = read_raw_config(dir)?;
+        let mut config = resolve(&raw, &dir.join("config.json"))?;
+        let weights = Weights::open(dir)?;
+        let body_prefix = ["model", "model.language_model", "language_model.model"]
+            .into_iter()
+            .find(|p| weights.contains(&format!("{p}.embed_tokens.weight")))
+            .ok_or_else(|| CheckpointError::MissingTensor {
+                dir: dir.to_path_buf(),
+                name: "model.embed_tokens.weight".into(),
+            })?
+            .to_string();
+        let head_prefix = ["lm_head", "language_model.lm_head"]
+            .into_iter()
+            .find(|p| weights.contains(&format!("{p}.weight")))
+            .map(str::to_string);
+        if head_prefix.is_none() && !config.tie_embeddings {
+            tracing::warn!(
+                "{}: no lm_head.weight; using the embedding matrix as output projection",
+                dir.display()
+            );
+            config.tie_embeddings = true;
+        }
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            config,
+            weights: Arc::new(weights),
+            body_prefix,
+            head_prefix,
+            config_bytes,
+        })
+    }
+
+    /// A `VarBuilder` over the whole checkpoint, converting every tensor to `dtype` on
+    /// `device` as it is read.
+    pub fn var_builder(&self, dtype: DType, device: &Device) -> VarBuilder<'static> {
+        VarBuilder::from_backend(
+            Box::new(SharedWeights(self.weights.clone())),
+            dtype,
+            device.clone(),
+        )
+    }
+
+    /// A stable string that changes whenever the numbers could: config, weight file headers
+    /// and sizes, compute dtype, device and the engine's numerics version.
+    pub fn fingerprint(&self, dtype: DType, device: &Device) -> String {
+        let mut h = Fnv128::new();
+        h.write(&NUMERICS_VERSION.to_le_bytes());
+        h.write(&self.config_bytes);
+        for (path, size, header) in self.weights.file_summaries() {
+            let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+            h.write(name.unwrap_or_default().as_bytes());
+            h.write(&size.to_le_bytes());
+            h.write(header);
+        }
+        let device = device_label(device);
+        h.write(dtype.as_str().as_bytes());
+        h.write(device.as_bytes());
+        format!(
+            "padv-local/{}/{}/{}/{:032x}",
+            self.config.family.model_type(),
+            dtype.as_str(),
+            device,
+            h.finish()
+        )
+    }
+}
+
+/// `cpu`, `cuda:0`, `metal:0`.
+pub fn device_label(device: &Device) -> String {
+    match device.location() {
+        candle_core::DeviceLocation::Cpu => "cpu".into(),
+        candle_core::DeviceLocation::Cuda { gpu_id } => format!("cuda:{gpu_id}"),
+        candle_core::DeviceLocation::Metal { gpu_id } => format!("metal:{gpu_id}"),
+    }
+}
+
+/// 128-bit FNV-1a: stable across Rust versions and platforms (std's hasher is not).
+struct Fnv128(u128);
+
+impl Fnv128 {
+    fn new() -> Self {
+        Self(0x6c62272e07bb014262b821756295c58d)
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        // Length prefix so that ("ab","c") and ("a","bc") differ.
+        for b in (bytes.len() as u64).to_le_bytes().iter().chain(bytes) {
+            self.0 ^= u128::from(*b);
+            self.0 = self.0.wrapping_mul(0x0000000001000000000000000000013B);
+        }
+    }
+    fn finish(&self) -> u128 {
+        self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fnv_is_order_and_boundary_sensitive() {
+        let hash = |parts: &[&[u8]]| {
+            let mut h = Fnv128::new();
+            for p in parts {
+                h.write(p);
+            }
+            h.finish()
+        };
+        assert_ne!(hash(&[b"ab", b"c"]), hash(&[b"a", b"bc"]));
+        assert_eq!(hash(&[b"ab", b"c"]), hash(&[b"ab", b"c"]));
+    }
+}

@@ -50,7 +50,8 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
                 ..BenchOptions::default()
             };
             opts.uq.n_boot = a.bootstrap;
-            let report = run_full_grid_benchmark(&opts).context("running the evaluation benchmark")?;
+            let report =
+                run_full_grid_benchmark(&opts).context("running the evaluation benchmark")?;
             super::output::emit(&report, a.out.as_deref())
         }
         BenchCommand::Engine(a) => super::bench_engine::run(a),

@@ -173,17 +173,44 @@ pub fn evaluate_records(
             EvalKind::Uq => {
                 let scores = scorer.trajectory_scores();
                 let result = uq(&scores, table.labels(), &opts.uq_options())?;
-                super::output::emit(&Single { evaluation: kind, records: n, label, spec, result }, out)
+                super::output::emit(
+                    &Single {
+                        evaluation: kind,
+                        records: n,
+                        label,
+                        spec,
+                        result,
+                    },
+                    out,
+                )
             }
             EvalKind::Bon => {
                 let scores = scorer.trajectory_scores();
                 let result = best_of_n(table.task_ids(), &scores, table.labels())?;
-                super::output::emit(&Single { evaluation: kind, records: n, label, spec, result }, out)
+                super::output::emit(
+                    &Single {
+                        evaluation: kind,
+                        records: n,
+                        label,
+                        spec,
+                        result,
+                    },
+                    out,
+                )
             }
             EvalKind::Fa => {
                 let steps: Vec<Vec<(usize, f64)>> = (0..n).map(|r| scorer.step_scores(r)).collect();
                 let result = attribution(&steps, table.mistake_steps())?;
-                super::output::emit(&Single { evaluation: kind, records: n, label, spec, result }, out)
+                super::output::emit(
+                    &Single {
+                        evaluation: kind,
+                        records: n,
+                        label,
+                        spec,
+                        result,
+                    },
+                    out,
+                )
             }
         };
     }
@@ -196,11 +223,16 @@ pub fn evaluate_records(
     let mut skipped = BTreeMap::new();
     let mut specs = Vec::new();
     for spec in grid(&methods) {
-        let spec = ScoreSpec { beta: opts.beta, ..spec };
+        let spec = ScoreSpec {
+            beta: opts.beta,
+            ..spec
+        };
         match table.scorer(&spec) {
             Ok(_) => specs.push(spec),
             Err(e) => {
-                skipped.entry(spec.method.to_string()).or_insert_with(|| e.to_string());
+                skipped
+                    .entry(spec.method.to_string())
+                    .or_insert_with(|| e.to_string());
             }
         }
     }
@@ -214,21 +246,42 @@ pub fn evaluate_records(
             let rows = uq_grid(&table, &specs, &opts.uq_options())?;
             let cv = cross_validate_by_method(&rows);
             super::output::emit(
-                &Grid { evaluation: kind, records: n, cells, skipped_methods: skipped, cross_validated: Some(cv), rows },
+                &Grid {
+                    evaluation: kind,
+                    records: n,
+                    cells,
+                    skipped_methods: skipped,
+                    cross_validated: Some(cv),
+                    rows,
+                },
                 out,
             )
         }
         EvalKind::Bon => {
             let rows = bon_grid(&table, &specs)?;
             super::output::emit(
-                &Grid::<_, ()> { evaluation: kind, records: n, cells, skipped_methods: skipped, cross_validated: None, rows },
+                &Grid::<_, ()> {
+                    evaluation: kind,
+                    records: n,
+                    cells,
+                    skipped_methods: skipped,
+                    cross_validated: None,
+                    rows,
+                },
                 out,
             )
         }
         EvalKind::Fa => {
             let rows = fa_grid(&table, &specs)?;
             super::output::emit(
-                &Grid::<_, ()> { evaluation: kind, records: n, cells, skipped_methods: skipped, cross_validated: None, rows },
+                &Grid::<_, ()> {
+                    evaluation: kind,
+                    records: n,
+                    cells,
+                    skipped_methods: skipped,
+                    cross_validated: None,
+                    rows,
+                },
                 out,
             )
         }

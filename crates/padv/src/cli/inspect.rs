@@ -18,6 +18,9 @@ pub struct InspectArgs {
     files: Vec<PathBuf>,
     #[command(flatten)]
     input: OptionalInput,
+    /// Report every file on its own (default: one entry per folder and format).
+    #[arg(long)]
+    per_file: bool,
     /// Also write the JSON report to this file.
     #[arg(long)]
     out: Option<PathBuf>,
@@ -39,6 +42,7 @@ struct OptionalInput {
 #[derive(Serialize)]
 struct FileReport {
     path: String,
+    files: usize,
     format: String,
     skipped_records: usize,
     errors: Vec<String>,
@@ -66,19 +70,49 @@ pub fn run(args: InspectArgs) -> anyhow::Result<()> {
         strict: args.input.strict,
     };
     let reports = read_inputs(&input.input, &input.options()).context("reading trajectories")?;
+    // Group reports by folder and format unless --per-file: a Who&When split is 126 files.
+    let mut groups: Vec<(String, String, Vec<padv_core::formats::ReadReport>)> = Vec::new();
+    for r in reports {
+        let key = if args.per_file {
+            r.path.display().to_string()
+        } else {
+            r.path
+                .parent()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default()
+        };
+        let format = r.format.to_string();
+        match groups
+            .iter_mut()
+            .find(|(k, f, _)| *k == key && *f == format)
+        {
+            Some((_, _, members)) => members.push(r),
+            None => groups.push((key, format, vec![r])),
+        }
+    }
     let mut all = Vec::new();
     let mut files = Vec::new();
     let mut skipped = 0;
-    for r in reports {
-        skipped += r.skipped.len();
+    for (key, format, members) in groups {
+        let errors: Vec<String> = members
+            .iter()
+            .flat_map(|r| r.skipped.iter())
+            .take(20)
+            .map(|e| e.to_string())
+            .collect();
+        let n_skipped: usize = members.iter().map(|r| r.skipped.len()).sum();
+        skipped += n_skipped;
+        let n_files = members.len();
+        let trajectories: Vec<_> = members.into_iter().flat_map(|r| r.trajectories).collect();
         files.push(FileReport {
-            path: r.path.display().to_string(),
-            format: r.format.to_string(),
-            skipped_records: r.skipped.len(),
-            errors: r.skipped.iter().take(20).map(|e| e.to_string()).collect(),
-            summary: summarize(&r.trajectories),
+            path: key,
+            files: n_files,
+            format,
+            skipped_records: n_skipped,
+            errors,
+            summary: summarize(&trajectories),
         });
-        all.extend(r.trajectories);
+        all.extend(trajectories);
     }
     let report = Report {
         total: summarize(&all),

@@ -2,6 +2,8 @@
 //! `--method`, `--token-agg`, `--step-agg`, `--pa-mode`, `--beta`, `--grid`, `--out`.
 
 mod bench;
+mod bench_engine;
+mod engine_opts;
 mod eval;
 mod inspect;
 mod output;

@@ -6,7 +6,7 @@ use anyhow::Context;
 use clap::Args;
 use padv_core::formats::read_inputs;
 use padv_core::render::{render_paper, RendererKind};
-use padv_engine::tokenize::TextTokenizer;
+use padv_engine::tokenize::{TextTokenizer, TokenizeOptions};
 use serde::Serialize;
 
 use super::TrajectoryInput;
@@ -60,14 +60,29 @@ struct TrajOut {
 
 /// Run `padv render`.
 pub fn run(args: RenderArgs) -> anyhow::Result<()> {
-    let reports = read_inputs(&args.input.input, &args.input.options()).context("reading trajectories")?;
+    let reports =
+        read_inputs(&args.input.input, &args.input.options()).context("reading trajectories")?;
     let tokenizer = match &args.model {
-        Some(dir) => Some(TextTokenizer::from_dir(dir).with_context(|| format!("loading the tokenizer from {}", dir.display()))?),
+        Some(dir) => Some(
+            TextTokenizer::from_dir(dir)
+                .with_context(|| format!("loading the tokenizer from {}", dir.display()))?,
+        ),
         None => None,
     };
     if args.renderer == RendererKind::ChatTemplate && tokenizer.is_none() {
         anyhow::bail!("--renderer chat-template needs --model DIR (the checkpoint whose chat template to run)");
     }
+    let encoder = match &tokenizer {
+        Some(tok) => Some(
+            tok.encoder(&TokenizeOptions {
+                renderer: args.renderer,
+                max_length: args.max_length,
+                ..TokenizeOptions::default()
+            })
+            .context("preparing the renderer")?,
+        ),
+        None => None,
+    };
     let selected = reports
         .iter()
         .flat_map(|r| r.trajectories.iter())
@@ -75,26 +90,32 @@ pub fn run(args: RenderArgs) -> anyhow::Result<()> {
         .take(args.limit);
     let mut out = Vec::new();
     for t in selected {
-        let (spans, total, truncated, cut) = match (&tokenizer, args.renderer) {
-            (Some(tok), kind) => {
-                let toks = match kind {
-                    RendererKind::Paper => tok.tokenize_paper(t, args.max_length),
-                    RendererKind::ChatTemplate => tok.tokenize_chat(t, args.max_length),
-                }
-                .with_context(|| format!("tokenising trajectory {:?}", t.id))?;
+        let (spans, total, truncated, cut) = match (&tokenizer, &encoder) {
+            (Some(tok), Some(enc)) => {
+                let toks = enc
+                    .encode(t)
+                    .with_context(|| format!("tokenising trajectory {:?}", t.id))?;
                 let spans = toks
                     .spans
                     .iter()
                     .map(|s| SpanOut {
                         message_index: s.message_index,
                         is_action: s.is_action,
-                        text: tok.decode(&toks.ids[s.start..s.end]).unwrap_or_default(),
+                        text: tok
+                            .inner()
+                            .decode(&toks.ids[s.start..s.end], false)
+                            .unwrap_or_default(),
                         tokens: Some(s.end - s.start),
                     })
                     .collect();
-                (spans, Some(toks.ids.len()), Some(toks.truncated_tokens), Some(toks.actions_cut))
+                (
+                    spans,
+                    Some(toks.ids.len()),
+                    Some(toks.truncated_tokens),
+                    Some(toks.actions_cut),
+                )
             }
-            (None, _) => (
+            _ => (
                 render_paper(t)
                     .into_iter()
                     .map(|s| SpanOut {
@@ -126,7 +147,8 @@ pub fn run(args: RenderArgs) -> anyhow::Result<()> {
     }
     for t in &out {
         println!("=== trajectory {} (task {}) ===", t.id, t.task_id);
-        if let (Some(n), Some(tr), Some(cut)) = (t.total_tokens, t.truncated_tokens, t.actions_cut) {
+        if let (Some(n), Some(tr), Some(cut)) = (t.total_tokens, t.truncated_tokens, t.actions_cut)
+        {
             println!("    {n} tokens after truncation, {tr} truncated, {cut} action steps cut");
         }
         for s in &t.spans {

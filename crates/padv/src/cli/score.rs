@@ -11,12 +11,12 @@ use padv_core::record::cache::LogprobCache;
 use padv_core::record::write_records_atomic;
 use padv_core::render::RendererKind;
 use padv_engine::pair::score_pair;
-use padv_engine::tokenize::{check_same_vocabulary, TextTokenizer};
+use padv_engine::tokenize::{check_same_vocabulary, TextTokenizer, TokenizeOptions};
 use serde::Serialize;
 
+use super::engine_opts::{load_engine, EngineArgs};
 use super::eval::{EvalKind, EvalOptions};
 use super::TrajectoryInput;
-use crate::cli::engine_opts::{load_engine, EngineArgs};
 
 /// Arguments of `padv score`.
 #[derive(Debug, Args)]
@@ -74,20 +74,26 @@ struct RunSummary {
 /// Run `padv score`.
 pub fn run(args: ScoreArgs) -> anyhow::Result<()> {
     let started = Instant::now();
-    let reports = read_inputs(&args.input.input, &args.input.options()).context("reading trajectories")?;
+    let reports =
+        read_inputs(&args.input.input, &args.input.options()).context("reading trajectories")?;
     let skipped: usize = reports.iter().map(|r| r.skipped.len()).sum();
     let trajectories: Vec<_> = reports.into_iter().flat_map(|r| r.trajectories).collect();
     if trajectories.is_empty() {
         anyhow::bail!("no trajectories in the input");
     }
 
-    let (policy_dir, mut policy) = load_engine(&args.policy, &args.engine).context("loading the policy")?;
+    let (policy_dir, mut policy) =
+        load_engine(&args.policy, &args.engine).context("loading the policy")?;
     let (reference_dir, mut reference) =
         load_engine(&args.reference, &args.engine).context("loading the reference")?;
     let tok = TextTokenizer::from_dir(&policy_dir)
         .with_context(|| format!("loading the policy tokenizer from {}", policy_dir.display()))?;
-    let ref_tok = TextTokenizer::from_dir(&reference_dir)
-        .with_context(|| format!("loading the reference tokenizer from {}", reference_dir.display()))?;
+    let ref_tok = TextTokenizer::from_dir(&reference_dir).with_context(|| {
+        format!(
+            "loading the reference tokenizer from {}",
+            reference_dir.display()
+        )
+    })?;
     check_same_vocabulary(&tok, &ref_tok).map_err(|e| {
         anyhow::anyhow!(
             "policy and reference tokenizers differ: {e}. PA compares the two models token by token, \
@@ -95,30 +101,40 @@ pub fn run(args: ScoreArgs) -> anyhow::Result<()> {
         )
     })?;
 
-    std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("creating {}", args.out.display()))?;
     let cache = if args.no_cache {
         None
     } else {
         let dir = args.out.join("cache");
-        Some(LogprobCache::open(&dir).with_context(|| format!("opening the cache {}", dir.display()))?)
+        Some(
+            LogprobCache::open(&dir)
+                .with_context(|| format!("opening the cache {}", dir.display()))?,
+        )
     };
 
+    let encoder = tok
+        .encoder(&TokenizeOptions {
+            renderer: args.renderer,
+            max_length: args.max_length,
+            ..TokenizeOptions::default()
+        })
+        .context("preparing the renderer")?;
     let bar = ProgressBar::new(trajectories.len() as u64);
     bar.set_style(
-        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} trajectories {msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} trajectories {msg}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     let mut records = Vec::with_capacity(trajectories.len());
     let mut failed = Vec::new();
-    let (mut tokens, mut targets, mut steps, mut cut, mut clipped, mut truncated, mut hits) = (0, 0, 0, 0, 0, 0, 0);
+    let (mut tokens, mut targets, mut steps, mut cut, mut clipped, mut truncated, mut hits) =
+        (0, 0, 0, 0, 0, 0, 0);
     let mut computed_tokens = 0usize;
     let compute_start = Instant::now();
     for t in &trajectories {
-        let toks = match args.renderer {
-            RendererKind::Paper => tok.tokenize_paper(t, args.max_length),
-            RendererKind::ChatTemplate => tok.tokenize_chat(t, args.max_length),
-        };
-        let toks = match toks {
+        let toks = match encoder.encode(t) {
             Ok(x) => x,
             Err(e) if !args.input.strict => {
                 tracing::warn!("skipping trajectory {:?}: {e}", t.id);
@@ -128,8 +144,14 @@ pub fn run(args: ScoreArgs) -> anyhow::Result<()> {
             }
             Err(e) => return Err(e).with_context(|| format!("tokenising trajectory {:?}", t.id)),
         };
-        let out = score_pair(t, &toks, policy.as_mut(), reference.as_mut(), cache.as_ref())
-            .with_context(|| format!("scoring trajectory {:?}", t.id))?;
+        let out = score_pair(
+            t,
+            &toks,
+            policy.as_mut(),
+            reference.as_mut(),
+            cache.as_ref(),
+        )
+        .with_context(|| format!("scoring trajectory {:?}", t.id))?;
         tokens += out.n_tokens;
         targets += out.n_targets;
         hits += out.cache_hits;
@@ -148,7 +170,8 @@ pub fn run(args: ScoreArgs) -> anyhow::Result<()> {
     bar.finish_and_clear();
 
     let records_path = args.out.join("records.jsonl");
-    write_records_atomic(&records_path, &records).with_context(|| format!("writing {}", records_path.display()))?;
+    write_records_atomic(&records_path, &records)
+        .with_context(|| format!("writing {}", records_path.display()))?;
     let seconds = started.elapsed().as_secs_f64();
     let summary = RunSummary {
         policy: policy_dir.display().to_string(),
@@ -171,7 +194,10 @@ pub fn run(args: ScoreArgs) -> anyhow::Result<()> {
     };
     super::output::emit(&summary, Some(&args.out.join("run.json")))?;
     if cut > 0 {
-        tracing::warn!("{cut} action steps were cut entirely by --max-length {}", args.max_length);
+        tracing::warn!(
+            "{cut} action steps were cut entirely by --max-length {}",
+            args.max_length
+        );
     }
     for kind in &args.eval {
         let path = args.out.join(format!("eval-{kind}.json"));
