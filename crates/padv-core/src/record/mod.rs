@@ -19,7 +19,7 @@
 pub mod cache;
 mod io;
 
-pub use io::{read_records, read_records_from_str, write_records_atomic, RecordError};
+pub use io::{read_records, read_records_from_str, validate, write_records_atomic, RecordError};
 
 use serde::{Deserialize, Serialize};
 

@@ -173,3 +173,161 @@ fn check_shape(p: &PositionLogprobs, n: usize) -> Result<(), usize> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tokenize::TokenSpan;
+    use padv_core::Message;
+
+    /// A backend whose log-prob at position t is −(ids[t] + t)/100 (policy) with stats
+    /// derived from it, so every value says where it came from.
+    struct Fake {
+        name: &'static str,
+        offset: f32,
+        calls: usize,
+    }
+
+    impl LogprobBackend for Fake {
+        fn fingerprint(&self) -> String {
+            self.name.to_string()
+        }
+        fn vocab_size(&self) -> usize {
+            50
+        }
+        fn score(
+            &mut self,
+            ids: &[u32],
+            targets: &[usize],
+            stats: StatsRequest,
+        ) -> Result<PositionLogprobs, BackendError> {
+            self.calls += 1;
+            let lp: Vec<f32> = targets
+                .iter()
+                .map(|&t| -((ids[t] as f32 + t as f32) / 100.0) - self.offset)
+                .collect();
+            let s = stats.distribution_stats;
+            Ok(PositionLogprobs {
+                topk_mean: s.then(|| lp.iter().map(|x| x * 2.0).collect()),
+                entropy: s.then(|| lp.iter().map(|x| -x).collect()),
+                vocab_mean: s.then(|| lp.iter().map(|x| x - 2.0).collect()),
+                logprob: lp,
+            })
+        }
+    }
+
+    fn trajectory() -> Trajectory {
+        let m = |role: &str, is_action| Message {
+            role: role.into(),
+            name: None,
+            content: Some("x".into()),
+            tool_call_id: None,
+            tool_calls: vec![],
+            is_action,
+        };
+        Trajectory {
+            id: "t".into(),
+            task_id: "k".into(),
+            messages: vec![
+                m("assistant", true),
+                m("user", false),
+                m("assistant", true),
+                m("assistant", true),
+            ],
+            reward: Some(1.0),
+            mistake_step: Some(2),
+            mistake_agent: None,
+            source_format: None,
+        }
+    }
+
+    fn tokens() -> Tokenized {
+        let span = |message_index, start, end, is_action| TokenSpan {
+            message_index,
+            start,
+            end,
+            is_action,
+        };
+        // Message 0's first token (position 0) has no prefix and is not scored; message 3 is
+        // empty (as if truncated).
+        Tokenized::new(
+            vec![10, 11, 12, 13, 14, 15],
+            vec![
+                span(0, 0, 2, true),
+                span(1, 2, 4, false),
+                span(2, 4, 6, true),
+                span(3, 6, 6, true),
+            ],
+        )
+    }
+
+    #[test]
+    fn steps_get_their_own_positions_and_stats() {
+        let (mut p, mut r) = (
+            Fake {
+                name: "p",
+                offset: 0.0,
+                calls: 0,
+            },
+            Fake {
+                name: "r",
+                offset: 0.5,
+                calls: 0,
+            },
+        );
+        let out = score_pair(&trajectory(), &tokens(), &mut p, &mut r, None).unwrap();
+        let rec = &out.record;
+        assert_eq!(out.n_targets, 3);
+        assert_eq!(rec.steps.len(), 3);
+        // Step 0: only position 1 (id 11): −(11+1)/100 = −0.12; reference −0.62.
+        assert_eq!(rec.steps[0].message_index, 0);
+        assert_eq!(rec.steps[0].policy, vec![-0.12]);
+        assert_eq!(rec.steps[0].reference, Some(vec![-0.62]));
+        // Step at message 2: positions 4, 5 → −(14+4)/100, −(15+5)/100.
+        assert_eq!(rec.steps[1].message_index, 2);
+        assert_eq!(rec.steps[1].policy, vec![-0.18, -0.2]);
+        assert_eq!(rec.steps[1].policy_topk_mean, Some(vec![-0.36, -0.4]));
+        assert_eq!(rec.steps[1].policy_entropy, Some(vec![0.18, 0.2]));
+        // The empty step is kept, with empty arrays (PA scores it 0.0).
+        assert_eq!(rec.steps[2].message_index, 3);
+        assert!(rec.steps[2].policy.is_empty());
+        assert_eq!(rec.steps[2].reference, Some(vec![]));
+        assert_eq!(
+            (rec.label, rec.mistake_step, rec.vocab_size),
+            (Some(1.0), Some(2), Some(50))
+        );
+        padv_core::record::validate(rec).unwrap();
+    }
+
+    #[test]
+    fn cache_resumes_without_calling_the_backends() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = LogprobCache::open(dir.path()).unwrap();
+        let (mut p, mut r) = (
+            Fake {
+                name: "p",
+                offset: 0.0,
+                calls: 0,
+            },
+            Fake {
+                name: "r",
+                offset: 0.5,
+                calls: 0,
+            },
+        );
+        let first = score_pair(&trajectory(), &tokens(), &mut p, &mut r, Some(&cache)).unwrap();
+        assert_eq!((first.cache_hits, p.calls, r.calls), (0, 1, 1));
+        let again = score_pair(&trajectory(), &tokens(), &mut p, &mut r, Some(&cache)).unwrap();
+        assert_eq!((again.cache_hits, p.calls, r.calls), (2, 1, 1));
+        assert_eq!(first.record, again.record);
+        // A different reference recomputes only the reference.
+        let mut r2 = Fake {
+            name: "r2",
+            offset: 1.0,
+            calls: 0,
+        };
+        let third = score_pair(&trajectory(), &tokens(), &mut p, &mut r2, Some(&cache)).unwrap();
+        assert_eq!((third.cache_hits, p.calls, r2.calls), (1, 1, 1));
+        assert_eq!(third.record.steps[0].reference, Some(vec![-1.12]));
+    }
+}
