@@ -364,38 +364,20 @@ fn find_templates(
     Ok(out)
 }
 
-/// FNV-1a, 64-bit: tiny, stable across platforms and Rust versions (unlike `DefaultHasher`).
-pub(crate) fn fnv1a64(chunks: &[&[u8]]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for chunk in chunks {
-        for &b in *chunk {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(0x0000_0100_0000_01b3);
-        }
-    }
-    h
-}
-
 fn fingerprint_of(tokenizer_json: &[u8], special: &SpecialTokens) -> String {
     let tokens = format!(
         "\0bos={:?}\0eos={:?}\0unk={:?}\0pad={:?}",
         special.bos_token, special.eos_token, special.unk_token, special.pad_token
     );
-    format!("{:016x}", fnv1a64(&[tokenizer_json, tokens.as_bytes()]))
+    padv_core::fingerprint::Fnv64::new()
+        .write(tokenizer_json)
+        .write(tokens.as_bytes())
+        .hex()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn fnv1a64_known_vectors() {
-        // Published FNV-1a 64 test vectors: "" -> cbf29ce484222325, "a" -> af63dc4c8601ec8c,
-        // "foobar" -> 85944171f73967e8.
-        assert_eq!(fnv1a64(&[b""]), 0xcbf2_9ce4_8422_2325);
-        assert_eq!(fnv1a64(&[b"a"]), 0xaf63_dc4c_8601_ec8c);
-        assert_eq!(fnv1a64(&[b"foo", b"bar"]), 0x8594_4171_f739_67e8);
-    }
 
     #[test]
     fn token_fields_accept_strings_and_added_token_objects() {

@@ -118,25 +118,25 @@ impl EvalOptions {
 }
 
 #[derive(Serialize)]
-struct Single<T: Serialize> {
+struct Single {
     evaluation: EvalKind,
     records: usize,
     label: String,
     spec: ScoreSpec,
     #[serde(flatten)]
-    result: T,
+    result: serde_json::Value,
 }
 
 #[derive(Serialize)]
-struct Grid<T: Serialize, C: Serialize> {
+struct Grid {
     evaluation: EvalKind,
     records: usize,
     cells: usize,
     /// Methods left out because the records lack a field they need.
     skipped_methods: BTreeMap<String, String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    cross_validated: Option<C>,
-    rows: Vec<T>,
+    cross_validated: Option<serde_json::Value>,
+    rows: serde_json::Value,
 }
 
 /// Run `padv eval …`.
@@ -169,50 +169,30 @@ pub fn evaluate_records(
         let label = spec.label();
         let scorer = table.scorer(&spec).context("scoring")?;
         let n = records.len();
-        return match kind {
-            EvalKind::Uq => {
-                let scores = scorer.trajectory_scores();
-                let result = uq(&scores, table.labels(), &opts.uq_options())?;
-                super::output::emit(
-                    &Single {
-                        evaluation: kind,
-                        records: n,
-                        label,
-                        spec,
-                        result,
-                    },
-                    out,
-                )
-            }
-            EvalKind::Bon => {
-                let scores = scorer.trajectory_scores();
-                let result = best_of_n(table.task_ids(), &scores, table.labels())?;
-                super::output::emit(
-                    &Single {
-                        evaluation: kind,
-                        records: n,
-                        label,
-                        spec,
-                        result,
-                    },
-                    out,
-                )
-            }
+        let result = match kind {
+            EvalKind::Uq => serde_json::to_value(uq(
+                &scorer.trajectory_scores(),
+                table.labels(),
+                &opts.uq_options(),
+            )?)?,
+            EvalKind::Bon => serde_json::to_value(best_of_n(
+                table.task_ids(),
+                &scorer.trajectory_scores(),
+                table.labels(),
+            )?)?,
             EvalKind::Fa => {
                 let steps: Vec<Vec<(usize, f64)>> = (0..n).map(|r| scorer.step_scores(r)).collect();
-                let result = attribution(&steps, table.mistake_steps())?;
-                super::output::emit(
-                    &Single {
-                        evaluation: kind,
-                        records: n,
-                        label,
-                        spec,
-                        result,
-                    },
-                    out,
-                )
+                serde_json::to_value(attribution(&steps, table.mistake_steps())?)?
             }
         };
+        let single = Single {
+            evaluation: kind,
+            records: n,
+            label,
+            spec,
+            result,
+        };
+        return super::output::emit(&single, out);
     }
 
     let methods = if opts.methods.is_empty() {
@@ -239,51 +219,22 @@ pub fn evaluate_records(
     if specs.is_empty() {
         anyhow::bail!("no method in the grid can score these records: {skipped:?}");
     }
-    let n = records.len();
-    let cells = specs.len();
-    match kind {
+    let (rows, cross_validated) = match kind {
         EvalKind::Uq => {
             let rows = uq_grid(&table, &specs, &opts.uq_options())?;
             let cv = cross_validate_by_method(&rows);
-            super::output::emit(
-                &Grid {
-                    evaluation: kind,
-                    records: n,
-                    cells,
-                    skipped_methods: skipped,
-                    cross_validated: Some(cv),
-                    rows,
-                },
-                out,
-            )
+            (serde_json::to_value(rows)?, Some(serde_json::to_value(cv)?))
         }
-        EvalKind::Bon => {
-            let rows = bon_grid(&table, &specs)?;
-            super::output::emit(
-                &Grid::<_, ()> {
-                    evaluation: kind,
-                    records: n,
-                    cells,
-                    skipped_methods: skipped,
-                    cross_validated: None,
-                    rows,
-                },
-                out,
-            )
-        }
-        EvalKind::Fa => {
-            let rows = fa_grid(&table, &specs)?;
-            super::output::emit(
-                &Grid::<_, ()> {
-                    evaluation: kind,
-                    records: n,
-                    cells,
-                    skipped_methods: skipped,
-                    cross_validated: None,
-                    rows,
-                },
-                out,
-            )
-        }
-    }
+        EvalKind::Bon => (serde_json::to_value(bon_grid(&table, &specs)?)?, None),
+        EvalKind::Fa => (serde_json::to_value(fa_grid(&table, &specs)?)?, None),
+    };
+    let grid = Grid {
+        evaluation: kind,
+        records: records.len(),
+        cells: specs.len(),
+        skipped_methods: skipped,
+        cross_validated,
+        rows,
+    };
+    super::output::emit(&grid, out)
 }
