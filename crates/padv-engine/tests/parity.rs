@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use padv_core::{BackendError, LogprobBackend, PositionLogprobs, StatsRequest};
 use padv_engine::checkpoint::{resolve_model_path_in, weight_files, Checkpoint, CheckpointError};
-use padv_engine::decoder::{AttentionImpl, DecoderModel, ModelOptions};
+use padv_engine::decoder::AttentionImpl;
 use padv_engine::logprobs::{ComputeDType, EngineOptions, LocalEngine};
 
 /// f32 tolerance on every statistic (absolute, nats).
@@ -125,24 +125,13 @@ fn load(dir: &Path, dtype: ComputeDType, attention: AttentionImpl) -> LocalEngin
 
 /// The same checkpoint built as the trainable (differentiable, unfused) model.
 fn trainable(dir: &Path, attention: AttentionImpl) -> LocalEngine {
-    let ckpt = Checkpoint::open(dir).unwrap();
-    let vb = ckpt.var_builder(candle_core::DType::F32, &candle_core::Device::Cpu);
-    let head = ckpt
-        .head_prefix
-        .as_deref()
-        .filter(|_| !ckpt.config.tie_embeddings)
-        .map(|p| vb.pp(p));
-    let model = DecoderModel::with_prefixes(
-        &ckpt.config,
-        vb.pp(&ckpt.body_prefix),
-        head,
-        ModelOptions {
-            trainable: true,
-            attention,
-        },
-    )
-    .unwrap();
-    LocalEngine::from_model(model, "trainable".into(), 64)
+    let opts = EngineOptions {
+        chunk_rows: 64,
+        attention,
+        trainable: true,
+        ..EngineOptions::default()
+    };
+    LocalEngine::load(dir, opts).unwrap()
 }
 
 fn check_family(name: &str) {

@@ -69,6 +69,9 @@ pub struct EngineOptions {
     pub chunk_rows: usize,
     /// Attention implementation (default `Auto`).
     pub attention: AttentionImpl,
+    /// Build the differentiable (training) variant of the model: unfused weights and only ops
+    /// that have gradients (default false). Its numbers match the fast path within 1e-5.
+    pub trainable: bool,
 }
 
 impl Default for EngineOptions {
@@ -78,6 +81,7 @@ impl Default for EngineOptions {
             device: DeviceSpec::Cpu,
             chunk_rows: 256,
             attention: AttentionImpl::Auto,
+            trainable: false,
         }
     }
 }
@@ -145,12 +149,15 @@ impl LocalEngine {
             vb.pp(&ckpt.body_prefix),
             head,
             ModelOptions {
-                trainable: false,
+                trainable: opts.trainable,
                 attention: opts.attention,
             },
         )
         .map_err(ctx(format!("loading {}", dir.display())))?;
-        let fingerprint = ckpt.fingerprint(dtype, &device);
+        let mut fingerprint = ckpt.fingerprint(dtype, &device);
+        if opts.trainable {
+            fingerprint.push_str(";trainable");
+        }
         Ok(Self::from_model(model, fingerprint, opts.chunk_rows))
     }
 
