@@ -34,6 +34,12 @@ impl Fnv64 {
         self.write(s.as_bytes()).write(&[0xff])
     }
 
+    /// Feed a length-prefixed byte string, so that `("ab","c")` and `("a","bc")` differ
+    /// whatever bytes the parts contain (binary headers, not only text).
+    pub fn write_part(&mut self, bytes: &[u8]) -> &mut Self {
+        self.write(&(bytes.len() as u64).to_le_bytes()).write(bytes)
+    }
+
     /// Feed token ids (little-endian).
     pub fn write_u32s(&mut self, ids: &[u32]) -> &mut Self {
         for id in ids {
@@ -69,6 +75,9 @@ mod tests {
     fn separators_matter() {
         let a = Fnv64::new().write_str("ab").write_str("c").finish();
         let b = Fnv64::new().write_str("a").write_str("bc").finish();
+        assert_ne!(a, b);
+        let a = Fnv64::new().write_part(b"ab\xff").write_part(b"c").finish();
+        let b = Fnv64::new().write_part(b"ab").write_part(b"\xffc").finish();
         assert_ne!(a, b);
     }
 }

@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 
 pub use chat::{chat_messages, chat_role};
 pub use paper::{paper_body, render_paper, EMPTY_ACTION_BODY};
-pub use pyrepr::{py_float_repr, py_isprintable, py_repr, py_str_repr, py_strip};
+pub use pyrepr::{py_float_repr, py_isprintable, py_number_repr, py_repr, py_str_repr, py_strip};
 
 /// One message's text in the `paper` rendering.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

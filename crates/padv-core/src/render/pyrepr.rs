@@ -27,21 +27,26 @@ pub fn py_repr(value: &Value) -> String {
     out
 }
 
+/// A JSON number as Python prints what `json.loads` made of it: ints as ints, other numbers
+/// as `repr(float)`. Python's `repr` and `json.dumps` agree here, because a JSON number is
+/// always finite (serde_json cannot hold NaN or infinity).
+pub fn py_number_repr(n: &serde_json::Number) -> String {
+    if let Some(i) = n.as_i64() {
+        i.to_string()
+    } else if let Some(u) = n.as_u64() {
+        u.to_string()
+    } else {
+        // serde_json (without arbitrary_precision) always has an f64 here.
+        py_float_repr(n.as_f64().unwrap_or(f64::NAN))
+    }
+}
+
 fn write_repr(value: &Value, out: &mut String) {
     match value {
         Value::Null => out.push_str("None"),
         Value::Bool(true) => out.push_str("True"),
         Value::Bool(false) => out.push_str("False"),
-        Value::Number(n) => {
-            if let Some(i) = n.as_i64() {
-                out.push_str(&i.to_string());
-            } else if let Some(u) = n.as_u64() {
-                out.push_str(&u.to_string());
-            } else {
-                // serde_json (without arbitrary_precision) always has an f64 here.
-                out.push_str(&py_float_repr(n.as_f64().unwrap_or(f64::NAN)));
-            }
-        }
+        Value::Number(n) => out.push_str(&py_number_repr(n)),
         Value::String(s) => out.push_str(&py_str_repr(s)),
         Value::Array(items) => {
             out.push('[');

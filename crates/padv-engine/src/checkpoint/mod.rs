@@ -19,6 +19,7 @@ use std::sync::Arc;
 
 use candle_core::{DType, Device};
 use candle_nn::VarBuilder;
+use padv_core::fingerprint::Fnv64;
 
 pub use error::{CheckpointError, Result};
 pub use hub::{hub_cache_dirs, resolve_model_path, resolve_model_path_in};
@@ -110,24 +111,24 @@ impl Checkpoint {
     /// A stable string that changes whenever the numbers could: config, weight file headers
     /// and sizes, compute dtype, device and the engine's numerics version.
     pub fn fingerprint(&self, dtype: DType, device: &Device) -> String {
-        let mut h = Fnv128::new();
-        h.write(&NUMERICS_VERSION.to_le_bytes());
-        h.write(&self.config_bytes);
+        let mut h = Fnv64::new();
+        h.write_part(&NUMERICS_VERSION.to_le_bytes());
+        h.write_part(&self.config_bytes);
         for (path, size, header) in self.weights.file_summaries() {
             let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
-            h.write(name.unwrap_or_default().as_bytes());
-            h.write(&size.to_le_bytes());
-            h.write(header);
+            h.write_part(name.unwrap_or_default().as_bytes());
+            h.write_part(&size.to_le_bytes());
+            h.write_part(header);
         }
         let device = device_label(device);
-        h.write(dtype.as_str().as_bytes());
-        h.write(device.as_bytes());
+        h.write_part(dtype.as_str().as_bytes());
+        h.write_part(device.as_bytes());
         format!(
-            "padv-local/{}/{}/{}/{:032x}",
+            "padv-local/{}/{}/{}/{}",
             self.config.family.model_type(),
             dtype.as_str(),
             device,
-            h.finish()
+            h.hex()
         )
     }
 }
@@ -138,42 +139,5 @@ pub fn device_label(device: &Device) -> String {
         candle_core::DeviceLocation::Cpu => "cpu".into(),
         candle_core::DeviceLocation::Cuda { gpu_id } => format!("cuda:{gpu_id}"),
         candle_core::DeviceLocation::Metal { gpu_id } => format!("metal:{gpu_id}"),
-    }
-}
-
-/// 128-bit FNV-1a: stable across Rust versions and platforms (std's hasher is not).
-struct Fnv128(u128);
-
-impl Fnv128 {
-    fn new() -> Self {
-        Self(0x6c62272e07bb014262b821756295c58d)
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        // Length prefix so that ("ab","c") and ("a","bc") differ.
-        for b in (bytes.len() as u64).to_le_bytes().iter().chain(bytes) {
-            self.0 ^= u128::from(*b);
-            self.0 = self.0.wrapping_mul(0x0000000001000000000000000000013B);
-        }
-    }
-    fn finish(&self) -> u128 {
-        self.0
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn fnv_is_order_and_boundary_sensitive() {
-        let hash = |parts: &[&[u8]]| {
-            let mut h = Fnv128::new();
-            for p in parts {
-                h.write(p);
-            }
-            h.finish()
-        };
-        assert_ne!(hash(&[b"ab", b"c"]), hash(&[b"a", b"bc"]));
-        assert_eq!(hash(&[b"ab", b"c"]), hash(&[b"ab", b"c"]));
     }
 }

@@ -6,7 +6,7 @@
 //! tool schemas and tool-call arguments would tokenise differently. This writer reproduces
 //! `json.dumps` byte for byte, including its float formatting (Python `repr`).
 
-use padv_core::render::py_float_repr;
+use padv_core::render::py_number_repr;
 use serde_json::Value;
 
 /// The `json.dumps` keyword arguments the filter honours.
@@ -74,23 +74,7 @@ fn write_value(value: &Value, style: &DumpStyle, level: usize, out: &mut String)
     match value {
         Value::Null => out.push_str("null"),
         Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-        Value::Number(n) => {
-            if let Some(i) = n.as_i64() {
-                out.push_str(&i.to_string());
-            } else if let Some(u) = n.as_u64() {
-                out.push_str(&u.to_string());
-            } else {
-                let f = n.as_f64().unwrap_or(f64::NAN);
-                // json.dumps spells the non-finite floats as JavaScript does.
-                if f.is_nan() {
-                    out.push_str("NaN");
-                } else if f.is_infinite() {
-                    out.push_str(if f > 0.0 { "Infinity" } else { "-Infinity" });
-                } else {
-                    out.push_str(&py_float_repr(f));
-                }
-            }
-        }
+        Value::Number(n) => out.push_str(&py_number_repr(n)),
         Value::String(s) => write_string(s, style.ensure_ascii, out),
         Value::Array(items) => {
             if items.is_empty() {
