@@ -36,6 +36,16 @@ pub enum BackendError {
     Failed(String),
 }
 
+/// One sequence to score in a batch: log-probs of `ids[t]` for each `t` in `targets`
+/// (ascending, all ≥ 1), as in [`LogprobBackend::score`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ScoreRequest<'a> {
+    /// Token ids of the whole sequence.
+    pub ids: &'a [u32],
+    /// Positions to score.
+    pub targets: &'a [usize],
+}
+
 /// Computes teacher-forced log-probs over a token sequence.
 pub trait LogprobBackend {
     /// A string that changes whenever the numbers could change (weights, dtype, device):
@@ -52,4 +62,22 @@ pub trait LogprobBackend {
         targets: &[usize],
         stats: StatsRequest,
     ) -> Result<PositionLogprobs, BackendError>;
+
+    /// Scores many sequences; entry `i` of the result answers `requests[i]`.
+    ///
+    /// The default scores them one by one. Backends override it to do better: the local
+    /// engine computes a token prefix shared by several requests once (rollouts of one task,
+    /// K candidate actions after one history, consecutive turns of a history-rewriting chat
+    /// template), a remote backend sends the requests concurrently. Each request fails or
+    /// succeeds on its own, so a caller keeps every finished result.
+    fn score_batch(
+        &mut self,
+        requests: &[ScoreRequest<'_>],
+        stats: StatsRequest,
+    ) -> Vec<Result<PositionLogprobs, BackendError>> {
+        requests
+            .iter()
+            .map(|r| self.score(r.ids, r.targets, stats))
+            .collect()
+    }
 }

@@ -26,6 +26,6 @@ pub mod render;
 pub mod score;
 pub mod trajectory;
 
-pub use backend::{BackendError, LogprobBackend, PositionLogprobs, StatsRequest};
+pub use backend::{BackendError, LogprobBackend, PositionLogprobs, ScoreRequest, StatsRequest};
 pub use record::{LogprobRecord, StepLogprobs};
 pub use trajectory::{is_success_reward, Message, ToolCall, Trajectory, SUCCESS_EPS};
