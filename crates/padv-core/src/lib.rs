@@ -23,6 +23,7 @@ pub mod formats;
 pub mod inspect;
 pub mod record;
 pub mod render;
+pub mod rng;
 pub mod score;
 pub mod trajectory;
 
