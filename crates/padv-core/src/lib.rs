@@ -29,4 +29,4 @@ pub mod trajectory;
 
 pub use backend::{BackendError, LogprobBackend, PositionLogprobs, ScoreRequest, StatsRequest};
 pub use record::{LogprobRecord, StepLogprobs};
-pub use trajectory::{is_success_reward, Message, ToolCall, Trajectory, SUCCESS_EPS};
+pub use trajectory::{is_success_reward, ActionText, Message, ToolCall, Trajectory, SUCCESS_EPS};
