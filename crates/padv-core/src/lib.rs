@@ -25,6 +25,7 @@ pub mod record;
 pub mod render;
 pub mod rng;
 pub mod score;
+pub mod synthetic;
 pub mod trajectory;
 
 pub use backend::{BackendError, LogprobBackend, PositionLogprobs, ScoreRequest, StatsRequest};

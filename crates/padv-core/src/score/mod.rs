@@ -38,16 +38,16 @@ mod error;
 pub(crate) mod names;
 mod scorer;
 mod spec;
-mod synthetic;
 mod table;
 
 #[cfg(test)]
 mod method_tests;
 
+/// Re-exported from [`crate::synthetic`], its home since it is not scoring.
+pub use crate::synthetic::synthetic_records;
 pub use aggregate::{bottom10_count, StepAgg, TokenAgg, TokenStats};
 pub use error::ScoreError;
 pub use names::ParseNameError;
 pub use scorer::{step_scores, trajectory_score, Scorer};
 pub use spec::{grid, Method, PaMode, ScoreSpec, ScoreSpecBuilder};
-pub use synthetic::synthetic_records;
 pub use table::ScoreTable;

@@ -1,1 +1,301 @@
+//! Report tests: validation of every spec and record, "nothing to evaluate" in words, the
+//! table's yardsticks, and the cross-validated headline.
 
+use super::common::{cross_validate_means, item_folds};
+use super::*;
+use crate::record::StepLogprobs;
+use crate::score::{synthetic_records, PaMode, ScoreError, StepAgg, TokenAgg};
+
+fn cfg(grid: bool) -> EvalConfig {
+    EvalConfig {
+        grid,
+        bootstrap: 50,
+        ..EvalConfig::default()
+    }
+}
+
+/// A one-step record whose PA score is `policy − reference` = `score`.
+fn rec(id: &str, task: &str, label: Option<f64>, score: f32) -> LogprobRecord {
+    LogprobRecord {
+        id: id.into(),
+        task_id: task.into(),
+        label,
+        steps: vec![StepLogprobs {
+            message_index: 1,
+            policy: vec![-1.0 + score.min(0.0)],
+            reference: Some(vec![-1.0 - score.max(0.0)]),
+            ..Default::default()
+        }],
+        ..Default::default()
+    }
+}
+
+#[test]
+fn every_spec_is_validated_grid_included() {
+    let recs = synthetic_records(40, 4, 3, 1);
+    for beta in [-1.0, 0.0, f64::NAN, f64::INFINITY] {
+        for grid in [false, true] {
+            let mut c = cfg(grid);
+            c.spec.beta = beta;
+            let e = evaluate(&recs, EvalKind::Uq, &c).unwrap_err();
+            assert!(
+                matches!(e, EvalError::Score(ScoreError::InvalidSpec(_))),
+                "beta {beta}, grid {grid}: {e}"
+            );
+        }
+    }
+    // β is carried into every grid cell.
+    let mut c = cfg(true);
+    c.spec.beta = 2.5;
+    c.methods = vec![Method::Pa];
+    let r = evaluate(&recs, EvalKind::Uq, &c).unwrap();
+    let ReportBody::Uq(u) = &r.results else {
+        panic!("not a UQ report")
+    };
+    assert!(u.cells.iter().all(|c| c.spec.beta == 2.5));
+}
+
+#[test]
+fn grids_need_two_folds() {
+    let recs = synthetic_records(40, 4, 3, 1);
+    let c = EvalConfig {
+        folds: 1,
+        ..cfg(true)
+    };
+    assert!(matches!(
+        evaluate(&recs, EvalKind::Bon, &c),
+        Err(EvalError::InvalidConfig(_))
+    ));
+}
+
+#[test]
+fn duplicate_ids_are_refused_naming_both_positions() {
+    let mut recs = synthetic_records(10, 3, 2, 1);
+    recs[5].id = recs[2].id.clone();
+    let e = evaluate(&recs, EvalKind::Bon, &cfg(false)).unwrap_err();
+    assert_eq!(
+        e,
+        EvalError::DuplicateId {
+            id: recs[2].id.clone(),
+            first: 2,
+            second: 5
+        }
+    );
+    assert!(e.to_string().contains(&recs[2].id));
+}
+
+#[test]
+fn non_finite_values_are_refused_naming_the_position() {
+    let mut recs = synthetic_records(10, 3, 2, 1);
+    recs[4].steps[1].reference.as_mut().unwrap()[0] = f32::NEG_INFINITY;
+    let e = evaluate(&recs, EvalKind::Uq, &cfg(false)).unwrap_err();
+    let text = e.to_string();
+    assert!(text.contains("steps[1].reference[0]"), "{text}");
+    assert!(text.contains(&recs[4].id), "{text}");
+    assert!(matches!(
+        evaluate(&[], EvalKind::Uq, &cfg(false)),
+        Err(EvalError::NoRecords)
+    ));
+}
+
+#[test]
+fn failure_attribution_without_annotations_says_so_and_reports_no_zeros() {
+    let mut recs = synthetic_records(30, 4, 3, 2);
+    for r in &mut recs {
+        r.mistake_step = None;
+    }
+    for grid in [false, true] {
+        let r = evaluate(&recs, EvalKind::Fa, &cfg(grid)).unwrap();
+        let note = r.note.clone().unwrap_or_default();
+        assert!(note.contains("nothing to evaluate"), "{note}");
+        let ReportBody::Fa(fa) = &r.results else {
+            panic!("not an FA report")
+        };
+        assert_eq!(fa.n_annotated, 0);
+        for m in &fa.methods {
+            assert_eq!(m.headline.metrics.n, 0);
+            assert_eq!(m.headline.metrics.accuracy, None);
+            assert_eq!(m.headline.metrics.mae, None);
+            assert_eq!(m.headline.cv_accuracy, None);
+        }
+        let json = serde_json::to_string(&r).unwrap();
+        assert!(!json.contains("\"accuracy\":0.0"), "{json}");
+        assert!(json.contains("\"accuracy\":null"), "{json}");
+        assert!(r.to_table().contains("nothing to evaluate"));
+    }
+}
+
+#[test]
+fn uq_with_one_class_says_so() {
+    let mut recs = synthetic_records(30, 4, 3, 2);
+    for r in &mut recs {
+        r.label = Some(1.0);
+    }
+    let r = evaluate(&recs, EvalKind::Uq, &cfg(false)).unwrap();
+    assert!(
+        r.note.as_deref().unwrap_or("").contains("one class"),
+        "{:?}",
+        r.note
+    );
+    let ReportBody::Uq(u) = &r.results else {
+        panic!("not a UQ report")
+    };
+    assert_eq!(u.methods[0].headline.result.auroc, None);
+    let json = serde_json::to_value(&r).unwrap();
+    assert!(json["note"].as_str().is_some());
+}
+
+#[test]
+fn tables_state_chance_direction_and_n() {
+    let recs = synthetic_records(60, 4, 3, 5);
+    let uq = evaluate(&recs, EvalKind::Uq, &cfg(false))
+        .unwrap()
+        .to_table();
+    assert!(uq.contains("better: AUROC ↑, AUPRC ↑"), "{uq}");
+    assert!(uq.contains("AUROC = 0.500"), "{uq}");
+    assert!(uq.contains("base rate"), "{uq}");
+    assert!(uq.contains("95% CI") && uq.contains(" n"), "{uq}");
+    let bon = evaluate(&recs, EvalKind::Bon, &cfg(true))
+        .unwrap()
+        .to_table();
+    assert!(bon.contains("success ↑"), "{bon}");
+    assert!(bon.contains("Mean@N") && bon.contains("Pass@N"), "{bon}");
+    assert!(bon.contains("real choice"), "{bon}");
+    assert!(
+        bon.contains("cross-validation") && bon.contains("optimistic"),
+        "{bon}"
+    );
+    let fa = evaluate(&recs, EvalKind::Fa, &cfg(true))
+        .unwrap()
+        .to_table();
+    assert!(fa.contains("accuracy ↑") && fa.contains("MAE ↓"), "{fa}");
+    assert!(
+        fa.contains("first_action") && fa.contains("most_common_step"),
+        "{fa}"
+    );
+    for t in [&uq, &bon, &fa] {
+        assert!(t.contains("chance:"), "{t}");
+        assert!(!t.contains('\u{1b}'), "no colour codes");
+        assert!(
+            t.lines().all(|l| !l.ends_with(' ')),
+            "trailing space in {t}"
+        );
+    }
+}
+
+#[test]
+fn best_of_n_counts_real_choices_and_labels_k() {
+    // Task a: success (score 2) and failure (score 1): a real choice, picked right.
+    // Task b: two failures: no real choice. Task c: one success. Task d: unlabelled.
+    let recs = vec![
+        rec("a1", "a", Some(0.0), 1.0),
+        rec("a2", "a", Some(1.0), 2.0),
+        rec("b1", "b", Some(0.0), 1.0),
+        rec("b2", "b", Some(0.0), 3.0),
+        rec("c1", "c", Some(1.0), 0.5),
+        rec("d1", "d", None, 0.5),
+    ];
+    let r = evaluate(&recs, EvalKind::Bon, &cfg(false)).unwrap();
+    let ReportBody::Bon(b) = &r.results else {
+        panic!("not a BoN report")
+    };
+    assert_eq!(
+        (b.n_tasks, b.n_tasks_with_choice, b.n_rollouts, b.n_no_label),
+        (3, 1, 5, 1)
+    );
+    let h = &b.methods[0].headline;
+    // picks: a2 (success), b2 (failure), c1 (success) -> 2/3
+    assert!((h.cell.success_rate.unwrap() - 2.0 / 3.0).abs() < 1e-12);
+    // random pick: (1/2 + 0 + 1) / 3 = 1/2; oracle: 2/3
+    assert!((b.mean_at_n.unwrap() - 0.5).abs() < 1e-12);
+    assert!((b.pass_at_n.unwrap() - 2.0 / 3.0).abs() < 1e-12);
+    let ks: Vec<usize> = h.cell.bon_at_k.iter().map(|p| p.k).collect();
+    assert_eq!(ks, vec![1, 2]);
+    let ci = h.cell.success_ci.unwrap();
+    assert!(ci.low <= 2.0 / 3.0 && 2.0 / 3.0 <= ci.high && ci.low >= 0.0 && ci.high <= 1.0);
+    let json = serde_json::to_value(&r).unwrap();
+    assert_eq!(
+        json["results"]["methods"][0]["headline"]["bon_at_k"][1]["k"],
+        2
+    );
+}
+
+#[test]
+fn cv_choice_can_differ_from_the_best_cell_in_the_grid() {
+    // Three folds of four items. A is right on 3 of 4 items of folds 0 and 1, never on
+    // fold 2 (6 of 12); B on 1, 1 and 3 (5 of 12). Best in grid: A. Fold 0 trains on
+    // folds 1 + 2: A 3, B 4 -> B; fold 1 likewise -> B; fold 2 trains on 0 + 1: A 6, B 2
+    // -> A. The folds choose B twice: the headline is B, not the best-in-grid A.
+    let folds = vec![0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2];
+    let bits = |v: [u8; 12]| v.iter().map(|&x| [f64::from(x), 0.0]).collect::<Vec<_>>();
+    let a = bits([1, 1, 1, 0, 1, 1, 1, 0, 0, 0, 0, 0]);
+    let b = bits([1, 0, 0, 0, 1, 0, 0, 0, 1, 1, 1, 0]);
+    let cv = cross_validate_means(&[a, b], &folds, 3);
+    assert_eq!(cv.per_fold, vec![Some(1), Some(1), Some(0)]);
+    assert_eq!(cv.modal(), Some((1, 2)));
+    // Held-out: fold 0 with B (1 of 4), fold 1 with B (1 of 4), fold 2 with A (0 of 4).
+    let per_item: Vec<usize> = cv.per_item.iter().map(|c| c.unwrap()).collect();
+    assert_eq!(per_item, vec![1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0]);
+}
+
+#[test]
+fn cv_ties_take_the_first_candidate_then_the_tie_breaker() {
+    let folds = vec![0, 1];
+    let a = vec![[1.0, -2.0], [1.0, -2.0]];
+    let b = vec![[1.0, -1.0], [1.0, -1.0]];
+    let c = vec![[1.0, -1.0], [1.0, -1.0]];
+    let cv = cross_validate_means(&[a, b, c], &folds, 2);
+    assert_eq!(cv.per_fold, vec![Some(1), Some(1)]);
+}
+
+#[test]
+fn item_folds_are_balanced_and_seeded() {
+    let f = item_folds(11, 3, 4);
+    let sizes: Vec<usize> = (0..3)
+        .map(|k| f.iter().filter(|&&x| x == k).count())
+        .collect();
+    assert_eq!(sizes, vec![4, 4, 3]);
+    assert_eq!(f, item_folds(11, 3, 4));
+    assert!(item_folds(11, 1, 4).is_empty());
+}
+
+#[test]
+fn grid_headlines_are_cross_validated_and_consistent() {
+    let recs = synthetic_records(120, 5, 3, 4);
+    let c = EvalConfig {
+        methods: vec![Method::Pa, Method::PolicyLogprob],
+        ..cfg(true)
+    };
+    let r = evaluate(&recs, EvalKind::Uq, &c).unwrap();
+    let ReportBody::Uq(u) = &r.results else {
+        panic!("not a UQ report")
+    };
+    assert_eq!(u.methods.len(), 2);
+    for m in &u.methods {
+        let h = &m.headline;
+        assert_eq!(h.selection, Selection::CrossValidated);
+        let cv = m.cv.as_ref().unwrap();
+        let chose = cv.choices.iter().filter(|x| x.chosen == h.label).count();
+        assert_eq!(Some(chose), h.chosen_in_folds);
+        assert!(cv.choices.iter().all(|x| cv
+            .choices
+            .iter()
+            .filter(|y| y.chosen == x.chosen)
+            .count()
+            <= chose));
+        assert_eq!(h.cv_auroc, cv.mean_heldout_auroc);
+    }
+    // A single spec is the given cell, reported as such.
+    let spec = ScoreSpec::builder()
+        .token_agg(TokenAgg::Min)
+        .step_agg(StepAgg::Last)
+        .pa_mode(PaMode::AggOfDiff)
+        .build()
+        .unwrap();
+    let r = evaluate(&recs, EvalKind::Fa, &EvalConfig { spec, ..cfg(false) }).unwrap();
+    let ReportBody::Fa(f) = &r.results else {
+        panic!("not an FA report")
+    };
+    assert_eq!(f.methods[0].headline.label, spec.label());
+    assert_eq!(f.methods[0].headline.selection, Selection::Given);
+}

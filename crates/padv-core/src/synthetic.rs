@@ -13,8 +13,8 @@
 
 use rayon::prelude::*;
 
-use crate::eval::SplitMix64;
 use crate::record::{LogprobRecord, StepLogprobs};
+use crate::rng::SplitMix64;
 
 /// Rollouts per task.
 const ROLLOUTS_PER_TASK: usize = 8;
