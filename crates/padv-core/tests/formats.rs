@@ -25,8 +25,8 @@ fn data_dir() -> Option<PathBuf> {
 
 fn strict() -> ReadOptions {
     ReadOptions {
-        format: None,
         strict: true,
+        ..ReadOptions::default()
     }
 }
 
@@ -74,7 +74,7 @@ fn tau2_leaderboard_counts_match_the_readme() {
     let mut total = 0;
     for (file, sims, ok, min_msgs, max_msgs) in expected {
         let report = read_file(&dir.join(file), &strict()).unwrap();
-        assert_eq!(report.format, Format::Tau2, "{file}");
+        assert_eq!(report.format, Some(Format::Tau2), "{file}");
         let ts = &report.trajectories;
         assert_eq!(ts.len(), sims, "{file}");
         assert_eq!(successes(ts), ok, "{file}");
@@ -146,7 +146,7 @@ fn tau2_tool_calls_resolve_to_tool_results() {
 
 fn who_and_when(data: &Path, split: &str) -> Vec<Trajectory> {
     let reports = read_inputs(&[data.join("who_and_when").join(split)], &strict()).unwrap();
-    assert!(reports.iter().all(|r| r.format == Format::WhoAndWhen));
+    assert!(reports.iter().all(|r| r.format == Some(Format::WhoAndWhen)));
     reports.into_iter().flat_map(|r| r.trajectories).collect()
 }
 

@@ -4,7 +4,9 @@
 //! Rules, in order:
 //! 1. the whole text is one JSON object: key `simulations` → tau2, `history` → Who&When,
 //!    `messages` → chat (a single conversation);
-//! 2. otherwise the first non-blank line is a JSON object with `messages` → chat JSONL;
+//! 2. otherwise the first non-blank line is a JSON object with `messages` → chat JSONL (when
+//!    that line is not valid JSON, the first line that is decides, so one broken line does not
+//!    make a chat log unreadable);
 //! 3. anything else is [`FormatError::UnknownFormat`] (or [`FormatError::Json`] when the text is
 //!    not JSON at all), saying what was looked for.
 
@@ -68,11 +70,25 @@ pub(crate) fn detect(path: &Path, text: &str) -> Result<Detection, FormatError> 
                     "the first line is {}, not an object; {LOOKED_FOR}",
                     kind(&other)
                 ))),
+                // A broken first line (e.g. cut by a crash) must not hide a chat log: the
+                // first line that parses decides, and the chat reader skips the broken ones.
+                Err(_) if first_parsed_line_is_chat(text) => Ok(Detection {
+                    format: Format::ChatJsonl,
+                    document: None,
+                }),
                 // Neither one JSON document nor JSONL: report where the JSON breaks.
                 Err(_) => Err(FormatError::json(path, &whole, 0)),
             }
         }
     }
+}
+
+/// Whether the first non-blank line that is valid JSON is an object with `messages`.
+fn first_parsed_line_is_chat(text: &str) -> bool {
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .find_map(|l| serde_json::from_str::<Value>(l).ok())
+        .is_some_and(|v| v.get("messages").is_some())
 }
 
 /// Detect the format of `text`, the content of `path` (named in errors). See the module docs

@@ -50,6 +50,26 @@ pub enum FormatError {
         /// What is wrong with it.
         message: String,
     },
+    /// A trajectory id that an earlier trajectory already has (in this file or an earlier
+    /// one): the later copy is skipped.
+    #[error(
+        "{path}: trajectory {position}: id {id:?} repeats trajectory {first_position} of \
+         {first_path}",
+        path = .path.display(),
+        first_path = .first_path.display()
+    )]
+    DuplicateId {
+        /// The repeated id.
+        id: String,
+        /// File of the repeat.
+        path: PathBuf,
+        /// 0-based position of the repeat among the file's trajectories.
+        position: usize,
+        /// File of the first copy.
+        first_path: PathBuf,
+        /// 0-based position of the first copy among that file's trajectories.
+        first_position: usize,
+    },
     /// A directory given as input holds no `*.json` / `*.jsonl` file.
     #[error("{path}: directory contains no *.json or *.jsonl files", path = .path.display())]
     EmptyDirectory {

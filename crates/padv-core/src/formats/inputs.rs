@@ -14,6 +14,25 @@ use super::FormatError;
 /// (README, LICENSE) are ignored by extension. A directory without any input file is an error,
 /// since reading nothing is almost certainly a wrong path.
 pub fn expand_inputs(paths: &[PathBuf]) -> Result<Vec<PathBuf>, FormatError> {
+    expand_inputs_excluding(paths, &[])
+}
+
+/// [`expand_inputs`], leaving out of directory expansion every file equal to or below a path
+/// of `exclude` (compared after resolving both, so `out/../out` and a relative path match).
+/// Paths given explicitly as files are kept: excluding is for folders a command writes into.
+pub fn expand_inputs_excluding(
+    paths: &[PathBuf],
+    exclude: &[PathBuf],
+) -> Result<Vec<PathBuf>, FormatError> {
+    // An excluded path that does not exist yet cannot hold inputs.
+    let exclude: Vec<PathBuf> = exclude
+        .iter()
+        .filter_map(|p| fs::canonicalize(p).ok())
+        .collect();
+    let excluded = |p: &Path| {
+        !exclude.is_empty()
+            && fs::canonicalize(p).is_ok_and(|c| exclude.iter().any(|x| c.starts_with(x)))
+    };
     let mut out = Vec::new();
     for path in paths {
         let meta = fs::metadata(path).map_err(|source| FormatError::Io {
@@ -23,6 +42,7 @@ pub fn expand_inputs(paths: &[PathBuf]) -> Result<Vec<PathBuf>, FormatError> {
         if meta.is_dir() {
             let mut found = Vec::new();
             walk(path, &mut found)?;
+            found.retain(|p| !excluded(p));
             if found.is_empty() {
                 return Err(FormatError::EmptyDirectory { path: path.clone() });
             }

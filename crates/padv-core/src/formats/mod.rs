@@ -10,8 +10,10 @@
 //!
 //! A malformed record (a tau2 simulation, a chat line, a Who&When file) is skipped and kept in
 //! [`ReadReport::skipped`] so that one bad log does not stop a run; with
-//! [`ReadOptions::strict`] it is returned as the error instead. Problems with the file as a
-//! whole (unreadable, not JSON, unknown format, no `simulations` array) are always errors.
+//! [`ReadOptions::strict`] it is returned as the error instead. Problems with one file as a
+//! whole (unreadable, not JSON, unknown format, no `simulations` array) are errors of
+//! [`read_file`]; [`read_inputs`] skips such a file (reporting it) unless strict. Repeated
+//! trajectory ids are skipped (or, strict, an error) the same way.
 
 mod chat_jsonl;
 mod detect;
@@ -22,6 +24,7 @@ mod message;
 mod tau2;
 mod who_and_when;
 
+use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -30,7 +33,7 @@ use serde::{Deserialize, Serialize};
 
 pub use detect::detect_format;
 pub use error::{FormatError, ParseFormatError};
-pub use inputs::expand_inputs;
+pub use inputs::{expand_inputs, expand_inputs_excluding};
 
 use crate::Trajectory;
 
@@ -91,8 +94,13 @@ impl FromStr for Format {
 pub struct ReadOptions {
     /// Force a format instead of detecting it from each file's content (default: detect).
     pub format: Option<Format>,
-    /// Fail on the first malformed record instead of skipping it (default: skip and report).
+    /// Fail on the first malformed record, unreadable file or duplicate trajectory id instead
+    /// of skipping it (default: skip and report).
     pub strict: bool,
+    /// Files or folders that directory expansion must not read, e.g. the command's own
+    /// output folder when it lies inside an input folder (its records would otherwise be read
+    /// back as trajectories on the next run).
+    pub exclude: Vec<PathBuf>,
 }
 
 /// The trajectories read from one file.
@@ -100,11 +108,13 @@ pub struct ReadOptions {
 pub struct ReadReport {
     /// The file.
     pub path: PathBuf,
-    /// Its format (detected or forced).
-    pub format: Format,
+    /// Its format (detected or forced); `None` when the file as a whole could not be read
+    /// and was skipped (its error is in `skipped`).
+    pub format: Option<Format>,
     /// Trajectories in file order.
     pub trajectories: Vec<Trajectory>,
-    /// Malformed records that were skipped (always empty in strict mode).
+    /// Malformed records, repeated trajectory ids and, for a file skipped as a whole, the
+    /// file's error (always empty in strict mode).
     pub skipped: Vec<FormatError>,
 }
 
@@ -143,22 +153,75 @@ pub fn read_str(path: &Path, text: &str, opts: &ReadOptions) -> Result<ReadRepor
             }
         }
     }
-    Ok(ReadReport {
+    let mut report = ReadReport {
         path: path.to_path_buf(),
-        format,
+        format: Some(format),
         trajectories: out.trajectories,
         skipped: out.skipped,
-    })
+    };
+    drop_duplicates(&mut report, &mut HashMap::new(), opts.strict)?;
+    Ok(report)
 }
 
-/// Read every input: files as given, directories expanded by [`expand_inputs`]. One report
-/// per file, in input order. The first file-level error (or, when strict, bad record) stops
-/// the read.
+/// Read every input: files as given, directories expanded by [`expand_inputs_excluding`]
+/// (leaving out [`ReadOptions::exclude`]). One report per file, in input order.
+///
+/// Without [`ReadOptions::strict`], a file that cannot be read as a whole (truncated JSON,
+/// unknown format, unreadable) is skipped: its report has no format, no trajectory, and the
+/// error in `skipped`, so one broken log does not stop a folder. A trajectory id already read
+/// (in this file or an earlier one) is skipped too and reported as
+/// [`FormatError::DuplicateId`]: best-of-N would otherwise count the rollout twice. With
+/// `strict`, the first such problem is the error. Bad input paths are always errors.
 pub fn read_inputs(paths: &[PathBuf], opts: &ReadOptions) -> Result<Vec<ReadReport>, FormatError> {
-    expand_inputs(paths)?
-        .iter()
-        .map(|path| read_file(path, opts))
-        .collect()
+    let mut seen = HashMap::new();
+    let mut reports = Vec::new();
+    for path in expand_inputs_excluding(paths, &opts.exclude)? {
+        let mut report = match read_file(&path, opts) {
+            Ok(r) => r,
+            Err(e) if opts.strict => return Err(e),
+            Err(e) => {
+                tracing::warn!("skipping {}: {e}", path.display());
+                ReadReport {
+                    path,
+                    format: None,
+                    trajectories: Vec::new(),
+                    skipped: vec![e],
+                }
+            }
+        };
+        drop_duplicates(&mut report, &mut seen, opts.strict)?;
+        reports.push(report);
+    }
+    Ok(reports)
+}
+
+/// Move trajectories whose id is in `seen` (id → file and position of its first copy) to
+/// `skipped`, or fail on the first one when `strict`; record the others in `seen`.
+fn drop_duplicates(
+    report: &mut ReadReport,
+    seen: &mut HashMap<String, (PathBuf, usize)>,
+    strict: bool,
+) -> Result<(), FormatError> {
+    let trajectories = std::mem::take(&mut report.trajectories);
+    for (i, t) in trajectories.into_iter().enumerate() {
+        if let Some((first_path, first)) = seen.get(&t.id) {
+            let e = FormatError::DuplicateId {
+                id: t.id.clone(),
+                path: report.path.clone(),
+                position: i,
+                first_path: first_path.clone(),
+                first_position: *first,
+            };
+            if strict {
+                return Err(e);
+            }
+            report.skipped.push(e);
+        } else {
+            seen.insert(t.id.clone(), (report.path.clone(), i));
+            report.trajectories.push(t);
+        }
+    }
+    Ok(())
 }
 
 /// Gathers a reader's records, applying the skip-or-fail policy in one place.

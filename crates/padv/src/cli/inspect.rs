@@ -81,7 +81,7 @@ pub fn run(args: InspectArgs) -> anyhow::Result<()> {
                 .map(|p| p.display().to_string())
                 .unwrap_or_default()
         };
-        let format = r.format.to_string();
+        let format = r.format.map_or("unreadable", |f| f.name()).to_string();
         match groups
             .iter_mut()
             .find(|(k, f, _)| *k == key && *f == format)

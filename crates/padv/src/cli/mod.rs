@@ -63,6 +63,7 @@ impl TrajectoryInput {
         ReadOptions {
             format: self.format,
             strict: self.strict,
+            ..ReadOptions::default()
         }
     }
 }
