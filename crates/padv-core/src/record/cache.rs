@@ -43,9 +43,11 @@ pub struct LogprobCache {
 }
 
 impl LogprobCache {
-    /// Open (creating) a cache folder.
+    /// Open (creating) a cache folder, removing temporaries left by killed writers.
     pub fn open(dir: &Path) -> std::io::Result<Self> {
         fs::create_dir_all(dir)?;
+        // Entries of a killed run's unfinished writes; complete entries are kept.
+        crate::atomic::remove_stale_temporaries(dir)?;
         Ok(Self {
             dir: dir.to_path_buf(),
         })
@@ -114,5 +116,19 @@ mod tests {
         assert_ne!(key, CacheKey::new("m1", &[1, 2, 3], &[1, 2], with_stats));
         // Wrong expected length is a miss.
         assert!(cache.get(key, 3).is_none());
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn open_removes_a_killed_runs_temporaries_and_keeps_entries() {
+        let dir = tempfile::tempdir().unwrap();
+        let entry = dir.path().join("00000000000000aa.json");
+        std::fs::write(&entry, "{}").unwrap();
+        // Above Linux's largest PID: the writer is certainly gone.
+        let stale = dir.path().join(".00000000000000bb.json.tmp-999999999");
+        std::fs::write(&stale, "{\"logprob\": [-1.").unwrap();
+        LogprobCache::open(dir.path()).unwrap();
+        assert!(!stale.exists());
+        assert!(entry.exists());
     }
 }
