@@ -2,8 +2,10 @@
 //! `{"id", "task_id"?, "messages": [...], "reward"?, "mistake_step"?, "mistake_agent"?}`.
 //!
 //! Messages are OpenAI chat messages (`role`, `content` as a string, `null` or content parts,
-//! `name`, `tool_call_id`, `tool_calls`); tau2's flat tool-call form is accepted too. Every
-//! `assistant` message is an action. A missing `id` becomes `line-<n>` and a missing
+//! `name`, `tool_call_id`, `tool_calls`); tau2's flat tool-call form is accepted too. Roles
+//! are OpenAI's (`system`, `developer`, `user`, `assistant`, `tool`, `function`); any other is
+//! an error. Every `assistant` message is an action. `reward` is a number or a boolean
+//! (`true` = 1, `false` = 0). A missing `id` becomes `line-<n>` and a missing
 //! `task_id` defaults to the id, so plain chat logs need no extra bookkeeping.
 
 use std::path::Path;
@@ -13,6 +15,18 @@ use serde_json::Value;
 use super::fields::{record_label, Ctx, Obj};
 use super::{message, Collector, FormatError, ROOT_FIELD};
 use crate::{Message, Trajectory};
+
+/// The OpenAI chat roles. `assistant` messages are the actions; the others are context the
+/// policy conditions on (`system` / `developer` instructions, `user` turns, `tool` /
+/// legacy `function` results).
+const ROLES: [&str; 6] = [
+    "system",
+    "developer",
+    "user",
+    "assistant",
+    "tool",
+    "function",
+];
 
 /// Read chat JSONL text into `out`. Blank lines are ignored; a line that is not valid JSON or
 /// not a valid record is one bad record. A whole text that is one JSON object (e.g. a single
@@ -66,7 +80,11 @@ fn record(path: &Path, line: usize, value: &Value) -> Result<Trajectory, FormatE
         .enumerate()
         .map(|(i, m)| chat_message(&ctx, m, &format!("messages[{i}]")))
         .collect::<Result<Vec<_>, _>>()?;
-    let reward = ctx.opt_f64(root, "", "reward")?;
+    let reward = match root.get("reward") {
+        // A pass/fail outcome is common in chat logs: true is reward 1, false is 0.
+        Some(Value::Bool(b)) => Some(f64::from(u8::from(*b))),
+        _ => ctx.opt_f64(root, "", "reward")?,
+    };
     let mistake_step = ctx.opt_step(root, "", "mistake_step", messages.len())?;
     let mistake_agent = ctx.opt_str(root, "", "mistake_agent")?.map(str::to_owned);
     Ok(Trajectory {
@@ -83,6 +101,17 @@ fn record(path: &Path, line: usize, value: &Value) -> Result<Trajectory, FormatE
 fn chat_message(ctx: &Ctx<'_>, value: &Value, prefix: &str) -> Result<Message, FormatError> {
     let msg: &Obj = ctx.object(value, prefix)?;
     let role = ctx.req_str(msg, prefix, "role")?.to_owned();
+    if !ROLES.contains(&role.as_str()) {
+        // An unknown role (e.g. `Assistant`, `model`) would silently give a trajectory
+        // without actions, so it is an error rather than a context message.
+        return Err(ctx.error(
+            format!("{}.role", prefix),
+            format!(
+                "unknown role {role:?}; expected one of {}",
+                ROLES.join(", ")
+            ),
+        ));
+    }
     let name = ctx.opt_str(msg, prefix, "name")?.map(str::to_owned);
     let content = message::content(ctx, msg, prefix)?;
     let tool_call_id = ctx.opt_id(msg, prefix, "tool_call_id")?;
@@ -247,6 +276,40 @@ mod tests {
                 other => panic!("{want}: {other:?}"),
             }
             assert!(read_text(&text, true).is_err(), "{want}");
+        }
+    }
+
+    #[test]
+    fn boolean_rewards_are_one_and_zero() {
+        let text = format!(
+            "{}\n{}\n",
+            line(json!({"id": "a", "reward": true, "messages": []})),
+            line(json!({"id": "b", "reward": false, "messages": []}))
+        );
+        let out = read_text(&text, true).unwrap();
+        let rewards: Vec<Option<f64>> = out.trajectories.iter().map(|t| t.reward).collect();
+        assert_eq!(rewards, [Some(1.0), Some(0.0)]);
+    }
+
+    #[test]
+    fn every_openai_role_is_read_and_only_assistant_acts() {
+        let messages: Vec<Value> = ROLES
+            .iter()
+            .map(|r| json!({"role": r, "content": "x"}))
+            .collect();
+        let out = read_text(&line(json!({"id": "a", "messages": messages})), true).unwrap();
+        let t = &out.trajectories[0];
+        assert_eq!(t.messages.len(), ROLES.len());
+        assert_eq!(t.action_indices(), vec![3]);
+        assert_eq!(t.messages[3].role, "assistant");
+        // A role outside the list is named, not read as a non-action.
+        for bad in ["Assistant", "model", "human"] {
+            let text = line(json!({"id": "b", "messages": [{"role": bad, "content": "x"}]}));
+            let err = read_text(&text, true).unwrap_err().to_string();
+            assert!(
+                err.contains("messages[0].role") && err.contains(bad),
+                "{err}"
+            );
         }
     }
 
