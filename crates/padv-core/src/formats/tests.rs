@@ -210,7 +210,7 @@ fn a_truncated_log_in_a_folder_is_skipped_and_counted_unless_strict() {
     // Cut mid-document, as a killed download leaves it.
     std::fs::write(split.join("2.json"), &WHO_AND_WHEN[..40]).unwrap();
     std::fs::write(split.join("3.json"), WHO_AND_WHEN).unwrap();
-    let reports = read_inputs(&[split.clone()], &ReadOptions::default()).unwrap();
+    let reports = read_inputs(std::slice::from_ref(&split), &ReadOptions::default()).unwrap();
     assert_eq!(reports.len(), 3);
     let ids: Vec<&str> = reports
         .iter()
@@ -310,16 +310,16 @@ fn an_output_folder_inside_an_input_folder_is_not_read_back() {
         strict: true,
         ..ReadOptions::default()
     };
-    assert!(read_inputs(&[input.clone()], &strict).is_err());
+    assert!(read_inputs(std::slice::from_ref(&input), &strict).is_err());
     let opts = ReadOptions {
         exclude: vec![out.join("../out")],
         ..strict
     };
-    let reports = read_inputs(&[input.clone()], &opts).unwrap();
+    let reports = read_inputs(std::slice::from_ref(&input), &opts).unwrap();
     assert_eq!(reports.len(), 1);
     assert!(reports[0].path.ends_with("a.jsonl"));
     assert_eq!(
-        expand_inputs_excluding(&[input.clone()], &[out]).unwrap(),
+        expand_inputs_excluding(std::slice::from_ref(&input), &[out]).unwrap(),
         vec![input.join("a.jsonl")]
     );
 }

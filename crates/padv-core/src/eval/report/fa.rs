@@ -137,32 +137,31 @@ pub(super) fn report(
     })
 }
 
-/// Records every cell of the group evaluates (annotated, with a scored step in each), and
-/// per record `(gold, predictions)` per cell.
-fn common_items(
-    idx: &[usize],
-    preds: &[Vec<RecordPrediction>],
-) -> (Vec<usize>, Vec<Vec<(usize, [usize; 4])>>) {
+/// One evaluated record: the gold mistake step and the predictions in
+/// [`RecordPrediction`] order.
+type Item = (usize, [usize; 4]);
+
+/// Per cell of the group, the items of the records every cell evaluates (annotated, with a
+/// scored step in each), so that the candidates of the choice are compared on the same records.
+fn common_items(idx: &[usize], preds: &[Vec<RecordPrediction>]) -> Vec<Vec<Item>> {
     let n = preds.first().map_or(0, Vec::len);
     let records: Vec<usize> = (0..n)
         .filter(|&r| idx.iter().all(|&c| matches!(preds[c][r], Some(Some(_)))))
         .collect();
-    let per_cell = idx
-        .iter()
+    idx.iter()
         .map(|&c| {
             records
                 .iter()
                 .filter_map(|&r| preds[c][r].flatten())
                 .collect()
         })
-        .collect();
-    (records, per_cell)
+        .collect()
 }
 
-fn headline_for(
-    label: &str,
+/// Metrics of predictor `pred` on `items`, and the bootstrap interval of its accuracy.
+fn predictor_metrics(
     pred: usize,
-    items: &[(usize, [usize; 4])],
+    items: &[Item],
     opts: &Opts,
 ) -> (FaMetrics, Option<ConfidenceInterval>) {
     let m = metrics(
@@ -173,7 +172,6 @@ fn headline_for(
         .iter()
         .map(|(g, p)| f64::from(u8::from(*g == p[pred])))
         .collect();
-    let _ = label;
     (m, bootstrap_mean_ci(&exact, opts.bootstrap, opts.seed))
 }
 
@@ -185,9 +183,9 @@ fn method_report(
     opts: &Opts,
 ) -> Option<FaMethod> {
     let first = *idx.first()?;
-    let (_, per_cell) = common_items(idx, preds);
+    let per_cell = common_items(idx, preds);
     if opts.folds < 2 {
-        let (metrics, accuracy_ci) = headline_for(&cells[first].label, 0, &per_cell[0], opts);
+        let (metrics, accuracy_ci) = predictor_metrics(0, &per_cell[0], opts);
         return Some(FaMethod {
             method: m,
             n_cells: idx.len(),
@@ -233,8 +231,7 @@ fn method_report(
     let exact: Vec<f64> = held.iter().map(|u| u[0]).collect();
     let (chosen, n_chose) = cv.modal().unwrap_or((0, 0));
     let make = |c: Cand, chosen_in_folds: Option<usize>, with_cv: bool| {
-        let (metrics, accuracy_ci) =
-            headline_for(&cells[idx[c.cell]].label, c.pred, &per_cell[c.cell], opts);
+        let (metrics, accuracy_ci) = predictor_metrics(c.pred, &per_cell[c.cell], opts);
         FaHeadline {
             label: cells[idx[c.cell]].label.clone(),
             selection: Selection::CrossValidated,
@@ -283,13 +280,12 @@ fn method_report(
 
 /// The score-free baselines on the records the first cell evaluates.
 fn priors(preds: &[RecordPrediction], opts: &Opts) -> Vec<FaPrior> {
-    let items: Vec<(usize, [usize; 4])> = preds.iter().filter_map(|p| p.flatten()).collect();
+    let items: Vec<Item> = preds.iter().filter_map(|p| p.flatten()).collect();
     let golds: Vec<usize> = items.iter().map(|(g, _)| *g).collect();
     let mut out = vec![FaPrior {
         metrics: metrics("first_action", items.iter().map(|(g, p)| (*g, p[3]))),
         optimistic: false,
     }];
-    let all: Vec<usize> = (0..golds.len()).collect();
     if let Some(mode) = mode_of(golds.iter().copied()) {
         out.push(FaPrior {
             metrics: metrics("most_common_step", golds.iter().map(|&g| (g, mode))),
@@ -297,19 +293,30 @@ fn priors(preds: &[RecordPrediction], opts: &Opts) -> Vec<FaPrior> {
         });
     }
     if opts.folds >= 2 {
+        // Each fold predicts the mode of the other folds: total counts minus the fold's own.
         let folds = item_folds(golds.len(), opts.folds, opts.seed);
-        let mut pairs = Vec::new();
-        for &i in &all {
-            let train = all
-                .iter()
-                .filter(|&&j| folds[j] != folds[i])
-                .map(|&j| golds[j]);
-            if let Some(mode) = mode_of(train) {
-                pairs.push((golds[i], mode));
-            }
+        let mut total: BTreeMap<usize, usize> = BTreeMap::new();
+        let mut per_fold: Vec<BTreeMap<usize, usize>> = vec![BTreeMap::new(); opts.folds];
+        for (&g, &f) in golds.iter().zip(&folds) {
+            *total.entry(g).or_default() += 1;
+            *per_fold[f].entry(g).or_default() += 1;
         }
+        let train_mode: Vec<Option<usize>> = per_fold
+            .iter()
+            .map(|own| {
+                mode_of_counts(
+                    total
+                        .iter()
+                        .map(|(&v, &n)| (v, n - own.get(&v).copied().unwrap_or(0))),
+                )
+            })
+            .collect();
+        let pairs = golds
+            .iter()
+            .zip(&folds)
+            .filter_map(|(&g, &f)| train_mode[f].map(|m| (g, m)));
         out.push(FaPrior {
-            metrics: metrics("most_common_step_cv", pairs.into_iter()),
+            metrics: metrics("most_common_step_cv", pairs),
             optimistic: false,
         });
     }
@@ -322,8 +329,15 @@ fn mode_of(values: impl Iterator<Item = usize>) -> Option<usize> {
     for v in values {
         *freq.entry(v).or_default() += 1;
     }
-    freq.iter()
-        .fold(None, |best: Option<(usize, usize)>, (&v, &n)| match best {
+    mode_of_counts(freq.into_iter())
+}
+
+/// The value with the largest positive count, from `(value, count)` in ascending value order
+/// (so the smallest value wins ties); `None` when every count is 0.
+fn mode_of_counts(counts: impl Iterator<Item = (usize, usize)>) -> Option<usize> {
+    counts
+        .filter(|&(_, n)| n > 0)
+        .fold(None, |best: Option<(usize, usize)>, (v, n)| match best {
             Some((_, b)) if b >= n => best,
             _ => Some((v, n)),
         })

@@ -299,3 +299,61 @@ fn grid_headlines_are_cross_validated_and_consistent() {
     assert_eq!(f.methods[0].headline.label, spec.label());
     assert_eq!(f.methods[0].headline.selection, Selection::Given);
 }
+
+#[test]
+fn fa_priors_by_hand() {
+    // Annotated records (in order) with gold steps 3, 3, 5 and first actions at 1.
+    let mut recs: Vec<LogprobRecord> = Vec::new();
+    for (i, gold) in [3usize, 3, 5].into_iter().enumerate() {
+        let mut r = rec(&format!("r{i}"), "t", Some(0.0), -1.0);
+        r.mistake_step = Some(gold);
+        recs.push(r);
+    }
+    let c = EvalConfig {
+        folds: 3,
+        ..cfg(true)
+    };
+    let r = evaluate(&recs, EvalKind::Fa, &c).unwrap();
+    let ReportBody::Fa(fa) = &r.results else {
+        panic!("not an FA report")
+    };
+    let prior = |name: &str| {
+        fa.priors
+            .iter()
+            .find(|p| p.metrics.predictor == name)
+            .unwrap()
+            .clone()
+    };
+    // first_action predicts 1 every time: errors 2, 2, 4.
+    let first = prior("first_action");
+    assert_eq!(
+        (first.metrics.accuracy, first.metrics.mae),
+        (Some(0.0), Some(8.0 / 3.0))
+    );
+    // most_common_step is 3 (seen twice): errors 0, 0, 2.
+    let mode = prior("most_common_step");
+    assert!(mode.optimistic);
+    assert_eq!(
+        (mode.metrics.accuracy, mode.metrics.mae),
+        (Some(2.0 / 3.0), Some(2.0 / 3.0))
+    );
+    // Three folds of one record each: leaving out a 3 leaves {3, 5}, a tie -> 3 (right);
+    // leaving out the 5 leaves {3, 3} -> 3 (wrong by 2).
+    let cv = prior("most_common_step_cv");
+    assert!(!cv.optimistic);
+    assert_eq!(
+        (cv.metrics.accuracy, cv.metrics.mae),
+        (Some(2.0 / 3.0), Some(2.0 / 3.0))
+    );
+}
+
+#[test]
+#[ignore = "prints sample tables for a human to read"]
+fn print_sample_tables() {
+    let recs = synthetic_records(400, 5, 3, 4);
+    for kind in EvalKind::ALL {
+        for grid in [false, true] {
+            println!("{}", evaluate(&recs, *kind, &cfg(grid)).unwrap().to_table());
+        }
+    }
+}
