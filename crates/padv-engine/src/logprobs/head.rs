@@ -6,6 +6,13 @@ use rayon::prelude::*;
 
 use super::stats::{row_stats, RowStats};
 
+/// Default rows of the output projection computed at once (`EngineOptions::chunk_rows`, the
+/// CLI's `--chunk-rows`). 128 was the fastest in `padv bench-engine` on CPU (larger chunks
+/// gain nothing once a chunk's product saturates the cores, and cost `rows × V` floats of
+/// logits: 78 MB at 128 rows for V = 151936 in f32). One constant so the library and the CLI
+/// cannot drift apart.
+pub const DEFAULT_CHUNK_ROWS: usize = 128;
+
 /// Statistics of the distributions predicted by `hidden` rows `[n, H]` through `lm_head`
 /// `[V, H]`; `targets[i]` is the token whose log-prob row `i` gives. Logits are computed in
 /// the model dtype (as transformers does), then read as f32 on the CPU.
@@ -129,3 +136,16 @@ fn cpu_f32_logits(h: &Tensor, w: &Tensor) -> Result<Option<Vec<f32>>> {
 struct SendPtr(*mut f32);
 // SAFETY: see `cpu_f32_logits`: every thread writes a disjoint set of columns.
 unsafe impl Sync for SendPtr {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn engine_default_chunk_rows_is_the_shared_constant() {
+        assert_eq!(
+            crate::logprobs::EngineOptions::default().chunk_rows,
+            DEFAULT_CHUNK_ROWS
+        );
+    }
+}
