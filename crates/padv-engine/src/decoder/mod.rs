@@ -14,14 +14,16 @@
 mod attention;
 mod cache;
 mod config;
-pub(crate) mod fastmath;
 mod flash;
+pub(crate) mod kernels;
 mod linear;
 mod mlp;
 mod model;
 mod norm;
 mod ops;
 mod rope;
+
+pub(crate) use kernels::fastmath;
 
 pub use attention::AttentionImpl;
 pub use cache::KvCache;
