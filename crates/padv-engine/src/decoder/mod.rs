@@ -28,7 +28,8 @@ pub(crate) use kernels::fastmath;
 pub use attention::AttentionImpl;
 pub use cache::KvCache;
 pub use config::{
-    Activation, DecoderConfig, Family, LayerSpec, NormPlacement, QkNorm, RopeScaling, RopeSpec,
+    Activation, BiasRule, DecoderConfig, Family, FamilyTraits, LayerSpec, NormPlacement, QkNorm,
+    RopeRule, RopeScaling, RopeSpec, SlidingLayers, SoftcapRule,
 };
 pub use linear::Linear;
 pub use model::{DecoderModel, ModelOptions};
