@@ -4,6 +4,8 @@
 //! and chat templates, and one generic decoder on candle that returns teacher-forced log-probs
 //! at action positions only.
 #![deny(missing_docs)]
+// Raw-pointer kernels live in `decoder::kernels` only, behind safe, validating wrappers.
+#![deny(unsafe_code)]
 
 pub mod pair;
 pub mod tokenize;

@@ -79,6 +79,35 @@ pub enum CheckpointError {
         /// The tensor name.
         name: String,
     },
+    /// The stored tensors are not the ones the config describes: some it needs are absent,
+    /// or some stored ones would never be read (e.g. `num_hidden_layers` says 1 where 2 layers
+    /// are stored). Loading anyway would compute a different model than the one trained.
+    #[error(
+        "{dir}: the weights do not match config.json: {} missing{}; {} unused{}",
+        missing.len(), name_list(missing), unused.len(), name_list(unused)
+    )]
+    TensorSetMismatch {
+        /// The checkpoint directory.
+        dir: PathBuf,
+        /// Tensors the config needs that no weight file holds (sorted).
+        missing: Vec<String>,
+        /// Stored tensors the model would not read (sorted).
+        unused: Vec<String>,
+    },
+    /// The config ties the output projection to the embeddings, but the checkpoint also
+    /// stores a different `lm_head.weight`: which one a loader uses decides the numbers.
+    #[error(
+        "{dir}: config.json ties the embeddings, but `{head}` differs from `{embed}`; set \
+         tie_word_embeddings to false to use it, or remove it"
+    )]
+    TiedHeadDiffers {
+        /// The checkpoint directory.
+        dir: PathBuf,
+        /// The stored output projection.
+        head: String,
+        /// The embedding matrix.
+        embed: String,
+    },
     /// A tensor has a different shape from the one the config implies.
     #[error("{path}: tensor `{name}` has shape {found:?}, the config implies {expected:?}")]
     ShapeMismatch {
@@ -91,6 +120,21 @@ pub enum CheckpointError {
         /// Shape the config implies.
         expected: Vec<usize>,
     },
+}
+
+/// ` (a, b, c, ... and N more)`: a few names, enough to recognise the pattern.
+fn name_list(names: &[String]) -> String {
+    const SHOWN: usize = 4;
+    if names.is_empty() {
+        return String::new();
+    }
+    let shown: Vec<&str> = names.iter().take(SHOWN).map(String::as_str).collect();
+    let more = names.len().saturating_sub(SHOWN);
+    if more == 0 {
+        format!(" ({})", shown.join(", "))
+    } else {
+        format!(" ({}, ... and {more} more)", shown.join(", "))
+    }
 }
 
 /// Result alias for checkpoint operations.

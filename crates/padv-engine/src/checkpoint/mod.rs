@@ -7,11 +7,13 @@
 //! - [`Checkpoint`]: all of the above, plus the tensor-name prefix (Gemma 3 multimodal
 //!   checkpoints nest the language model) and a fingerprint for caches.
 
+mod content_hash;
 mod error;
 mod hub;
 mod raw;
 mod resolve;
 mod rope_params;
+mod usage;
 mod weights;
 
 use std::path::{Path, PathBuf};
@@ -64,7 +66,9 @@ pub struct Checkpoint {
 }
 
 impl Checkpoint {
-    /// Opens `dir`: parses and resolves `config.json`, reads the safetensors headers.
+    /// Opens `dir`: parses and resolves `config.json`, reads the safetensors headers, and
+    /// checks that the stored tensors are exactly those the config describes (names and
+    /// shapes; a tensor missing or stored but unused is an error naming them).
     pub fn open(dir: &Path) -> Result<Self> {
         let (raw, config_bytes) = read_raw_config(dir)?;
         let mut config = resolve(&raw, &dir.join("config.json"))?;
@@ -88,14 +92,24 @@ impl Checkpoint {
             );
             config.tie_embeddings = true;
         }
-        Ok(Self {
+        let ckpt = Self {
             dir: dir.to_path_buf(),
             config,
             weights: Arc::new(weights),
             body_prefix,
             head_prefix,
             config_bytes,
-        })
+        };
+        usage::check_tensor_set(&ckpt)?;
+        Ok(ckpt)
+    }
+
+    /// The prefix of the output projection the model reads: None when the embeddings are
+    /// tied (a stored `lm_head.weight` is then ignored, see [`Checkpoint::open`]'s checks).
+    pub fn model_head_prefix(&self) -> Option<&str> {
+        self.head_prefix
+            .as_deref()
+            .filter(|_| !self.config.tie_embeddings)
     }
 
     /// A `VarBuilder` over the whole checkpoint, converting every tensor to `dtype` on
@@ -108,28 +122,36 @@ impl Checkpoint {
         )
     }
 
-    /// A stable string that changes whenever the numbers could: config, weight file headers
-    /// and sizes, compute dtype, device and the engine's numerics version.
-    pub fn fingerprint(&self, dtype: DType, device: &Device) -> String {
+    /// A stable string that changes whenever the numbers could: config, every byte of every
+    /// weight file (see `content_hash`: headers alone cannot tell two RL steps apart), compute
+    /// dtype, device and the engine's numerics version. The weight files' names are not part
+    /// of it, and neither is the directory: a copy elsewhere shares cache entries.
+    ///
+    /// Reads all weight files once (in parallel chunks; a few GB/s once they are in the page
+    /// cache, which loading the model has just done).
+    pub fn fingerprint(&self, dtype: DType, device: &Device) -> Result<String> {
+        let files: Vec<(PathBuf, u64)> = self
+            .weights
+            .file_summaries()
+            .map(|(path, size, _)| (path.to_path_buf(), size))
+            .collect();
+        let digests = content_hash::file_digests(&files)?;
         let mut h = Fnv64::new();
         h.write_part(&NUMERICS_VERSION.to_le_bytes());
         h.write_part(&self.config_bytes);
-        for (path, size, header) in self.weights.file_summaries() {
-            let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
-            h.write_part(name.unwrap_or_default().as_bytes());
-            h.write_part(&size.to_le_bytes());
-            h.write_part(header);
+        for digest in digests {
+            h.write_part(&digest.to_le_bytes());
         }
         let device = device_label(device);
         h.write_part(dtype.as_str().as_bytes());
         h.write_part(device.as_bytes());
-        format!(
+        Ok(format!(
             "padv-local/{}/{}/{}/{}",
             self.config.family.model_type(),
             dtype.as_str(),
             device,
             h.hex()
-        )
+        ))
     }
 }
 

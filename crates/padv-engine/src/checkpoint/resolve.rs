@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 
 use super::error::{CheckpointError, Result};
 use super::raw::RawConfig;
-use crate::decoder::{Activation, DecoderConfig, Family, LayerSpec, NormPlacement, QkNorm};
+use crate::decoder::{
+    Activation, BiasRule, DecoderConfig, Family, LayerSpec, SlidingLayers, SoftcapRule,
+};
 
 /// `model_type` values accepted.
 const SUPPORTED: &str = "llama, qwen2, qwen3, mistral, gemma2, gemma3_text, gemma3, olmo2, phi3";
@@ -94,28 +96,23 @@ impl<'a> Resolver<'a> {
     }
 
     fn run(&self) -> Result<DecoderConfig> {
-        use Family::*;
         let raw = self.raw;
         let f = self.family;
+        let tr = f.traits();
         let vocab_size = self.required(raw.vocab_size, "vocab_size")?;
         let hidden_size = self.required(raw.hidden_size, "hidden_size")?;
         let intermediate_size = self.required(raw.intermediate_size, "intermediate_size")?;
         let num_layers = self.required(raw.num_hidden_layers, "num_hidden_layers")?;
         let num_heads = self.required(raw.num_attention_heads, "num_attention_heads")?;
-        let gemma = matches!(f, Gemma2 | Gemma3);
+        let gemma = tr.gemma_conventions;
 
         // transformers' class defaults when the field is absent.
-        let num_kv_heads = raw.num_key_value_heads.unwrap_or(match f {
-            Mistral => 8,
-            Qwen2 | Qwen3 => 32,
-            Gemma2 | Gemma3 => 4,
-            _ => num_heads,
-        });
-        let head_dim = match (raw.head_dim, f) {
-            (Some(d), _) => d,
-            (None, Qwen3) => 128,
-            (None, Gemma2 | Gemma3) => 256,
-            (None, _) => {
+        let num_kv_heads = raw
+            .num_key_value_heads
+            .unwrap_or(tr.default_num_kv_heads.unwrap_or(num_heads));
+        let head_dim = match (raw.head_dim, tr.default_head_dim) {
+            (Some(d), _) | (None, Some(d)) => d,
+            (None, None) => {
                 if hidden_size % num_heads != 0 {
                     return Err(self.invalid(
                         "head_dim",
@@ -128,11 +125,7 @@ impl<'a> Resolver<'a> {
                 hidden_size / num_heads
             }
         };
-        let rms_norm_eps = raw.rms_norm_eps.unwrap_or(if matches!(f, Olmo2 | Phi3) {
-            1e-5
-        } else {
-            1e-6
-        });
+        let rms_norm_eps = raw.rms_norm_eps.unwrap_or(tr.default_rms_norm_eps);
 
         let (act_field, act_name) = if gemma {
             match (&raw.hidden_activation, &raw.hidden_act) {
@@ -153,22 +146,12 @@ impl<'a> Resolver<'a> {
         };
 
         let attention_bias = raw.attention_bias.unwrap_or(false);
-        let (qkv_bias, o_bias) = match f {
-            Qwen2 => (true, false),
-            Mistral | Phi3 => (false, false),
-            _ => (attention_bias, attention_bias),
+        let (qkv_bias, o_bias) = match tr.attention_bias {
+            BiasRule::QkvOnly => (true, false),
+            BiasRule::None => (false, false),
+            BiasRule::FromConfig => (attention_bias, attention_bias),
         };
-        let mlp_bias = f == Llama && raw.mlp_bias.unwrap_or(false);
-        let qk_norm = match f {
-            Qwen3 | Gemma3 => QkNorm::PerHead,
-            Olmo2 => QkNorm::Full,
-            _ => QkNorm::None,
-        };
-        let norm_placement = match f {
-            Gemma2 | Gemma3 => NormPlacement::Sandwich,
-            Olmo2 => NormPlacement::Post,
-            _ => NormPlacement::Pre,
-        };
+        let mlp_bias = tr.mlp_bias_from_config && raw.mlp_bias.unwrap_or(false);
         if raw.use_bidirectional_attention == Some(true) {
             return Err(self.invalid(
                 "use_bidirectional_attention",
@@ -190,28 +173,16 @@ impl<'a> Resolver<'a> {
             Some(Some(c)) if c.is_finite() && *c > 0.0 => Ok(Some(*c)),
             Some(Some(_)) => Err(self.invalid(field, "must be positive")),
         };
-        let (attn_softcap, final_softcap) = match f {
-            Gemma2 => (
-                softcap(
-                    &raw.attn_logit_softcapping,
-                    "attn_logit_softcapping",
-                    Some(50.0),
-                )?,
+        let (attn_softcap, final_softcap) = match tr.softcaps {
+            SoftcapRule::Read { attn, final_logits } => (
+                softcap(&raw.attn_logit_softcapping, "attn_logit_softcapping", attn)?,
                 softcap(
                     &raw.final_logit_softcapping,
                     "final_logit_softcapping",
-                    Some(30.0),
+                    final_logits,
                 )?,
             ),
-            Gemma3 => (
-                softcap(&raw.attn_logit_softcapping, "attn_logit_softcapping", None)?,
-                softcap(
-                    &raw.final_logit_softcapping,
-                    "final_logit_softcapping",
-                    None,
-                )?,
-            ),
-            _ => (None, None),
+            SoftcapRule::Absent => (None, None),
         };
 
         let kinds = self.layer_kinds(num_layers)?;
@@ -242,15 +213,15 @@ impl<'a> Resolver<'a> {
             qkv_bias,
             o_bias,
             mlp_bias,
-            qk_norm,
-            norm_placement,
+            qk_norm: tr.qk_norm,
+            norm_placement: tr.norm_placement,
             norm_unit_offset: gemma,
             embed_scale: gemma.then(|| (hidden_size as f64).sqrt()),
             attn_scale,
             attn_softcap,
             final_softcap,
-            fused_qkv: f == Phi3,
-            fused_gate_up: f == Phi3,
+            fused_qkv: tr.fused_projections,
+            fused_gate_up: tr.fused_projections,
             tie_embeddings: raw.tie_word_embeddings.unwrap_or(gemma),
             ropes,
             layers,
@@ -262,13 +233,8 @@ impl<'a> Resolver<'a> {
 
     /// The window length, for the layers that slide.
     fn sliding_window(&self) -> Result<Option<usize>> {
-        use Family::*;
-        let default = match self.family {
-            Llama | Olmo2 | Phi3 => None,
-            _ => Some(4096),
-        };
         let w = match self.raw.sliding_window {
-            None => default,
+            None => self.family.traits().default_sliding_window,
             Some(w) => w,
         };
         if w == Some(0) {
@@ -279,7 +245,6 @@ impl<'a> Resolver<'a> {
 
     /// Which layers slide: `layer_types` when given, else each family's rule.
     fn layer_kinds(&self, n: usize) -> Result<Vec<LayerKind>> {
-        use Family::*;
         if let Some(types) = &self.raw.layer_types {
             if types.len() != n {
                 return Err(self.invalid(
@@ -299,16 +264,18 @@ impl<'a> Resolver<'a> {
         let slides = self.sliding_window()?.is_some();
         let kinds = (0..n)
             .map(|i| {
-                let sliding = match self.family {
-                    Llama | Olmo2 => false,
-                    Mistral | Phi3 => slides,
-                    Qwen2 | Qwen3 => {
+                let sliding = match self.family.traits().sliding_layers {
+                    SlidingLayers::Never => false,
+                    SlidingLayers::AllWhenWindowed => slides,
+                    SlidingLayers::QwenFromMaxWindowLayers => {
                         slides
                             && self.raw.use_sliding_window.unwrap_or(false)
                             && i >= self.raw.max_window_layers.unwrap_or(28)
                     }
-                    Gemma2 => (i + 1) % 2 != 0,
-                    Gemma3 => (i + 1) % self.raw.sliding_window_pattern.unwrap_or(6).max(1) != 0,
+                    SlidingLayers::EvenIndexed => i % 2 == 0,
+                    SlidingLayers::Pattern { default } => {
+                        (i + 1) % self.raw.sliding_window_pattern.unwrap_or(default).max(1) != 0
+                    }
                 };
                 if sliding {
                     LayerKind::Sliding

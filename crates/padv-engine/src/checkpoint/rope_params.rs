@@ -6,7 +6,7 @@ use serde_json::{Map, Value};
 
 use super::error::Result;
 use super::resolve::{missing, LayerKind, Resolver};
-use crate::decoder::{Family, RopeScaling, RopeSpec};
+use crate::decoder::{RopeRule, RopeScaling, RopeSpec};
 
 impl<'a> Resolver<'a> {
     /// The rotary embeddings, and which one each layer kind uses.
@@ -25,7 +25,8 @@ impl<'a> Resolver<'a> {
             v.as_object()
                 .ok_or_else(|| self.invalid(field, "must be an object"))
         };
-        if self.family == Family::Gemma3 {
+        let rule = self.family.traits().rope;
+        if rule == RopeRule::LocalAndGlobal {
             // Two embeddings: global (full-attention) and local (sliding) layers.
             let (mut global, mut local) = (None, None);
             if let Some((field, v)) = params {
@@ -55,7 +56,7 @@ impl<'a> Resolver<'a> {
             return Ok((vec![g, l], pick));
         }
         // One embedding for all layers. Phi-3 reads `rope_scaling` before `rope_parameters`.
-        let chosen = if self.family == Family::Phi3 {
+        let chosen = if rule == RopeRule::Phi3LongRope {
             scaling.or(params)
         } else {
             params.or(scaling)
@@ -75,6 +76,7 @@ impl<'a> Resolver<'a> {
         default_theta: f64,
         head_dim: usize,
     ) -> Result<RopeSpec> {
+        let phi3 = self.family.traits().rope == RopeRule::Phi3LongRope;
         let empty = Map::new();
         let (prefix, d) = dict.unwrap_or(("rope_parameters", &empty));
         let field = |k: &str| format!("{prefix}.{k}");
@@ -132,10 +134,10 @@ impl<'a> Resolver<'a> {
                 high_freq_factor: need("high_freq_factor")?,
                 original_max_position_embeddings: original_max(true)?,
             },
-            "longrope" | "su" | "yarn" if self.family == Family::Phi3 || kind == "longrope" => {
+            "longrope" | "su" | "yarn" if phi3 || kind == "longrope" => {
                 // Phi-3's config class always has `original_max_position_embeddings`
                 // (default 4096) and it takes priority over the dictionary's.
-                let original = if self.family == Family::Phi3 {
+                let original = if phi3 {
                     self.raw.original_max_position_embeddings.unwrap_or(4096)
                 } else {
                     original_max(true)?
@@ -146,7 +148,7 @@ impl<'a> Resolver<'a> {
                         .and_then(|a| a.iter().map(Value::as_f64).collect::<Option<Vec<_>>>())
                         .ok_or_else(|| self.invalid(&field(k), "must be a list of numbers"))
                 };
-                let max = max_pos.unwrap_or(if self.family == Family::Phi3 { 4096 } else { original });
+                let max = max_pos.unwrap_or(if phi3 { 4096 } else { original });
                 let factor = num("factor")?.unwrap_or(max as f64 / original as f64);
                 let attention_factor = match num("attention_factor")? {
                     Some(a) => a,

@@ -225,6 +225,46 @@ impl Weights {
         self.tensors.get(name).map(|e| e.shape.as_slice())
     }
 
+    /// Names of all stored (float) tensors, in no particular order.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.tensors.keys().map(String::as_str)
+    }
+
+    /// The file that stores `name`.
+    pub fn file_of(&self, name: &str) -> Option<&Path> {
+        self.tensors
+            .get(name)
+            .map(|e| self.files[e.file].path.as_path())
+    }
+
+    /// Whether tensors `a` and `b` are stored with the same dtype, shape and bytes (false
+    /// when either is absent).
+    pub fn same_bytes(&self, a: &str, b: &str) -> Result<bool> {
+        let (Some(ea), Some(eb)) = (self.tensors.get(a), self.tensors.get(b)) else {
+            return Ok(false);
+        };
+        if ea.dtype != eb.dtype || ea.shape != eb.shape {
+            return Ok(false);
+        }
+        Ok(self.raw_bytes(ea)? == self.raw_bytes(eb)?)
+    }
+
+    fn raw_bytes(&self, e: &TensorEntry) -> Result<Vec<u8>> {
+        let wf = &self.files[e.file];
+        let mut file = wf.file.lock().map_err(|_| {
+            io_err(
+                &wf.path,
+                std::io::Error::other("weights file lock poisoned"),
+            )
+        })?;
+        file.seek(SeekFrom::Start(e.start))
+            .map_err(|err| io_err(&wf.path, err))?;
+        let mut v = vec![0u8; e.len as usize];
+        file.read_exact(&mut v)
+            .map_err(|err| io_err(&wf.path, err))?;
+        Ok(v)
+    }
+
     /// The dtypes stored in the files (for reporting).
     pub fn stored_dtypes(&self) -> Vec<DType> {
         let mut v: Vec<DType> = Vec::new();
@@ -277,15 +317,9 @@ impl Weights {
         macro_rules! read_as {
             ($t:ty, $zero:expr) => {{
                 let mut v: Vec<$t> = vec![$zero; numel];
-                // SAFETY: `$t` is a plain-old-data float type (every bit pattern is valid) and
-                // the byte view covers exactly the vector's initialised elements. safetensors
-                // stores little-endian data and this host is little-endian (checked above).
-                let bytes = unsafe {
-                    std::slice::from_raw_parts_mut(
-                        v.as_mut_ptr().cast::<u8>(),
-                        numel * std::mem::size_of::<$t>(),
-                    )
-                };
+                // A byte view of the vector: safetensors stores little-endian data and this
+                // host is little-endian (checked above).
+                let bytes: &mut [u8] = bytemuck::cast_slice_mut(&mut v);
                 debug_assert_eq!(bytes.len() as u64, e.len);
                 file.read_exact(bytes)
                     .map_err(|err| io_err(&wf.path, err))?;

@@ -26,17 +26,203 @@ pub enum Family {
 impl Family {
     /// The `model_type` string of the family.
     pub fn model_type(self) -> &'static str {
+        self.traits().model_type
+    }
+
+    /// Everything in which the family differs, from one exhaustive match: adding a family
+    /// does not compile until every behaviour below is decided for it (no `_ =>` default
+    /// anywhere in `checkpoint/` or `decoder/` may pick one silently).
+    pub fn traits(self) -> FamilyTraits {
+        use Family::*;
+        // transformers' class defaults, per family.
+        let base = FamilyTraits {
+            model_type: "",
+            default_num_kv_heads: None,
+            default_head_dim: None,
+            default_rms_norm_eps: 1e-6,
+            gemma_conventions: false,
+            attention_bias: BiasRule::FromConfig,
+            mlp_bias_from_config: false,
+            qk_norm: QkNorm::None,
+            norm_placement: NormPlacement::Pre,
+            softcaps: SoftcapRule::Absent,
+            fused_projections: false,
+            default_sliding_window: None,
+            sliding_layers: SlidingLayers::Never,
+            rope: RopeRule::Single,
+        };
         match self {
-            Family::Llama => "llama",
-            Family::Qwen2 => "qwen2",
-            Family::Qwen3 => "qwen3",
-            Family::Mistral => "mistral",
-            Family::Gemma2 => "gemma2",
-            Family::Gemma3 => "gemma3_text",
-            Family::Olmo2 => "olmo2",
-            Family::Phi3 => "phi3",
+            Llama => FamilyTraits {
+                model_type: "llama",
+                mlp_bias_from_config: true,
+                ..base
+            },
+            Qwen2 => FamilyTraits {
+                model_type: "qwen2",
+                default_num_kv_heads: Some(32),
+                attention_bias: BiasRule::QkvOnly,
+                default_sliding_window: Some(4096),
+                sliding_layers: SlidingLayers::QwenFromMaxWindowLayers,
+                ..base
+            },
+            Qwen3 => FamilyTraits {
+                model_type: "qwen3",
+                default_num_kv_heads: Some(32),
+                default_head_dim: Some(128),
+                qk_norm: QkNorm::PerHead,
+                default_sliding_window: Some(4096),
+                sliding_layers: SlidingLayers::QwenFromMaxWindowLayers,
+                ..base
+            },
+            Mistral => FamilyTraits {
+                model_type: "mistral",
+                default_num_kv_heads: Some(8),
+                attention_bias: BiasRule::None,
+                default_sliding_window: Some(4096),
+                sliding_layers: SlidingLayers::AllWhenWindowed,
+                ..base
+            },
+            Gemma2 => FamilyTraits {
+                model_type: "gemma2",
+                default_num_kv_heads: Some(4),
+                default_head_dim: Some(256),
+                gemma_conventions: true,
+                norm_placement: NormPlacement::Sandwich,
+                softcaps: SoftcapRule::Read {
+                    attn: Some(50.0),
+                    final_logits: Some(30.0),
+                },
+                default_sliding_window: Some(4096),
+                sliding_layers: SlidingLayers::EvenIndexed,
+                ..base
+            },
+            Gemma3 => FamilyTraits {
+                model_type: "gemma3_text",
+                default_num_kv_heads: Some(4),
+                default_head_dim: Some(256),
+                gemma_conventions: true,
+                qk_norm: QkNorm::PerHead,
+                norm_placement: NormPlacement::Sandwich,
+                softcaps: SoftcapRule::Read {
+                    attn: None,
+                    final_logits: None,
+                },
+                default_sliding_window: Some(4096),
+                sliding_layers: SlidingLayers::Pattern { default: 6 },
+                rope: RopeRule::LocalAndGlobal,
+                ..base
+            },
+            Olmo2 => FamilyTraits {
+                model_type: "olmo2",
+                default_rms_norm_eps: 1e-5,
+                qk_norm: QkNorm::Full,
+                norm_placement: NormPlacement::Post,
+                ..base
+            },
+            Phi3 => FamilyTraits {
+                model_type: "phi3",
+                default_rms_norm_eps: 1e-5,
+                attention_bias: BiasRule::None,
+                fused_projections: true,
+                sliding_layers: SlidingLayers::AllWhenWindowed,
+                rope: RopeRule::Phi3LongRope,
+                ..base
+            },
         }
     }
+}
+
+/// The per-family table behind [`Family::traits`]: defaults transformers' config classes
+/// apply when a field is absent, and the architectural switches.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FamilyTraits {
+    /// The `model_type` string.
+    pub model_type: &'static str,
+    /// `num_key_value_heads` when absent (None: `num_attention_heads`).
+    pub default_num_kv_heads: Option<usize>,
+    /// `head_dim` when absent (None: `hidden_size / num_attention_heads`).
+    pub default_head_dim: Option<usize>,
+    /// `rms_norm_eps` when absent.
+    pub default_rms_norm_eps: f64,
+    /// Gemma's conventions: activation from `hidden_activation` (default
+    /// `gelu_pytorch_tanh`), `(1 + w)` norms, embeddings scaled by √H, attention scale from
+    /// `query_pre_attn_scalar` (default 256), tied embeddings by default.
+    pub gemma_conventions: bool,
+    /// Which attention projections have a bias.
+    pub attention_bias: BiasRule,
+    /// The MLP bias follows `mlp_bias` (else never).
+    pub mlp_bias_from_config: bool,
+    /// Query/key normalisation.
+    pub qk_norm: QkNorm,
+    /// Block norm placement.
+    pub norm_placement: NormPlacement,
+    /// Whether the soft-capping fields are read, and their defaults.
+    pub softcaps: SoftcapRule,
+    /// q/k/v and gate/up are stored fused (`qkv_proj`, `gate_up_proj`).
+    pub fused_projections: bool,
+    /// `sliding_window` when absent.
+    pub default_sliding_window: Option<usize>,
+    /// Which layers use the window when `layer_types` is absent.
+    pub sliding_layers: SlidingLayers,
+    /// How the rotary embeddings are read.
+    pub rope: RopeRule,
+}
+
+/// Biases of the attention projections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BiasRule {
+    /// q/k/v and o follow `attention_bias` (default false).
+    FromConfig,
+    /// q/k/v always, o never (Qwen2).
+    QkvOnly,
+    /// Never (Mistral, Phi-3: their config classes have no such field).
+    None,
+}
+
+/// Attention/final-logit soft-capping fields.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum SoftcapRule {
+    /// Not part of the architecture; the fields are ignored.
+    Absent,
+    /// Read `attn_logit_softcapping` / `final_logit_softcapping`, with these defaults when
+    /// absent (an explicit `null` turns them off).
+    Read {
+        /// Default attention cap.
+        attn: Option<f64>,
+        /// Default final-logit cap.
+        final_logits: Option<f64>,
+    },
+}
+
+/// Which layers slide when `layer_types` is absent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SlidingLayers {
+    /// None (Llama, OLMo 2).
+    Never,
+    /// Every layer, if a window is set (Mistral, Phi-3).
+    AllWhenWindowed,
+    /// Layers `>= max_window_layers` (default 28), if `use_sliding_window` and a window.
+    QwenFromMaxWindowLayers,
+    /// Layers with an even index (Gemma 2).
+    EvenIndexed,
+    /// All but every n-th layer, n = `sliding_window_pattern` (Gemma 3).
+    Pattern {
+        /// n when absent.
+        default: usize,
+    },
+}
+
+/// How the rotary embeddings are read from the config.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RopeRule {
+    /// One embedding; `rope_parameters` before `rope_scaling`; θ default 1e4.
+    Single,
+    /// One embedding; `rope_scaling` first, `su`/`yarn` mean LongRoPE, and
+    /// `original_max_position_embeddings` defaults to 4096 (Phi-3's config class).
+    Phi3LongRope,
+    /// Global (θ default 1e6) and local (`rope_local_base_freq`, default 1e4) embeddings
+    /// for full and sliding layers (Gemma 3).
+    LocalAndGlobal,
 }
 
 /// MLP activation (applied to the gate, multiplied by the up projection).
@@ -252,5 +438,30 @@ impl DecoderConfig {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn model_types_are_distinct_and_resolve_back() {
+        use Family::*;
+        let all = [Llama, Qwen2, Qwen3, Mistral, Gemma2, Gemma3, Olmo2, Phi3];
+        for f in all {
+            let raw: crate::checkpoint::RawConfig = serde_json::from_value(serde_json::json!({
+                "model_type": f.model_type(), "vocab_size": 8, "hidden_size": 16,
+                "intermediate_size": 32, "num_hidden_layers": 2, "num_attention_heads": 4,
+                "num_key_value_heads": 2, "head_dim": 4
+            }))
+            .unwrap();
+            let cfg = crate::checkpoint::resolve(&raw, std::path::Path::new("c.json")).unwrap();
+            assert_eq!(cfg.family, f);
+            let t = f.traits();
+            assert_eq!(cfg.qk_norm, t.qk_norm);
+            assert_eq!(cfg.norm_placement, t.norm_placement);
+            assert_eq!(cfg.fused_qkv, t.fused_projections);
+        }
     }
 }

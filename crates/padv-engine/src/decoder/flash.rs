@@ -15,6 +15,7 @@ use candle_core::{backend::BackendStorage, CpuStorage, CustomOp3, Layout, Result
 use rayon::prelude::*;
 
 use super::fastmath;
+use super::kernels::gemm::{gemm, MatMut, MatRef, Write};
 
 /// Keys per online-softmax step.
 const BK: usize = 512;
@@ -50,25 +51,23 @@ impl CpuAttention {
         (PACKED_ROWS / n_rep).clamp(8, 128).min(t.max(1))
     }
 
-    fn run(&self, q: &[f32], k: &[f32], v: &[f32], dm: &Dims) -> Vec<f32> {
+    fn run(&self, q: &[f32], k: &[f32], v: &[f32], dm: &Dims) -> Result<Vec<f32>> {
         let row = dm.hq * dm.d;
         let n_rep = dm.hq / dm.hkv;
         let bq = self.query_block(n_rep, dm.t);
         let mut out = vec![0f32; dm.b * dm.t * row];
         if out.is_empty() {
-            return out;
+            return Ok(out);
         }
         out.par_chunks_mut(dm.t * row)
             .enumerate()
-            .for_each(|(bi, out_b)| {
+            .try_for_each(|(bi, out_b)| {
                 out_b
                     .par_chunks_mut(bq * row)
                     .enumerate()
-                    .for_each(|(blk, out_blk)| {
-                        self.block(q, k, v, dm, bi, blk * bq, out_blk);
-                    });
-            });
-        out
+                    .try_for_each(|(blk, out_blk)| self.block(q, k, v, dm, bi, blk * bq, out_blk))
+            })?;
+        Ok(out)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -81,7 +80,7 @@ impl CpuAttention {
         bi: usize,
         i0: usize,
         out: &mut [f32],
-    ) {
+    ) -> Result<()> {
         let Dims {
             t, hq, d, tk, hkv, ..
         } = *dm;
@@ -121,32 +120,14 @@ impl CpuAttention {
             while j0 < hi {
                 let nk = BK.min(hi - j0);
                 let kb = &k[base + j0 * kv_row..];
-                // S[rows × nk] = Qpack[rows × d] · K[j0..j0+nk]^T
-                // SAFETY: every index read is within the slices: Qpack rows*d, K rows
-                // j0..j0+nk of head g (checked j0+nk <= hi <= tk), S rows*nk <= rows*BK.
-                unsafe {
-                    gemm::gemm(
-                        rows,
-                        nk,
-                        d,
-                        s.as_mut_ptr(),
-                        1,
-                        nk as isize,
-                        false,
-                        qp.as_ptr(),
-                        1,
-                        d as isize,
-                        kb.as_ptr(),
-                        kv_row as isize,
-                        1,
-                        0.0,
-                        1.0,
-                        false,
-                        false,
-                        false,
-                        gemm::Parallelism::None,
-                    );
-                }
+                // S[rows × nk] = Qpack[rows × d] · K[j0..j0+nk]^T (key j, dim e at
+                // kb[j·kv_row + e]).
+                gemm(
+                    MatMut::new(&mut s, rows, nk, nk)?,
+                    Write::Overwrite,
+                    MatRef::row_major(&qp, rows, d)?,
+                    MatRef::new(kb, d, nk, 1, kv_row)?,
+                )?;
                 for rr in 0..rows {
                     let p = pos[rr % nb];
                     let a = lowest(p).max(j0);
@@ -174,30 +155,12 @@ impl CpuAttention {
                 }
                 let vb = &v[base + j0 * kv_row..];
                 // O[rows × d] += P[rows × nk] · V[j0..j0+nk]
-                // SAFETY: as above; O is rows*d.
-                unsafe {
-                    gemm::gemm(
-                        rows,
-                        d,
-                        nk,
-                        o.as_mut_ptr(),
-                        1,
-                        d as isize,
-                        true,
-                        s.as_ptr(),
-                        1,
-                        nk as isize,
-                        vb.as_ptr(),
-                        1,
-                        kv_row as isize,
-                        1.0,
-                        1.0,
-                        false,
-                        false,
-                        false,
-                        gemm::Parallelism::None,
-                    );
-                }
+                gemm(
+                    MatMut::new(&mut o, rows, d, d)?,
+                    Write::Accumulate,
+                    MatRef::new(&s, rows, nk, nk, 1)?,
+                    MatRef::new(vb, nk, d, kv_row, 1)?,
+                )?;
                 j0 += nk;
             }
             for r in 0..n_rep {
@@ -211,6 +174,7 @@ impl CpuAttention {
                 }
             }
         }
+        Ok(())
     }
 }
 
@@ -269,7 +233,7 @@ impl CustomOp3 for CpuAttention {
                 tk,
                 hkv,
             },
-        );
+        )?;
         Ok((CpuStorage::F32(out), Shape::from_dims(&[b, t, hq, d])))
     }
 }

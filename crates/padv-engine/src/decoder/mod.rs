@@ -14,8 +14,8 @@
 mod attention;
 mod cache;
 mod config;
-pub(crate) mod fastmath;
 mod flash;
+pub(crate) mod kernels;
 mod linear;
 mod mlp;
 mod model;
@@ -23,10 +23,13 @@ mod norm;
 mod ops;
 mod rope;
 
+pub(crate) use kernels::fastmath;
+
 pub use attention::AttentionImpl;
 pub use cache::KvCache;
 pub use config::{
-    Activation, DecoderConfig, Family, LayerSpec, NormPlacement, QkNorm, RopeScaling, RopeSpec,
+    Activation, BiasRule, DecoderConfig, Family, FamilyTraits, LayerSpec, NormPlacement, QkNorm,
+    RopeRule, RopeScaling, RopeSpec, SlidingLayers, SoftcapRule,
 };
 pub use linear::Linear;
 pub use model::{DecoderModel, ModelOptions};

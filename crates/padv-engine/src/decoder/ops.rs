@@ -13,7 +13,7 @@ use super::fastmath;
 use super::Activation;
 
 /// Float element types of CPU storage, computed in f32.
-pub(crate) trait Elem: Copy + Send + Sync + 'static {
+pub(crate) trait Elem: bytemuck::Pod + Send + Sync + 'static {
     fn to_f32(self) -> f32;
     fn from_f32(v: f32) -> Self;
 }
@@ -173,19 +173,21 @@ impl ActMulKernel {
     }
 }
 
-/// Views a slice as f32 when it is one (avoids a conversion copy on the f32 path).
+/// Views a slice as f32 when it is one (avoids a conversion copy on the f32 path). The
+/// `TypeId` check is what makes this the identity: a bf16 slice would also *cast* to f32
+/// (pairs of values reinterpreted), which is never wanted here.
 fn as_f32<T: Elem>(s: &[T]) -> Option<&[f32]> {
-    (std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>()).then(|| {
-        // SAFETY: T is f32 (checked by TypeId), so the cast is the identity.
-        unsafe { std::slice::from_raw_parts(s.as_ptr().cast::<f32>(), s.len()) }
-    })
+    if std::any::TypeId::of::<T>() != std::any::TypeId::of::<f32>() {
+        return None;
+    }
+    bytemuck::try_cast_slice(s).ok()
 }
 
 fn as_f32_mut<T: Elem>(s: &mut [T]) -> Option<&mut [f32]> {
-    (std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>()).then(|| {
-        // SAFETY: T is f32 (checked by TypeId), so the cast is the identity.
-        unsafe { std::slice::from_raw_parts_mut(s.as_mut_ptr().cast::<f32>(), s.len()) }
-    })
+    if std::any::TypeId::of::<T>() != std::any::TypeId::of::<f32>() {
+        return None;
+    }
+    bytemuck::try_cast_slice_mut(s).ok()
 }
 
 impl CustomOp1 for ActMulKernel {

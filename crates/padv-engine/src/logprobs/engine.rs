@@ -5,7 +5,7 @@ use std::path::Path;
 use candle_core::{DType, Device, Tensor};
 use padv_core::{BackendError, LogprobBackend, PositionLogprobs, StatsRequest};
 
-use super::head::score_hidden;
+use super::head::{score_hidden, DEFAULT_CHUNK_ROWS};
 use crate::checkpoint::{device_label, Checkpoint, CheckpointError};
 use crate::decoder::{AttentionImpl, DecoderModel, KvCache, ModelOptions};
 
@@ -64,8 +64,8 @@ pub struct EngineOptions {
     pub dtype: ComputeDType,
     /// Device (default CPU).
     pub device: DeviceSpec,
-    /// Rows of the output projection computed at once (default 256): bounds the logits
-    /// buffer to `chunk_rows × V` floats (150 MB for V = 151936 in f32).
+    /// Rows of the output projection computed at once (default [`DEFAULT_CHUNK_ROWS`]): bounds
+    /// the logits buffer to `chunk_rows × V` floats.
     pub chunk_rows: usize,
     /// Attention implementation (default `Auto`).
     pub attention: AttentionImpl,
@@ -79,7 +79,7 @@ impl Default for EngineOptions {
         Self {
             dtype: ComputeDType::F32,
             device: DeviceSpec::Cpu,
-            chunk_rows: 256,
+            chunk_rows: DEFAULT_CHUNK_ROWS,
             attention: AttentionImpl::Auto,
             trainable: false,
         }
@@ -139,11 +139,7 @@ impl LocalEngine {
             .map_err(ctx(format!("opening device {:?}", opts.device)))?;
         let dtype = opts.dtype.dtype();
         let vb = ckpt.var_builder(dtype, &device);
-        let head = ckpt
-            .head_prefix
-            .as_deref()
-            .filter(|_| !ckpt.config.tie_embeddings)
-            .map(|p| vb.pp(p));
+        let head = ckpt.model_head_prefix().map(|p| vb.pp(p));
         let model = DecoderModel::with_prefixes(
             &ckpt.config,
             vb.pp(&ckpt.body_prefix),
@@ -154,7 +150,7 @@ impl LocalEngine {
             },
         )
         .map_err(ctx(format!("loading {}", dir.display())))?;
-        let mut fingerprint = ckpt.fingerprint(dtype, &device);
+        let mut fingerprint = ckpt.fingerprint(dtype, &device)?;
         if opts.trainable {
             fingerprint.push_str(";trainable");
         }

@@ -5,6 +5,14 @@ use candle_core::{DType, Device, Result, Storage, Tensor};
 use rayon::prelude::*;
 
 use super::stats::{row_stats, RowStats};
+use crate::decoder::kernels::gemm::{gemm, MatMut, MatRef, Write};
+
+/// Default rows of the output projection computed at once (`EngineOptions::chunk_rows`, the
+/// CLI's `--chunk-rows`). 128 was the fastest in `padv bench-engine` on CPU (larger chunks
+/// gain nothing once a chunk's product saturates the cores, and cost `rows × V` floats of
+/// logits: 78 MB at 128 rows for V = 151936 in f32). One constant so the library and the CLI
+/// cannot drift apart.
+pub const DEFAULT_CHUNK_ROWS: usize = 128;
 
 /// Statistics of the distributions predicted by `hidden` rows `[n, H]` through `lm_head`
 /// `[V, H]`; `targets[i]` is the token whose log-prob row `i` gives. Logits are computed in
@@ -56,7 +64,7 @@ pub fn score_hidden(
 }
 
 /// Contiguous f32 CPU data of a tensor, if it is one.
-fn cpu_f32(t: &Tensor, f: impl FnOnce(&[f32]) -> Vec<f32>) -> Result<Option<Vec<f32>>> {
+fn cpu_f32<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Result<Option<R>> {
     if !t.device().is_cpu() || t.dtype() != DType::F32 {
         return Ok(None);
     }
@@ -81,51 +89,42 @@ fn cpu_f32_logits(h: &Tensor, w: &Tensor) -> Result<Option<Vec<f32>>> {
         return Ok(None);
     };
     let mut out = vec![0f32; m * n];
-    let done = cpu_f32(w, |w| {
+    let done = cpu_f32(w, |w| -> Result<()> {
         // Blocks of whole 64-column groups, a few per thread for balance.
         let blocks = 4 * rayon::current_num_threads();
         let cols = n.div_ceil(blocks).div_ceil(64) * 64;
-        let dst = SendPtr(out.as_mut_ptr());
-        (0..blocks).into_par_iter().for_each(|bi| {
-            let c0 = bi * cols;
-            if c0 >= n {
-                return;
-            }
-            let nc = cols.min(n - c0);
-            let dst = &dst;
-            // SAFETY: block `bi` writes only columns c0..c0+nc of the m × n output (row stride
-            // n), disjoint from every other block; it reads x (m × k) and rows c0..c0+nc of
-            // w (n × k), all in bounds.
-            unsafe {
-                gemm::gemm(
-                    m,
-                    nc,
-                    k,
-                    dst.0.add(c0),
-                    1,
-                    n as isize,
-                    false,
-                    x.as_ptr(),
-                    1,
-                    k as isize,
-                    w.as_ptr().add(c0 * k),
-                    k as isize,
-                    1,
-                    0.0,
-                    1.0,
-                    false,
-                    false,
-                    false,
-                    gemm::Parallelism::None,
-                );
-            }
-        });
-        Vec::new()
+        let mut views = Vec::with_capacity(blocks);
+        let mut rest = MatMut::new(&mut out, m, n, n)?;
+        let mut c0 = 0;
+        while rest.cols() > 0 {
+            let (block, r) = rest.split_cols(cols);
+            rest = r;
+            let nc = block.cols();
+            views.push((c0, block));
+            c0 += nc;
+        }
+        let lhs = MatRef::row_major(&x, m, k)?;
+        views.into_par_iter().try_for_each(|(c0, block)| {
+            // Rows c0..c0+nc of W [n, k], read as columns c0.. of the k × n matrix Wᵀ.
+            let rhs = MatRef::new(&w[c0 * k..], k, block.cols(), 1, k)?;
+            gemm(block, Write::Overwrite, lhs, rhs)
+        })
     })?;
-    Ok(done.map(|_| out))
+    match done {
+        Some(r) => r.map(|()| Some(out)),
+        None => Ok(None),
+    }
 }
 
-/// A raw pointer that may cross threads: the blocks written through it are disjoint.
-struct SendPtr(*mut f32);
-// SAFETY: see `cpu_f32_logits`: every thread writes a disjoint set of columns.
-unsafe impl Sync for SendPtr {}
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn engine_default_chunk_rows_is_the_shared_constant() {
+        assert_eq!(
+            crate::logprobs::EngineOptions::default().chunk_rows,
+            DEFAULT_CHUNK_ROWS
+        );
+    }
+}

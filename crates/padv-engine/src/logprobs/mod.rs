@@ -11,5 +11,5 @@ mod head;
 mod stats;
 
 pub use engine::{ComputeDType, DeviceSpec, EngineError, EngineOptions, LocalEngine};
-pub use head::score_hidden;
+pub use head::{score_hidden, DEFAULT_CHUNK_ROWS};
 pub use stats::{row_stats, RowStats, TOP_K};
