@@ -10,6 +10,8 @@ mod engine;
 mod head;
 mod stats;
 
-pub use engine::{ComputeDType, DeviceSpec, EngineError, EngineOptions, LocalEngine};
+pub use engine::{
+    BatchCost, ComputeDType, DeviceSpec, EngineError, EngineOptions, LocalEngine,
+};
 pub use head::score_hidden;
 pub use stats::{row_stats, RowStats, TOP_K};

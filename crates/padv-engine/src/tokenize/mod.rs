@@ -31,7 +31,7 @@ pub use error::{Result, TokenizeError};
 pub use loader::{SpecialTokens, TemplateSource, TextTokenizer, DEFAULT_TEMPLATE};
 pub use strftime::FixedDate;
 pub use template::{ChatOptions, ChatTemplate, RenderedChat};
-pub use tokenized::{TokenSpan, Tokenized, DEFAULT_MAX_LENGTH};
+pub use tokenized::{RenderMode, Segment, TokenSpan, Tokenized, DEFAULT_MAX_LENGTH};
 pub use vocab::{check_same_vocabulary, VocabMismatch};
 
 /// How to turn trajectories into ids.
