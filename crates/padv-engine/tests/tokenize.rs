@@ -82,7 +82,7 @@ fn fixture_tokenizers_load() {
         Some("<|eot_id|>")
     );
     let names: Vec<&str> = plain.templates().iter().map(|t| t.name.as_str()).collect();
-    assert_eq!(names, ["default", "gemma", "generation", "llama3"]);
+    assert_eq!(names, ["default", "gemma", "generation", "llama3", "qwen3"]);
     assert_eq!(plain.fingerprint().len(), 16);
     assert_ne!(plain.fingerprint(), bos.fingerprint());
     // Loading twice gives the same fingerprint.

@@ -279,10 +279,19 @@ impl LocalEngine {
         requests: &[ScoreRequest<'_>],
         stats: StatsRequest,
     ) -> (Vec<Result<PositionLogprobs, EngineError>>, BatchCost) {
-        let mut order: Vec<usize> = (0..requests.len()).collect();
-        order.sort_by(|&a, &b| requests[a].ids.cmp(requests[b].ids));
         let mut results: Vec<Option<Result<PositionLogprobs, EngineError>>> =
             (0..requests.len()).map(|_| None).collect();
+        // Requests without targets need no pass (they are still validated).
+        let mut order: Vec<usize> = Vec::with_capacity(requests.len());
+        for (i, r) in requests.iter().enumerate() {
+            if r.targets.is_empty() {
+                let none = &mut KvCache::discarding();
+                results[i] = Some(self.score_from(r.ids, r.targets, stats, none));
+            } else {
+                order.push(i);
+            }
+        }
+        order.sort_by(|&a, &b| requests[a].ids.cmp(requests[b].ids));
         let mut cost = BatchCost::default();
         let mut cache = self.model.new_cache();
         // The ids whose keys and values `cache` holds (its first `seq_len()` positions).
@@ -290,7 +299,6 @@ impl LocalEngine {
         for (k, &i) in order.iter().enumerate() {
             let req = requests[i];
             let Some((&first, &last)) = req.targets.first().zip(req.targets.last()) else {
-                results[i] = Some(self.score_from(req.ids, req.targets, stats, &mut KvCache::discarding()));
                 continue;
             };
             cost.independent_positions += last;
