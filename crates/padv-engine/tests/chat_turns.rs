@@ -162,9 +162,12 @@ fn dropped_tool_calls_are_reported() {
             .into(),
         origin: "test".into(),
     };
-    let template =
-        padv_engine::tokenize::ChatTemplate::compile(&src, tok.special_tokens(), &ChatOptions::default())
-            .unwrap();
+    let template = padv_engine::tokenize::ChatTemplate::compile(
+        &src,
+        tok.special_tokens(),
+        &ChatOptions::default(),
+    )
+    .unwrap();
     let case = cases()
         .into_iter()
         .find(|c| c.name == "qwen3_reasoning_tools")
@@ -215,8 +218,14 @@ fn segment_logprobs_equal_independent_passes() {
                 let pairs = [
                     (&step.policy, &want.logprob),
                     (step.reference.as_ref().unwrap(), &want.logprob),
-                    (step.policy_entropy.as_ref().unwrap(), want.entropy.as_ref().unwrap()),
-                    (step.policy_topk_mean.as_ref().unwrap(), want.topk_mean.as_ref().unwrap()),
+                    (
+                        step.policy_entropy.as_ref().unwrap(),
+                        want.entropy.as_ref().unwrap(),
+                    ),
+                    (
+                        step.policy_topk_mean.as_ref().unwrap(),
+                        want.topk_mean.as_ref().unwrap(),
+                    ),
                 ];
                 for (got, want) in pairs {
                     assert_eq!(got.len(), want.len());

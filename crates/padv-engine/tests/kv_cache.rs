@@ -250,35 +250,81 @@ fn check_batch_equals_independent(cfg: &DecoderConfig, attention: AttentionImpl)
     let t_g = vec![33, 34, 36];
     let t_bad = vec![2, 3];
     let requests = [
-        ScoreRequest { ids: &a, targets: &t_a },
-        ScoreRequest { ids: &b, targets: &t_b },
-        ScoreRequest { ids: &a, targets: &t_a },
-        ScoreRequest { ids: &d, targets: &t_d },
-        ScoreRequest { ids: &e, targets: &t_e },
-        ScoreRequest { ids: &a, targets: &[] },
-        ScoreRequest { ids: &bad, targets: &t_bad },
-        ScoreRequest { ids: &g, targets: &t_g },
-        ScoreRequest { ids: &a, targets: &t_d },
+        ScoreRequest {
+            ids: &a,
+            targets: &t_a,
+        },
+        ScoreRequest {
+            ids: &b,
+            targets: &t_b,
+        },
+        ScoreRequest {
+            ids: &a,
+            targets: &t_a,
+        },
+        ScoreRequest {
+            ids: &d,
+            targets: &t_d,
+        },
+        ScoreRequest {
+            ids: &e,
+            targets: &t_e,
+        },
+        ScoreRequest {
+            ids: &a,
+            targets: &[],
+        },
+        ScoreRequest {
+            ids: &bad,
+            targets: &t_bad,
+        },
+        ScoreRequest {
+            ids: &g,
+            targets: &t_g,
+        },
+        ScoreRequest {
+            ids: &a,
+            targets: &t_d,
+        },
     ];
     let stats = StatsRequest {
         distribution_stats: true,
     };
     let (batch, cost) = engine.score_batch_shared(&requests, stats);
-    assert!(cost.computed_positions < cost.independent_positions, "{cost:?}");
+    assert!(
+        cost.computed_positions < cost.independent_positions,
+        "{cost:?}"
+    );
     let via_trait = engine.score_batch(&requests, stats);
     assert_eq!(batch.len(), requests.len());
-    for (k, (r, (got, got_trait))) in requests.iter().zip(batch.iter().zip(&via_trait)).enumerate() {
+    for (k, (r, (got, got_trait))) in requests
+        .iter()
+        .zip(batch.iter().zip(&via_trait))
+        .enumerate()
+    {
         let want = engine.score(r.ids, r.targets, stats);
         let (Ok(got), Ok(got_trait), Ok(want)) = (got, got_trait, &want) else {
-            assert!(got.is_err() && got_trait.is_err() && want.is_err(), "request {k}");
+            assert!(
+                got.is_err() && got_trait.is_err() && want.is_err(),
+                "request {k}"
+            );
             continue;
         };
         assert_eq!(got, got_trait, "request {k}");
         let fields = [
             (&got.logprob, &want.logprob),
-            (got.entropy.as_ref().unwrap(), want.entropy.as_ref().unwrap()),
-            (got.topk_mean.as_ref().unwrap(), want.topk_mean.as_ref().unwrap()),
-            (got.vocab_mean.as_ref().unwrap(), want.vocab_mean.as_ref().unwrap()),
+            (
+                got.entropy.as_ref().unwrap(),
+                want.entropy.as_ref().unwrap(),
+            ),
+            (
+                got.topk_mean.as_ref().unwrap(),
+                want.topk_mean.as_ref().unwrap(),
+            ),
+            (
+                got.vocab_mean.as_ref().unwrap(),
+                want.vocab_mean.as_ref().unwrap(),
+            ),
         ];
         for (x, y) in fields {
             assert_eq!(x.len(), r.targets.len(), "request {k}");
@@ -287,12 +333,19 @@ fn check_batch_equals_independent(cfg: &DecoderConfig, attention: AttentionImpl)
             }
         }
     }
-    assert!(batch[6].is_err(), "the out-of-vocabulary request fails alone");
+    assert!(
+        batch[6].is_err(),
+        "the out-of-vocabulary request fails alone"
+    );
 }
 
 #[test]
 fn batch_with_shared_prefixes_equals_independent_calls() {
-    for attention in [AttentionImpl::Kernel, AttentionImpl::Full, AttentionImpl::Blocked] {
+    for attention in [
+        AttentionImpl::Kernel,
+        AttentionImpl::Full,
+        AttentionImpl::Blocked,
+    ] {
         check_batch_equals_independent(&mistral_like(), attention);
         check_batch_equals_independent(&gemma_like(), attention);
     }

@@ -54,7 +54,8 @@ fn ids_of(v: &Value) -> Vec<u32> {
 /// `[[start, end, message_index, is_action], ...]` from a Tokenized, for comparison.
 fn paper_spans(t: &Tokenized) -> Value {
     Value::Array(
-        seq(t).spans
+        seq(t)
+            .spans
             .iter()
             .map(|s| serde_json::json!([s.start, s.end, s.message_index, s.is_action]))
             .collect(),
@@ -127,7 +128,12 @@ fn paper_ids_and_spans_match_python() {
         let got = bos
             .tokenize_paper(&case.trajectory, DEFAULT_MAX_LENGTH)
             .unwrap();
-        assert_eq!(seq(&got).ids, ids_of(&paper["ids_bos"]), "{}: ids_bos", case.name);
+        assert_eq!(
+            seq(&got).ids,
+            ids_of(&paper["ids_bos"]),
+            "{}: ids_bos",
+            case.name
+        );
         assert_eq!(seq(&got).ids[0], bos.bos_token_id().unwrap());
         assert_eq!(paper_spans(&got), paper["token_spans_bos"], "{}", case.name);
     }
@@ -215,7 +221,12 @@ fn chat_template_ids_and_action_spans_match_python() {
                 .tokenize_chat(&template, &case.trajectory, DEFAULT_MAX_LENGTH)
                 .unwrap();
             assert_eq!(got.mode, RenderMode::Single, "{} {key}", case.name);
-            assert_eq!(seq(&got).ids, ids_of(&want["ids"]), "{} {key}: ids", case.name);
+            assert_eq!(
+                seq(&got).ids,
+                ids_of(&want["ids"]),
+                "{} {key}: ids",
+                case.name
+            );
 
             assert!(
                 want.get("gen_prompt_not_prefix").is_none(),
@@ -327,7 +338,11 @@ fn history_rewriting_template_scores_each_turn_in_its_own_context() {
         let mut context = String::new();
         for m in &t.messages[..i] {
             let role = padv_core::render::chat_role(m);
-            let body = if role == "assistant" { "..." } else { m.content.as_deref().unwrap_or("") };
+            let body = if role == "assistant" {
+                "..."
+            } else {
+                m.content.as_deref().unwrap_or("")
+            };
             context.push_str(&format!("<|im_start|>{role}\n{body}<|im_end|>\n"));
         }
         context.push_str("<|im_start|>assistant\n");
@@ -338,12 +353,19 @@ fn history_rewriting_template_scores_each_turn_in_its_own_context() {
         assert_eq!(seg.ids, want, "segment of message {i}");
         assert_eq!(seg.spans.len(), 1);
         let s = seg.spans[0];
-        assert_eq!((s.message_index, s.start, s.end, s.is_action), (i, start, want.len(), true));
+        assert_eq!(
+            (s.message_index, s.start, s.end, s.is_action),
+            (i, start, want.len(), true)
+        );
     }
     // Left truncation applies to each segment, and the statistics add up.
     let cut = tok.tokenize_chat(&template, t, 20).unwrap();
     assert!(cut.segments.iter().all(|s| s.ids.len() <= 20));
-    let dropped: usize = got.segments.iter().map(|s| s.ids.len().saturating_sub(20)).sum();
+    let dropped: usize = got
+        .segments
+        .iter()
+        .map(|s| s.ids.len().saturating_sub(20))
+        .sum();
     assert_eq!(cut.truncated_tokens, dropped);
 }
 
@@ -489,7 +511,13 @@ fn encoders_can_be_shared_across_threads() {
     let want = ids_of(&case.raw["chat"]["qwen2_5"]["ids"]);
     std::thread::scope(|s| {
         let handles: Vec<_> = (0..2)
-            .map(|_| s.spawn(|| enc.encode(&case.trajectory).unwrap().segments[0].ids.clone()))
+            .map(|_| {
+                s.spawn(|| {
+                    enc.encode(&case.trajectory).unwrap().segments[0]
+                        .ids
+                        .clone()
+                })
+            })
             .collect();
         for h in handles {
             assert_eq!(h.join().unwrap(), want);

@@ -274,6 +274,9 @@ impl LocalEngine {
     /// what predicts the first target, and a cached position has keys and values but no
     /// hidden state. Results come back in request order and equal independent
     /// [`LogprobBackend::score`] calls.
+    ///
+    /// Memory: the cache holds the keys and values of one sequence (up to its last target)
+    /// at a time, and only while the next request can reuse part of it.
     pub fn score_batch_shared(
         &self,
         requests: &[ScoreRequest<'_>],

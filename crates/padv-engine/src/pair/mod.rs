@@ -468,10 +468,7 @@ mod tests {
 
     #[test]
     fn steps_get_their_own_positions_and_stats() {
-        let (mut p, mut r) = (
-            fake("p", 0.0),
-            fake("r", 0.5),
-        );
+        let (mut p, mut r) = (fake("p", 0.0), fake("r", 0.5));
         let out = score_pair(&trajectory(), &tokens(), &mut p, &mut r, None).unwrap();
         let rec = &out.record;
         assert_eq!(out.n_targets, 3);
@@ -500,10 +497,7 @@ mod tests {
     fn cache_resumes_without_calling_the_backends() {
         let dir = tempfile::tempdir().unwrap();
         let cache = LogprobCache::open(dir.path()).unwrap();
-        let (mut p, mut r) = (
-            fake("p", 0.0),
-            fake("r", 0.5),
-        );
+        let (mut p, mut r) = (fake("p", 0.0), fake("r", 0.5));
         let first = score_pair(&trajectory(), &tokens(), &mut p, &mut r, Some(&cache)).unwrap();
         assert_eq!((first.cache_hits, p.calls, r.calls), (0, 1, 1));
         let again = score_pair(&trajectory(), &tokens(), &mut p, &mut r, Some(&cache)).unwrap();
@@ -625,7 +619,10 @@ mod tests {
             ),
             "{err:?}"
         );
-        assert_eq!(r.calls, 0, "the reference is not asked after the policy failed");
+        assert_eq!(
+            r.calls, 0,
+            "the reference is not asked after the policy failed"
+        );
     }
 
     #[test]

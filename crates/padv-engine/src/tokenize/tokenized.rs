@@ -271,8 +271,10 @@ mod tests {
         assert_eq!(t.segments[1].targets(), vec![1, 2, 3]);
         assert_eq!(t.segments[2].targets(), vec![1, 2, 3]);
         assert_eq!(t.total_tokens(), 11);
-        let actions: Vec<(usize, usize)> =
-            t.action_spans().map(|(k, s)| (k, s.message_index)).collect();
+        let actions: Vec<(usize, usize)> = t
+            .action_spans()
+            .map(|(k, s)| (k, s.message_index))
+            .collect();
         assert_eq!(actions, vec![(0, 0), (1, 2), (2, 4)]);
     }
 

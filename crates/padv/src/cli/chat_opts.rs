@@ -126,8 +126,15 @@ mod tests {
         let o = parse(&["--enable-thinking=false", "--chat-template", "tool_use"]).unwrap();
         assert_eq!(o.extra["enable_thinking"], serde_json::json!(false));
         assert_eq!(o.template.as_deref(), Some("tool_use"));
-        let o = parse(&["--chat-var", "effort=\"low\"", "--chat-var", "n=3", "--chat-var", "s=hi"])
-            .unwrap();
+        let o = parse(&[
+            "--chat-var",
+            "effort=\"low\"",
+            "--chat-var",
+            "n=3",
+            "--chat-var",
+            "s=hi",
+        ])
+        .unwrap();
         assert_eq!(o.extra["effort"], serde_json::json!("low"));
         assert_eq!(o.extra["n"], serde_json::json!(3));
         assert_eq!(o.extra["s"], serde_json::json!("hi"));
@@ -145,7 +152,11 @@ mod tests {
         let f = dir.path().join("tools.json");
         std::fs::write(&f, "{\"not\": \"a list\"}").unwrap();
         assert!(parse(&["--chat-tools", f.to_str().unwrap()]).is_err());
-        std::fs::write(&f, "[{\"type\": \"function\", \"function\": {\"name\": \"x\"}}]").unwrap();
+        std::fs::write(
+            &f,
+            "[{\"type\": \"function\", \"function\": {\"name\": \"x\"}}]",
+        )
+        .unwrap();
         let o = parse(&["--chat-tools", f.to_str().unwrap()]).unwrap();
         assert_eq!(o.tools.unwrap()[0]["function"]["name"], "x");
     }

@@ -220,7 +220,9 @@ fn print_text(t: &TrajOut) {
              the context the model saw at that turn)",
             segs.len()
         ),
-        (Some(RenderMode::Single), _) => println!("    one sequence (the template keeps every turn)"),
+        (Some(RenderMode::Single), _) => {
+            println!("    one sequence (the template keeps every turn)")
+        }
         _ => {}
     }
     if !t.dropped_tool_calls.is_empty() {
