@@ -2,6 +2,8 @@
 
 Run:  /work/pyenv/bin/python scripts/make_render_fixtures.py
 (or scripts/make_parity_fixtures.py, which runs this and then the model fixtures).
+      /work/pyenv/bin/python scripts/make_render_fixtures.py --turns-only
+writes only turn_cases.json (and the per-turn templates) from the committed tokenizer.
 
 Writes, under crates/padv-engine/tests/fixtures/:
   tokenizer/       a tiny byte-level BPE (512 ids) trained with `tokenizers.BpeTrainer` on
@@ -12,6 +14,12 @@ Writes, under crates/padv-engine/tests/fixtures/:
                    No BOS token.
   tokenizer_bos/   the same vocabulary with bos_token `<|bos|>` and a post-processor that
                    prepends it when special tokens are requested.
+  turn_cases.json  per-turn cases for history-rewriting templates (qwen3.jinja, saved as
+                   tokenizer/additional_chat_templates/qwen3.jinja): per action, the
+                   expected segment ids (apply_chat_template(msgs[:i], add_generation_prompt=True,
+                   tokenize=True) + the generated text encoded alone), the full ids, whether
+                   the template rewrites history; plus how each template renders content
+                   None vs omitted vs "" on a tool-call-only turn.
   render_cases.json  a list of cases; each holds a padv Trajectory and what Python
                    computes for it independently:
      paper:  spans [{message_index, text, is_action}], ids (texts tokenised one by one with
@@ -39,7 +47,11 @@ from transformers import PreTrainedTokenizerFast
 from transformers.utils.chat_template_utils import _normalize_chat_messages, render_jinja_template
 
 import fixture_lib as fl
-from render_cases import build_cases, corpus_trajectories
+from render_cases import build_cases, build_turn_cases, corpus_trajectories
+
+# Templates saved with the tokenizer but not part of render_cases.json: they rewrite history,
+# so they are checked per turn (turn_cases.json). Name -> file under scripts/chat_templates.
+TURN_TEMPLATES = {"qwen3": "qwen3.jinja"}
 
 VOCAB_SIZE = 512
 # Control tokens: special (skipped by decode(skip_special_tokens=True)), ids 0..8.
@@ -84,6 +96,8 @@ def templates():
     out = {}
     for name, (file, _) in fl.TEMPLATES.items():
         out["default" if name == "qwen2_5" else name] = (fl.TEMPLATE_SRC / file).read_text()
+    for name, file in TURN_TEMPLATES.items():
+        out[name] = (fl.TEMPLATE_SRC / file).read_text()
     return out
 
 
@@ -230,7 +244,97 @@ def chat_section(traj, tools, toks):
     return out
 
 
+def turn_section(spec, tokenizer):
+    """What transformers gives, turn by turn, for one per-turn case.
+
+    For each action i: prompt_ids = apply_chat_template(msgs[:i], add_generation_prompt=True,
+    tokenize=True); the generated text is render(msgs[:i+1]) after the prompt text, encoded
+    on its own (add_special_tokens=False); the segment is prompt_ids + generated ids, its
+    action span [len(prompt_ids), len(segment)). `rewrites` says whether some prompt or
+    render-through-an-action is not a prefix of the full render.
+    """
+    traj, tools, extra = spec["trajectory"], spec.get("tools"), spec["extra"]
+    msgs = fl.hf_messages(traj)
+    selector = None if spec["template"] == "default" else spec["template"]
+
+    def text(m, gen):
+        return tokenizer.apply_chat_template(m, tools=tools, chat_template=selector, tokenize=False, add_generation_prompt=gen, **extra)
+
+    def ids(m, gen):
+        res = tokenizer.apply_chat_template(m, tools=tools, chat_template=selector, tokenize=True, return_dict=True, add_generation_prompt=gen, **extra)
+        return list(res["input_ids"])
+
+    full = text(msgs, False)
+    segments, rewrites = [], False
+    for i, m in enumerate(traj["messages"]):
+        if not m["is_action"]:
+            continue
+        upto = text(msgs[: i + 1], False)
+        if i > 0:
+            prompt = text(msgs[:i], True)
+            prompt_ids = ids(msgs[:i], True)
+            assert prompt_ids == encode(tokenizer, prompt)
+        else:
+            # An opening action: transformers cannot render an empty conversation, so the
+            # prompt is the role header, i.e. where the render of message 0 departs from the
+            # same message emptied (content "", no tool calls).
+            probe = {k: v for k, v in msgs[0].items() if k != "tool_calls"}
+            probe["content"] = ""
+            empty = text([probe], False)
+            n = next((k for k, (a, b) in enumerate(zip(empty, upto)) if a != b), min(len(empty), len(upto)))
+            prompt = upto[:n]
+            prompt_ids = encode(tokenizer, prompt)
+        assert upto.startswith(prompt), f"{spec['name']}: generation prompt of {i} is not a prefix"
+        rewrites |= not (full.startswith(prompt) and full.startswith(upto))
+        gen = upto[len(prompt):]
+        seg = prompt_ids + encode(tokenizer, gen)
+        segments.append({"message_index": i, "ids": seg, "start": len(prompt_ids), "generated_text": gen})
+    return {"full_ids": ids(msgs, False), "rewrites": rewrites, "segments": segments}
+
+
+def content_null_report(tokenizer):
+    """How each template renders a tool-call-only assistant turn whose content is None
+    (what tau2 logs hold; transformers drops None keys), omitted, or "": which agree."""
+    call = {"type": "function", "function": {"name": "get_reservation", "arguments": {"reservation_id": "A"}}}
+    out = {}
+    for name in ["default", *(n for n in fl.TEMPLATES if n != "qwen2_5"), *TURN_TEMPLATES]:
+        sel = None if name == "default" else name
+        renders = {}
+        for label, extra in [("none", {"content": None}), ("omitted", {}), ("empty", {"content": ""})]:
+            msgs = [{"role": "user", "content": "hi"}, {"role": "assistant", "tool_calls": [call], **extra}]
+            renders[label] = tokenizer.apply_chat_template(msgs, chat_template=sel, tokenize=False)
+        out[name] = {
+            "none_equals_omitted": renders["none"] == renders["omitted"],
+            "none_equals_empty": renders["none"] == renders["empty"],
+        }
+    return out
+
+
+def write_turn_cases(tokenizer):
+    """turn_cases.json from the committed tokenizer (no retraining)."""
+    cases = []
+    for spec in build_turn_cases():
+        case = {k: spec[k] for k in ("name", "source", "trajectory", "template", "extra")}
+        if spec.get("tools"):
+            case["tools"] = spec["tools"]
+        case.update(turn_section(spec, tokenizer))
+        cases.append(case)
+    report = content_null_report(tokenizer)
+    fl.write_json(fl.FIXTURES / "turn_cases.json", {"cases": cases, "content_null": report})
+    for c in cases:
+        print(f"{c['name']:<28} rewrites={c['rewrites']} segments={[len(s['ids']) for s in c['segments']]}")
+    print("content None vs omitted / empty:", report)
+
+
 def main():
+    if "--turns-only" in sys.argv:
+        # Adds the per-turn templates to the committed tokenizer folder and writes
+        # turn_cases.json, without retraining (which would change every other fixture).
+        for name, file in TURN_TEMPLATES.items():
+            dst = fl.TOKENIZER_DIR / "additional_chat_templates" / f"{name}.jinja"
+            dst.write_text((fl.TEMPLATE_SRC / file).read_text())
+        write_turn_cases(PreTrainedTokenizerFast.from_pretrained(fl.TOKENIZER_DIR))
+        return
     tok = train_tokenizer()
     toks = save_tokenizers(tok)
     cases = []
@@ -254,6 +358,7 @@ def main():
     for c in cases:
         print(f"{c['name']:<28} messages={len(c['trajectory']['messages']):>2} paper_ids={len(c['paper']['ids']):>4} "
               + " ".join(f"{k}={len(v['ids'])}" for k, v in c["chat"].items()))
+    write_turn_cases(toks["tokenizer"])
 
 
 if __name__ == "__main__":

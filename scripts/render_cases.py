@@ -201,3 +201,104 @@ def corpus_trajectories():
         out.append(fl.who_when_trajectory("Algorithm-Generated", n, 10, limit=600))
     out.extend(c["trajectory"] for c in build_cases())
     return out
+
+
+# --- Per-turn (history-rewriting) cases for the Qwen3-style template -------------------------
+
+LOOKUP_TOOLS = [
+    {
+        "type": "function",
+        "function": {
+            "name": "get_reservation",
+            "description": "Look up a reservation by id.",
+            "parameters": {"type": "object", "properties": {"reservation_id": {"type": "string"}}, "required": ["reservation_id"]},
+        },
+    },
+    {
+        "type": "function",
+        "function": {
+            "name": "cancel_reservation",
+            "description": "Cancel a reservation.",
+            "parameters": {"type": "object", "properties": {"reservation_id": {"type": "string"}}, "required": ["reservation_id"]},
+        },
+    },
+]
+
+
+def reasoning_tools_case():
+    """Reasoning in every assistant turn, tool calls with and without content, two user
+    queries: Qwen3 drops the reasoning of turns before the last query."""
+    messages = [
+        msg("system", "You are an airline agent.", False),
+        msg("user", "Can you check reservation ABC123?", False),
+        msg(
+            "assistant",
+            "<think>\nThe user wants a lookup. I will call the tool.\n</think>\n\nLet me check that.",
+            True,
+            tool_calls=[call("get_reservation", {"reservation_id": "ABC123"}, "c1")],
+        ),
+        msg("tool", '{"status": "confirmed", "flight": "HAT001"}', False, tool_call_id="c1"),
+        msg("assistant", "<think>\nIt is confirmed.\n</think>\n\nYour reservation ABC123 is confirmed on HAT001.", True),
+        msg("user", "Please cancel it.", False),
+        msg(
+            "assistant",
+            "<think>\nCancellation requested; call cancel.\n</think>",
+            True,
+            tool_calls=[call("cancel_reservation", {"reservation_id": "ABC123"}, "c2")],
+        ),
+        msg("tool", '{"ok": true}', False, tool_call_id="c2"),
+        msg("assistant", "<think>\nDone.\n</think>\n\nIt is cancelled. Anything else?", True),
+    ]
+    return {"id": "qwen3-reasoning-tools", "task_id": "turns", "messages": messages, "reward": 1.0}
+
+
+def no_thinking_case():
+    """Plain assistant turns (with a content-null pure tool call, as tau2 writes them) under
+    enable_thinking=False: the generation prompt adds an empty think block that the final
+    render keeps only for the last turn."""
+    messages = [
+        msg("user", "Cancel ABC123 please.", False),
+        msg("assistant", None, True, tool_calls=[call("get_reservation", {"reservation_id": "ABC123"}, "c1")]),
+        msg("tool", '{"status": "confirmed"}', False, tool_call_id="c1"),
+        msg("assistant", None, True, tool_calls=[call("cancel_reservation", {"reservation_id": "ABC123"}, "c2")]),
+        msg("tool", '{"ok": true}', False, tool_call_id="c2"),
+        msg("assistant", "Cancelled.", True),
+    ]
+    return {"id": "qwen3-no-thinking", "task_id": "turns", "messages": messages, "reward": 0.0}
+
+
+def build_turn_cases():
+    """Per-turn cases: {name, source, trajectory, template, tools?, extra}."""
+    return [
+        {
+            "name": "qwen3_reasoning_tools",
+            "source": "hand-made: reasoning in content, tool calls, two user queries",
+            "trajectory": reasoning_tools_case(),
+            "template": "qwen3",
+            "tools": LOOKUP_TOOLS,
+            "extra": {},
+        },
+        {
+            "name": "qwen3_no_thinking",
+            "source": "hand-made: content-null tool calls, enable_thinking=False",
+            "trajectory": no_thinking_case(),
+            "template": "qwen3",
+            "tools": LOOKUP_TOOLS,
+            "extra": {"enable_thinking": False},
+        },
+        {
+            "name": "qwen3_tau2_airline",
+            "source": "tau2 airline__gpt-5.4__ironshell simulation 0, first 8 messages, contents cut to 300 chars",
+            "trajectory": fl.tau2_trajectory("airline__gpt-5.4__ironshell__1trial.json", 0, 8),
+            "template": "qwen3",
+            "extra": {},
+        },
+        {
+            "name": "qwen2_5_keeps_history",
+            "source": "the reasoning case under the Qwen2.5-style default template, which rewrites nothing",
+            "trajectory": reasoning_tools_case(),
+            "template": "default",
+            "tools": LOOKUP_TOOLS,
+            "extra": {},
+        },
+    ]

@@ -226,3 +226,127 @@ fn engine_continues_from_a_cached_prefix() {
     // Targets inside the cached prefix cannot be scored from it.
     assert!(engine.score_from(&seq, &[p], stats, &mut cache).is_err());
 }
+
+/// `score_batch` (prefix sharing through one KV cache) equals independent `score` calls, in
+/// request order, for requests with no shared prefix, identical requests, one a prefix of
+/// another, targets inside the shared prefix, target 1, empty targets and a failing request.
+fn check_batch_equals_independent(cfg: &DecoderConfig, attention: AttentionImpl) {
+    use padv_core::ScoreRequest;
+    let vm = VarMap::new();
+    let mut engine = LocalEngine::from_model(build(cfg, &vm, attention, false), "t".into(), 7);
+    let v = cfg.vocab_size as u32;
+    let a = ids(1, 40, v);
+    let mut b = a[..30].to_vec();
+    b.extend(ids(2, 10, v));
+    let d = a[..25].to_vec();
+    let e = ids(3, 24, v);
+    let mut g = a[..35].to_vec();
+    g.extend(ids(4, 5, v));
+    let bad = vec![v + 3; 6];
+    let t_a: Vec<usize> = (20..40).collect();
+    let t_b: Vec<usize> = [5].into_iter().chain(25..40).collect();
+    let t_d: Vec<usize> = (10..25).collect();
+    let t_e: Vec<usize> = (1..20).collect();
+    let t_g = vec![33, 34, 36];
+    let t_bad = vec![2, 3];
+    let requests = [
+        ScoreRequest {
+            ids: &a,
+            targets: &t_a,
+        },
+        ScoreRequest {
+            ids: &b,
+            targets: &t_b,
+        },
+        ScoreRequest {
+            ids: &a,
+            targets: &t_a,
+        },
+        ScoreRequest {
+            ids: &d,
+            targets: &t_d,
+        },
+        ScoreRequest {
+            ids: &e,
+            targets: &t_e,
+        },
+        ScoreRequest {
+            ids: &a,
+            targets: &[],
+        },
+        ScoreRequest {
+            ids: &bad,
+            targets: &t_bad,
+        },
+        ScoreRequest {
+            ids: &g,
+            targets: &t_g,
+        },
+        ScoreRequest {
+            ids: &a,
+            targets: &t_d,
+        },
+    ];
+    let stats = StatsRequest {
+        distribution_stats: true,
+    };
+    let (batch, cost) = engine.score_batch_shared(&requests, stats);
+    assert!(
+        cost.computed_positions < cost.independent_positions,
+        "{cost:?}"
+    );
+    let via_trait = engine.score_batch(&requests, stats);
+    assert_eq!(batch.len(), requests.len());
+    for (k, (r, (got, got_trait))) in requests
+        .iter()
+        .zip(batch.iter().zip(&via_trait))
+        .enumerate()
+    {
+        let want = engine.score(r.ids, r.targets, stats);
+        let (Ok(got), Ok(got_trait), Ok(want)) = (got, got_trait, &want) else {
+            assert!(
+                got.is_err() && got_trait.is_err() && want.is_err(),
+                "request {k}"
+            );
+            continue;
+        };
+        assert_eq!(got, got_trait, "request {k}");
+        let fields = [
+            (&got.logprob, &want.logprob),
+            (
+                got.entropy.as_ref().unwrap(),
+                want.entropy.as_ref().unwrap(),
+            ),
+            (
+                got.topk_mean.as_ref().unwrap(),
+                want.topk_mean.as_ref().unwrap(),
+            ),
+            (
+                got.vocab_mean.as_ref().unwrap(),
+                want.vocab_mean.as_ref().unwrap(),
+            ),
+        ];
+        for (x, y) in fields {
+            assert_eq!(x.len(), r.targets.len(), "request {k}");
+            for (p, q) in x.iter().zip(y) {
+                assert!((p - q).abs() <= 1e-5, "request {k}: {p} vs {q}");
+            }
+        }
+    }
+    assert!(
+        batch[6].is_err(),
+        "the out-of-vocabulary request fails alone"
+    );
+}
+
+#[test]
+fn batch_with_shared_prefixes_equals_independent_calls() {
+    for attention in [
+        AttentionImpl::Kernel,
+        AttentionImpl::Full,
+        AttentionImpl::Blocked,
+    ] {
+        check_batch_equals_independent(&mistral_like(), attention);
+        check_batch_equals_independent(&gemma_like(), attention);
+    }
+}

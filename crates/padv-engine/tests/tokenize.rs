@@ -11,8 +11,8 @@ use padv_core::render::render_paper;
 use padv_core::render::RendererKind;
 use padv_core::Trajectory;
 use padv_engine::tokenize::{
-    check_same_vocabulary, ChatOptions, TextTokenizer, TokenizeError, TokenizeOptions, Tokenized,
-    DEFAULT_MAX_LENGTH,
+    check_same_vocabulary, ChatOptions, RenderMode, Segment, TextTokenizer, TokenizeError,
+    TokenizeOptions, Tokenized, DEFAULT_MAX_LENGTH,
 };
 use serde_json::Value;
 
@@ -42,6 +42,11 @@ fn cases() -> Vec<Case> {
         .collect()
 }
 
+/// The only sequence of a single-mode result.
+fn seq(t: &Tokenized) -> &Segment {
+    t.single().expect("one token sequence")
+}
+
 fn ids_of(v: &Value) -> Vec<u32> {
     serde_json::from_value(v.clone()).unwrap()
 }
@@ -49,7 +54,8 @@ fn ids_of(v: &Value) -> Vec<u32> {
 /// `[[start, end, message_index, is_action], ...]` from a Tokenized, for comparison.
 fn paper_spans(t: &Tokenized) -> Value {
     Value::Array(
-        t.spans
+        seq(t)
+            .spans
             .iter()
             .map(|s| serde_json::json!([s.start, s.end, s.message_index, s.is_action]))
             .collect(),
@@ -60,7 +66,7 @@ fn paper_spans(t: &Tokenized) -> Value {
 fn action_spans(t: &Tokenized) -> Value {
     Value::Array(
         t.action_spans()
-            .map(|s| serde_json::json!([s.start, s.end, s.message_index]))
+            .map(|(_, s)| serde_json::json!([s.start, s.end, s.message_index]))
             .collect(),
     )
 }
@@ -77,7 +83,7 @@ fn fixture_tokenizers_load() {
         Some("<|eot_id|>")
     );
     let names: Vec<&str> = plain.templates().iter().map(|t| t.name.as_str()).collect();
-    assert_eq!(names, ["default", "gemma", "generation", "llama3"]);
+    assert_eq!(names, ["default", "gemma", "generation", "llama3", "qwen3"]);
     assert_eq!(plain.fingerprint().len(), 16);
     assert_ne!(plain.fingerprint(), bos.fingerprint());
     // Loading twice gives the same fingerprint.
@@ -110,7 +116,7 @@ fn paper_ids_and_spans_match_python() {
         let got = plain
             .tokenize_paper(&case.trajectory, DEFAULT_MAX_LENGTH)
             .unwrap();
-        assert_eq!(got.ids, ids_of(&paper["ids"]), "{}: ids", case.name);
+        assert_eq!(seq(&got).ids, ids_of(&paper["ids"]), "{}: ids", case.name);
         assert_eq!(
             paper_spans(&got),
             paper["token_spans"],
@@ -122,8 +128,13 @@ fn paper_ids_and_spans_match_python() {
         let got = bos
             .tokenize_paper(&case.trajectory, DEFAULT_MAX_LENGTH)
             .unwrap();
-        assert_eq!(got.ids, ids_of(&paper["ids_bos"]), "{}: ids_bos", case.name);
-        assert_eq!(got.ids[0], bos.bos_token_id().unwrap());
+        assert_eq!(
+            seq(&got).ids,
+            ids_of(&paper["ids_bos"]),
+            "{}: ids_bos",
+            case.name
+        );
+        assert_eq!(seq(&got).ids[0], bos.bos_token_id().unwrap());
         assert_eq!(paper_spans(&got), paper["token_spans_bos"], "{}", case.name);
     }
 }
@@ -142,7 +153,7 @@ fn paper_left_truncation_matches_python() {
         let got = plain
             .tokenize_paper(&case.trajectory, max_length as usize)
             .unwrap();
-        assert_eq!(got.ids, ids_of(&want["ids"]), "{}", case.name);
+        assert_eq!(seq(&got).ids, ids_of(&want["ids"]), "{}", case.name);
         assert_eq!(paper_spans(&got), want["token_spans"], "{}", case.name);
         let full_len = case.raw["paper"]["ids"].as_array().unwrap().len();
         assert_eq!(got.truncated_tokens, full_len - max_length as usize);
@@ -167,7 +178,7 @@ fn paper_left_truncation_matches_python() {
         let got = bos
             .tokenize_paper(&case.trajectory, max_length as usize)
             .unwrap();
-        assert_eq!(got.ids, ids_of(&want["ids_bos"]), "{}", case.name);
+        assert_eq!(seq(&got).ids, ids_of(&want["ids_bos"]), "{}", case.name);
         assert_eq!(paper_spans(&got), want["token_spans_bos"], "{}", case.name);
     }
     assert!(seen > 0, "no truncation case in the fixtures");
@@ -209,7 +220,13 @@ fn chat_template_ids_and_action_spans_match_python() {
             let got = tok
                 .tokenize_chat(&template, &case.trajectory, DEFAULT_MAX_LENGTH)
                 .unwrap();
-            assert_eq!(got.ids, ids_of(&want["ids"]), "{} {key}: ids", case.name);
+            assert_eq!(got.mode, RenderMode::Single, "{} {key}", case.name);
+            assert_eq!(
+                seq(&got).ids,
+                ids_of(&want["ids"]),
+                "{} {key}: ids",
+                case.name
+            );
 
             assert!(
                 want.get("gen_prompt_not_prefix").is_none(),
@@ -224,8 +241,8 @@ fn chat_template_ids_and_action_spans_match_python() {
             );
             // Spans tile in order and stay inside the ids.
             let mut last_end = 0;
-            for s in &got.spans {
-                assert!(s.start >= last_end && s.end >= s.start && s.end <= got.ids.len());
+            for s in &seq(&got).spans {
+                assert!(s.start >= last_end && s.end >= s.start && s.end <= seq(&got).ids.len());
                 last_end = s.end;
             }
             checked += 1;
@@ -267,7 +284,7 @@ fn encoder_dispatches_on_renderer() {
     let paper = tok.encoder(&TokenizeOptions::default()).unwrap();
     assert_eq!(paper.renderer(), RendererKind::Paper);
     assert_eq!(
-        paper.encode(&case.trajectory).unwrap().ids,
+        paper.encode(&case.trajectory).unwrap().segments[0].ids,
         ids_of(&case.raw["paper"]["ids"])
     );
     let chat = tok
@@ -280,7 +297,7 @@ fn encoder_dispatches_on_renderer() {
     let got = chat.encode(&case.trajectory).unwrap();
     let full = ids_of(&case.raw["chat"]["qwen2_5"]["ids"]);
     // Left truncation keeps the last 50 ids.
-    assert_eq!(got.ids, full[full.len() - 50..]);
+    assert_eq!(seq(&got).ids, full[full.len() - 50..]);
     assert_eq!(got.truncated_tokens, full.len() - 50);
 }
 
@@ -299,7 +316,7 @@ fn unknown_template_names_the_alternatives() {
 }
 
 #[test]
-fn history_rewriting_template_is_rejected() {
+fn history_rewriting_template_scores_each_turn_in_its_own_context() {
     // A template that prints only the LAST assistant message's content in full and
     // abbreviates earlier ones, as reasoning templates do with <think> blocks.
     let dir = dir_with_template(
@@ -310,8 +327,61 @@ fn history_rewriting_template_is_rejected() {
     let tok = TextTokenizer::from_dir(dir.path()).unwrap();
     let template = tok.chat_template(&ChatOptions::default()).unwrap();
     let case = cases().into_iter().next().unwrap();
+    let t = &case.trajectory;
+    let got = tok.tokenize_chat(&template, t, DEFAULT_MAX_LENGTH).unwrap();
+    assert_eq!(got.mode, RenderMode::PerTurn);
+    let actions: Vec<usize> = t.action_indices();
+    assert_eq!(got.segments.len(), actions.len());
+    let enc = |s: &str| tok.inner().encode(s, false).unwrap().get_ids().to_vec();
+    for (seg, &i) in got.segments.iter().zip(&actions) {
+        // Context: earlier assistant turns abbreviated, as the model saw them at turn i.
+        let mut context = String::new();
+        for m in &t.messages[..i] {
+            let role = padv_core::render::chat_role(m);
+            let body = if role == "assistant" {
+                "..."
+            } else {
+                m.content.as_deref().unwrap_or("")
+            };
+            context.push_str(&format!("<|im_start|>{role}\n{body}<|im_end|>\n"));
+        }
+        context.push_str("<|im_start|>assistant\n");
+        let content = t.messages[i].content.as_deref().unwrap_or("");
+        let mut want = enc(&context);
+        let start = want.len();
+        want.extend(enc(&format!("{content}<|im_end|>\n")));
+        assert_eq!(seg.ids, want, "segment of message {i}");
+        assert_eq!(seg.spans.len(), 1);
+        let s = seg.spans[0];
+        assert_eq!(
+            (s.message_index, s.start, s.end, s.is_action),
+            (i, start, want.len(), true)
+        );
+    }
+    // Left truncation applies to each segment, and the statistics add up.
+    let cut = tok.tokenize_chat(&template, t, 20).unwrap();
+    assert!(cut.segments.iter().all(|s| s.ids.len() <= 20));
+    let dropped: usize = got
+        .segments
+        .iter()
+        .map(|s| s.ids.len().saturating_sub(20))
+        .sum();
+    assert_eq!(cut.truncated_tokens, dropped);
+}
+
+#[test]
+fn generation_prompt_that_is_not_a_prefix_of_the_turn_is_refused() {
+    // The generation prompt opens a turn the render never writes: no generated text exists.
+    let dir = dir_with_template(
+        "{% for m in messages %}[{{ m.role }}]{{ m.content }}{% endfor %}\
+         {% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}",
+    );
+    let tok = TextTokenizer::from_dir(dir.path()).unwrap();
+    let template = tok.chat_template(&ChatOptions::default()).unwrap();
+    let mut traj = cases()[0].trajectory.clone();
+    traj.messages.truncate(3);
     let err = tok
-        .tokenize_chat(&template, &case.trajectory, DEFAULT_MAX_LENGTH)
+        .tokenize_chat(&template, &traj, DEFAULT_MAX_LENGTH)
         .unwrap_err();
     match &err {
         TokenizeError::NotPrefix {
@@ -319,8 +389,8 @@ fn history_rewriting_template_is_rejected() {
             message_index,
             ..
         } => {
-            assert_eq!(trajectory, &case.trajectory.id);
-            assert_eq!(*message_index, 0);
+            assert_eq!(trajectory, &traj.id);
+            assert!(traj.messages[*message_index].is_action);
         }
         other => panic!("expected NotPrefix, got {other}"),
     }
@@ -358,10 +428,10 @@ fn first_action_found_when_template_cannot_render_empty_chats() {
         let got = tok
             .tokenize_chat(&template, &traj, DEFAULT_MAX_LENGTH)
             .unwrap();
-        let first = got.spans[0];
+        let first = seq(&got).spans[0];
         let text = tok
             .inner()
-            .decode(&got.ids[first.start..first.end], false)
+            .decode(&seq(&got).ids[first.start..first.end], false)
             .unwrap();
         // The span is what the model generated: content and end-of-turn, not the header.
         let content = traj.messages[0].content.clone().unwrap();
@@ -441,7 +511,13 @@ fn encoders_can_be_shared_across_threads() {
     let want = ids_of(&case.raw["chat"]["qwen2_5"]["ids"]);
     std::thread::scope(|s| {
         let handles: Vec<_> = (0..2)
-            .map(|_| s.spawn(|| enc.encode(&case.trajectory).unwrap().ids))
+            .map(|_| {
+                s.spawn(|| {
+                    enc.encode(&case.trajectory).unwrap().segments[0]
+                        .ids
+                        .clone()
+                })
+            })
             .collect();
         for h in handles {
             assert_eq!(h.join().unwrap(), want);

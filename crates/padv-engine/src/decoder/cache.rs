@@ -48,6 +48,26 @@ impl KvCache {
         self.seq_len = 0;
     }
 
+    /// Keeps only the first `len` positions (no-op when it holds no more): each layer's keys
+    /// and values are narrowed, which shares storage with the longer tensors. This is what
+    /// lets a scorer reuse the longest prefix two sequences share, then continue the second
+    /// from there.
+    pub fn truncate(&mut self, len: usize) -> candle_core::Result<()> {
+        if len >= self.seq_len {
+            return Ok(());
+        }
+        if len == 0 {
+            self.clear();
+            return Ok(());
+        }
+        for (k, v) in self.layers.iter_mut().flatten() {
+            *k = k.narrow(1, 0, len)?;
+            *v = v.narrow(1, 0, len)?;
+        }
+        self.seq_len = len;
+        Ok(())
+    }
+
     pub(crate) fn layer(&self, i: usize) -> Option<&(Tensor, Tensor)> {
         self.layers.get(i).and_then(|l| l.as_ref())
     }
@@ -65,5 +85,45 @@ impl KvCache {
         if self.store {
             self.seq_len += n;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{DType, Device};
+
+    fn cache_with(len: usize) -> KvCache {
+        let mut c = KvCache::new(2);
+        for i in 0..2 {
+            let k = Tensor::arange(0f32, (len * 3) as f32, &Device::Cpu)
+                .and_then(|t| t.reshape((1, len, 1, 3)))
+                .and_then(|t| t.affine(1.0, i as f64))
+                .unwrap();
+            c.set_layer(i, (k.clone(), k.to_dtype(DType::F32).unwrap()));
+        }
+        c.advance(len);
+        c
+    }
+
+    #[test]
+    fn truncate_narrows_every_layer() {
+        let mut c = cache_with(5);
+        c.truncate(7).unwrap();
+        assert_eq!(c.seq_len(), 5);
+        c.truncate(2).unwrap();
+        assert_eq!(c.seq_len(), 2);
+        for i in 0..2 {
+            let (k, v) = c.layer(i).unwrap();
+            assert_eq!(k.dims(), &[1, 2, 1, 3]);
+            assert_eq!(v.dims(), &[1, 2, 1, 3]);
+            let got: Vec<f32> = k.flatten_all().unwrap().to_vec1().unwrap();
+            let want: Vec<f32> = (0..6).map(|x| (x + i) as f32).collect();
+            assert_eq!(got, want);
+        }
+        c.truncate(0).unwrap();
+        assert_eq!(c.seq_len(), 0);
+        assert!(c.layer(0).is_none());
+        assert!(c.is_storing());
     }
 }

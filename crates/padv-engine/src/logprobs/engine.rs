@@ -3,11 +3,11 @@
 use std::path::Path;
 
 use candle_core::{DType, Device, Tensor};
-use padv_core::{BackendError, LogprobBackend, PositionLogprobs, StatsRequest};
+use padv_core::{BackendError, LogprobBackend, PositionLogprobs, ScoreRequest, StatsRequest};
 
 use super::head::{score_hidden, DEFAULT_CHUNK_ROWS};
 use crate::checkpoint::{device_label, Checkpoint, CheckpointError};
-use crate::decoder::{AttentionImpl, DecoderModel, KvCache, ModelOptions};
+use crate::decoder::{AttentionImpl, DecoderModel, KvCache, ModelOptions, RopeScaling};
 
 /// Compute dtype. f32 is the reference mode on the CPU (bf16 there is both less accurate and
 /// slower: candle widens bf16 to f32 for every matmul).
@@ -258,6 +258,125 @@ impl LocalEngine {
     }
 }
 
+impl LocalEngine {
+    /// [`LogprobBackend::score_batch`] with prefix sharing, and how many token positions it
+    /// ran versus independent passes would have.
+    ///
+    /// Requests are visited in lexicographic order of their ids, so sequences sharing a
+    /// prefix are neighbours (K continuations of one history, consecutive turns of a
+    /// history-rewriting chat template, rollouts with one system prompt). The KV cache of
+    /// one request is kept when the next one shares a prefix with it, truncated to the
+    /// shared length, but never past `first target − 1`: that position's hidden state is
+    /// what predicts the first target, and a cached position has keys and values but no
+    /// hidden state. Results come back in request order and equal independent
+    /// [`LogprobBackend::score`] calls.
+    ///
+    /// Memory: the cache holds the keys and values of one sequence (up to its last target)
+    /// at a time, and only while the next request can reuse part of it.
+    pub fn score_batch_shared(
+        &self,
+        requests: &[ScoreRequest<'_>],
+        stats: StatsRequest,
+    ) -> (Vec<Result<PositionLogprobs, EngineError>>, BatchCost) {
+        let mut results: Vec<Option<Result<PositionLogprobs, EngineError>>> =
+            (0..requests.len()).map(|_| None).collect();
+        // Requests without targets need no pass (they are still validated).
+        let mut order: Vec<usize> = Vec::with_capacity(requests.len());
+        for (i, r) in requests.iter().enumerate() {
+            if r.targets.is_empty() {
+                let none = &mut KvCache::discarding();
+                results[i] = Some(self.score_from(r.ids, r.targets, stats, none));
+            } else {
+                order.push(i);
+            }
+        }
+        order.sort_by(|&a, &b| requests[a].ids.cmp(requests[b].ids));
+        let mut cost = BatchCost::default();
+        let mut cache = self.model.new_cache();
+        // The ids whose keys and values `cache` holds (its first `seq_len()` positions).
+        let mut cached: &[u32] = &[];
+        for (k, &i) in order.iter().enumerate() {
+            let req = requests[i];
+            let Some((&first, &last)) = req.targets.first().zip(req.targets.last()) else {
+                continue;
+            };
+            cost.independent_positions += last;
+            // Reusable: what the cache and this request share, up to the first target − 1.
+            let keep = if self.prefix_reusable(cached.len(), req.ids.len()) {
+                common_prefix(cached, req.ids)
+                    .min(first.saturating_sub(1))
+                    .min(cache.seq_len())
+            } else {
+                0
+            };
+            // Keep what this pass computes only when the next request can use some of it.
+            let next_shares = order.get(k + 1).is_some_and(|&j| {
+                let next = requests[j];
+                next.targets.first().is_some_and(|&f| f > 1)
+                    && common_prefix(req.ids, next.ids) > 0
+                    && self.prefix_reusable(req.ids.len(), next.ids.len())
+            });
+            let res = if next_shares || keep > 0 {
+                if let Err(e) = cache.truncate(keep) {
+                    cache.clear();
+                    cached = &[];
+                    results[i] = Some(Err(ctx("truncating the KV cache")(e)));
+                    continue;
+                }
+                cost.computed_positions += last - keep;
+                let r = self.score_from(req.ids, req.targets, stats, &mut cache);
+                if r.is_ok() && next_shares {
+                    cached = &req.ids[..cache.seq_len()];
+                } else {
+                    cache.clear();
+                    cached = &[];
+                }
+                r
+            } else {
+                cache.clear();
+                cached = &[];
+                cost.computed_positions += last;
+                self.score_from(req.ids, req.targets, stats, &mut KvCache::discarding())
+            };
+            results[i] = Some(res);
+        }
+        let results = results
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(EngineError::Invalid("request not scored".into()))))
+            .collect();
+        (results, cost)
+    }
+
+    /// Whether cached positions of a sequence of length `a` are valid for one of length `b`.
+    /// Only LongRoPE makes them differ: it picks its factors from the whole sequence length
+    /// (see `DecoderModel::forward_rows`), so both must fall on the same side of the
+    /// original context.
+    fn prefix_reusable(&self, a: usize, b: usize) -> bool {
+        self.model.config().ropes.iter().all(|r| match &r.scaling {
+            RopeScaling::LongRope {
+                original_max_position_embeddings: o,
+                ..
+            } => (a > *o) == (b > *o),
+            _ => true,
+        })
+    }
+}
+
+/// Token positions a batch ran through the model, versus independent passes (each up to
+/// its last target).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BatchCost {
+    /// Positions actually computed.
+    pub computed_positions: usize,
+    /// Positions independent `score` calls would compute.
+    pub independent_positions: usize,
+}
+
+/// Length of the longest common prefix of two id sequences.
+fn common_prefix(a: &[u32], b: &[u32]) -> usize {
+    a.iter().zip(b).take_while(|(x, y)| x == y).count()
+}
+
 impl LogprobBackend for LocalEngine {
     fn fingerprint(&self) -> String {
         self.fingerprint.clone()
@@ -274,5 +393,23 @@ impl LogprobBackend for LocalEngine {
         stats: StatsRequest,
     ) -> Result<PositionLogprobs, BackendError> {
         Ok(self.score_from(ids, targets, stats, &mut KvCache::discarding())?)
+    }
+
+    fn score_batch(
+        &mut self,
+        requests: &[ScoreRequest<'_>],
+        stats: StatsRequest,
+    ) -> Vec<Result<PositionLogprobs, BackendError>> {
+        let (results, cost) = self.score_batch_shared(requests, stats);
+        tracing::debug!(
+            requests = requests.len(),
+            computed = cost.computed_positions,
+            independent = cost.independent_positions,
+            "scored a batch with shared prefixes"
+        );
+        results
+            .into_iter()
+            .map(|r| r.map_err(BackendError::from))
+            .collect()
     }
 }

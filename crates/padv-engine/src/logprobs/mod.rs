@@ -10,6 +10,6 @@ mod engine;
 mod head;
 mod stats;
 
-pub use engine::{ComputeDType, DeviceSpec, EngineError, EngineOptions, LocalEngine};
+pub use engine::{BatchCost, ComputeDType, DeviceSpec, EngineError, EngineOptions, LocalEngine};
 pub use head::{score_hidden, DEFAULT_CHUNK_ROWS};
 pub use stats::{row_stats, RowStats, TOP_K};

@@ -1,17 +1,23 @@
-//! Scoring a policy/reference pair over a tokenised trajectory: the step that turns token ids
-//! and action spans into a [`LogprobRecord`].
+//! Scoring a policy/reference pair over tokenised trajectories: the step that turns token
+//! ids and action spans into [`LogprobRecord`]s.
 //!
 //! Backend-agnostic: it drives any two [`LogprobBackend`]s (the local decoder, a remote
 //! server, a test double) and consults a [`LogprobCache`] so an interrupted job resumes
-//! without recomputing finished trajectories.
+//! without recomputing finished trajectories. [`score_pairs`] sends every uncached segment
+//! of a whole batch to each model in one [`LogprobBackend::score_batch`] call, so a remote
+//! backend can run them concurrently and the local engine can share token prefixes across
+//! turns and rollouts.
+
+mod plan;
 
 use padv_core::record::cache::{CacheKey, LogprobCache};
 use padv_core::{
-    BackendError, LogprobBackend, LogprobRecord, PositionLogprobs, StatsRequest, StepLogprobs,
-    Trajectory,
+    BackendError, LogprobBackend, LogprobRecord, PositionLogprobs, ScoreRequest, StatsRequest,
+    StepLogprobs, Trajectory,
 };
 
 use crate::tokenize::Tokenized;
+use plan::{append, check_shape, empty_output, first_non_finite, Plan};
 
 /// Why a pair could not score a trajectory.
 #[derive(Debug, thiserror::Error)]
@@ -38,6 +44,26 @@ pub enum PairError {
         /// Targets requested.
         want: usize,
     },
+    /// A backend returned NaN or an infinity: refused here, where it enters, because a
+    /// record holding one cannot be written as JSON nor evaluated.
+    #[error(
+        "trajectory {id:?}: {which} model returned {value} as {field} at token {position} of \
+         segment {segment}"
+    )]
+    NonFinite {
+        /// Trajectory id.
+        id: String,
+        /// "policy" or "reference".
+        which: &'static str,
+        /// `logprob`, `topk_mean`, `entropy` or `vocab_mean`.
+        field: &'static str,
+        /// Segment of the tokenised trajectory (0 for a single sequence).
+        segment: usize,
+        /// Token index in that segment's ids (the target position).
+        position: usize,
+        /// The value.
+        value: f32,
+    },
     /// The cache folder could not be written.
     #[error("cache {path}: {source}")]
     Cache {
@@ -53,7 +79,7 @@ pub enum PairError {
 pub struct PairOutput {
     /// The log-prob record.
     pub record: LogprobRecord,
-    /// Tokens in the (possibly truncated) sequence.
+    /// Tokens in the (possibly truncated) sequences, summed over segments.
     pub n_tokens: usize,
     /// Action tokens scored.
     pub n_targets: usize,
@@ -61,10 +87,8 @@ pub struct PairOutput {
     pub cache_hits: usize,
 }
 
-/// Score `trajectory` (already tokenised as `tokens`) with both models.
-///
-/// The policy is asked for the distribution statistics of the log-prob record (top-20 mean,
-/// entropy, vocabulary mean); the reference only for target log-probs, which is all PA needs.
+/// Score `trajectory` (already tokenised as `tokens`) with both models: [`score_pairs`] for
+/// one item.
 pub fn score_pair(
     trajectory: &Trajectory,
     tokens: &Tokenized,
@@ -72,65 +96,242 @@ pub fn score_pair(
     reference: &mut dyn LogprobBackend,
     cache: Option<&LogprobCache>,
 ) -> Result<PairOutput, PairError> {
-    let action_spans: Vec<_> = tokens.spans.iter().filter(|s| s.is_action).collect();
-    let mut targets = Vec::new();
-    let mut bounds = Vec::with_capacity(action_spans.len());
-    for span in &action_spans {
-        let from = targets.len();
-        targets.extend(tokens.action_targets(span));
-        bounds.push((span.message_index, from, targets.len()));
-    }
-    let mut hits = 0;
-    let mut run = |backend: &mut dyn LogprobBackend,
-                   which: &'static str,
-                   stats: StatsRequest|
-     -> Result<PositionLogprobs, PairError> {
-        let key = CacheKey::new(&backend.fingerprint(), &tokens.ids, &targets, stats);
-        if let Some(hit) = cache.and_then(|c| c.get(key, targets.len())) {
-            hits += 1;
-            return Ok(hit);
-        }
-        let out = if targets.is_empty() {
-            PositionLogprobs {
-                logprob: Vec::new(),
-                topk_mean: stats.distribution_stats.then(Vec::new),
-                entropy: stats.distribution_stats.then(Vec::new),
-                vocab_mean: stats.distribution_stats.then(Vec::new),
-            }
-        } else {
-            backend
-                .score(&tokens.ids, &targets, stats)
-                .map_err(|source| PairError::Backend {
-                    id: trajectory.id.clone(),
-                    which,
-                    source,
-                })?
-        };
-        check_shape(&out, targets.len()).map_err(|got| PairError::Shape {
-            id: trajectory.id.clone(),
-            which,
-            got,
-            want: targets.len(),
-        })?;
-        if let Some(c) = cache {
-            c.put(key, &out).map_err(|source| PairError::Cache {
-                path: c.dir().to_path_buf(),
-                source,
-            })?;
-        }
-        Ok(out)
-    };
-    let pol = run(
-        policy,
-        "policy",
-        StatsRequest {
-            distribution_stats: true,
-        },
-    )?;
-    let refr = run(reference, "reference", StatsRequest::default())?;
+    score_pairs(&[(trajectory, tokens)], policy, reference, cache)
+        .pop()
+        .unwrap_or_else(|| unreachable!("score_pairs answers every item"))
+}
 
+/// Scores many trajectories with both models; entry `i` answers `items[i]`, and each fails
+/// or succeeds on its own.
+///
+/// Per model, cached results are looked up first (one entry per trajectory, keyed on every
+/// segment's ids and targets); every segment of every uncached trajectory then goes to the
+/// backend in ONE [`LogprobBackend::score_batch`] call. The reference is asked only for the
+/// trajectories the policy scored. A trajectory is cached only when both models gave it
+/// complete, finite results; any NaN or infinity in any returned array fails it with
+/// [`PairError::NonFinite`].
+///
+/// The policy is asked for the distribution statistics of the log-prob record (top-20 mean,
+/// entropy, vocabulary mean); the reference only for target log-probs, which is all PA needs.
+pub fn score_pairs(
+    items: &[(&Trajectory, &Tokenized)],
+    policy: &mut dyn LogprobBackend,
+    reference: &mut dyn LogprobBackend,
+    cache: Option<&LogprobCache>,
+) -> Vec<Result<PairOutput, PairError>> {
+    let plans: Vec<Plan> = items.iter().map(|(_, tokens)| Plan::new(tokens)).collect();
+    let ids: Vec<&str> = items.iter().map(|(t, _)| t.id.as_str()).collect();
+    let all = vec![true; items.len()];
+    let with_stats = StatsRequest {
+        distribution_stats: true,
+    };
+    let pol = run_model(policy, "policy", with_stats, &plans, &ids, &all, cache);
+    let wanted: Vec<bool> = pol.iter().map(Result::is_ok).collect();
+    let refr = run_model(
+        reference,
+        "reference",
+        StatsRequest::default(),
+        &plans,
+        &ids,
+        &wanted,
+        cache,
+    );
+    let vocab_size = policy.vocab_size();
+    pol.into_iter()
+        .zip(refr)
+        .zip(items.iter().zip(&plans))
+        .map(|((p, r), ((trajectory, tokens), plan))| {
+            let (p, r) = (p?, r?);
+            if let Some(c) = cache {
+                for (key, hit, out) in [(p.key, p.hit, &p.out), (r.key, r.hit, &r.out)] {
+                    if !hit {
+                        c.put(key, out).map_err(|source| PairError::Cache {
+                            path: c.dir().to_path_buf(),
+                            source,
+                        })?;
+                    }
+                }
+            }
+            Ok(PairOutput {
+                record: record(trajectory, plan, &p.out, &r.out, vocab_size),
+                n_tokens: tokens.total_tokens(),
+                n_targets: plan.n_targets,
+                cache_hits: usize::from(p.hit) + usize::from(r.hit),
+            })
+        })
+        .collect()
+}
+
+/// One model's checked result for one trajectory, over all its segments.
+struct ModelOutput {
+    out: PositionLogprobs,
+    key: CacheKey,
+    hit: bool,
+}
+
+/// Looks up the cache and scores every missing segment of the `wanted` plans in one batch.
+fn run_model(
+    backend: &mut dyn LogprobBackend,
+    which: &'static str,
+    stats: StatsRequest,
+    plans: &[Plan],
+    ids: &[&str],
+    wanted: &[bool],
+    cache: Option<&LogprobCache>,
+) -> Vec<Result<ModelOutput, PairError>> {
+    let fingerprint = backend.fingerprint();
+    let keys: Vec<CacheKey> = plans
+        .iter()
+        .map(|p| p.cache_key(&fingerprint, stats))
+        .collect();
+    let mut hits: Vec<Option<PositionLogprobs>> = plans
+        .iter()
+        .zip(&keys)
+        .zip(wanted)
+        .map(|((p, &key), &w)| {
+            w.then(|| cache.and_then(|c| c.get(key, p.n_targets)))
+                .flatten()
+        })
+        .collect();
+    // (item, segment) of each request, in request order.
+    let mut owners = Vec::new();
+    let mut requests = Vec::new();
+    for (i, plan) in plans.iter().enumerate() {
+        if !wanted[i] || hits[i].is_some() {
+            continue;
+        }
+        for (k, (seg, targets)) in plan.tokens.segments.iter().zip(&plan.targets).enumerate() {
+            if !targets.is_empty() {
+                owners.push((i, k));
+                requests.push(ScoreRequest {
+                    ids: &seg.ids,
+                    targets,
+                });
+            }
+        }
+    }
+    let mut answers = if requests.is_empty() {
+        Vec::new()
+    } else {
+        backend.score_batch(&requests, stats)
+    };
+    answers.resize_with(requests.len(), || {
+        Err(BackendError::Failed(
+            "the backend answered fewer requests than it was sent".into(),
+        ))
+    });
+    let mut per_item: Vec<Vec<Option<Result<PositionLogprobs, BackendError>>>> = plans
+        .iter()
+        .map(|p| (0..p.targets.len()).map(|_| None).collect())
+        .collect();
+    for ((i, k), a) in owners.into_iter().zip(answers) {
+        per_item[i][k] = Some(a);
+    }
+    plans
+        .iter()
+        .enumerate()
+        .map(|(i, plan)| {
+            let id = ids[i];
+            let (out, hit) = match hits[i].take() {
+                Some(h) => (h, true),
+                None => {
+                    let mut acc = empty_output(stats);
+                    for (k, answer) in per_item[i].iter_mut().enumerate() {
+                        let want = plan.targets[k].len();
+                        let part = match answer.take() {
+                            None => empty_output(stats),
+                            Some(Err(source)) => {
+                                return Err(PairError::Backend {
+                                    id: id.to_string(),
+                                    which,
+                                    source,
+                                })
+                            }
+                            Some(Ok(part)) => part,
+                        };
+                        check_segment(&part, want, k, &plan.targets[k], id, which)?;
+                        append(&mut acc, part);
+                    }
+                    (acc, false)
+                }
+            };
+            check_shape(&out, plan.n_targets).map_err(|got| PairError::Shape {
+                id: id.to_string(),
+                which,
+                got,
+                want: plan.n_targets,
+            })?;
+            if let Some((field, at, value)) = first_non_finite(&out) {
+                // A cached entry cannot hold one (JSON has no NaN), but say where anyway.
+                let (segment, position) = locate(plan, at);
+                return Err(PairError::NonFinite {
+                    id: id.to_string(),
+                    which,
+                    field,
+                    segment,
+                    position,
+                    value,
+                });
+            }
+            Ok(ModelOutput {
+                out,
+                key: keys[i],
+                hit,
+            })
+        })
+        .collect()
+}
+
+/// Shape and finiteness of one segment's answer.
+fn check_segment(
+    part: &PositionLogprobs,
+    want: usize,
+    segment: usize,
+    targets: &[usize],
+    id: &str,
+    which: &'static str,
+) -> Result<(), PairError> {
+    check_shape(part, want).map_err(|got| PairError::Shape {
+        id: id.to_string(),
+        which,
+        got,
+        want,
+    })?;
+    if let Some((field, k, value)) = first_non_finite(part) {
+        return Err(PairError::NonFinite {
+            id: id.to_string(),
+            which,
+            field,
+            segment,
+            position: targets[k],
+            value,
+        });
+    }
+    Ok(())
+}
+
+/// Segment and token position of concatenated target `at`.
+fn locate(plan: &Plan, mut at: usize) -> (usize, usize) {
+    for (k, targets) in plan.targets.iter().enumerate() {
+        if at < targets.len() {
+            return (k, targets[at]);
+        }
+        at -= targets.len();
+    }
+    (0, 0)
+}
+
+/// The record of one trajectory, steps in message order.
+fn record(
+    trajectory: &Trajectory,
+    plan: &Plan,
+    pol: &PositionLogprobs,
+    refr: &PositionLogprobs,
+    vocab_size: usize,
+) -> LogprobRecord {
     let slice = |v: &Option<Vec<f32>>, a: usize, b: usize| v.as_ref().map(|x| x[a..b].to_vec());
-    let steps = bounds
+    let steps = plan
+        .bounds
         .iter()
         .map(|&(message_index, a, b)| StepLogprobs {
             message_index,
@@ -141,44 +342,21 @@ pub fn score_pair(
             policy_vocab_mean: slice(&pol.vocab_mean, a, b),
         })
         .collect();
-    Ok(PairOutput {
-        record: LogprobRecord {
-            id: trajectory.id.clone(),
-            task_id: trajectory.task_id.clone(),
-            label: trajectory.reward,
-            mistake_step: trajectory.mistake_step,
-            vocab_size: Some(policy.vocab_size()),
-            steps,
-            num_messages: Some(trajectory.messages.len()),
-        },
-        n_tokens: tokens.ids.len(),
-        n_targets: targets.len(),
-        cache_hits: hits,
-    })
-}
-
-/// Every present array must have one value per target.
-fn check_shape(p: &PositionLogprobs, n: usize) -> Result<(), usize> {
-    for len in [
-        Some(p.logprob.len()),
-        p.topk_mean.as_ref().map(Vec::len),
-        p.entropy.as_ref().map(Vec::len),
-        p.vocab_mean.as_ref().map(Vec::len),
-    ]
-    .into_iter()
-    .flatten()
-    {
-        if len != n {
-            return Err(len);
-        }
+    LogprobRecord {
+        id: trajectory.id.clone(),
+        task_id: trajectory.task_id.clone(),
+        label: trajectory.reward,
+        mistake_step: trajectory.mistake_step,
+        vocab_size: Some(vocab_size),
+        steps,
+        num_messages: Some(trajectory.messages.len()),
     }
-    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tokenize::TokenSpan;
+    use crate::tokenize::{RenderMode, Segment, TokenSpan};
     use padv_core::Message;
 
     /// A backend whose log-prob at position t is −(ids[t] + t)/100 (policy) with stats
@@ -187,6 +365,19 @@ mod tests {
         name: &'static str,
         offset: f32,
         calls: usize,
+        batches: usize,
+        /// Token id whose log-prob comes back as this value (NaN, ±inf) instead.
+        poison: Option<(u32, f32)>,
+    }
+
+    fn fake(name: &'static str, offset: f32) -> Fake {
+        Fake {
+            name,
+            offset,
+            calls: 0,
+            batches: 0,
+            poison: None,
+        }
     }
 
     impl LogprobBackend for Fake {
@@ -205,7 +396,10 @@ mod tests {
             self.calls += 1;
             let lp: Vec<f32> = targets
                 .iter()
-                .map(|&t| -((ids[t] as f32 + t as f32) / 100.0) - self.offset)
+                .map(|&t| match self.poison {
+                    Some((id, v)) if ids[t] == id => v,
+                    _ => -((ids[t] as f32 + t as f32) / 100.0) - self.offset,
+                })
                 .collect();
             let s = stats.distribution_stats;
             Ok(PositionLogprobs {
@@ -214,6 +408,17 @@ mod tests {
                 vocab_mean: s.then(|| lp.iter().map(|x| x - 2.0).collect()),
                 logprob: lp,
             })
+        }
+        fn score_batch(
+            &mut self,
+            requests: &[ScoreRequest<'_>],
+            stats: StatsRequest,
+        ) -> Vec<Result<PositionLogprobs, BackendError>> {
+            self.batches += 1;
+            requests
+                .iter()
+                .map(|r| self.score(r.ids, r.targets, stats))
+                .collect()
         }
     }
 
@@ -264,18 +469,7 @@ mod tests {
 
     #[test]
     fn steps_get_their_own_positions_and_stats() {
-        let (mut p, mut r) = (
-            Fake {
-                name: "p",
-                offset: 0.0,
-                calls: 0,
-            },
-            Fake {
-                name: "r",
-                offset: 0.5,
-                calls: 0,
-            },
-        );
+        let (mut p, mut r) = (fake("p", 0.0), fake("r", 0.5));
         let out = score_pair(&trajectory(), &tokens(), &mut p, &mut r, None).unwrap();
         let rec = &out.record;
         assert_eq!(out.n_targets, 3);
@@ -304,31 +498,144 @@ mod tests {
     fn cache_resumes_without_calling_the_backends() {
         let dir = tempfile::tempdir().unwrap();
         let cache = LogprobCache::open(dir.path()).unwrap();
-        let (mut p, mut r) = (
-            Fake {
-                name: "p",
-                offset: 0.0,
-                calls: 0,
-            },
-            Fake {
-                name: "r",
-                offset: 0.5,
-                calls: 0,
-            },
-        );
+        let (mut p, mut r) = (fake("p", 0.0), fake("r", 0.5));
         let first = score_pair(&trajectory(), &tokens(), &mut p, &mut r, Some(&cache)).unwrap();
         assert_eq!((first.cache_hits, p.calls, r.calls), (0, 1, 1));
         let again = score_pair(&trajectory(), &tokens(), &mut p, &mut r, Some(&cache)).unwrap();
         assert_eq!((again.cache_hits, p.calls, r.calls), (2, 1, 1));
         assert_eq!(first.record, again.record);
         // A different reference recomputes only the reference.
-        let mut r2 = Fake {
-            name: "r2",
-            offset: 1.0,
-            calls: 0,
-        };
+        let mut r2 = fake("r2", 1.0);
         let third = score_pair(&trajectory(), &tokens(), &mut p, &mut r2, Some(&cache)).unwrap();
         assert_eq!((third.cache_hits, p.calls, r2.calls), (1, 1, 1));
         assert_eq!(third.record.steps[0].reference, Some(vec![-1.12]));
+    }
+
+    fn segmented() -> Tokenized {
+        let span = |message_index, start, end| TokenSpan {
+            message_index,
+            start,
+            end,
+            is_action: true,
+        };
+        // Message 0 in segment [10, 11 | 12]; message 2 in [10, 11, 13, 14 | 15, 16]: the
+        // second segment repeats a prefix, as consecutive turns of a rewriting template do.
+        Tokenized::from_segments(
+            vec![
+                Segment::new(vec![10, 11, 12], vec![span(0, 2, 3)]),
+                Segment::new(vec![10, 11, 13, 14, 15, 16], vec![span(2, 4, 6)]),
+            ],
+            RenderMode::PerTurn,
+        )
+    }
+
+    #[test]
+    fn segments_score_in_their_own_sequences_with_one_batch_per_model() {
+        let (mut p, mut r) = (fake("p", 0.0), fake("r", 0.5));
+        let t = trajectory();
+        let (a, b) = (segmented(), tokens());
+        let outs = score_pairs(&[(&t, &a), (&t, &b)], &mut p, &mut r, None);
+        assert_eq!((p.batches, r.batches), (1, 1));
+        // 2 segments + 1 sequence (its last span is empty but it has other targets).
+        assert_eq!((p.calls, r.calls), (3, 3));
+        let rec = &outs[0].as_ref().unwrap().record;
+        // Segment 0, position 2 (id 12): −(12+2)/100; segment 1, positions 4, 5.
+        assert_eq!(rec.steps[0].message_index, 0);
+        assert_eq!(rec.steps[0].policy, vec![-0.14]);
+        assert_eq!(rec.steps[1].message_index, 2);
+        assert_eq!(rec.steps[1].policy, vec![-0.19, -0.21]);
+        assert_eq!(rec.steps[1].reference, Some(vec![-0.69, -0.71]));
+        assert_eq!(outs[0].as_ref().unwrap().n_tokens, 9);
+        // The single-sequence item is what score_pair gives.
+        let (mut p2, mut r2) = (fake("p", 0.0), fake("r", 0.5));
+        let alone = score_pair(&t, &b, &mut p2, &mut r2, None).unwrap();
+        assert_eq!(outs[1].as_ref().unwrap().record, alone.record);
+    }
+
+    #[test]
+    fn non_finite_values_fail_the_trajectory_and_are_not_cached() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = LogprobCache::open(dir.path()).unwrap();
+        let t = trajectory();
+        let (seg, single) = (segmented(), tokens());
+        for (which, value) in [("policy", f32::NAN), ("reference", f32::NEG_INFINITY)] {
+            let (mut p, mut r) = (fake("p", 0.0), fake("r", 0.5));
+            // Token 15 sits at position 4 of segment 1 only.
+            let bad = if which == "policy" { &mut p } else { &mut r };
+            bad.poison = Some((15, value));
+            let outs = score_pairs(&[(&t, &seg), (&t, &single)], &mut p, &mut r, Some(&cache));
+            match &outs[0] {
+                Err(PairError::NonFinite {
+                    id,
+                    which: w,
+                    field,
+                    segment,
+                    position,
+                    value: v,
+                }) => {
+                    assert_eq!((id.as_str(), *w, *field), ("t", which, "logprob"));
+                    assert_eq!((*segment, *position), (1, 4));
+                    assert_eq!(v.is_nan(), value.is_nan());
+                }
+                other => panic!("expected NonFinite, got {other:?}"),
+            }
+            // The other trajectory (where position 5 holds id 15: poisoned too) fails alone;
+            // nothing of the failed ones reaches the cache.
+            assert!(matches!(outs[1], Err(PairError::NonFinite { .. })));
+            assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+        }
+        // An infinite entropy is refused as well.
+        struct InfEntropy(Fake);
+        impl LogprobBackend for InfEntropy {
+            fn fingerprint(&self) -> String {
+                self.0.fingerprint()
+            }
+            fn vocab_size(&self) -> usize {
+                self.0.vocab_size()
+            }
+            fn score(
+                &mut self,
+                ids: &[u32],
+                targets: &[usize],
+                stats: StatsRequest,
+            ) -> Result<PositionLogprobs, BackendError> {
+                let mut out = self.0.score(ids, targets, stats)?;
+                if let Some(e) = out.entropy.as_mut() {
+                    e[0] = f32::INFINITY;
+                }
+                Ok(out)
+            }
+        }
+        let (mut p, mut r) = (InfEntropy(fake("p", 0.0)), fake("r", 0.5));
+        let err = score_pair(&t, &single, &mut p, &mut r, None).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                PairError::NonFinite {
+                    field: "entropy",
+                    segment: 0,
+                    position: 1,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert_eq!(
+            r.calls, 0,
+            "the reference is not asked after the policy failed"
+        );
+    }
+
+    #[test]
+    fn segmented_cache_hits_resume() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = LogprobCache::open(dir.path()).unwrap();
+        let t = trajectory();
+        let seg = segmented();
+        let (mut p, mut r) = (fake("p", 0.0), fake("r", 0.5));
+        let first = score_pair(&t, &seg, &mut p, &mut r, Some(&cache)).unwrap();
+        let again = score_pair(&t, &seg, &mut p, &mut r, Some(&cache)).unwrap();
+        assert_eq!((again.cache_hits, p.calls, r.calls), (2, 2, 2));
+        assert_eq!(first.record, again.record);
     }
 }

@@ -1,5 +1,6 @@
 //! Tokenising a trajectory through the model's chat template, and locating each action's
-//! tokens in it.
+//! tokens in it: one sequence when the template keeps earlier turns as they were generated,
+//! one segment per action when it rewrites them.
 
 use std::ops::Range;
 
@@ -10,7 +11,7 @@ use padv_core::Trajectory;
 use super::error::{Result, TokenizeError};
 use super::loader::TextTokenizer;
 use super::template::{template_message, ChatOptions, ChatTemplate, RenderedChat};
-use super::tokenized::{TokenSpan, Tokenized};
+use super::tokenized::{RenderMode, Segment, TokenSpan, Tokenized};
 
 impl TextTokenizer {
     /// Compiles the chat template `opts.template` (default: `default`) with this tokenizer's
@@ -20,27 +21,44 @@ impl TextTokenizer {
         ChatTemplate::compile(src, &self.special, opts)
     }
 
-    /// Tokenises `t` through `template`, so that the ids equal
-    /// `apply_chat_template(chat_messages(t), tokenize=True)`: the whole conversation is
-    /// rendered once (no generation prompt) and encoded with `add_special_tokens = false`
-    /// (the template writes BOS itself). Then left truncation to `max_length`.
+    /// Tokenises `t` through `template` the way the model saw it, in one of two modes
+    /// ([`RenderMode`], chosen per trajectory and logged at debug level):
     ///
-    /// Spans, in bytes of the rendered text `full`, mapped to every token whose start offset
-    /// lies inside:
+    /// - [`RenderMode::Single`] when the template never rewrites an earlier turn: for every
+    ///   action `i`, `render(msgs[..i], add_generation_prompt=true)` and `render(msgs[..=i])`
+    ///   are prefixes of the full render. Then the ids equal
+    ///   `apply_chat_template(chat_messages(t), tokenize=True)`: the whole conversation is
+    ///   rendered once (no generation prompt) and encoded with `add_special_tokens = false`
+    ///   (the template writes BOS itself), and one segment holds every message's span.
+    /// - [`RenderMode::PerTurn`] otherwise (Qwen3 drops the `<think>` reasoning of turns
+    ///   before the last user query, so the final render of an earlier turn is not what the
+    ///   model generated): one segment per action, the ids of
+    ///   `render(msgs[..i], add_generation_prompt=true)` (the context the model was given)
+    ///   followed by the ids of the text it generated, `render(msgs[..=i])` after that prefix
+    ///   (content, tool calls, end-of-turn marker). The two parts are encoded separately, as
+    ///   a server tokenises a prompt and the model emits its own tokens. The segment's only
+    ///   span is the action. Fails with [`TokenizeError::NotPrefix`] when the generation
+    ///   prompt is not a prefix of `render(msgs[..=i])`: then no text is the generated one.
+    ///
+    /// Each segment is then left-truncated to `max_length`.
+    ///
+    /// Spans of the single mode, in bytes of the rendered text `full`, mapped to every token
+    /// whose start offset lies inside:
     /// - action message `i`: `[len(render(msgs[..i], add_generation_prompt=true)),
-    ///   len(render(msgs[..=i])))`, the text the model generated in that turn (content, tool
-    ///   calls, end-of-turn marker) without the role header. Both renders must be prefixes of
-    ///   `full`; otherwise the template rewrites history and the call fails with
-    ///   [`TokenizeError::NotPrefix`]. (Actions are always `assistant` turns, see
+    ///   len(render(msgs[..=i])))`, the text the model generated in that turn without the
+    ///   role header. (Actions are always `assistant` turns, see
     ///   `padv_core::render::chat_role`, so the generation prompt opens them.) When message 0
     ///   is an action and the template cannot render an empty conversation (it reads
     ///   `messages[0]` unguarded, as Qwen2.5's does), the start is instead where the render
     ///   of message 0 departs from the render of the same message with empty content and no
-    ///   tool calls, i.e. after its role header.
+    ///   tool calls, i.e. after its role header (in both modes).
     /// - any other message: from the end of the previous message's span to the end of the
     ///   longest common prefix of `render(msgs[..=i])` and `full`, kept inside the gap before
     ///   the next action span. Observations are never scored; these spans exist so every
     ///   message can be located. Header tokens that open an action turn belong to no span.
+    ///
+    /// An action with tool calls whose generated text names none of its tools (the template
+    /// dropped them) is listed in [`Tokenized::dropped_tool_calls`] and warned about once.
     pub fn tokenize_chat(
         &self,
         template: &ChatTemplate,
@@ -49,51 +67,44 @@ impl TextTokenizer {
     ) -> Result<Tokenized> {
         let msgs = message_values(t);
         let full = render(template, t, &msgs, msgs.len(), false)?;
-        let text = full.text.as_str();
-
-        // Byte spans of the action messages first; observations fill the gaps after.
-        let mut action_spans: Vec<Option<Range<usize>>> = vec![None; msgs.len()];
-        let mut last_action_end = 0;
-        for i in t.action_indices() {
-            let upto = if i + 1 == msgs.len() {
-                full.clone()
-            } else {
-                render(template, t, &msgs, i + 1, false)?
-            };
-            check_prefix(template, t, i, &upto.text, text, "up to this message")?;
-            let start = match render(template, t, &msgs, i, true) {
-                Ok(before) => {
-                    check_prefix(
-                        template,
-                        t,
-                        i,
-                        &before.text,
-                        text,
-                        "with the generation prompt",
-                    )?;
-                    before.text.len()
-                }
-                // Many real templates read `messages[0]` unguarded, so an empty conversation
-                // does not render; locate the first turn's generated text another way.
-                Err(e) if i == 0 => first_turn_start(template, t, &upto.text).ok_or(e)?,
-                Err(e) => return Err(e),
-            };
-            let end = upto.text.len();
-            if start > end || start < last_action_end {
-                return Err(TokenizeError::NotPrefix {
-                    trajectory: t.id.clone(),
-                    message_index: i,
-                    template: template.name().to_string(),
-                    detail: format!(
-                        "action text would be bytes {start}..{end}, overlapping the previous \
-                         action (ending at {last_action_end})"
-                    ),
-                });
-            }
-            last_action_end = end;
-            action_spans[i] = Some(start..end);
+        let turns = action_turns(template, t, &msgs, &full)?;
+        let mode = if renders_as_one_sequence(&turns, &full.text) {
+            RenderMode::Single
+        } else {
+            RenderMode::PerTurn
+        };
+        tracing::debug!(trajectory = %t.id, template = template.name(), ?mode, "chat rendering mode");
+        let mut out = match mode {
+            RenderMode::Single => self.single_sequence(template, t, &msgs, &full.text, &turns)?,
+            RenderMode::PerTurn => self.per_turn_segments(template, t, &turns)?,
+        };
+        out.dropped_tool_calls = dropped_tool_calls(t, &turns);
+        if !out.dropped_tool_calls.is_empty() {
+            tracing::warn!(
+                "trajectory {:?}: chat template {:?} drops the tool calls of action messages {:?}; \
+                 those actions are scored on their other tokens only",
+                t.id,
+                template.name(),
+                out.dropped_tool_calls
+            );
         }
+        out.truncate_left(max_length);
+        Ok(out)
+    }
 
+    /// The single-sequence tokenisation (see [`TextTokenizer::tokenize_chat`]), untruncated.
+    fn single_sequence(
+        &self,
+        template: &ChatTemplate,
+        t: &Trajectory,
+        msgs: &[JValue],
+        text: &str,
+        turns: &[ActionTurn],
+    ) -> Result<Tokenized> {
+        let mut action_spans: Vec<Option<Range<usize>>> = vec![None; msgs.len()];
+        for turn in turns {
+            action_spans[turn.index] = Some(turn.prompt.len()..turn.upto.len());
+        }
         let mut byte_spans: Vec<Range<usize>> = Vec::with_capacity(msgs.len());
         let mut cursor = 0;
         for i in 0..msgs.len() {
@@ -109,19 +120,13 @@ impl TextTokenizer {
                 .next()
                 .unwrap_or(text.len());
             let start = cursor.min(limit);
-            let upto = render(template, t, &msgs, i + 1, false)?;
+            let upto = render(template, t, msgs, i + 1, false)?;
             let end = common_prefix_len(&upto.text, text).clamp(start, limit);
             cursor = end;
             byte_spans.push(start..end);
         }
 
-        let enc = self
-            .tokenizer
-            .encode(text, false)
-            .map_err(|e| TokenizeError::Encode {
-                trajectory: t.id.clone(),
-                message: e.to_string(),
-            })?;
+        let enc = self.encode_text(t, text)?;
         let offsets = enc.get_offsets();
         let spans = byte_spans
             .iter()
@@ -137,9 +142,51 @@ impl TextTokenizer {
                 }
             })
             .collect();
-        let mut out = Tokenized::new(enc.get_ids().to_vec(), spans);
-        out.truncate_left(max_length);
-        Ok(out)
+        Ok(Tokenized::new(enc.get_ids().to_vec(), spans))
+    }
+
+    /// One segment per action (see [`TextTokenizer::tokenize_chat`]), untruncated.
+    fn per_turn_segments(
+        &self,
+        template: &ChatTemplate,
+        t: &Trajectory,
+        turns: &[ActionTurn],
+    ) -> Result<Tokenized> {
+        let mut segments = Vec::with_capacity(turns.len());
+        for turn in turns {
+            check_prefix(
+                template,
+                t,
+                turn.index,
+                &turn.prompt,
+                &turn.upto,
+                "with the generation prompt",
+                "the render up to this message",
+            )?;
+            let mut ids = self.encode_text(t, &turn.prompt)?.get_ids().to_vec();
+            let start = ids.len();
+            ids.extend_from_slice(
+                self.encode_text(t, &turn.upto[turn.prompt.len()..])?
+                    .get_ids(),
+            );
+            let span = TokenSpan {
+                message_index: turn.index,
+                start,
+                end: ids.len(),
+                is_action: true,
+            };
+            segments.push(Segment::new(ids, vec![span]));
+        }
+        Ok(Tokenized::from_segments(segments, RenderMode::PerTurn))
+    }
+
+    fn encode_text(&self, t: &Trajectory, text: &str) -> Result<tokenizers::Encoding> {
+        self.tokenizer
+            .encode(text, false)
+            .map_err(|e| TokenizeError::Encode {
+                trajectory: t.id.clone(),
+                message: e.to_string(),
+            })
     }
 
     /// The assistant-token mask of a template with `{% generation %}` blocks, computed like
@@ -200,6 +247,76 @@ fn first_turn_start(template: &ChatTemplate, t: &Trajectory, first: &str) -> Opt
     Some(common_prefix_len(&rendered.text, first))
 }
 
+/// The two renders that locate action `index`: the generation prompt before it (`prompt`)
+/// and the conversation up to and including it (`upto`).
+struct ActionTurn {
+    index: usize,
+    prompt: String,
+    upto: String,
+}
+
+fn action_turns(
+    template: &ChatTemplate,
+    t: &Trajectory,
+    msgs: &[JValue],
+    full: &RenderedChat,
+) -> Result<Vec<ActionTurn>> {
+    let mut turns = Vec::new();
+    for i in t.action_indices() {
+        let upto = if i + 1 == msgs.len() {
+            full.text.clone()
+        } else {
+            render(template, t, msgs, i + 1, false)?.text
+        };
+        let prompt = match render(template, t, msgs, i, true) {
+            Ok(before) => before.text,
+            // Many real templates read `messages[0]` unguarded, so an empty conversation
+            // does not render; locate the first turn's generated text another way.
+            Err(e) if i == 0 => {
+                let n = first_turn_start(template, t, &upto).ok_or(e)?;
+                upto[..n].to_string()
+            }
+            Err(e) => return Err(e),
+        };
+        turns.push(ActionTurn {
+            index: i,
+            prompt,
+            upto,
+        });
+    }
+    Ok(turns)
+}
+
+/// Whether every action's generation prompt and render-through-it are prefixes of the full
+/// render, with the actions' texts in order and not overlapping: then the final render holds
+/// each turn exactly as generated.
+fn renders_as_one_sequence(turns: &[ActionTurn], full: &str) -> bool {
+    let mut last_end = 0;
+    turns.iter().all(|turn| {
+        let (start, end) = (turn.prompt.len(), turn.upto.len());
+        let ok = full.starts_with(&turn.prompt)
+            && full.starts_with(&turn.upto)
+            && start <= end
+            && start >= last_end;
+        last_end = end;
+        ok
+    })
+}
+
+/// Action messages with tool calls whose generated text (the turn after its generation
+/// prompt) contains none of the called tools' names.
+fn dropped_tool_calls(t: &Trajectory, turns: &[ActionTurn]) -> Vec<usize> {
+    turns
+        .iter()
+        .filter(|turn| {
+            let calls = &t.messages[turn.index].tool_calls;
+            let generated = turn.upto.get(turn.prompt.len()..).unwrap_or("");
+            !calls.is_empty() && !calls.iter().any(|c| generated.contains(c.name.as_str()))
+        })
+        .map(|turn| turn.index)
+        .collect()
+}
+
 fn message_values(t: &Trajectory) -> Vec<JValue> {
     match chat_messages(t) {
         serde_json::Value::Array(items) => items.iter().map(template_message).collect(),
@@ -231,6 +348,7 @@ fn check_prefix(
     part: &str,
     full: &str,
     what: &str,
+    whole: &str,
 ) -> Result<()> {
     if full.starts_with(part) {
         return Ok(());
@@ -242,7 +360,7 @@ fn check_prefix(
         message_index,
         template: template.name().to_string(),
         detail: format!(
-            "the render {what} differs from the full render at byte {at}: {:?} vs {:?}",
+            "the render {what} differs from {whole} at byte {at}: {:?} vs {:?}",
             snippet(part),
             snippet(full)
         ),

@@ -66,12 +66,13 @@ pub enum TokenizeError {
         /// The renderer's message.
         message: String,
     },
-    /// A partial render is not a prefix of the full render: the template rewrites earlier
-    /// turns (for example Qwen3 drops `<think>` blocks from past assistant turns), so there is
-    /// no single token sequence in which this action is the text the model generated.
+    /// The generation prompt before an action is not a prefix of the render through that
+    /// action, so no text of the turn is the one the model generated after the prompt.
+    /// (Templates that merely rewrite earlier turns, as Qwen3 drops `<think>` blocks, are
+    /// scored per turn instead; see `TextTokenizer::tokenize_chat`.)
     #[error(
-        "trajectory {trajectory}, message {message_index}: chat template {template:?} rewrites \
-         history: {detail}"
+        "trajectory {trajectory}, message {message_index}: chat template {template:?} does not \
+         open this action with its generation prompt: {detail}"
     )]
     NotPrefix {
         /// Trajectory id.

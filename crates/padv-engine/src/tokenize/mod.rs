@@ -5,10 +5,13 @@
 //! - [`TextTokenizer::tokenize_paper`] tokenises the reference implementation's plain-text
 //!   rendering (`padv_core::render::render_paper`) message by message, BOS first.
 //! - [`TextTokenizer::tokenize_chat`] renders with the model's chat template
-//!   ([`ChatTemplate`], minijinja set up like transformers) and finds each action's tokens.
+//!   ([`ChatTemplate`], minijinja set up like transformers) and finds each action's tokens:
+//!   one sequence, or one [`Segment`] per action when the template rewrites history
+//!   ([`RenderMode`]).
 //! - [`TrajectoryEncoder`] picks one of the two from [`TokenizeOptions`], compiling the
 //!   template once for many trajectories.
-//! - Both left-truncate to `max_length` exactly as the reference does ([`Tokenized`]).
+//! - Both left-truncate to `max_length` (each segment on its own) exactly as the reference
+//!   does ([`Tokenized`]).
 //! - [`check_same_vocabulary`] verifies that a policy and a reference share ids.
 //!
 //! Offsets: Rust `tokenizers` reports byte offsets (Python reports characters); every span
@@ -33,7 +36,7 @@ pub use loader::{SpecialTokens, TemplateSource, TextTokenizer, DEFAULT_TEMPLATE}
 pub use strftime::FixedDate;
 pub use tail::TailIds;
 pub use template::{ChatOptions, ChatTemplate, RenderedChat};
-pub use tokenized::{TokenSpan, Tokenized, DEFAULT_MAX_LENGTH};
+pub use tokenized::{RenderMode, Segment, TokenSpan, Tokenized, DEFAULT_MAX_LENGTH};
 pub use vocab::{check_same_vocabulary, VocabMismatch};
 
 /// How to turn trajectories into ids.

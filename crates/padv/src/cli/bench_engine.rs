@@ -202,12 +202,14 @@ fn sequence(args: &BenchEngineArgs, length: usize) -> anyhow::Result<(Vec<u32>, 
     let (mut ids, mut mask) = (Vec::new(), Vec::new());
     for t in reports.iter().flat_map(|r| r.trajectories.iter()) {
         let toks = tok.tokenize_paper(t, usize::MAX)?;
-        let base = ids.len();
-        ids.extend_from_slice(&toks.ids);
-        mask.resize(ids.len(), 0u8);
-        for s in toks.spans.iter().filter(|s| s.is_action) {
-            for m in &mut mask[base + s.start..base + s.end] {
-                *m = 1;
+        for seg in &toks.segments {
+            let base = ids.len();
+            ids.extend_from_slice(&seg.ids);
+            mask.resize(ids.len(), 0u8);
+            for s in seg.spans.iter().filter(|s| s.is_action) {
+                for m in &mut mask[base + s.start..base + s.end] {
+                    *m = 1;
+                }
             }
         }
         if ids.len() >= length {

@@ -3,6 +3,7 @@
 
 mod bench;
 mod bench_engine;
+mod chat_opts;
 mod engine_opts;
 mod eval;
 mod inspect;

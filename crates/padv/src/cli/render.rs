@@ -6,9 +6,11 @@ use anyhow::Context;
 use clap::Args;
 use padv_core::formats::read_inputs;
 use padv_core::render::{render_paper, RendererKind};
-use padv_engine::tokenize::{TextTokenizer, TokenizeOptions};
+use padv_core::Trajectory;
+use padv_engine::tokenize::{RenderMode, TextTokenizer, TokenizeOptions, Tokenized};
 use serde::Serialize;
 
+use super::chat_opts::ChatArgs;
 use super::TrajectoryInput;
 
 /// Arguments of `padv render`.
@@ -31,9 +33,12 @@ pub struct RenderArgs {
     /// Left-truncate token sequences to this many tokens (as `padv score` does).
     #[arg(long, default_value_t = 16384)]
     max_length: usize,
-    /// Print JSON instead of annotated text.
+    /// Print JSON instead of annotated text (with token ids, and the segments when the
+    /// template rewrites history).
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    chat: ChatArgs,
 }
 
 #[derive(Serialize)]
@@ -43,19 +48,43 @@ struct SpanOut {
     text: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     tokens: Option<usize>,
+    /// Segment holding the span, for per-turn rendering.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    segment: Option<usize>,
+}
+
+#[derive(Serialize)]
+struct SegmentOut {
+    /// Token ids of the segment (the turn's context, then the action).
+    ids: Vec<u32>,
+    /// Tokens before the action: the context the template gave the model at that turn.
+    context_tokens: usize,
+    truncated_tokens: usize,
 }
 
 #[derive(Serialize)]
 struct TrajOut {
     id: String,
     task_id: String,
+    /// `single` (one sequence) or `per-turn` (the chat template rewrites history).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mode: Option<RenderMode>,
     spans: Vec<SpanOut>,
+    /// Token ids of the single sequence.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ids: Option<Vec<u32>>,
+    /// One per action when the mode is `per-turn`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    segments: Option<Vec<SegmentOut>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     total_tokens: Option<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
     truncated_tokens: Option<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
     actions_cut: Option<usize>,
+    /// Action messages whose tool calls the template does not render.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    dropped_tool_calls: Vec<usize>,
 }
 
 /// Run `padv render`.
@@ -77,7 +106,7 @@ pub fn run(args: RenderArgs) -> anyhow::Result<()> {
             tok.encoder(&TokenizeOptions {
                 renderer: args.renderer,
                 max_length: args.max_length,
-                ..TokenizeOptions::default()
+                chat: args.chat.options()?,
             })
             .context("preparing the renderer")?,
         ),
@@ -90,54 +119,36 @@ pub fn run(args: RenderArgs) -> anyhow::Result<()> {
         .take(args.limit);
     let mut out = Vec::new();
     for t in selected {
-        let (spans, total, truncated, cut) = match (&tokenizer, &encoder) {
+        let traj = match (&tokenizer, &encoder) {
             (Some(tok), Some(enc)) => {
                 let toks = enc
                     .encode(t)
                     .with_context(|| format!("tokenising trajectory {:?}", t.id))?;
-                let spans = toks
-                    .spans
-                    .iter()
-                    .map(|s| SpanOut {
-                        message_index: s.message_index,
-                        is_action: s.is_action,
-                        text: tok
-                            .inner()
-                            .decode(&toks.ids[s.start..s.end], false)
-                            .unwrap_or_default(),
-                        tokens: Some(s.end - s.start),
-                    })
-                    .collect();
-                (
-                    spans,
-                    Some(toks.ids.len()),
-                    Some(toks.truncated_tokens),
-                    Some(toks.actions_cut),
-                )
+                tokenized_out(t, &toks, tok)
             }
-            _ => (
-                render_paper(t)
+            _ => TrajOut {
+                id: t.id.clone(),
+                task_id: t.task_id.clone(),
+                mode: None,
+                spans: render_paper(t)
                     .into_iter()
                     .map(|s| SpanOut {
                         message_index: s.message_index,
                         is_action: s.is_action,
                         text: s.text,
                         tokens: None,
+                        segment: None,
                     })
                     .collect(),
-                None,
-                None,
-                None,
-            ),
+                ids: None,
+                segments: None,
+                total_tokens: None,
+                truncated_tokens: None,
+                actions_cut: None,
+                dropped_tool_calls: Vec::new(),
+            },
         };
-        out.push(TrajOut {
-            id: t.id.clone(),
-            task_id: t.task_id.clone(),
-            spans,
-            total_tokens: total,
-            truncated_tokens: truncated,
-            actions_cut: cut,
-        });
+        out.push(traj);
     }
     if out.is_empty() {
         anyhow::bail!("no trajectory matched");
@@ -146,17 +157,91 @@ pub fn run(args: RenderArgs) -> anyhow::Result<()> {
         return super::output::emit(&out, None);
     }
     for t in &out {
-        println!("=== trajectory {} (task {}) ===", t.id, t.task_id);
-        if let (Some(n), Some(tr), Some(cut)) = (t.total_tokens, t.truncated_tokens, t.actions_cut)
-        {
-            println!("    {n} tokens after truncation, {tr} truncated, {cut} action steps cut");
-        }
-        for s in &t.spans {
-            let tag = if s.is_action { "ACTION" } else { "obs   " };
-            let toks = s.tokens.map(|n| format!(" {n} tok")).unwrap_or_default();
-            println!("--- [{tag}] message {}{toks} ---", s.message_index);
-            println!("{:?}", s.text);
-        }
+        print_text(t);
     }
     Ok(())
+}
+
+fn tokenized_out(t: &Trajectory, toks: &Tokenized, tok: &TextTokenizer) -> TrajOut {
+    let per_turn = toks.mode == RenderMode::PerTurn;
+    let decode = |ids: &[u32]| tok.inner().decode(ids, false).unwrap_or_default();
+    let spans = toks
+        .segments
+        .iter()
+        .enumerate()
+        .flat_map(|(k, seg)| {
+            seg.spans.iter().map(move |s| SpanOut {
+                message_index: s.message_index,
+                is_action: s.is_action,
+                text: decode(&seg.ids[s.start..s.end]),
+                tokens: Some(s.len()),
+                segment: per_turn.then_some(k),
+            })
+        })
+        .collect();
+    let (ids, segments) = match toks.single() {
+        Some(seg) => (Some(seg.ids.clone()), None),
+        None => (
+            None,
+            Some(
+                toks.segments
+                    .iter()
+                    .map(|seg| SegmentOut {
+                        ids: seg.ids.clone(),
+                        context_tokens: seg.spans.first().map_or(seg.ids.len(), |s| s.start),
+                        truncated_tokens: seg.truncated_tokens,
+                    })
+                    .collect(),
+            ),
+        ),
+    };
+    TrajOut {
+        id: t.id.clone(),
+        task_id: t.task_id.clone(),
+        mode: Some(toks.mode),
+        spans,
+        ids,
+        segments,
+        total_tokens: Some(toks.total_tokens()),
+        truncated_tokens: Some(toks.truncated_tokens),
+        actions_cut: Some(toks.actions_cut),
+        dropped_tool_calls: toks.dropped_tool_calls.clone(),
+    }
+}
+
+fn print_text(t: &TrajOut) {
+    println!("=== trajectory {} (task {}) ===", t.id, t.task_id);
+    if let (Some(n), Some(tr), Some(cut)) = (t.total_tokens, t.truncated_tokens, t.actions_cut) {
+        println!("    {n} tokens after truncation, {tr} truncated, {cut} action steps cut");
+    }
+    match (t.mode, &t.segments) {
+        (Some(RenderMode::PerTurn), Some(segs)) => println!(
+            "    the chat template rewrites history: {} per-turn segments (each action after \
+             the context the model saw at that turn)",
+            segs.len()
+        ),
+        (Some(RenderMode::Single), _) => {
+            println!("    one sequence (the template keeps every turn)")
+        }
+        _ => {}
+    }
+    if !t.dropped_tool_calls.is_empty() {
+        println!(
+            "    WARNING: the template drops the tool calls of action messages {:?}",
+            t.dropped_tool_calls
+        );
+    }
+    for s in &t.spans {
+        let tag = if s.is_action { "ACTION" } else { "obs   " };
+        let toks = s.tokens.map(|n| format!(" {n} tok")).unwrap_or_default();
+        let seg = match (s.segment, &t.segments) {
+            (Some(k), Some(segs)) => format!(
+                " (segment {k}, after {} context tokens)",
+                segs.get(k).map_or(0, |x| x.context_tokens)
+            ),
+            _ => String::new(),
+        };
+        println!("--- [{tag}] message {}{toks}{seg} ---", s.message_index);
+        println!("{:?}", s.text);
+    }
 }
