@@ -51,3 +51,38 @@ impl SplitMix64 {
         (0..12).map(|_| self.next_f64()).sum::<f64>() - 6.0
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splitmix_reference_values() {
+        // First outputs for seed 0 (Vigna's reference splitmix64.c).
+        let mut r = SplitMix64::new(0);
+        assert_eq!(r.next_u64(), 0xE220_A839_7B1D_CDAF);
+        assert_eq!(r.next_u64(), 0x6E78_9E6A_A1B9_65F4);
+    }
+
+    #[test]
+    fn below_stays_in_range_and_covers_it() {
+        let mut r = SplitMix64::new(3);
+        let mut seen = [false; 5];
+        for _ in 0..200 {
+            let k = r.below(5);
+            assert!(k < 5);
+            seen[k] = true;
+        }
+        assert!(seen.iter().all(|&s| s));
+        assert_eq!(r.below(0), 0);
+    }
+
+    #[test]
+    fn shuffle_is_a_permutation() {
+        let mut v: Vec<usize> = (0..50).collect();
+        SplitMix64::new(1).shuffle(&mut v);
+        assert_ne!(v, (0..50).collect::<Vec<_>>());
+        v.sort_unstable();
+        assert_eq!(v, (0..50).collect::<Vec<_>>());
+    }
+}

@@ -33,7 +33,11 @@ pub struct Trajectory {
     /// reference implementation renders Who&When messages verbatim but tau2 / chat assistant
     /// turns as stripped content plus tool calls); kept here, not as the source format, so
     /// the core vocabulary does not depend on the readers.
-    #[serde(default)]
+    ///
+    /// Trajectories serialized before this field existed carry `"source_format"` instead;
+    /// it is still read (`"who_and_when"` → verbatim, `"tau2"` / `"chat_jsonl"` → content
+    /// and tool calls), so older fixtures and saved trajectories keep rendering the same.
+    #[serde(default, alias = "source_format")]
     pub action_text: ActionText,
 }
 
@@ -44,8 +48,10 @@ pub enum ActionText {
     /// Assistant turns as stripped content plus their tool calls, `[assistant action]` when
     /// empty (tau2-bench and chat logs).
     #[default]
+    #[serde(alias = "tau2", alias = "chat_jsonl")]
     ContentAndToolCalls,
     /// Every message as `"[role]: content"` verbatim, actions included (Who&When).
+    #[serde(alias = "who_and_when")]
     Verbatim,
 }
 
@@ -114,4 +120,39 @@ pub const SUCCESS_EPS: f64 = 1e-6;
 /// Whether a reward counts as success (reward ≥ 1 − [`SUCCESS_EPS`]).
 pub fn is_success_reward(reward: f64) -> bool {
     reward >= 1.0 - SUCCESS_EPS
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn action_text_defaults_and_reads_the_former_source_format() {
+        let read = |extra: &str| {
+            let json = format!(r#"{{"id": "a", "task_id": "t", "messages": []{extra}}}"#);
+            serde_json::from_str::<Trajectory>(&json)
+                .unwrap()
+                .action_text
+        };
+        assert_eq!(read(""), ActionText::ContentAndToolCalls);
+        assert_eq!(read(r#", "action_text": "verbatim""#), ActionText::Verbatim);
+        assert_eq!(
+            read(r#", "source_format": "who_and_when""#),
+            ActionText::Verbatim
+        );
+        assert_eq!(
+            read(r#", "source_format": "tau2""#),
+            ActionText::ContentAndToolCalls
+        );
+        assert_eq!(
+            read(r#", "source_format": "chat_jsonl""#),
+            ActionText::ContentAndToolCalls
+        );
+        let t = Trajectory {
+            action_text: ActionText::Verbatim,
+            ..Default::default()
+        };
+        let json = serde_json::to_value(&t).unwrap();
+        assert_eq!(json["action_text"], "verbatim");
+    }
 }

@@ -142,7 +142,8 @@ pub(crate) fn item_folds(n: usize, k: usize, seed: u64) -> Vec<usize> {
 /// The outcome of [`cross_validate_means`].
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct MeanCv {
-    /// Per fold, the candidate chosen on the other folds (`None`: no training item).
+    /// Per fold, the candidate chosen on the other folds (`None`: no training item, or no
+    /// held-out item).
     pub per_fold: Vec<Option<usize>>,
     /// Per item, the candidate its fold chose (`None`: its fold chose none).
     pub per_item: Vec<Option<usize>>,
@@ -179,7 +180,9 @@ pub(crate) fn cross_validate_means(utility: &[Vec<[f64; 2]>], folds: &[usize], k
     let mut per_fold = vec![None; k];
     for (f, slot) in per_fold.iter_mut().enumerate() {
         let n_train = folds.iter().filter(|&&x| x != f).count();
-        if n_train == 0 {
+        // A fold without training items cannot choose; one without held-out items (more
+        // folds than items) has nothing to apply its choice to and gets no vote.
+        if n_train == 0 || n_train == n_items {
             continue;
         }
         let mut best: Option<(usize, [f64; 2])> = None;

@@ -249,6 +249,17 @@ fn cv_ties_take_the_first_candidate_then_the_tie_breaker() {
 }
 
 #[test]
+fn folds_without_held_out_items_do_not_vote() {
+    // Two items, three folds: fold 2 holds nothing, so it must not add a vote for A.
+    let a = vec![[1.0, 0.0], [0.0, 0.0]];
+    let b = vec![[0.0, 0.0], [1.0, 0.0]];
+    let cv = cross_validate_means(&[a, b], &[0, 1], 3);
+    // Fold 0 trains on item 1 -> B; fold 1 trains on item 0 -> A.
+    assert_eq!(cv.per_fold, vec![Some(1), Some(0), None]);
+    assert_eq!(cv.modal(), Some((0, 1)));
+}
+
+#[test]
 fn item_folds_are_balanced_and_seeded() {
     let f = item_folds(11, 3, 4);
     let sizes: Vec<usize> = (0..3)
