@@ -29,10 +29,13 @@ use super::weights::Weights;
 use super::Checkpoint;
 use crate::decoder::{DecoderModel, ModelOptions};
 
+/// Tensor names requested by the decoder, with the shapes it expects.
+type Requests = Arc<Mutex<Vec<(String, Vec<usize>)>>>;
+
 /// Records requested names and shapes; never reads weights.
 #[derive(Clone)]
 struct Probe {
-    requested: Arc<Mutex<Vec<(String, Vec<usize>)>>>,
+    requested: Requests,
 }
 
 impl SimpleBackend for Probe {

@@ -14,7 +14,7 @@
 //!   look at most up to the nearest non-space character, which is on their own side;
 //! - normalizer: none, or NFC (composition never joins across an ASCII space);
 //! - pre-tokenizer: ByteLevel with its GPT-2 regex, or Split(Qwen2 / Llama 3 regex, Isolated)
-//!   + ByteLevel without regex. In all three regexes no alternative matching a non-space
+//!   then ByteLevel without regex. In all three regexes no alternative matching a non-space
 //!   character continues into a following space, so in the full text a match ends at `p`
 //!   and the next starts at `p` (the patterns have no look-behind). The only look-ahead,
 //!   `\s+(?!\S)`, matches whitespace, and the prefix ends with a non-space, so the prefix
