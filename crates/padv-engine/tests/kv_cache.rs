@@ -339,6 +339,26 @@ fn check_batch_equals_independent(cfg: &DecoderConfig, attention: AttentionImpl)
     );
 }
 
+/// Phi-3 style LongRoPE with a 32-token original context: the batch requests fall on both
+/// sides of it (25 and 40 tokens), where the rotary factors differ, so a prefix computed for
+/// one length must not be reused for the other.
+fn longrope_like() -> DecoderConfig {
+    let mut c = mistral_like();
+    c.family = Family::Phi3;
+    c.layers.iter_mut().for_each(|l| l.sliding_window = None);
+    c.ropes = vec![RopeSpec {
+        theta: 10000.0,
+        rotary_dim: 8,
+        scaling: RopeScaling::LongRope {
+            short_factor: vec![1.0, 1.1, 1.2, 1.3],
+            long_factor: vec![2.0, 3.0, 5.0, 8.0],
+            original_max_position_embeddings: 32,
+            attention_factor: 1.2,
+        },
+    }];
+    c
+}
+
 #[test]
 fn batch_with_shared_prefixes_equals_independent_calls() {
     for attention in [
@@ -348,5 +368,6 @@ fn batch_with_shared_prefixes_equals_independent_calls() {
     ] {
         check_batch_equals_independent(&mistral_like(), attention);
         check_batch_equals_independent(&gemma_like(), attention);
+        check_batch_equals_independent(&longrope_like(), attention);
     }
 }
