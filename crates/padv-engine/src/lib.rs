@@ -6,6 +6,7 @@
 #![deny(missing_docs)]
 
 pub mod pair;
+pub mod pipeline;
 pub mod tokenize;
 
 #[cfg(feature = "decoder")]
