@@ -224,7 +224,7 @@ mod tests {
             reward,
             mistake_step: None,
             mistake_agent: None,
-            source_format: None,
+            ..Default::default()
         }
     }
 

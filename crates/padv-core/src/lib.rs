@@ -23,9 +23,10 @@ pub mod formats;
 pub mod inspect;
 pub mod record;
 pub mod render;
+pub mod rng;
 pub mod score;
 pub mod trajectory;
 
 pub use backend::{BackendError, LogprobBackend, PositionLogprobs, ScoreRequest, StatsRequest};
 pub use record::{LogprobRecord, StepLogprobs};
-pub use trajectory::{is_success_reward, Message, ToolCall, Trajectory, SUCCESS_EPS};
+pub use trajectory::{is_success_reward, ActionText, Message, ToolCall, Trajectory, SUCCESS_EPS};

@@ -8,7 +8,10 @@
 use serde::{Deserialize, Serialize};
 
 /// One agent episode.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+///
+/// Other crates build one with `Trajectory { id, task_id, messages, reward,
+/// ..Default::default() }`, so new optional fields never break them.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Trajectory {
     /// Unique id within the input (tau2 simulation id, Who&When `<split>/<file stem>`, chat `id`).
     pub id: String,
@@ -26,15 +29,28 @@ pub struct Trajectory {
     /// Annotated agent responsible for the mistake (Who&When).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mistake_agent: Option<String>,
-    /// The format the trajectory was read from. Rendering follows the source's conventions:
-    /// the reference implementation renders Who&When messages verbatim but tau2 / chat
-    /// assistant turns as stripped content plus tool calls.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub source_format: Option<crate::formats::Format>,
+    /// How action messages are rendered as text. A rendering hint set by the reader (the
+    /// reference implementation renders Who&When messages verbatim but tau2 / chat assistant
+    /// turns as stripped content plus tool calls); kept here, not as the source format, so
+    /// the core vocabulary does not depend on the readers.
+    #[serde(default)]
+    pub action_text: ActionText,
+}
+
+/// How the paper rendering writes a trajectory's messages ([`crate::render::render_paper`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ActionText {
+    /// Assistant turns as stripped content plus their tool calls, `[assistant action]` when
+    /// empty (tau2-bench and chat logs).
+    #[default]
+    ContentAndToolCalls,
+    /// Every message as `"[role]: content"` verbatim, actions included (Who&When).
+    Verbatim,
 }
 
 /// One message of a trajectory.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Message {
     /// The role as the source wrote it: `assistant`, `user`, `tool`, `system`, or a Who&When
     /// speaker label such as `Orchestrator (thought)`. Rendered verbatim as `[role]`.

@@ -49,6 +49,7 @@ proptest! {
         beta in 0.1f64..4.0,
     ) {
         let record = LogprobRecord {
+            num_messages: None,
             id: "p".into(),
             task_id: "t".into(),
             label: None,

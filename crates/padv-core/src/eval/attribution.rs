@@ -88,14 +88,14 @@ pub struct FaMetrics {
     pub predictor: String,
     /// Records evaluated.
     pub n: usize,
-    /// Fraction predicted exactly.
-    pub accuracy: f64,
-    /// Mean absolute error in message indices.
-    pub mae: f64,
-    /// Fraction within ±1 message.
-    pub acc_within_1: f64,
-    /// Fraction within ±2 messages.
-    pub acc_within_2: f64,
+    /// Fraction predicted exactly; `None` when `n == 0` (nothing to evaluate, not 0).
+    pub accuracy: Option<f64>,
+    /// Mean absolute error in message indices; `None` when `n == 0`.
+    pub mae: Option<f64>,
+    /// Fraction within ±1 message; `None` when `n == 0`.
+    pub acc_within_1: Option<f64>,
+    /// Fraction within ±2 messages; `None` when `n == 0`.
+    pub acc_within_2: Option<f64>,
 }
 
 /// Failure-attribution results of one scoring.
@@ -225,7 +225,7 @@ impl Accumulator {
     }
 }
 
-fn metrics(name: &str, pairs: impl Iterator<Item = (usize, usize)>) -> FaMetrics {
+pub(crate) fn metrics(name: &str, pairs: impl Iterator<Item = (usize, usize)>) -> FaMetrics {
     let (mut n, mut exact, mut w1, mut w2, mut abs) = (0usize, 0usize, 0usize, 0usize, 0usize);
     for (gold, pred) in pairs {
         let d = gold.abs_diff(pred);
@@ -235,7 +235,7 @@ fn metrics(name: &str, pairs: impl Iterator<Item = (usize, usize)>) -> FaMetrics
         w2 += usize::from(d <= 2);
         abs += d;
     }
-    let frac = |x: usize| if n == 0 { 0.0 } else { x as f64 / n as f64 };
+    let frac = |x: usize| (n > 0).then(|| x as f64 / n as f64);
     FaMetrics {
         predictor: name.to_string(),
         n,
@@ -244,6 +244,42 @@ fn metrics(name: &str, pairs: impl Iterator<Item = (usize, usize)>) -> FaMetrics
         acc_within_1: frac(w1),
         acc_within_2: frac(w2),
     }
+}
+
+/// Per record: `None` without a `mistake_step`, `Some(None)` with one but no scored step,
+/// else `Some(Some((gold, predictions)))`, predictions in [`FaResult::rows`] order
+/// (the three predictors, then the first action).
+pub(crate) type RecordPrediction = Option<Option<(usize, [usize; 4])>>;
+
+/// [`RecordPrediction`]s of one cell, for the cross-validated choice of predictor.
+pub(crate) fn record_predictions(
+    table: &ScoreTable,
+    spec: &ScoreSpec,
+) -> Result<Vec<RecordPrediction>, EvalError> {
+    let scorer = table.scorer(spec)?;
+    let mut steps = Vec::new();
+    Ok(table
+        .mistake_steps()
+        .iter()
+        .enumerate()
+        .map(|(r, &mistake)| {
+            let gold = mistake?;
+            scorer.step_scores_into(r, &mut steps);
+            let Some(&(first, _)) = steps.first() else {
+                return Some(None);
+            };
+            let p = |pred: FaPredictor| pred.predict(&steps).unwrap_or(first);
+            Some(Some((
+                gold,
+                [
+                    p(FaPredictor::MinCumulative),
+                    p(FaPredictor::SharpestDrop),
+                    p(FaPredictor::SharpestAbsDrop),
+                    first,
+                ],
+            )))
+        })
+        .collect())
 }
 
 /// Failure attribution of every cell in `specs`, one row per spec (in order), in parallel.
@@ -363,22 +399,25 @@ mod tests {
         // errors 0 and 2: acc 1/2, mae 1, within1 1/2, within2 1
         assert_eq!(
             (mc.accuracy, mc.mae, mc.acc_within_1, mc.acc_within_2),
-            (0.5, 1.0, 0.5, 1.0)
+            (Some(0.5), Some(1.0), Some(0.5), Some(1.0))
         );
         let sd = row("sharpest_drop");
-        assert_eq!((sd.accuracy, sd.mae), (0.5, 1.0));
+        assert_eq!((sd.accuracy, sd.mae), (Some(0.5), Some(1.0)));
         let ad = row("sharpest_abs_drop");
         // errors 0 and 0
-        assert_eq!((ad.accuracy, ad.mae), (1.0, 0.0));
+        assert_eq!((ad.accuracy, ad.mae), (Some(1.0), Some(0.0)));
         let fa = row("first_action");
         // errors 2 and 2
         assert_eq!(
             (fa.accuracy, fa.mae, fa.acc_within_1, fa.acc_within_2),
-            (0.0, 2.0, 0.0, 1.0)
+            (Some(0.0), Some(2.0), Some(0.0), Some(1.0))
         );
         let mcs = row("most_common_step");
         // errors 0 and 1
-        assert_eq!((mcs.accuracy, mcs.mae, mcs.acc_within_1), (0.5, 0.5, 1.0));
+        assert_eq!(
+            (mcs.accuracy, mcs.mae, mcs.acc_within_1),
+            (Some(0.5), Some(0.5), Some(1.0))
+        );
         assert_eq!(r.rows.len(), 5);
     }
 }

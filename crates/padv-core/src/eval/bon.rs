@@ -95,7 +95,7 @@ pub fn best_of_n<S: AsRef<str>>(
 }
 
 /// Ranking key: missing and NaN scores are −∞; `-0.0` equals `0.0`.
-fn rank_key(score: Option<f64>) -> f64 {
+pub(crate) fn rank_key(score: Option<f64>) -> f64 {
     match score {
         Some(s) if !s.is_nan() => s + 0.0,
         _ => f64::NEG_INFINITY,

@@ -10,15 +10,16 @@
 //! Every result type is serde-serializable; the grid functions evaluate cells in parallel
 //! and return one row per [`ScoreSpec`](crate::score::ScoreSpec), in the given order.
 
-mod attribution;
+pub(crate) mod attribution;
 mod bench;
-mod bon;
+pub(crate) mod bon;
 mod bootstrap;
 mod cv;
 #[cfg(test)]
 mod grid_tests;
 mod metrics;
 mod ranked;
+pub mod report;
 mod uq;
 
 pub use attribution::{attribution, fa_grid, FaMetrics, FaPredictor, FaResult, FaRow};
@@ -27,6 +28,7 @@ pub use bon::{best_of_n, bon_grid, expected_best_of_k, BonResult, BonRow};
 pub use bootstrap::{auroc_bootstrap_ci, quantile_sorted, ConfidenceInterval, SplitMix64};
 pub use cv::{cross_validate, cross_validate_by_method, CellAuroc, CvResult, FoldChoice};
 pub use metrics::{auprc, auroc, average_ranks, spearman, MetricError};
+pub use report::{evaluate, EvalConfig, EvalKind, EvalReport};
 pub use uq::{stratified_folds, uq, uq_grid, FoldAuroc, UqOptions, UqResult, UqRow};
 
 use crate::score::ScoreError;
@@ -47,4 +49,33 @@ pub enum EvalError {
         /// Actual length.
         found: usize,
     },
+    /// There is no record to evaluate.
+    #[error("no records to evaluate")]
+    NoRecords,
+    /// A record breaks the record format's invariants.
+    #[error("record {position} (id {id:?}): {message}")]
+    InvalidRecord {
+        /// Record id.
+        id: String,
+        /// 0-based position among the evaluated records.
+        position: usize,
+        /// What is wrong, naming the step, field and token position.
+        message: String,
+    },
+    /// Two records share an id: best-of-N would count one rollout twice.
+    #[error("duplicate record id {id:?} at records {first} and {second} (0-based)")]
+    DuplicateId {
+        /// The id.
+        id: String,
+        /// Position of its first occurrence.
+        first: usize,
+        /// Position of the repeat.
+        second: usize,
+    },
+    /// No requested method can score the records.
+    #[error("no method in the grid can score these records: {0}")]
+    NoMethod(String),
+    /// The evaluation configuration is unusable.
+    #[error("invalid evaluation configuration: {0}")]
+    InvalidConfig(String),
 }

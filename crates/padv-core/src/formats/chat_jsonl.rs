@@ -76,7 +76,7 @@ fn record(path: &Path, line: usize, value: &Value) -> Result<Trajectory, FormatE
         reward,
         mistake_step,
         mistake_agent,
-        source_format: Some(super::Format::ChatJsonl),
+        action_text: crate::trajectory::ActionText::ContentAndToolCalls,
     })
 }
 

@@ -75,7 +75,7 @@ fn simulation(ctx: &Ctx<'_>, sim: &Value, domain: Option<&str>) -> Result<Trajec
         reward,
         mistake_step: None,
         mistake_agent: None,
-        source_format: Some(super::Format::Tau2),
+        action_text: crate::trajectory::ActionText::ContentAndToolCalls,
     })
 }
 

@@ -78,7 +78,7 @@ fn log(ctx: &Ctx<'_>, doc: &Value) -> Result<Trajectory, FormatError> {
         reward,
         mistake_step,
         mistake_agent,
-        source_format: Some(super::Format::WhoAndWhen),
+        action_text: crate::trajectory::ActionText::Verbatim,
     })
 }
 

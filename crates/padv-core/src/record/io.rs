@@ -48,17 +48,25 @@ pub fn read_records(path: &Path) -> Result<Vec<LogprobRecord>, RecordError> {
             path: path.to_path_buf(),
             source,
         })?;
+        // A UTF-8 byte-order mark (as some Windows editors write) starts the first line only.
+        let line = if i == 0 {
+            line.strip_prefix('\u{feff}').unwrap_or(&line)
+        } else {
+            &line
+        };
         if line.trim().is_empty() {
             continue;
         }
-        out.push(parse_line(path, i + 1, &line)?);
+        out.push(parse_line(path, i + 1, line)?);
     }
     Ok(out)
 }
 
 /// Read records from an in-memory JSONL string; `path` is only used in error messages.
 pub fn read_records_from_str(path: &Path, text: &str) -> Result<Vec<LogprobRecord>, RecordError> {
-    text.lines()
+    text.strip_prefix('\u{feff}')
+        .unwrap_or(text)
+        .lines()
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty())
         .map(|(i, l)| parse_line(path, i + 1, l))
@@ -84,8 +92,30 @@ fn parse_line(path: &Path, line: usize, text: &str) -> Result<LogprobRecord, Rec
 }
 
 /// Check the invariants documented in [`crate::record`]: arrays of a step have equal lengths,
-/// values are not NaN, log-probs are ≤ 0 (up to rounding), and steps are in message order.
+/// values are finite (a value beyond f32's range, e.g. `-1e39`, parses to infinity and would
+/// rank as an extreme score), log-probs are ≤ 0 (up to rounding), steps are in message
+/// order, and, when `num_messages` is given, `mistake_step` and every `message_index` are
+/// messages of the trajectory.
 pub fn validate(record: &LogprobRecord) -> Result<(), String> {
+    if let Some(n) = record.num_messages {
+        if let Some(m) = record.mistake_step.filter(|&m| m >= n) {
+            return Err(format!(
+                "field mistake_step: {m} is not a message of the trajectory (num_messages = {n})"
+            ));
+        }
+        if let Some((k, step)) = record
+            .steps
+            .iter()
+            .enumerate()
+            .find(|(_, s)| s.message_index >= n)
+        {
+            return Err(format!(
+                "field steps[{k}].message_index: {} is not a message of the trajectory \
+                 (num_messages = {n})",
+                step.message_index
+            ));
+        }
+    }
     let mut last: Option<usize> = None;
     for (k, step) in record.steps.iter().enumerate() {
         if let Some(prev) = last {
@@ -132,8 +162,11 @@ fn check_array(
         ));
     }
     for (t, v) in values.iter().enumerate() {
-        if v.is_nan() {
-            return Err(format!("field steps[{step}].{name}[{t}]: NaN"));
+        if !v.is_finite() {
+            return Err(format!(
+                "field steps[{step}].{name}[{t}]: {v} is not a finite number (NaN, or beyond \
+                 the f32 range)"
+            ));
         }
         // Small positive rounding (e.g. -0.0 written as 1e-7) is tolerated.
         if is_logprob && *v > 1e-3 {
@@ -219,10 +252,68 @@ mod tests {
     }
 
     #[test]
+    fn values_beyond_f32_and_nan_are_rejected_with_their_position() {
+        // -1e39 overflows f32 to -inf; it must not be ranked as a score.
+        let e =
+            line(r#"{"id":"a","task_id":"t","steps":[{"message_index":1,"policy":[-0.5,-1e39]}]}"#)
+                .unwrap_err()
+                .to_string();
+        assert!(
+            e.contains("steps[0].policy[1]") && e.contains("id \"a\""),
+            "{e}"
+        );
+        assert!(
+            e.contains("inf") && e.contains("line 3") && e.contains("r.jsonl"),
+            "{e}"
+        );
+        let e = line(r#"{"id":"b","task_id":"t","steps":[{"message_index":1,"policy":[-0.5],"policy_entropy":[1e39]}]}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("steps[0].policy_entropy[0]"), "{e}");
+        // JSON has no NaN literal; an in-memory NaN is rejected by `validate`.
+        let mut r =
+            line(r#"{"id":"c","task_id":"t","steps":[{"message_index":1,"policy":[-0.5]}]}"#)
+                .unwrap();
+        r.steps[0].policy[0] = f32::NAN;
+        assert!(validate(&r).unwrap_err().contains("steps[0].policy[0]"));
+    }
+
+    #[test]
+    fn mistake_step_and_message_index_must_be_messages_when_num_messages_is_known() {
+        let ok = r#"{"id":"a","task_id":"t","mistake_step":3,"num_messages":4,"steps":[{"message_index":3,"policy":[]}]}"#;
+        assert_eq!(line(ok).unwrap().num_messages, Some(4));
+        let e = line(r#"{"id":"a","task_id":"t","mistake_step":4,"num_messages":4,"steps":[]}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("field mistake_step: 4") && e.contains("num_messages = 4"),
+            "{e}"
+        );
+        let e = line(r#"{"id":"a","task_id":"t","num_messages":2,"steps":[{"message_index":2,"policy":[]}]}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("steps[0].message_index"), "{e}");
+        // Without num_messages nothing can be checked (older writers).
+        assert!(line(r#"{"id":"a","task_id":"t","mistake_step":40,"steps":[]}"#).is_ok());
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_accepted() {
+        let text = "\u{feff}{\"id\":\"a\",\"task_id\":\"t\",\"steps\":[]}\n";
+        let got = read_records_from_str(Path::new("bom.jsonl"), text).unwrap();
+        assert_eq!(got[0].id, "a");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bom.jsonl");
+        std::fs::write(&path, text).unwrap();
+        assert_eq!(read_records(&path).unwrap()[0].id, "a");
+    }
+
+    #[test]
     fn round_trip_atomic() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("out.jsonl");
         let rec = LogprobRecord {
+            num_messages: None,
             id: "x".into(),
             task_id: "t".into(),
             label: Some(1.0),

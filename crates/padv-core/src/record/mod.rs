@@ -24,7 +24,10 @@ pub use io::{read_records, read_records_from_str, validate, write_records_atomic
 use serde::{Deserialize, Serialize};
 
 /// Per-token log-probs of one trajectory's action steps.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+///
+/// `Default` lets other crates write `LogprobRecord { id, task_id, steps,
+/// ..Default::default() }` and keep compiling when optional fields are added.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct LogprobRecord {
     /// Trajectory id.
     pub id: String,
@@ -42,6 +45,11 @@ pub struct LogprobRecord {
     pub vocab_size: Option<usize>,
     /// Action steps in message order.
     pub steps: Vec<StepLogprobs>,
+    /// Number of messages of the trajectory, when the writer knows it. Lets validation
+    /// reject a `mistake_step` or `message_index` that is not one of the trajectory's
+    /// messages (which would otherwise just count as a miss in failure attribution).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub num_messages: Option<usize>,
 }
 
 /// Per-token arrays of one action step. Empty arrays mean the step's tokens were truncated away.

@@ -118,7 +118,7 @@ mod tests {
             reward: None,
             mistake_step: None,
             mistake_agent: None,
-            source_format: None,
+            ..Default::default()
         };
         let got = serde_json::to_string(&chat_messages(&t)).unwrap();
         let want = concat!(

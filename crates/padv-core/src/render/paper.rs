@@ -2,7 +2,7 @@
 
 use super::pyrepr::{py_repr, py_strip};
 use super::TextSpan;
-use crate::trajectory::{Message, Trajectory};
+use crate::trajectory::{ActionText, Message, Trajectory};
 
 /// Body used when an action message has neither content nor tool calls.
 pub const EMPTY_ACTION_BODY: &str = "[assistant action]";
@@ -25,11 +25,11 @@ pub const EMPTY_ACTION_BODY: &str = "[assistant action]";
 /// action renders as `"[assistant]: [assistant action]"`: every message keeps the
 /// `"[role]: "` shape that §6.2 gives first.
 ///
-/// Who&When logs (`source_format` = Who&When) are rendered as the reference's failure-attribution
+/// Who&When logs ([`ActionText::Verbatim`], set by the reader) are rendered as the reference's failure-attribution
 /// path does: every message is `"[role]: content"` verbatim, actions included (paper-notes §6.2),
 /// with no stripping and no placeholder.
 pub fn render_paper(t: &Trajectory) -> Vec<TextSpan> {
-    let verbatim = t.source_format == Some(crate::formats::Format::WhoAndWhen);
+    let verbatim = t.action_text == ActionText::Verbatim;
     t.messages
         .iter()
         .enumerate()
@@ -93,7 +93,7 @@ mod tests {
             reward: None,
             mistake_step: None,
             mistake_agent: None,
-            source_format: None,
+            action_text: ActionText::default(),
         }
     }
 
@@ -107,7 +107,7 @@ mod tests {
         ]);
         let stripped = render_paper(&t);
         assert_eq!(stripped[1].text, "\n[WebSurfer]: looked");
-        t.source_format = Some(crate::formats::Format::WhoAndWhen);
+        t.action_text = ActionText::Verbatim;
         let verbatim = render_paper(&t);
         assert_eq!(verbatim[0].text, "[human]: Q?");
         assert_eq!(verbatim[1].text, "\n[WebSurfer]:   looked \n");

@@ -19,6 +19,7 @@ fn spec(method: Method, token: TokenAgg, step: StepAgg) -> ScoreSpec {
 
 fn record(steps: Vec<StepLogprobs>) -> LogprobRecord {
     LogprobRecord {
+        num_messages: None,
         id: "r1".into(),
         task_id: "t".into(),
         label: Some(1.0),

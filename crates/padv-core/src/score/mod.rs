@@ -23,7 +23,7 @@
 //! };
 //! let record = LogprobRecord {
 //!     id: "t1".into(), task_id: "task".into(), label: Some(1.0), mistake_step: None,
-//!     vocab_size: None,
+//!     vocab_size: None, num_messages: None,
 //!     steps: vec![step(1, vec![-0.5, -1.0], vec![-1.0, -1.5]), step(3, vec![-2.0], vec![-1.0])],
 //! };
 //! // PA, token mean: step 1: mean(-0.5, -1) - mean(-1, -1.5) = -0.75 + 1.25 = 0.5;

@@ -97,6 +97,7 @@ fn synthetic_record(i: usize, n_steps: usize, n_tokens: usize, seed: u64) -> Log
         })
         .collect();
     LogprobRecord {
+        num_messages: None,
         id: format!("traj-{i}"),
         task_id: format!("task-{task}"),
         label: Some(reward),

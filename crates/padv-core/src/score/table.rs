@@ -375,6 +375,7 @@ mod tests {
 
     fn rec(id: &str, task: &str, steps: Vec<StepLogprobs>) -> LogprobRecord {
         LogprobRecord {
+            num_messages: None,
             id: id.into(),
             task_id: task.into(),
             label: Some(1.0),

@@ -149,6 +149,7 @@ pub fn score_pair(
             mistake_step: trajectory.mistake_step,
             vocab_size: Some(policy.vocab_size()),
             steps,
+            num_messages: Some(trajectory.messages.len()),
         },
         n_tokens: tokens.ids.len(),
         n_targets: targets.len(),
@@ -237,7 +238,7 @@ mod tests {
             reward: Some(1.0),
             mistake_step: Some(2),
             mistake_agent: None,
-            source_format: None,
+            ..Default::default()
         }
     }
 

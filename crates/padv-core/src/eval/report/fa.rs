@@ -1,0 +1,370 @@
+//! The failure-attribution report: per method, the (aggregation, predictor) pair chosen by
+//! cross-validation over folds of annotated trajectories, next to the trivial priors.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use super::common::{
+    bootstrap_mean_ci, cross_validate_means, item_folds, mean, Better, Chance, Direction, Opts,
+    Selection,
+};
+use crate::eval::attribution::{metrics, record_predictions, RecordPrediction};
+use crate::eval::{fa_grid, ConfidenceInterval, EvalError, FaMetrics, FaPredictor, FaRow};
+use crate::score::{Method, ScoreSpec, ScoreTable};
+
+/// Predictor names in [`RecordPrediction`] order.
+const PREDICTORS: [FaPredictor; 3] = [
+    FaPredictor::MinCumulative,
+    FaPredictor::SharpestDrop,
+    FaPredictor::SharpestAbsDrop,
+];
+
+/// Failure-attribution results.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FaReport {
+    /// Records with an annotated `mistake_step`.
+    pub n_annotated: usize,
+    /// Records without one (not evaluated).
+    pub n_no_mistake: usize,
+    /// Score-free baselines on the annotated records of the first cell: `first_action`,
+    /// `most_common_step` (mode of the evaluation data itself: optimistic) and
+    /// `most_common_step_cv` (each fold predicts the mode of the other folds).
+    pub priors: Vec<FaPrior>,
+    /// One entry per method, in grid order.
+    pub methods: Vec<FaMethod>,
+    /// Every cell with all predictors, on all annotated records.
+    pub cells: Vec<FaCell>,
+}
+
+/// One cell's results (all predictors).
+pub type FaCell = FaRow;
+
+/// A score-free baseline.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FaPrior {
+    /// Its metrics (`predictor` names it).
+    #[serde(flatten)]
+    pub metrics: FaMetrics,
+    /// Tuned on the evaluation data (so better than it would be on new data).
+    pub optimistic: bool,
+}
+
+/// One method's headline and, in a grid, its optimistic best (cell, predictor).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FaMethod {
+    /// The method.
+    pub method: Method,
+    /// Cells of this method in the grid.
+    pub n_cells: usize,
+    /// The headline row.
+    pub headline: FaHeadline,
+    /// The (cell, predictor) with the best accuracy on all records (lower MAE, then first,
+    /// on ties): tuned on the evaluation data, so optimistic (grid only).
+    pub best_in_grid_optimistic: Option<FaHeadline>,
+}
+
+/// The headline (cell, predictor) of a method.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FaHeadline {
+    /// The cell's label.
+    pub label: String,
+    /// How it was chosen (the given spec uses `min_cumulative`, the reference's headline).
+    pub selection: Selection,
+    /// Folds that chose it (cross-validation only).
+    pub chosen_in_folds: Option<usize>,
+    /// Folds of the cross-validation (0 without).
+    pub folds: usize,
+    /// Exact-match accuracy over all annotated records when each is predicted with the
+    /// (cell, predictor) its fold chose on the other folds: the honest estimate.
+    pub cv_accuracy: Option<f64>,
+    /// Bootstrap interval of `cv_accuracy`, resampling records (choices held fixed).
+    pub cv_accuracy_ci: Option<ConfidenceInterval>,
+    /// Mean absolute error (messages) of the same held-out predictions.
+    pub cv_mae: Option<f64>,
+    /// Bootstrap interval of `metrics.accuracy`, resampling records.
+    pub accuracy_ci: Option<ConfidenceInterval>,
+    /// The chosen (cell, predictor) on all annotated records.
+    pub metrics: FaMetrics,
+}
+
+pub(super) fn directions() -> Vec<Direction> {
+    vec![
+        Direction::new("accuracy", Better::Higher),
+        Direction::new("±1", Better::Higher),
+        Direction::new("±2", Better::Higher),
+        Direction::new("MAE", Better::Lower),
+    ]
+}
+
+/// A candidate of the choice: cell `cell` of the method with predictor `pred`.
+#[derive(Clone, Copy)]
+struct Cand {
+    cell: usize,
+    pred: usize,
+}
+
+pub(super) fn report(
+    table: &ScoreTable,
+    specs: &[ScoreSpec],
+    opts: &Opts,
+) -> Result<FaReport, EvalError> {
+    let cells = fa_grid(table, specs)?;
+    let n_annotated = table.mistake_steps().iter().flatten().count();
+    let preds: Vec<Vec<RecordPrediction>> = specs
+        .iter()
+        .map(|s| record_predictions(table, s))
+        .collect::<Result<_, _>>()?;
+    let mut methods: Vec<Method> = Vec::new();
+    for s in specs {
+        if !methods.contains(&s.method) {
+            methods.push(s.method);
+        }
+    }
+    let methods = methods
+        .into_iter()
+        .filter_map(|m| {
+            let idx: Vec<usize> = (0..specs.len()).filter(|&i| specs[i].method == m).collect();
+            method_report(m, &idx, &cells, &preds, opts)
+        })
+        .collect();
+    Ok(FaReport {
+        n_annotated,
+        n_no_mistake: table.len() - n_annotated,
+        priors: preds.first().map(|p| priors(p, opts)).unwrap_or_default(),
+        methods,
+        cells,
+    })
+}
+
+/// Records every cell of the group evaluates (annotated, with a scored step in each), and
+/// per record `(gold, predictions)` per cell.
+fn common_items(
+    idx: &[usize],
+    preds: &[Vec<RecordPrediction>],
+) -> (Vec<usize>, Vec<Vec<(usize, [usize; 4])>>) {
+    let n = preds.first().map_or(0, Vec::len);
+    let records: Vec<usize> = (0..n)
+        .filter(|&r| idx.iter().all(|&c| matches!(preds[c][r], Some(Some(_)))))
+        .collect();
+    let per_cell = idx
+        .iter()
+        .map(|&c| {
+            records
+                .iter()
+                .filter_map(|&r| preds[c][r].flatten())
+                .collect()
+        })
+        .collect();
+    (records, per_cell)
+}
+
+fn headline_for(
+    label: &str,
+    pred: usize,
+    items: &[(usize, [usize; 4])],
+    opts: &Opts,
+) -> (FaMetrics, Option<ConfidenceInterval>) {
+    let m = metrics(
+        PREDICTORS[pred].name(),
+        items.iter().map(|(g, p)| (*g, p[pred])),
+    );
+    let exact: Vec<f64> = items
+        .iter()
+        .map(|(g, p)| f64::from(u8::from(*g == p[pred])))
+        .collect();
+    let _ = label;
+    (m, bootstrap_mean_ci(&exact, opts.bootstrap, opts.seed))
+}
+
+fn method_report(
+    m: Method,
+    idx: &[usize],
+    cells: &[FaRow],
+    preds: &[Vec<RecordPrediction>],
+    opts: &Opts,
+) -> Option<FaMethod> {
+    let first = *idx.first()?;
+    let (_, per_cell) = common_items(idx, preds);
+    if opts.folds < 2 {
+        let (metrics, accuracy_ci) = headline_for(&cells[first].label, 0, &per_cell[0], opts);
+        return Some(FaMethod {
+            method: m,
+            n_cells: idx.len(),
+            headline: FaHeadline {
+                label: cells[first].label.clone(),
+                selection: Selection::Given,
+                chosen_in_folds: None,
+                folds: 0,
+                cv_accuracy: None,
+                cv_accuracy_ci: None,
+                cv_mae: None,
+                accuracy_ci,
+                metrics,
+            },
+            best_in_grid_optimistic: None,
+        });
+    }
+    let cands: Vec<Cand> = (0..idx.len())
+        .flat_map(|cell| (0..PREDICTORS.len()).map(move |pred| Cand { cell, pred }))
+        .collect();
+    // Utility per item: [exact match, −|error|] (accuracy first, then MAE).
+    let utility: Vec<Vec<[f64; 2]>> = cands
+        .iter()
+        .map(|c| {
+            per_cell[c.cell]
+                .iter()
+                .map(|(g, p)| {
+                    let d = g.abs_diff(p[c.pred]) as f64;
+                    [f64::from(u8::from(d == 0.0)), -d]
+                })
+                .collect()
+        })
+        .collect();
+    let n_items = per_cell[0].len();
+    let folds = item_folds(n_items, opts.folds, opts.seed);
+    let cv = cross_validate_means(&utility, &folds, opts.folds);
+    let held: Vec<[f64; 2]> = cv
+        .per_item
+        .iter()
+        .enumerate()
+        .filter_map(|(i, c)| c.map(|c| utility[c][i]))
+        .collect();
+    let exact: Vec<f64> = held.iter().map(|u| u[0]).collect();
+    let (chosen, n_chose) = cv.modal().unwrap_or((0, 0));
+    let make = |c: Cand, chosen_in_folds: Option<usize>, with_cv: bool| {
+        let (metrics, accuracy_ci) =
+            headline_for(&cells[idx[c.cell]].label, c.pred, &per_cell[c.cell], opts);
+        FaHeadline {
+            label: cells[idx[c.cell]].label.clone(),
+            selection: Selection::CrossValidated,
+            chosen_in_folds,
+            folds: opts.folds,
+            cv_accuracy: if with_cv {
+                mean(exact.iter().copied())
+            } else {
+                None
+            },
+            cv_accuracy_ci: if with_cv {
+                bootstrap_mean_ci(&exact, opts.bootstrap, opts.seed)
+            } else {
+                None
+            },
+            cv_mae: if with_cv {
+                mean(held.iter().map(|u| -u[1]))
+            } else {
+                None
+            },
+            accuracy_ci,
+            metrics,
+        }
+    };
+    // Best on all records: the same lexicographic key, first on ties.
+    let mut best: Option<(usize, [f64; 2])> = None;
+    for (c, u) in utility.iter().enumerate() {
+        let s = [
+            mean(u.iter().map(|x| x[0])).unwrap_or(f64::NEG_INFINITY),
+            mean(u.iter().map(|x| x[1])).unwrap_or(f64::NEG_INFINITY),
+        ];
+        if best.is_none_or(|(_, b)| s[0] > b[0] || (s[0] == b[0] && s[1] > b[1])) {
+            best = Some((c, s));
+        }
+    }
+    Some(FaMethod {
+        method: m,
+        n_cells: idx.len(),
+        headline: make(cands[chosen], Some(n_chose), true),
+        best_in_grid_optimistic: (n_items > 0)
+            .then_some(best)
+            .flatten()
+            .map(|(c, _)| make(cands[c], None, false)),
+    })
+}
+
+/// The score-free baselines on the records the first cell evaluates.
+fn priors(preds: &[RecordPrediction], opts: &Opts) -> Vec<FaPrior> {
+    let items: Vec<(usize, [usize; 4])> = preds.iter().filter_map(|p| p.flatten()).collect();
+    let golds: Vec<usize> = items.iter().map(|(g, _)| *g).collect();
+    let mut out = vec![FaPrior {
+        metrics: metrics("first_action", items.iter().map(|(g, p)| (*g, p[3]))),
+        optimistic: false,
+    }];
+    let all: Vec<usize> = (0..golds.len()).collect();
+    if let Some(mode) = mode_of(golds.iter().copied()) {
+        out.push(FaPrior {
+            metrics: metrics("most_common_step", golds.iter().map(|&g| (g, mode))),
+            optimistic: true,
+        });
+    }
+    if opts.folds >= 2 {
+        let folds = item_folds(golds.len(), opts.folds, opts.seed);
+        let mut pairs = Vec::new();
+        for &i in &all {
+            let train = all
+                .iter()
+                .filter(|&&j| folds[j] != folds[i])
+                .map(|&j| golds[j]);
+            if let Some(mode) = mode_of(train) {
+                pairs.push((golds[i], mode));
+            }
+        }
+        out.push(FaPrior {
+            metrics: metrics("most_common_step_cv", pairs.into_iter()),
+            optimistic: false,
+        });
+    }
+    out
+}
+
+/// Most frequent value (smallest on ties); `None` when empty.
+fn mode_of(values: impl Iterator<Item = usize>) -> Option<usize> {
+    let mut freq: BTreeMap<usize, usize> = BTreeMap::new();
+    for v in values {
+        *freq.entry(v).or_default() += 1;
+    }
+    freq.iter()
+        .fold(None, |best: Option<(usize, usize)>, (&v, &n)| match best {
+            Some((_, b)) if b >= n => best,
+            _ => Some((v, n)),
+        })
+        .map(|(v, _)| v)
+}
+
+impl FaReport {
+    /// Chance levels: the trivial priors' accuracy.
+    pub fn chance(&self) -> Vec<Chance> {
+        self.priors
+            .iter()
+            .map(|p| {
+                let meaning = match p.metrics.predictor.as_str() {
+                    "first_action" => "always the first action",
+                    "most_common_step" => "always the most common mistake step (optimistic)",
+                    _ => "most common mistake step of the other folds",
+                };
+                Chance::new(
+                    &format!("accuracy ({})", p.metrics.predictor),
+                    p.metrics.accuracy,
+                    meaning,
+                )
+            })
+            .collect()
+    }
+
+    /// What cannot be evaluated, in words.
+    pub fn note(&self) -> Option<String> {
+        if self.n_annotated == 0 {
+            Some(
+                "nothing to evaluate: no record has an annotated `mistake_step` (failure \
+                 attribution needs them, e.g. from Who&When)"
+                    .to_string(),
+            )
+        } else if self.priors.first().is_none_or(|p| p.metrics.n == 0) {
+            Some(format!(
+                "nothing to evaluate: none of the {} annotated records has a scored action step",
+                self.n_annotated
+            ))
+        } else {
+            None
+        }
+    }
+}

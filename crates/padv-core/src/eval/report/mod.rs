@@ -1,0 +1,247 @@
+//! The typed evaluation report: one call from records to a complete, honest result.
+//!
+//! [`evaluate`] validates the inputs (every record, every spec, unique ids), runs one
+//! evaluation for one score ([`EvalConfig::grid`] off) or for the whole grid of methods ×
+//! aggregations, and returns an [`EvalReport`] that serializes to one JSON document and
+//! renders as a plain-text table ([`EvalReport::to_table`]).
+//!
+//! Why a library type rather than CLI code: every front end (`padv eval`, `padv score
+//! --eval`, `padv demo`) must state the same things — the chance level, which direction is
+//! better, confidence intervals, `n`, and "nothing to evaluate" in words rather than a 0.0 —
+//! and must choose a grid's headline aggregation the same honest way: by k-fold
+//! cross-validation, never by the best cell on the evaluation data itself (which is still
+//! shown, labelled optimistic).
+
+mod bon;
+mod common;
+mod fa;
+mod table;
+#[cfg(test)]
+mod tests;
+mod uq;
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde::{Deserialize, Serialize};
+
+pub use bon::{BonCell, BonHeadline, BonMethod, BonReport, KValue};
+pub use common::{Better, Chance, Direction, Selection};
+pub use fa::{FaCell, FaHeadline, FaMethod, FaPrior, FaReport};
+pub use uq::{UqHeadline, UqMethod, UqReport};
+
+use super::EvalError;
+use crate::record::validate;
+use crate::score::names::named_enum;
+use crate::score::{grid, Method, ScoreSpec, ScoreTable};
+use crate::LogprobRecord;
+
+named_enum! {
+    /// Which evaluation.
+    #[serde(rename_all = "snake_case")]
+    pub enum EvalKind ("evaluation") {
+        /// Uncertainty quantification: does the trajectory score predict success?
+        Uq = "uq",
+        /// Best-of-N: pick the highest-scored rollout of each task.
+        Bon = "bon",
+        /// Failure attribution: locate the decisive mistake step.
+        Fa = "fa",
+    }
+}
+
+/// What to evaluate and how.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EvalConfig {
+    /// The score of a single evaluation; with `grid`, only its β is used (every cell gets it).
+    pub spec: ScoreSpec,
+    /// Evaluate every method × aggregation the records support, side by side.
+    pub grid: bool,
+    /// Methods of the grid (empty: all methods).
+    pub methods: Vec<Method>,
+    /// Bootstrap resamples for confidence intervals (0 disables them).
+    pub bootstrap: usize,
+    /// Folds of the cross-validated choice of aggregation (grid only; at least 2).
+    pub folds: usize,
+    /// Seed of the bootstrap and of the fold assignment.
+    pub seed: u64,
+}
+
+impl Default for EvalConfig {
+    /// PA with mean/mean aggregation, no grid, all methods, 1000 resamples, 5 folds, seed 0.
+    fn default() -> Self {
+        EvalConfig {
+            spec: ScoreSpec::default(),
+            grid: false,
+            methods: Vec::new(),
+            bootstrap: 1000,
+            folds: 5,
+            seed: 0,
+        }
+    }
+}
+
+/// The result of [`evaluate`]: serializes to one JSON document; [`EvalReport::to_table`]
+/// renders it for people.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EvalReport {
+    /// Which evaluation.
+    pub evaluation: EvalKind,
+    /// Records given.
+    pub records: usize,
+    /// The configuration it ran with (specs as validated).
+    pub config: EvalConfig,
+    /// Grid cells evaluated (1 without a grid).
+    pub cells: usize,
+    /// Which direction is better, per metric.
+    pub better: Vec<Direction>,
+    /// What a score-free predictor achieves on these records, per metric.
+    pub chance: Vec<Chance>,
+    /// Methods left out of the grid because the records lack a field they need, with why.
+    pub skipped_methods: BTreeMap<String, String>,
+    /// Set when there is nothing (or not enough) to evaluate: says what and why. The
+    /// metrics it concerns are then `null`, never 0.
+    pub note: Option<String>,
+    /// The evaluation's results.
+    pub results: ReportBody,
+}
+
+/// The per-evaluation part of an [`EvalReport`].
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum ReportBody {
+    /// Uncertainty quantification.
+    Uq(UqReport),
+    /// Best-of-N.
+    Bon(BonReport),
+    /// Failure attribution.
+    Fa(FaReport),
+}
+
+/// Evaluate `records` with one score or a grid of scores.
+///
+/// Fails when there is no record, a record is invalid (non-finite value, `mistake_step`
+/// outside the trajectory, ...), two records share an id (best-of-N would count one rollout
+/// twice), β is not finite and positive, a grid is asked for with fewer than 2 folds, or no
+/// requested method can score the records. "Nothing to evaluate" (one class only, no
+/// annotated mistake, no labelled rollout) is not an error: the report says so in `note`.
+pub fn evaluate(
+    records: &[LogprobRecord],
+    kind: EvalKind,
+    cfg: &EvalConfig,
+) -> Result<EvalReport, EvalError> {
+    check_records(records)?;
+    let spec = ScoreSpec::builder()
+        .method(cfg.spec.method)
+        .token_agg(cfg.spec.token_agg)
+        .step_agg(cfg.spec.step_agg)
+        .pa_mode(cfg.spec.pa_mode)
+        .beta(cfg.spec.beta)
+        .build()?;
+    if cfg.grid && cfg.folds < 2 {
+        return Err(EvalError::InvalidConfig(format!(
+            "a grid needs at least 2 cross-validation folds to choose its headline \
+             aggregation honestly, got {}",
+            cfg.folds
+        )));
+    }
+    let table = ScoreTable::precompute(records)?;
+    let mut skipped = BTreeMap::new();
+    let specs = if cfg.grid {
+        let methods = if cfg.methods.is_empty() {
+            Method::ALL.to_vec()
+        } else {
+            cfg.methods.clone()
+        };
+        let mut specs = Vec::new();
+        for cell in grid(&methods) {
+            let cell = ScoreSpec::builder()
+                .method(cell.method)
+                .token_agg(cell.token_agg)
+                .step_agg(cell.step_agg)
+                .pa_mode(cell.pa_mode)
+                .beta(spec.beta)
+                .build()?;
+            match table.scorer(&cell) {
+                Ok(_) => specs.push(cell),
+                Err(e) => {
+                    skipped
+                        .entry(cell.method.to_string())
+                        .or_insert_with(|| e.to_string());
+                }
+            }
+        }
+        if specs.is_empty() {
+            return Err(EvalError::NoMethod(
+                skipped
+                    .iter()
+                    .map(|(m, why)| format!("{m}: {why}"))
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            ));
+        }
+        specs
+    } else {
+        table.scorer(&spec)?;
+        vec![spec]
+    };
+    let config = EvalConfig {
+        spec,
+        ..cfg.clone()
+    };
+    let opts = common::Opts {
+        bootstrap: cfg.bootstrap,
+        folds: if cfg.grid { cfg.folds } else { 0 },
+        seed: cfg.seed,
+    };
+    let (results, chance, better, note) = match kind {
+        EvalKind::Uq => {
+            let r = uq::report(&table, &specs, &opts)?;
+            let (chance, note) = (r.chance(), r.note());
+            (ReportBody::Uq(r), chance, uq::directions(), note)
+        }
+        EvalKind::Bon => {
+            let r = bon::report(&table, &specs, &opts)?;
+            let (chance, note) = (r.chance(), r.note());
+            (ReportBody::Bon(r), chance, bon::directions(), note)
+        }
+        EvalKind::Fa => {
+            let r = fa::report(&table, &specs, &opts)?;
+            let (chance, note) = (r.chance(), r.note());
+            (ReportBody::Fa(r), chance, fa::directions(), note)
+        }
+    };
+    Ok(EvalReport {
+        evaluation: kind,
+        records: records.len(),
+        config,
+        cells: specs.len(),
+        better,
+        chance,
+        skipped_methods: skipped,
+        note,
+        results,
+    })
+}
+
+/// Every record valid (see [`validate`]) and every id unique.
+fn check_records(records: &[LogprobRecord]) -> Result<(), EvalError> {
+    if records.is_empty() {
+        return Err(EvalError::NoRecords);
+    }
+    let mut seen: HashMap<&str, usize> = HashMap::with_capacity(records.len());
+    for (i, r) in records.iter().enumerate() {
+        validate(r).map_err(|message| EvalError::InvalidRecord {
+            id: r.id.clone(),
+            position: i,
+            message,
+        })?;
+        if let Some(&first) = seen.get(r.id.as_str()) {
+            return Err(EvalError::DuplicateId {
+                id: r.id.clone(),
+                first,
+                second: i,
+            });
+        }
+        seen.insert(&r.id, i);
+    }
+    Ok(())
+}
