@@ -87,9 +87,8 @@ fn trajectory(id: &str, action: &str) -> Trajectory {
         role: role.into(),
         name: None,
         content: Some(content.into()),
-        tool_calls: vec![],
-        tool_call_id: None,
         is_action,
+        ..Message::default()
     };
     Trajectory {
         id: id.into(),
@@ -101,9 +100,7 @@ fn trajectory(id: &str, action: &str) -> Trajectory {
             m("assistant", "done", true),
         ],
         reward: Some(1.0),
-        mistake_step: None,
-        mistake_agent: None,
-        source_format: None,
+        ..Trajectory::default()
     }
 }
 
@@ -169,7 +166,10 @@ fn records_match_score_pair_and_progress_counts_batches() {
     }
     let s = &out.stats;
     assert_eq!((s.trajectories, s.records, s.skipped), (5, 5, 0));
-    assert_eq!((s.tokens, s.action_tokens, s.action_steps), (tokens, targets, steps));
+    assert_eq!(
+        (s.tokens, s.action_tokens, s.action_steps),
+        (tokens, targets, steps)
+    );
     assert_eq!(s.computed_tokens, tokens, "nothing came from a cache");
     assert_eq!(s.cache_hits, 0);
     assert!(targets > 0 && steps == 10);
@@ -221,7 +221,14 @@ fn failures_are_skipped_with_reasons_or_fatal_when_strict() {
         strict: true,
         ..PipelineOptions::default()
     };
-    let (out, _) = run(&trajs, &tok, RendererKind::ChatTemplate, &mut p, &mut r, &strict);
+    let (out, _) = run(
+        &trajs,
+        &tok,
+        RendererKind::ChatTemplate,
+        &mut p,
+        &mut r,
+        &strict,
+    );
     match out {
         Err(PipelineError::Tokenize { id, .. }) => assert_eq!(id, "bad-template"),
         other => panic!("expected a tokenize error, got {other:?}"),
@@ -234,7 +241,10 @@ fn failures_are_skipped_with_reasons_or_fatal_when_strict() {
         &mut r,
         &strict,
     );
-    assert!(matches!(out, Err(PipelineError::Pair(PairError::Backend { .. }))));
+    assert!(matches!(
+        out,
+        Err(PipelineError::Pair(PairError::Backend { .. }))
+    ));
 
     // Nothing left: the error carries every reason.
     let (out, _) = run(

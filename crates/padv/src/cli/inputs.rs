@@ -60,8 +60,11 @@ pub fn read_trajectories(input: &TrajectoryInput, exclude: &Path) -> anyhow::Res
         });
         let report = read_file(path, &opts).context("reading trajectories")?;
         for e in &report.skipped {
-            out.skips
-                .add(SkipReason::MalformedInput, path.display().to_string(), e.to_string());
+            out.skips.add(
+                SkipReason::MalformedInput,
+                path.display().to_string(),
+                e.to_string(),
+            );
         }
         out.trajectories.extend(report.trajectories);
     }
@@ -79,7 +82,10 @@ fn without_folder(paths: Vec<PathBuf>, folder: &Path) -> Vec<PathBuf> {
         .filter(|p| {
             let inside = p.canonicalize().is_ok_and(|c| c.starts_with(&folder));
             if inside {
-                tracing::info!("not reading {}: it is inside the output folder", p.display());
+                tracing::info!(
+                    "not reading {}: it is inside the output folder",
+                    p.display()
+                );
             }
             !inside
         })
@@ -102,6 +108,9 @@ mod tests {
         std::fs::write(&paths[1], "").unwrap();
         assert_eq!(without_folder(paths.clone(), &out), vec![a]);
         // A folder that does not exist excludes nothing.
-        assert_eq!(without_folder(paths.clone(), &dir.path().join("nope")), paths);
+        assert_eq!(
+            without_folder(paths.clone(), &dir.path().join("nope")),
+            paths
+        );
     }
 }

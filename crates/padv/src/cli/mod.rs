@@ -16,6 +16,7 @@ mod engine_opts;
 mod eval;
 mod inputs;
 mod inspect;
+mod names;
 pub(crate) mod output;
 mod progress;
 mod render;

@@ -44,7 +44,7 @@ where
         value: &OsStr,
     ) -> Result<T, clap::Error> {
         let text = value.to_string_lossy();
-        T::from_str(&text).map_err(|_| {
+        <T as FromStr>::from_str(&text).map_err(|_| {
             let expected: Vec<String> = T::value_variants()
                 .iter()
                 .filter_map(|v| v.to_possible_value())

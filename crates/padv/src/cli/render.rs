@@ -29,7 +29,7 @@ pub struct RenderArgs {
     #[arg(long, default_value_t = 1)]
     limit: usize,
     /// Left-truncate token sequences to this many tokens (as `padv score` does).
-    #[arg(long, default_value_t = 16384)]
+    #[arg(long, default_value_t = padv_engine::tokenize::DEFAULT_MAX_LENGTH)]
     max_length: usize,
     /// Print JSON instead of annotated text.
     #[arg(long)]
@@ -145,18 +145,28 @@ pub fn run(args: RenderArgs) -> anyhow::Result<()> {
     if args.json {
         return super::output::emit(&out, None);
     }
+    // One locked write (see output::print_text): a closed pipe (`| head`) ends quietly.
+    let mut text = String::new();
     for t in &out {
-        println!("=== trajectory {} (task {}) ===", t.id, t.task_id);
+        text.push_str(&format!(
+            "=== trajectory {} (task {}) ===\n",
+            t.id, t.task_id
+        ));
         if let (Some(n), Some(tr), Some(cut)) = (t.total_tokens, t.truncated_tokens, t.actions_cut)
         {
-            println!("    {n} tokens after truncation, {tr} truncated, {cut} action steps cut");
+            text.push_str(&format!(
+                "    {n} tokens after truncation, {tr} truncated, {cut} action steps cut\n"
+            ));
         }
         for s in &t.spans {
             let tag = if s.is_action { "ACTION" } else { "obs   " };
             let toks = s.tokens.map(|n| format!(" {n} tok")).unwrap_or_default();
-            println!("--- [{tag}] message {}{toks} ---", s.message_index);
-            println!("{:?}", s.text);
+            text.push_str(&format!(
+                "--- [{tag}] message {}{toks} ---\n",
+                s.message_index
+            ));
+            text.push_str(&format!("{:?}\n", s.text));
         }
     }
-    Ok(())
+    super::output::print_text(&text)
 }
