@@ -8,6 +8,7 @@
 #![deny(unsafe_code)]
 
 pub mod pair;
+pub mod pipeline;
 pub mod tokenize;
 
 #[cfg(feature = "decoder")]

@@ -80,20 +80,23 @@ fn bad_input_names_the_file_and_record_and_writes_nothing() {
          {\"id\": \"b\", \"messages\": [{\"role\": 7}]}\n",
     )
     .unwrap();
-    let report = dir.path().join("report.json");
+    let report_dir = dir.path().join("report");
     let out = padv(&[
         "inspect",
         path.to_str().unwrap(),
         "--strict",
         "--out",
-        report.to_str().unwrap(),
+        report_dir.to_str().unwrap(),
     ]);
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("bad.jsonl"), "{err}");
     assert!(err.contains("line 2"), "{err}");
     assert!(err.contains("role"), "{err}");
-    assert!(!report.exists(), "no partial output on error");
+    assert!(
+        !report_dir.join("inspect.json").exists(),
+        "no partial output on error"
+    );
     // Without --strict the bad record is skipped and counted.
     let v = stdout_json(&padv(&["inspect", path.to_str().unwrap()]));
     assert_eq!(v["skipped_records"], 1);
@@ -271,6 +274,7 @@ fn score_matches_transformers_end_to_end_and_resumes() {
         "50",
         "--folds",
         "2",
+        "--json",
     ]));
     assert!(v["cells"].as_u64().unwrap() > 100);
     assert!(v["skipped_methods"].as_object().unwrap().is_empty());
@@ -301,4 +305,340 @@ fn mismatched_tokenizers_are_refused_with_the_difference() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("tokenizers differ"), "{err}");
     assert!(!dir.path().join("o/records.jsonl").exists());
+}
+
+/// Hand-written records: two tasks with two rollouts each, PA = policy − reference per token.
+/// Rollouts "a1" and "b1" succeed and have the larger PA, so every direction is visible.
+fn write_records(dir: &Path) -> PathBuf {
+    let rec = |id: &str, task: &str, label: f64, pol: f32, refr: f32| {
+        serde_json::json!({
+            "id": id, "task_id": task, "label": label, "mistake_step": 1,
+            "steps": [
+                {"message_index": 1, "policy": [pol, pol - 0.1], "reference": [refr, refr]},
+                {"message_index": 3, "policy": [pol], "reference": [refr - 0.2]}
+            ]
+        })
+        .to_string()
+    };
+    let lines = [
+        rec("a1", "A", 1.0, -0.1, -0.5),
+        rec("a2", "A", 0.0, -0.9, -0.4),
+        rec("b1", "B", 1.0, -0.2, -0.6),
+        rec("b2", "B", 0.0, -1.0, -0.3),
+    ];
+    let path = dir.join("records.jsonl");
+    std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+    path
+}
+
+#[test]
+fn eval_prints_a_table_with_chance_and_direction_or_one_json_document() {
+    let dir = tempfile::tempdir().unwrap();
+    write_records(dir.path());
+    let folder = dir.path().to_str().unwrap();
+    for kind in ["uq", "bon", "fa"] {
+        let out = padv(&["eval", kind, "--input", folder, "--bootstrap", "20"]);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(text.contains("chance"), "{kind}: {text}");
+        assert!(text.contains("better"), "{kind}: {text}");
+        assert!(text.contains("4 records"), "{kind}: {text}");
+        assert!(
+            serde_json::from_str::<serde_json::Value>(&text).is_err(),
+            "the default output is a table, not JSON"
+        );
+    }
+    // --json: exactly one document (from_slice rejects trailing content), the same one
+    // --out writes.
+    let results = dir.path().join("results");
+    let out = padv(&[
+        "eval",
+        "uq",
+        "--input",
+        folder,
+        "--bootstrap",
+        "20",
+        "--json",
+        "--out",
+        results.to_str().unwrap(),
+    ]);
+    let v = stdout_json(&out);
+    assert_eq!(v["evaluation"], "uq");
+    assert_eq!(v["records"], 4);
+    let written: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(results.join("eval-uq.json")).unwrap()).unwrap();
+    assert_eq!(written, v);
+}
+
+#[test]
+fn flags_parse_alike_and_bad_values_are_explained() {
+    let dir = tempfile::tempdir().unwrap();
+    let records = write_records(dir.path());
+    let records = records.to_str().unwrap();
+    // A negative β parses as a number and is then refused by validation.
+    let out = padv(&["eval", "uq", "--input", records, "--beta", "-1"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("beta must be finite and > 0, got -1"), "{err}");
+    // snake_case (as in the JSON) and kebab-case both work.
+    for mode in ["agg_of_diff", "agg-of-diff"] {
+        let v = stdout_json(&padv(&[
+            "eval",
+            "fa",
+            "--input",
+            records,
+            "--pa-mode",
+            mode,
+            "--token-agg",
+            "min",
+            "--json",
+        ]));
+        assert_eq!(v["config"]["spec"]["pa_mode"], "agg_of_diff");
+    }
+    let out = padv(&["eval", "uq", "--input", records, "--pa-mode", "nope"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("diff_of_agg, agg_of_diff"), "{err}");
+    // A missing file is named once, not once per layer of context.
+    let missing = dir.path().join("missing.jsonl");
+    let out = padv(&["eval", "uq", "--input", missing.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.matches("missing.jsonl").count(), 1, "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    // Every command's help has an example.
+    for cmd in [
+        &["inspect", "--help"][..],
+        &["render", "--help"],
+        &["score", "--help"],
+        &["eval", "uq", "--help"],
+    ] {
+        let out = padv(cmd);
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("Example"),
+            "{cmd:?}"
+        );
+    }
+}
+
+#[test]
+fn a_closed_pipe_ends_quietly() {
+    use std::io::Read;
+    use std::process::Stdio;
+    // Far more output than a pipe buffers (64 KiB), so padv is still writing when the reader
+    // goes away.
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("big.jsonl");
+    let long = "word ".repeat(200);
+    let lines: Vec<String> = (0..400)
+        .map(|i| {
+            serde_json::json!({"id": format!("t{i}"), "messages": [
+                {"role": "user", "content": long},
+                {"role": "assistant", "content": long}
+            ]})
+            .to_string()
+        })
+        .collect();
+    std::fs::write(&input, lines.join("\n")).unwrap();
+    // inspect --per-file writes an entry per file: many files make a long report.
+    let many = dir.path().join("many");
+    std::fs::create_dir_all(&many).unwrap();
+    for i in 0..400 {
+        std::fs::write(many.join(format!("{i}.jsonl")), &lines[0]).unwrap();
+    }
+    for args in [
+        vec![
+            "render",
+            "--input",
+            input.to_str().unwrap(),
+            "--limit",
+            "400",
+        ],
+        vec!["inspect", many.to_str().unwrap(), "--per-file"],
+    ] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_padv"))
+            .args(&args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdout = child.stdout.take().unwrap();
+        let mut first = [0u8; 16];
+        stdout.read_exact(&mut first).unwrap();
+        drop(stdout);
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{args:?}: {:?} {err}", out.status);
+        assert!(!err.contains("panicked"), "{err}");
+        assert!(err.is_empty(), "nothing to say about a closed pipe: {err}");
+    }
+}
+
+/// `padv score` with the fixture models: a malformed input record is a skip with its reason;
+/// stale evaluation files go; run.json says what made the output; an output folder inside
+/// the input folder is not read back.
+#[test]
+fn score_reports_skips_run_metadata_and_removes_stale_evaluations() {
+    let dir = tempfile::tempdir().unwrap();
+    let inputs = dir.path().join("in");
+    std::fs::create_dir_all(&inputs).unwrap();
+    let good = r#"{"id": "a", "task_id": "t", "reward": 1.0, "messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello there"}]}"#;
+    let good2 = good.replace("\"a\"", "\"b\"").replace("1.0", "0.0");
+    std::fs::write(
+        inputs.join("runs.jsonl"),
+        format!("{good}\n{{\"id\": \"c\", \"messages\": [{{\"role\": 7}}]}}\n{good2}\n"),
+    )
+    .unwrap();
+    // The output folder sits inside the input folder and holds an evaluation from "before".
+    let out = inputs.join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::write(out.join("eval-fa.json"), "{}").unwrap();
+    let args = |eval: &str| {
+        let mut v = vec![
+            "score".to_string(),
+            "--policy".into(),
+            fixture("models/qwen2"),
+            "--reference".into(),
+            fixture("models/qwen2_ref"),
+            "--input".into(),
+            inputs.display().to_string(),
+            "--out".into(),
+            out.display().to_string(),
+        ];
+        if !eval.is_empty() {
+            v.extend([
+                "--eval".into(),
+                eval.into(),
+                "--bootstrap".into(),
+                "10".into(),
+            ]);
+        }
+        v
+    };
+    let run = Command::new(env!("CARGO_BIN_EXE_padv"))
+        .args(args("uq"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{err}");
+    assert!(err.contains("malformed_input: 1 skipped"), "{err}");
+    assert!(err.contains("runs.jsonl"), "{err}");
+    assert!(err.contains("scored 2 of 2 trajectories"), "{err}");
+    assert!(
+        !out.join("eval-fa.json").exists(),
+        "stale evaluation removed"
+    );
+    assert!(out.join("eval-uq.json").exists());
+    let table = String::from_utf8_lossy(&run.stdout);
+    assert!(table.contains("chance"), "{table}");
+
+    let info: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("run.json")).unwrap()).unwrap();
+    assert_eq!(info["padv_version"], env!("CARGO_PKG_VERSION"));
+    let argv: Vec<&str> = info["argv"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    assert_eq!(
+        &argv[1..4],
+        &["score", "--policy", &fixture("models/qwen2")]
+    );
+    assert_eq!(info["skips"]["malformed_input"]["count"], 1);
+    assert_eq!(info["records"], 2);
+    let files = info["inputs"].as_array().unwrap();
+    assert_eq!(
+        files.len(),
+        1,
+        "nothing from the output folder was read: {files:?}"
+    );
+    assert_eq!(
+        files[0]["bytes"],
+        std::fs::metadata(inputs.join("runs.jsonl")).unwrap().len()
+    );
+    assert_eq!(files[0]["fnv1a64"].as_str().unwrap().len(), 16);
+    assert!(!info["policy"]["fingerprint"].as_str().unwrap().is_empty());
+
+    // A rerun (records.jsonl and run.json now lie in the input folder) reads the same input.
+    let again = Command::new(env!("CARGO_BIN_EXE_padv"))
+        .args(args(""))
+        .output()
+        .unwrap();
+    assert!(
+        again.status.success(),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    assert!(
+        !out.join("eval-uq.json").exists(),
+        "stale evaluation removed"
+    );
+    let info: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("run.json")).unwrap()).unwrap();
+    assert_eq!(info["inputs"].as_array().unwrap().len(), 1);
+    assert_eq!(info["cache_hits"], 4);
+
+    // Nothing scorable: the error gives the reasons.
+    let bad = dir.path().join("bad.jsonl");
+    std::fs::write(&bad, "{\"id\": \"c\", \"messages\": [{\"role\": 7}]}\n").unwrap();
+    let fail = padv(&[
+        "score",
+        "--policy",
+        &fixture("models/qwen2"),
+        "--reference",
+        &fixture("models/qwen2_ref"),
+        "--input",
+        bad.to_str().unwrap(),
+        "--out",
+        dir.path().join("o2").to_str().unwrap(),
+    ]);
+    assert_eq!(fail.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&fail.stderr);
+    assert!(err.contains("no trajectories in the input"), "{err}");
+    assert!(err.contains("malformed_input: 1 skipped"), "{err}");
+    assert!(err.contains("role"), "{err}");
+}
+
+/// Two checkpoints with the same architecture but different weights (the normal PA case: an
+/// RL policy and its reference) must not share a fingerprint, or the cache serves one model's
+/// log-probs for the other. Known bug: `Checkpoint::fingerprint` hashes config, file sizes
+/// and safetensors headers but no weight values, so qwen2 and its perturbed copy collide.
+#[test]
+#[ignore = "bug in padv-engine checkpoint fingerprint (weights not hashed); see the CLI report"]
+fn different_weights_give_different_fingerprints() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.jsonl");
+    std::fs::write(
+        &input,
+        r#"{"id": "a", "messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "ok"}]}"#,
+    )
+    .unwrap();
+    let out = dir.path().join("o");
+    let run = padv(&[
+        "score",
+        "--policy",
+        &fixture("models/qwen2"),
+        "--reference",
+        &fixture("models/qwen2_ref"),
+        "--input",
+        input.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let info: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("run.json")).unwrap()).unwrap();
+    assert_ne!(
+        info["policy"]["fingerprint"],
+        info["reference"]["fingerprint"]
+    );
 }

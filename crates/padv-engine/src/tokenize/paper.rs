@@ -6,7 +6,7 @@ use padv_core::Trajectory;
 use super::error::{Result, TokenizeError};
 use super::loader::TextTokenizer;
 use super::tail::TailIds;
-use super::tokenized::{TokenSpan, Tokenized};
+use super::tokenized::{RenderMode, Segment, TokenSpan, Tokenized};
 
 impl TextTokenizer {
     /// Tokenises `render_paper(t)`: each message's text separately with
@@ -96,12 +96,13 @@ fn assemble(
         }
         spans.push(cut);
     }
+    let mut segment = Segment::new(ids, spans);
+    segment.truncated_tokens = excess;
     Tokenized {
-        ids,
-        spans,
         truncated_tokens: excess,
         actions_cut,
         actions_clipped,
+        ..Tokenized::from_segments(vec![segment], RenderMode::Single)
     }
 }
 
@@ -169,14 +170,14 @@ mod tests {
                     continue; // the BOS path is covered by the short ones
                 }
                 let full = reference(&tok, &t, usize::MAX);
-                let n = full.ids.len();
+                let n = full.segments[0].ids.len();
                 // A sweep plus the lengths around a few message boundaries, so cuts fall
                 // inside words, inside multi-byte characters, exactly on boundaries and on
                 // BOS.
                 let step = if long { n / 20 + 1 } else { 3 };
                 let mut lengths: Vec<usize> = (0..=n + 1).step_by(step).collect();
-                let every = full.spans.len() / 4 + 1;
-                for s in full.spans.iter().step_by(every) {
+                let every = full.segments[0].spans.len() / 4 + 1;
+                for s in full.segments[0].spans.iter().step_by(every) {
                     for d in 0..2 {
                         lengths.push(n - s.start + d);
                         lengths.push((n - s.end).saturating_sub(d));
@@ -204,7 +205,7 @@ mod tests {
             {"role": "assistant", "content": "ok 😀😀 done ".repeat(20), "is_action": true}]});
         let t: Trajectory = serde_json::from_value(json).unwrap();
         let full = reference(&tok, &t, usize::MAX);
-        let n = full.ids.len();
+        let n = full.segments[0].ids.len();
         let emoji = tok.encode("😀").unwrap();
         assert!(emoji.len() > 1, "fixture spells the emoji in one token");
         for max_length in 0..=n {

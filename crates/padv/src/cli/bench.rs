@@ -33,8 +33,8 @@ pub struct BenchEvalArgs {
     /// Compute the bootstrap CI for every grid cell (otherwise only for each method's best cell).
     #[arg(long)]
     bootstrap_all_cells: bool,
-    /// Also write the JSON report here.
-    #[arg(long)]
+    /// Folder to also write the JSON report into, as bench-eval.json (created if missing).
+    #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
 }
 
@@ -52,7 +52,13 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
             opts.uq.n_boot = a.bootstrap;
             let report =
                 run_full_grid_benchmark(&opts).context("running the evaluation benchmark")?;
-            super::output::emit(&report, a.out.as_deref())
+            if let Some(dir) = &a.out {
+                super::output::write_json(
+                    &super::output::out_file(dir, "bench-eval.json")?,
+                    &report,
+                )?;
+            }
+            super::output::print_text(&super::output::to_json(&report)?)
         }
         BenchCommand::Engine(a) => super::bench_engine::run(a),
     }

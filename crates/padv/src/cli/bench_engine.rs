@@ -37,8 +37,8 @@ pub struct BenchEngineArgs {
     pytorch: Option<PathBuf>,
     #[command(flatten)]
     engine: EngineArgs,
-    /// Also write the JSON report here.
-    #[arg(long)]
+    /// Folder to also write the JSON report into, as bench-engine.json (created if missing).
+    #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
     /// Internal: run one length in this process and print one JSON line.
     #[arg(long, hide = true)]
@@ -82,8 +82,7 @@ pub fn run(args: BenchEngineArgs) -> anyhow::Result<()> {
     if args.worker {
         let length = *args.lengths.first().context("--lengths is empty")?;
         let r = run_one(&args, length)?;
-        println!("{}", serde_json::to_string(&r)?);
-        return Ok(());
+        return super::output::print_text(&serde_json::to_string(&r)?);
     }
     let pytorch: Option<serde_json::Value> = match &args.pytorch {
         Some(p) => Some(
@@ -139,10 +138,11 @@ pub fn run(args: BenchEngineArgs) -> anyhow::Result<()> {
         );
         results.push(r);
     }
-    super::output::emit(
-        &serde_json::json!({"model": args.model, "results": results}),
-        args.out.as_deref(),
-    )
+    let report = serde_json::json!({"model": args.model, "results": results});
+    if let Some(dir) = &args.out {
+        super::output::write_json(&super::output::out_file(dir, "bench-engine.json")?, &report)?;
+    }
+    super::output::print_text(&super::output::to_json(&report)?)
 }
 
 fn run_one(args: &BenchEngineArgs, length: usize) -> anyhow::Result<LengthResult> {

@@ -1,62 +1,54 @@
 //! `padv eval uq|bon|fa`: evaluate log-prob records with one score or a grid of scores.
+//!
+//! The evaluation itself is `padv_core::eval::evaluate`; this file turns flags into an
+//! [`EvalConfig`], reads records, and prints: a table for a person by default, or exactly one
+//! JSON document with `--json`; `--out DIR` writes that document to `DIR/eval-<kind>.json`.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use clap::{Args, Subcommand, ValueEnum};
-use padv_core::eval::{
-    attribution, best_of_n, bon_grid, cross_validate_by_method, fa_grid, uq, uq_grid, UqOptions,
-};
+use clap::{Args, Subcommand};
+use padv_core::eval::{evaluate, EvalConfig, EvalKind, EvalReport};
 use padv_core::record::read_records;
-use padv_core::score::{grid, Method, PaMode, ScoreSpec, ScoreTable, StepAgg, TokenAgg};
+use padv_core::score::{Method, PaMode, ScoreSpec, StepAgg, TokenAgg};
 use padv_core::LogprobRecord;
-use serde::Serialize;
 
-/// Which evaluation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum EvalKind {
-    /// Uncertainty quantification: does the score predict success?
-    Uq,
-    /// Best-of-N: pick the highest-scored rollout per task.
-    Bon,
-    /// Failure attribution: find the decisive mistake step.
-    Fa,
-}
+use super::names::named;
 
-impl std::fmt::Display for EvalKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            EvalKind::Uq => "uq",
-            EvalKind::Bon => "bon",
-            EvalKind::Fa => "fa",
-        })
-    }
-}
+const EXAMPLES: &str = "Examples:\n  \
+    padv eval uq --input out/                     # out/records.jsonl from padv score\n  \
+    padv eval uq --input out/ --grid --json > uq.json\n  \
+    padv eval bon --input a.jsonl b.jsonl --method policy_logprob --out results/";
 
 /// `padv eval` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum EvalCommand {
-    /// Uncertainty quantification: AUROC (bootstrap CI), AUPRC, Spearman; with --grid also the
-    /// cross-validated choice of aggregation.
+    /// Uncertainty quantification: AUROC (bootstrap CI), AUPRC, Spearman; with --grid the
+    /// aggregation per method is chosen by cross-validation.
+    #[command(after_help = EXAMPLES)]
     Uq(EvalArgs),
-    /// Best-of-N per task: success rate, mean reward, oracle pass@N, mean@N, expected BoN@k.
+    /// Best-of-N per task: success rate of the top-scored rollout vs random and oracle picks.
+    #[command(after_help = EXAMPLES)]
     Bon(EvalArgs),
-    /// Failure attribution: min_cumulative / sharpest_drop / sharpest_abs_drop vs trivial priors.
+    /// Failure attribution: which step is the decisive mistake, vs trivial priors.
+    #[command(after_help = EXAMPLES)]
     Fa(EvalArgs),
 }
 
 /// Arguments of every `padv eval` subcommand.
 #[derive(Debug, Args)]
 pub struct EvalArgs {
-    /// Log-prob record files (JSONL, as written by `padv score`).
+    /// Log-prob record files (JSONL, as written by `padv score`), or folders: a folder stands
+    /// for the *.jsonl files directly inside it (a `padv score --out` folder: its records.jsonl).
     #[arg(long = "input", short = 'i', required = true, num_args = 1..)]
     input: Vec<PathBuf>,
     #[command(flatten)]
     opts: EvalOptions,
-    /// Also write the JSON result to this file.
+    /// Print the result as one JSON document instead of a table.
     #[arg(long)]
+    json: bool,
+    /// Folder to write the JSON result into, as eval-<kind>.json (created if missing).
+    #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
 }
 
@@ -64,79 +56,65 @@ pub struct EvalArgs {
 #[derive(Debug, Clone, Args)]
 pub struct EvalOptions {
     /// Scoring method.
-    #[arg(long, value_enum, default_value_t = Method::Pa)]
+    #[arg(long, value_parser = named::<Method>(), default_value = "pa")]
     method: Method,
     /// Token aggregation within a step.
-    #[arg(long, value_enum, default_value_t = TokenAgg::Mean)]
+    #[arg(long, value_parser = named::<TokenAgg>(), default_value = "mean")]
     token_agg: TokenAgg,
     /// Step aggregation within a trajectory (ignored by methods with a fixed one, e.g. deepconf_tail).
-    #[arg(long, value_enum, default_value_t = StepAgg::Mean)]
+    #[arg(long, value_parser = named::<StepAgg>(), default_value = "mean")]
     step_agg: StepAgg,
-    /// PA mode: aggregate each model then subtract (reference implementation) or aggregate the log-ratios.
-    #[arg(long, value_enum, default_value_t = PaMode::DiffOfAgg)]
+    /// PA mode: aggregate each model then subtract (the reference implementation) or aggregate
+    /// the per-token log-ratios.
+    #[arg(long, value_parser = named::<PaMode>(), default_value = "diff_of_agg")]
     pa_mode: PaMode,
-    /// β, the KL coefficient (scales scores; rankings do not depend on it).
-    #[arg(long, default_value_t = 1.0)]
+    /// β, the KL coefficient (scales scores; rankings do not depend on it). Must be > 0.
+    #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
     beta: f64,
     /// Evaluate the grid of methods × token aggregations × step aggregations (× PA modes).
     #[arg(long)]
     grid: bool,
     /// Methods in the grid (default: all methods the records support).
-    #[arg(long, value_enum, value_delimiter = ',')]
+    #[arg(long, value_parser = named::<Method>(), value_delimiter = ',', requires = "grid")]
     methods: Vec<Method>,
-    /// Bootstrap resamples for the AUROC confidence interval (0 disables it).
+    /// Bootstrap resamples for confidence intervals (0 disables them).
     #[arg(long, default_value_t = 1000)]
     bootstrap: usize,
-    /// Folds for the cross-validated choice of aggregation (uq --grid).
-    #[arg(long, default_value_t = 5)]
+    /// Folds of the cross-validated choice of aggregation (--grid only; at least 2).
+    #[arg(long, default_value_t = 5, requires = "grid")]
     folds: usize,
-    /// Seed for bootstrap and folds.
+    /// Seed for the bootstrap and the folds.
     #[arg(long, default_value_t = 0)]
     seed: u64,
 }
 
 impl EvalOptions {
-    fn spec(&self) -> anyhow::Result<ScoreSpec> {
-        ScoreSpec::builder()
+    /// The configuration, validated here (β, folds) so that a bad flag fails before any
+    /// expensive work, such as loading two models in `padv score --eval`.
+    pub fn config(&self) -> anyhow::Result<EvalConfig> {
+        let spec = ScoreSpec::builder()
             .method(self.method)
             .token_agg(self.token_agg)
             .step_agg(self.step_agg)
             .pa_mode(self.pa_mode)
             .beta(self.beta)
             .build()
-            .context("invalid score specification")
-    }
-
-    fn uq_options(&self) -> UqOptions {
-        UqOptions {
-            n_boot: self.bootstrap,
-            seed: self.seed,
-            folds: self.folds,
-            ..UqOptions::default()
+            .context("invalid score specification")?;
+        if self.grid && self.folds < 2 {
+            anyhow::bail!(
+                "--folds {}: a grid needs at least 2 cross-validation folds",
+                self.folds
+            );
         }
+        Ok(EvalConfig {
+            spec,
+            grid: self.grid,
+            methods: self.methods.clone(),
+            bootstrap: self.bootstrap,
+            folds: self.folds,
+            seed: self.seed,
+        })
     }
-}
-
-#[derive(Serialize)]
-struct Single {
-    evaluation: EvalKind,
-    records: usize,
-    label: String,
-    spec: ScoreSpec,
-    #[serde(flatten)]
-    result: serde_json::Value,
-}
-
-#[derive(Serialize)]
-struct Grid {
-    evaluation: EvalKind,
-    records: usize,
-    cells: usize,
-    /// Methods left out because the records lack a field they need.
-    skipped_methods: BTreeMap<String, String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    cross_validated: Option<serde_json::Value>,
-    rows: serde_json::Value,
 }
 
 /// Run `padv eval …`.
@@ -146,95 +124,67 @@ pub fn run(cmd: EvalCommand) -> anyhow::Result<()> {
         EvalCommand::Bon(a) => (EvalKind::Bon, a),
         EvalCommand::Fa(a) => (EvalKind::Fa, a),
     };
+    let cfg = args.opts.config()?;
     let mut records = Vec::new();
-    for path in &args.input {
-        records.extend(read_records(path).with_context(|| format!("reading {}", path.display()))?);
+    for path in record_files(&args.input)? {
+        // The error names the file already; a context naming it again would print it twice.
+        records.extend(read_records(&path)?);
     }
-    evaluate_records(&records, kind, &args.opts, args.out.as_deref())
+    let report = evaluate_records(&records, kind, &cfg, args.out.as_deref())?;
+    if args.json {
+        super::output::print_text(&super::output::to_json(&report)?)
+    } else {
+        super::output::print_text(&report.to_table())
+    }
 }
 
-/// Evaluate records and print (and optionally write) the JSON result.
+/// Evaluates `records` and writes the report to `out_dir/eval-<kind>.json` when given.
 pub fn evaluate_records(
     records: &[LogprobRecord],
     kind: EvalKind,
-    opts: &EvalOptions,
-    out: Option<&Path>,
-) -> anyhow::Result<()> {
-    if records.is_empty() {
-        anyhow::bail!("no records to evaluate");
+    cfg: &EvalConfig,
+    out_dir: Option<&Path>,
+) -> anyhow::Result<EvalReport> {
+    let report = evaluate(records, kind, cfg).with_context(|| format!("evaluating {kind}"))?;
+    if let Some(dir) = out_dir {
+        let path = super::output::out_file(dir, &eval_file_name(kind))?;
+        super::output::write_json(&path, &report)?;
     }
-    let table = ScoreTable::precompute(records).context("preparing scores")?;
-    if !opts.grid {
-        let spec = opts.spec()?;
-        let label = spec.label();
-        let scorer = table.scorer(&spec).context("scoring")?;
-        let n = records.len();
-        let result = match kind {
-            EvalKind::Uq => serde_json::to_value(uq(
-                &scorer.trajectory_scores(),
-                table.labels(),
-                &opts.uq_options(),
-            )?)?,
-            EvalKind::Bon => serde_json::to_value(best_of_n(
-                table.task_ids(),
-                &scorer.trajectory_scores(),
-                table.labels(),
-            )?)?,
-            EvalKind::Fa => {
-                let steps: Vec<Vec<(usize, f64)>> = (0..n).map(|r| scorer.step_scores(r)).collect();
-                serde_json::to_value(attribution(&steps, table.mistake_steps())?)?
-            }
-        };
-        let single = Single {
-            evaluation: kind,
-            records: n,
-            label,
-            spec,
-            result,
-        };
-        return super::output::emit(&single, out);
-    }
+    Ok(report)
+}
 
-    let methods = if opts.methods.is_empty() {
-        Method::ALL.to_vec()
-    } else {
-        opts.methods.clone()
-    };
-    let mut skipped = BTreeMap::new();
-    let mut specs = Vec::new();
-    for spec in grid(&methods) {
-        let spec = ScoreSpec {
-            beta: opts.beta,
-            ..spec
-        };
-        match table.scorer(&spec) {
-            Ok(_) => specs.push(spec),
-            Err(e) => {
-                skipped
-                    .entry(spec.method.to_string())
-                    .or_insert_with(|| e.to_string());
+/// `eval-<kind>.json`.
+pub fn eval_file_name(kind: EvalKind) -> String {
+    format!("eval-{kind}.json")
+}
+
+/// Files as given; a folder becomes the *.jsonl files directly inside it, in name order.
+fn record_files(inputs: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for path in inputs {
+        if !path.is_dir() {
+            files.push(path.clone());
+            continue;
+        }
+        let mut found = Vec::new();
+        for entry in
+            std::fs::read_dir(path).with_context(|| format!("reading {}", path.display()))?
+        {
+            let p = entry
+                .with_context(|| format!("reading {}", path.display()))?
+                .path();
+            if p.is_file() && p.extension().is_some_and(|e| e == "jsonl") {
+                found.push(p);
             }
         }
-    }
-    if specs.is_empty() {
-        anyhow::bail!("no method in the grid can score these records: {skipped:?}");
-    }
-    let (rows, cross_validated) = match kind {
-        EvalKind::Uq => {
-            let rows = uq_grid(&table, &specs, &opts.uq_options())?;
-            let cv = cross_validate_by_method(&rows);
-            (serde_json::to_value(rows)?, Some(serde_json::to_value(cv)?))
+        if found.is_empty() {
+            anyhow::bail!(
+                "{}: no *.jsonl record file in this folder (expected e.g. records.jsonl from padv score)",
+                path.display()
+            );
         }
-        EvalKind::Bon => (serde_json::to_value(bon_grid(&table, &specs)?)?, None),
-        EvalKind::Fa => (serde_json::to_value(fa_grid(&table, &specs)?)?, None),
-    };
-    let grid = Grid {
-        evaluation: kind,
-        records: records.len(),
-        cells: specs.len(),
-        skipped_methods: skipped,
-        cross_validated,
-        rows,
-    };
-    super::output::emit(&grid, out)
+        found.sort();
+        files.extend(found);
+    }
+    Ok(files)
 }

@@ -21,8 +21,8 @@ pub struct InspectArgs {
     /// Report every file on its own (default: one entry per folder and format).
     #[arg(long)]
     per_file: bool,
-    /// Also write the JSON report to this file.
-    #[arg(long)]
+    /// Folder to also write the JSON report into, as inspect.json (created if missing).
+    #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
 }
 
@@ -119,5 +119,8 @@ pub fn run(args: InspectArgs) -> anyhow::Result<()> {
         files,
         skipped_records: skipped,
     };
-    super::output::emit(&report, args.out.as_deref())
+    if let Some(dir) = &args.out {
+        super::output::write_json(&super::output::out_file(dir, "inspect.json")?, &report)?;
+    }
+    super::output::print_text(&super::output::to_json(&report)?)
 }

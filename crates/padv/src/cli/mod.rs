@@ -1,14 +1,27 @@
-//! Command-line definitions. Flags are named the same in every subcommand: `--input`,
-//! `--method`, `--token-agg`, `--step-agg`, `--pa-mode`, `--beta`, `--grid`, `--out`.
+//! Command-line definitions. Flags mean the same in every subcommand:
+//!
+//! - `--input` (`-i`): what to read: files or folders (trajectory files for `inspect`,
+//!   `render` and `score`; record files or `padv score` output folders for `eval`);
+//! - `--out DIR`: the folder a command writes its named JSON files into, created if missing
+//!   (`score`: records.jsonl, run.json, eval-<kind>.json, cache/; `eval`: eval-<kind>.json;
+//!   `inspect`: inspect.json; `bench eval`: bench-eval.json). Files of the same name are
+//!   replaced atomically, never appended to;
+//! - value names are snake_case, as in the JSON (`diff_of_agg`, `policy_logprob`); the
+//!   kebab-case spelling is accepted too;
+//! - `--method`, `--token-agg`, `--step-agg`, `--pa-mode`, `--beta`, `--grid`.
 
 mod bench;
 mod bench_engine;
 mod chat_opts;
 mod engine_opts;
 mod eval;
+mod inputs;
 mod inspect;
-mod output;
+mod names;
+pub(crate) mod output;
+mod progress;
 mod render;
+mod run_info;
 mod score;
 
 use std::path::PathBuf;
@@ -23,7 +36,16 @@ use padv_core::formats::{Format, ReadOptions};
 /// policy/reference pair, and evaluates the scores for uncertainty quantification, best-of-N
 /// selection and failure attribution against confidence baselines.
 #[derive(Debug, Parser)]
-#[command(name = "padv", version, about, long_about)]
+#[command(
+    name = "padv",
+    version,
+    about,
+    long_about,
+    after_help = "Examples:\n  \
+        padv inspect ../shared/data/tau2_bench_leaderboard\n  \
+        padv score --policy ./rl-model --reference ./sft-model -i runs.jsonl --out out/ --eval uq,bon\n  \
+        padv eval uq --input out/ --grid"
+)]
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -32,10 +54,20 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Read trajectory files and report what is in them (format, counts, labels, problems) as JSON.
+    #[command(after_help = "Example:\n  padv inspect ../shared/data/who_and_when --out report/")]
     Inspect(inspect::InspectArgs),
     /// Show the text spans a tokenizer will see, and which are action steps.
+    #[command(
+        after_help = "Example:\n  padv render -i ../shared/data/tau2_bench_leaderboard --limit 1 | head -40"
+    )]
     Render(render::RenderArgs),
     /// Turn trajectories into log-prob records with a policy/reference pair of local checkpoints.
+    #[command(
+        after_help = "Example:\n  padv score --policy ./rl-model --reference ./sft-model \\\n      \
+            --input ../shared/data/tau2_bench_leaderboard --out out/ --eval uq,bon\n\n\
+            Writes out/records.jsonl, out/run.json (version, command line, inputs, models, counts, \
+            skips) and out/eval-<kind>.json; prints the evaluation tables."
+    )]
     Score(score::ScoreArgs),
     /// Evaluate log-prob records: uncertainty quantification, best-of-N, failure attribution.
     #[command(subcommand)]
@@ -48,7 +80,8 @@ enum Command {
 /// Options shared by every command that reads trajectory files.
 #[derive(Debug, Clone, Args)]
 pub struct TrajectoryInput {
-    /// Trajectory files or folders (tau2 results JSON, Who&When JSON, chat JSONL).
+    /// Trajectory files or folders (tau2 results JSON, Who&When JSON, chat JSONL); a folder
+    /// stands for every *.json / *.jsonl file below it.
     #[arg(long = "input", short = 'i', required = true, num_args = 1..)]
     pub input: Vec<PathBuf>,
     /// Input format; detected from the content when omitted.

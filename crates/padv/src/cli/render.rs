@@ -31,7 +31,7 @@ pub struct RenderArgs {
     #[arg(long, default_value_t = 1)]
     limit: usize,
     /// Left-truncate token sequences to this many tokens (as `padv score` does).
-    #[arg(long, default_value_t = 16384)]
+    #[arg(long, default_value_t = padv_engine::tokenize::DEFAULT_MAX_LENGTH)]
     max_length: usize,
     /// Print JSON instead of annotated text (with token ids, and the segments when the
     /// template rewrites history).
@@ -156,10 +156,12 @@ pub fn run(args: RenderArgs) -> anyhow::Result<()> {
     if args.json {
         return super::output::emit(&out, None);
     }
+    // One locked write (see output::print_text): a closed pipe (`| head`) ends quietly.
+    let mut text = String::new();
     for t in &out {
-        print_text(t);
+        write_text(t, &mut text);
     }
-    Ok(())
+    super::output::print_text(&text)
 }
 
 fn tokenized_out(t: &Trajectory, toks: &Tokenized, tok: &TextTokenizer) -> TrajOut {
@@ -209,24 +211,34 @@ fn tokenized_out(t: &Trajectory, toks: &Tokenized, tok: &TextTokenizer) -> TrajO
     }
 }
 
-fn print_text(t: &TrajOut) {
-    println!("=== trajectory {} (task {}) ===", t.id, t.task_id);
+/// Appends the annotated text of one trajectory to `out`.
+fn write_text(t: &TrajOut, out: &mut String) {
+    use std::fmt::Write as _;
+    // Writing to a String cannot fail.
+    let _ = writeln!(out, "=== trajectory {} (task {}) ===", t.id, t.task_id);
     if let (Some(n), Some(tr), Some(cut)) = (t.total_tokens, t.truncated_tokens, t.actions_cut) {
-        println!("    {n} tokens after truncation, {tr} truncated, {cut} action steps cut");
+        let _ = writeln!(
+            out,
+            "    {n} tokens after truncation, {tr} truncated, {cut} action steps cut"
+        );
     }
     match (t.mode, &t.segments) {
-        (Some(RenderMode::PerTurn), Some(segs)) => println!(
-            "    the chat template rewrites history: {} per-turn segments (each action after \
-             the context the model saw at that turn)",
-            segs.len()
-        ),
+        (Some(RenderMode::PerTurn), Some(segs)) => {
+            let _ = writeln!(
+                out,
+                "    the chat template rewrites history: {} per-turn segments (each action after \
+                 the context the model saw at that turn)",
+                segs.len()
+            );
+        }
         (Some(RenderMode::Single), _) => {
-            println!("    one sequence (the template keeps every turn)")
+            let _ = writeln!(out, "    one sequence (the template keeps every turn)");
         }
         _ => {}
     }
     if !t.dropped_tool_calls.is_empty() {
-        println!(
+        let _ = writeln!(
+            out,
             "    WARNING: the template drops the tool calls of action messages {:?}",
             t.dropped_tool_calls
         );
@@ -241,7 +253,11 @@ fn print_text(t: &TrajOut) {
             ),
             _ => String::new(),
         };
-        println!("--- [{tag}] message {}{toks}{seg} ---", s.message_index);
-        println!("{:?}", s.text);
+        let _ = writeln!(
+            out,
+            "--- [{tag}] message {}{toks}{seg} ---",
+            s.message_index
+        );
+        let _ = writeln!(out, "{:?}", s.text);
     }
 }

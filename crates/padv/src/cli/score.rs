@@ -1,21 +1,28 @@
-//! `padv score`: trajectories + a policy/reference pair of local checkpoints -> log-prob records.
+//! `padv score`: trajectories + a policy/reference pair of local checkpoints -> log-prob
+//! records, through `padv_engine::pipeline` (the same path the demo and the server use).
 
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
 use anyhow::Context;
 use clap::Args;
-use indicatif::{ProgressBar, ProgressStyle};
-use padv_core::formats::read_inputs;
+use padv_core::eval::EvalKind;
 use padv_core::record::cache::LogprobCache;
 use padv_core::record::write_records_atomic;
 use padv_core::render::RendererKind;
-use padv_engine::pair::score_pair;
-use padv_engine::tokenize::{check_same_vocabulary, TextTokenizer, TokenizeOptions};
-use serde::Serialize;
+use padv_core::LogprobBackend;
+use padv_engine::pipeline::{
+    score_trajectories, PipelineError, PipelineOptions, SkipReport, DEFAULT_BATCH_SIZE,
+};
+use padv_engine::tokenize::{
+    check_same_vocabulary, TextTokenizer, TokenizeOptions, DEFAULT_MAX_LENGTH,
+};
 
 use super::engine_opts::{load_engine, EngineArgs};
-use super::eval::{EvalKind, EvalOptions};
+use super::eval::{evaluate_records, EvalOptions};
+use super::inputs::read_trajectories;
+use super::names::named;
+use super::progress::{human_duration, Reporter};
+use super::run_info::{argv, ModelInfo, RunInfo};
 use super::TrajectoryInput;
 
 /// Arguments of `padv score`.
@@ -29,19 +36,24 @@ pub struct ScoreArgs {
     reference: String,
     #[command(flatten)]
     input: TrajectoryInput,
-    /// Output folder: records.jsonl, run.json, cache/, and eval results.
-    #[arg(long)]
+    /// Output folder (created if missing): records.jsonl, run.json, cache/, and eval-<kind>.json.
+    /// Files inside it are never read as input, and eval-*.json of an earlier run are removed.
+    #[arg(long, value_name = "DIR")]
     out: PathBuf,
     /// How trajectories become tokens.
     #[arg(long, value_enum, default_value_t = RendererKind::Paper)]
     renderer: RendererKind,
     /// Keep only the last N tokens of each trajectory (as the reference implementation does).
-    #[arg(long, default_value_t = 16384)]
+    #[arg(long, default_value_t = DEFAULT_MAX_LENGTH)]
     max_length: usize,
+    /// Trajectories per backend batch (a remote backend sends a batch concurrently).
+    #[arg(long, default_value_t = DEFAULT_BATCH_SIZE)]
+    batch_size: usize,
     #[command(flatten)]
     engine: EngineArgs,
-    /// Evaluations to run on the records afterwards (uq, bon, fa); results go to OUT/eval-<kind>.json.
-    #[arg(long, value_enum, value_delimiter = ',')]
+    /// Evaluations to run on the records afterwards: their tables are printed and their JSON
+    /// written to OUT/eval-<kind>.json.
+    #[arg(long, value_parser = named::<EvalKind>(), value_delimiter = ',')]
     eval: Vec<EvalKind>,
     #[command(flatten)]
     eval_opts: EvalOptions,
@@ -50,36 +62,17 @@ pub struct ScoreArgs {
     no_cache: bool,
 }
 
-#[derive(Serialize)]
-struct RunSummary {
-    policy: String,
-    reference: String,
-    renderer: String,
-    max_length: usize,
-    trajectories: usize,
-    records: usize,
-    skipped_records_in_input: usize,
-    failed_trajectories: Vec<String>,
-    tokens: usize,
-    action_tokens_scored: usize,
-    action_steps: usize,
-    action_steps_cut_by_truncation: usize,
-    action_steps_clipped_by_truncation: usize,
-    trajectories_truncated: usize,
-    cache_hits: usize,
-    seconds: f64,
-    tokens_per_second: f64,
-}
-
 /// Run `padv score`.
 pub fn run(args: ScoreArgs) -> anyhow::Result<()> {
-    let started = Instant::now();
-    let reports =
-        read_inputs(&args.input.input, &args.input.options()).context("reading trajectories")?;
-    let skipped: usize = reports.iter().map(|r| r.skipped.len()).sum();
-    let trajectories: Vec<_> = reports.into_iter().flat_map(|r| r.trajectories).collect();
-    if trajectories.is_empty() {
-        anyhow::bail!("no trajectories in the input");
+    // Flags first: a bad β should not cost two model loads.
+    let eval_cfg = if args.eval.is_empty() {
+        None
+    } else {
+        Some(args.eval_opts.config()?)
+    };
+    let inputs = read_trajectories(&args.input, &args.out)?;
+    if inputs.trajectories.is_empty() {
+        anyhow::bail!("no trajectories in the input\n{}", inputs.skips);
     }
 
     let (policy_dir, mut policy) =
@@ -103,6 +96,7 @@ pub fn run(args: ScoreArgs) -> anyhow::Result<()> {
 
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
+    remove_stale_evaluations(&args.out)?;
     let cache = if args.no_cache {
         None
     } else {
@@ -112,7 +106,6 @@ pub fn run(args: ScoreArgs) -> anyhow::Result<()> {
                 .with_context(|| format!("opening the cache {}", dir.display()))?,
         )
     };
-
     let encoder = tok
         .encoder(&TokenizeOptions {
             renderer: args.renderer,
@@ -120,93 +113,125 @@ pub fn run(args: ScoreArgs) -> anyhow::Result<()> {
             ..TokenizeOptions::default()
         })
         .context("preparing the renderer")?;
-    let bar = ProgressBar::new(trajectories.len() as u64);
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} trajectories {msg}",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+
+    let mut reporter = Reporter::new(inputs.trajectories.len());
+    let result = score_trajectories(
+        &inputs.trajectories,
+        &encoder,
+        policy.as_mut(),
+        reference.as_mut(),
+        &PipelineOptions {
+            strict: args.input.strict,
+            cache: cache.as_ref(),
+            batch_size: args.batch_size,
+        },
+        &mut |p| reporter.update(p),
     );
-    let mut records = Vec::with_capacity(trajectories.len());
-    let mut failed = Vec::new();
-    let (mut tokens, mut targets, mut steps, mut cut, mut clipped, mut truncated, mut hits) =
-        (0, 0, 0, 0, 0, 0, 0);
-    let mut computed_tokens = 0usize;
-    let compute_start = Instant::now();
-    for t in &trajectories {
-        let toks = match encoder.encode(t) {
-            Ok(x) => x,
-            Err(e) if !args.input.strict => {
-                tracing::warn!("skipping trajectory {:?}: {e}", t.id);
-                failed.push(format!("{}: {e}", t.id));
-                bar.inc(1);
-                continue;
-            }
-            Err(e) => return Err(e).with_context(|| format!("tokenising trajectory {:?}", t.id)),
-        };
-        let out = score_pair(
-            t,
-            &toks,
-            policy.as_mut(),
-            reference.as_mut(),
-            cache.as_ref(),
-        )
-        .with_context(|| format!("scoring trajectory {:?}", t.id))?;
-        tokens += out.n_tokens;
-        targets += out.n_targets;
-        hits += out.cache_hits;
-        if out.cache_hits < 2 {
-            computed_tokens += out.n_tokens;
+    reporter.finish();
+    let run = match result {
+        Ok(run) => run,
+        Err(PipelineError::NothingScored { total, skips }) => {
+            let mut all = inputs.skips;
+            all.merge(skips);
+            anyhow::bail!("none of the {total} trajectories could be scored:\n{all}");
         }
-        steps += out.record.steps.len();
-        cut += toks.actions_cut;
-        clipped += toks.actions_clipped;
-        truncated += usize::from(toks.truncated_tokens > 0);
-        records.push(out.record);
-        let rate = computed_tokens as f64 / compute_start.elapsed().as_secs_f64().max(1e-9);
-        bar.set_message(format!("{rate:.0} tok/s"));
-        bar.inc(1);
-    }
-    bar.finish_and_clear();
+        Err(e) => return Err(e.into()),
+    };
+    let mut skips = inputs.skips;
+    skips.merge(run.skips);
 
     let records_path = args.out.join("records.jsonl");
-    write_records_atomic(&records_path, &records)
+    write_records_atomic(&records_path, &run.records)
         .with_context(|| format!("writing {}", records_path.display()))?;
-    let seconds = started.elapsed().as_secs_f64();
-    let summary = RunSummary {
-        policy: policy_dir.display().to_string(),
-        reference: reference_dir.display().to_string(),
+    let info = RunInfo {
+        padv_version: env!("CARGO_PKG_VERSION"),
+        argv: argv(),
+        inputs: inputs.files,
+        policy: model_info(&args.policy, &policy_dir, policy.as_ref()),
+        reference: model_info(&args.reference, &reference_dir, reference.as_ref()),
         renderer: args.renderer.to_string(),
         max_length: args.max_length,
-        trajectories: trajectories.len(),
-        records: records.len(),
-        skipped_records_in_input: skipped,
-        failed_trajectories: failed,
-        tokens,
-        action_tokens_scored: targets,
-        action_steps: steps,
-        action_steps_cut_by_truncation: cut,
-        action_steps_clipped_by_truncation: clipped,
-        trajectories_truncated: truncated,
-        cache_hits: hits,
-        seconds,
-        tokens_per_second: computed_tokens as f64 / compute_start.elapsed().as_secs_f64().max(1e-9),
+        batch_size: args.batch_size,
+        cache: cache.is_some(),
+        stats: run.stats,
+        skips,
     };
-    super::output::emit(&summary, Some(&args.out.join("run.json")))?;
-    if cut > 0 {
-        tracing::warn!(
-            "{cut} action steps were cut entirely by --max-length {}",
-            args.max_length
-        );
+    super::output::write_json(&args.out.join("run.json"), &info)?;
+    report_on_stderr(&info, &records_path);
+
+    if let Some(cfg) = eval_cfg {
+        for (i, kind) in args.eval.iter().enumerate() {
+            let report = evaluate_records(&run.records, *kind, &cfg, Some(&args.out))?;
+            let sep = if i == 0 { "" } else { "\n" };
+            super::output::print_text(&format!("{sep}{}", report.to_table()))?;
+        }
     }
-    for kind in &args.eval {
-        let path = args.out.join(format!("eval-{kind}.json"));
-        super::eval::evaluate_records(&records, *kind, &args.eval_opts, Some(&path))?;
-    }
-    eprintln!("wrote {}", display(&records_path));
     Ok(())
 }
 
-fn display(p: &Path) -> String {
-    p.display().to_string()
+fn model_info(spec: &str, dir: &Path, backend: &dyn LogprobBackend) -> ModelInfo {
+    ModelInfo {
+        spec: spec.to_string(),
+        dir: dir.display().to_string(),
+        fingerprint: backend.fingerprint(),
+    }
+}
+
+/// Removes `eval-*.json` left by an earlier run in `dir`: they describe records this run
+/// replaces, and a file that looks current but is not is worse than no file.
+fn remove_stale_evaluations(dir: &Path) -> anyhow::Result<()> {
+    let stale: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("reading {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("eval-") && n.ends_with(".json"))
+        })
+        .collect();
+    for path in stale {
+        std::fs::remove_file(&path)
+            .with_context(|| format!("removing the stale {}", path.display()))?;
+        tracing::info!("removed {} from an earlier run", path.display());
+    }
+    Ok(())
+}
+
+/// A summary for the person at the terminal: what was written, and why anything was skipped.
+fn report_on_stderr(info: &RunInfo, records_path: &Path) {
+    let s = &info.stats;
+    eprintln!(
+        "padv: scored {} of {} trajectories ({} tokens, {} action tokens, {} from cache) in {}, \
+         {:.0} tok/s",
+        s.records,
+        s.trajectories,
+        s.tokens,
+        s.action_tokens,
+        s.cache_hits,
+        human_duration(std::time::Duration::from_secs_f64(s.seconds)),
+        s.tokens_per_second
+    );
+    if !info.skips.is_empty() {
+        eprintln!(
+            "padv: skipped {}:\n{}",
+            info.skips.total(),
+            indent(&info.skips)
+        );
+    }
+    if s.action_steps_cut_by_truncation > 0 {
+        eprintln!(
+            "padv: {} action steps were cut entirely by --max-length {} (they score 0)",
+            s.action_steps_cut_by_truncation, info.max_length
+        );
+    }
+    eprintln!("padv: wrote {}", records_path.display());
+}
+
+fn indent(skips: &SkipReport) -> String {
+    skips
+        .to_string()
+        .lines()
+        .map(|l| format!("  {l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }

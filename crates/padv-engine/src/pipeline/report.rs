@@ -1,0 +1,211 @@
+//! What a scoring run reports besides its records: counts and throughput ([`RunStats`]) and
+//! why trajectories were left out ([`SkipReport`]).
+//!
+//! A skipped trajectory is silent data loss unless someone says why, so every skip is counted
+//! under a reason, and the first few of each reason keep their trajectory id and message for
+//! the person who has to fix the input.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+/// How many examples a [`SkipReport`] keeps per reason. Enough to see a pattern, few enough
+/// to print: a broken template can skip every one of thousands of trajectories.
+pub const SKIP_EXAMPLES: usize = 5;
+
+/// Why a trajectory (or an input record) produced no log-prob record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SkipReason {
+    /// The input file had a malformed record (counted by the caller that read the files).
+    MalformedInput,
+    /// Rendering or tokenising the trajectory failed (chat template error, history rewrite).
+    Tokenize,
+    /// A backend failed on the trajectory.
+    Backend,
+    /// A backend returned arrays of the wrong length.
+    Shape,
+}
+
+impl SkipReason {
+    /// The name used in JSON and in messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            SkipReason::MalformedInput => "malformed_input",
+            SkipReason::Tokenize => "tokenize",
+            SkipReason::Backend => "backend",
+            SkipReason::Shape => "shape",
+        }
+    }
+}
+
+impl std::fmt::Display for SkipReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// One skipped item kept as an example.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SkipExample {
+    /// Trajectory id (or `file:line` for a malformed input record).
+    pub id: String,
+    /// The error message.
+    pub message: String,
+}
+
+/// Skips of one reason: the total and the first [`SKIP_EXAMPLES`] examples.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct SkipGroup {
+    /// How many items were skipped for this reason.
+    pub count: usize,
+    /// The first few, in the order they were met.
+    pub examples: Vec<SkipExample>,
+}
+
+/// Skips by reason.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct SkipReport {
+    groups: BTreeMap<SkipReason, SkipGroup>,
+}
+
+impl SkipReport {
+    /// Counts one skip, keeping it as an example while fewer than [`SKIP_EXAMPLES`] are kept.
+    pub fn add(&mut self, reason: SkipReason, id: impl Into<String>, message: impl Into<String>) {
+        let group = self.groups.entry(reason).or_default();
+        group.count += 1;
+        if group.examples.len() < SKIP_EXAMPLES {
+            group.examples.push(SkipExample {
+                id: id.into(),
+                message: message.into(),
+            });
+        }
+    }
+
+    /// Adds every skip of `other` (examples beyond the limit are dropped).
+    pub fn merge(&mut self, other: SkipReport) {
+        for (reason, group) in other.groups {
+            let mine = self.groups.entry(reason).or_default();
+            mine.count += group.count;
+            let room = SKIP_EXAMPLES.saturating_sub(mine.examples.len());
+            mine.examples.extend(group.examples.into_iter().take(room));
+        }
+    }
+
+    /// Total skips over all reasons.
+    pub fn total(&self) -> usize {
+        self.groups.values().map(|g| g.count).sum()
+    }
+
+    /// True when nothing was skipped.
+    pub fn is_empty(&self) -> bool {
+        self.groups.is_empty()
+    }
+
+    /// Skips of one reason.
+    pub fn get(&self, reason: SkipReason) -> Option<&SkipGroup> {
+        self.groups.get(&reason)
+    }
+
+    /// Reasons with their skips, in a fixed order.
+    pub fn iter(&self) -> impl Iterator<Item = (SkipReason, &SkipGroup)> + '_ {
+        self.groups.iter().map(|(r, g)| (*r, g))
+    }
+}
+
+/// Several lines for a person: one per reason with its count, then its examples indented.
+impl std::fmt::Display for SkipReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut first = true;
+        for (reason, group) in &self.groups {
+            if !first {
+                writeln!(f)?;
+            }
+            first = false;
+            write!(f, "{reason}: {} skipped", group.count)?;
+            for ex in &group.examples {
+                write!(f, "\n  {}: {}", ex.id, ex.message)?;
+            }
+            if group.count > group.examples.len() {
+                write!(f, "\n  … and {} more", group.count - group.examples.len())?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Counts and throughput of one scoring run.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct RunStats {
+    /// Trajectories given to the run.
+    pub trajectories: usize,
+    /// Log-prob records produced.
+    pub records: usize,
+    /// Trajectories skipped (see the [`SkipReport`]).
+    pub skipped: usize,
+    /// Tokens of the scored sequences (after truncation).
+    pub tokens: usize,
+    /// Action tokens scored (the targets).
+    pub action_tokens: usize,
+    /// Action steps in the records.
+    pub action_steps: usize,
+    /// Action steps that truncation removed entirely (they score 0).
+    pub action_steps_cut_by_truncation: usize,
+    /// Action steps that truncation shortened.
+    pub action_steps_clipped_by_truncation: usize,
+    /// Trajectories longer than `max_length`, left-truncated.
+    pub trajectories_truncated: usize,
+    /// Model results read from the cache (0, 1 or 2 per trajectory).
+    pub cache_hits: usize,
+    /// Tokens of the trajectories for which at least one model ran (not fully cached): the
+    /// work actually done, so that a resumed run does not report a cache read as speed.
+    pub computed_tokens: usize,
+    /// Wall-clock seconds of the run (tokenising and scoring).
+    pub seconds: f64,
+    /// `computed_tokens / seconds`.
+    pub tokens_per_second: f64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_every_skip_but_keeps_few_examples() {
+        let mut r = SkipReport::default();
+        for i in 0..8 {
+            r.add(SkipReason::Tokenize, format!("t{i}"), "bad template");
+        }
+        r.add(SkipReason::Backend, "b", "server down");
+        assert_eq!(r.total(), 9);
+        let tok = r.get(SkipReason::Tokenize).unwrap();
+        assert_eq!(tok.count, 8);
+        assert_eq!(tok.examples.len(), SKIP_EXAMPLES);
+        assert_eq!(tok.examples[0].id, "t0");
+        let text = r.to_string();
+        assert!(text.contains("tokenize: 8 skipped"), "{text}");
+        assert!(text.contains("backend: 1 skipped"), "{text}");
+        assert!(text.contains("and 3 more"), "{text}");
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(json["tokenize"]["count"], 8);
+        assert_eq!(json["backend"]["examples"][0]["message"], "server down");
+    }
+
+    #[test]
+    fn merge_adds_counts_and_caps_examples() {
+        let mut a = SkipReport::default();
+        let mut b = SkipReport::default();
+        for i in 0..4 {
+            a.add(SkipReason::Shape, format!("a{i}"), "x");
+            b.add(SkipReason::Shape, format!("b{i}"), "y");
+        }
+        b.add(SkipReason::MalformedInput, "f:3", "z");
+        a.merge(b);
+        let shape = a.get(SkipReason::Shape).unwrap();
+        assert_eq!(shape.count, 8);
+        assert_eq!(shape.examples.len(), SKIP_EXAMPLES);
+        assert_eq!(shape.examples[4].id, "b0");
+        assert_eq!(a.get(SkipReason::MalformedInput).unwrap().count, 1);
+    }
+}
