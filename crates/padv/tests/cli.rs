@@ -609,7 +609,6 @@ fn score_reports_skips_run_metadata_and_removes_stale_evaluations() {
 /// log-probs for the other. Known bug: `Checkpoint::fingerprint` hashes config, file sizes
 /// and safetensors headers but no weight values, so qwen2 and its perturbed copy collide.
 #[test]
-#[ignore = "bug in padv-engine checkpoint fingerprint (weights not hashed); see the CLI report"]
 fn different_weights_give_different_fingerprints() {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("in.jsonl");

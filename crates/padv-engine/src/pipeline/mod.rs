@@ -19,7 +19,7 @@ use padv_core::record::cache::LogprobCache;
 use padv_core::{LogprobBackend, LogprobRecord, Trajectory};
 use rayon::prelude::*;
 
-use crate::pair::{score_pair, PairError, PairOutput};
+use crate::pair::{score_pairs, PairError, PairOutput};
 use crate::tokenize::{TokenizeError, Tokenized, TrajectoryEncoder};
 
 pub use report::{RunStats, SkipExample, SkipGroup, SkipReason, SkipReport, SKIP_EXAMPLES};
@@ -178,6 +178,7 @@ pub fn score_trajectories(
                 Err(e) => {
                     let reason = match e {
                         PairError::Shape { .. } => SkipReason::Shape,
+                        PairError::NonFinite { .. } => SkipReason::NonFinite,
                         _ => SkipReason::Backend,
                     };
                     tracing::debug!("skipping trajectory {:?}: {e}", t.id);
@@ -224,21 +225,6 @@ fn add_output(stats: &mut RunStats, toks: &Tokenized, out: PairOutput) -> Logpro
     stats.action_steps_clipped_by_truncation += toks.actions_clipped;
     stats.trajectories_truncated += usize::from(toks.truncated_tokens > 0);
     out.record
-}
-
-/// Scores many trajectories with both models.
-// TODO(lead): replace with `crate::pair::score_pairs` from h/chat (one `score_batch` call per
-// model for the whole batch); this stand-in has exactly its signature and loops `score_pair`.
-fn score_pairs(
-    items: &[(&Trajectory, &Tokenized)],
-    policy: &mut dyn LogprobBackend,
-    reference: &mut dyn LogprobBackend,
-    cache: Option<&LogprobCache>,
-) -> Vec<Result<PairOutput, PairError>> {
-    items
-        .iter()
-        .map(|(t, toks)| score_pair(t, toks, policy, reference, cache))
-        .collect()
 }
 
 #[cfg(test)]

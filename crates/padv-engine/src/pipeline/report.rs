@@ -25,6 +25,8 @@ pub enum SkipReason {
     Backend,
     /// A backend returned arrays of the wrong length.
     Shape,
+    /// A backend returned NaN or an infinite value (nothing is written for the trajectory).
+    NonFinite,
 }
 
 impl SkipReason {
@@ -35,6 +37,7 @@ impl SkipReason {
             SkipReason::Tokenize => "tokenize",
             SkipReason::Backend => "backend",
             SkipReason::Shape => "shape",
+            SkipReason::NonFinite => "non_finite",
         }
     }
 }

@@ -30,8 +30,7 @@ pub struct EngineArgs {
     #[arg(long, default_value = "cpu")]
     pub device: String,
     /// Rows of the LM head computed at once (bounds the logits buffer to rows × vocabulary).
-    // TODO(lead): DEFAULT_CHUNK_ROWS (padv_engine::logprobs, from h/engine) instead of 128.
-    #[arg(long, default_value_t = 128)]
+    #[arg(long, default_value_t = padv_engine::logprobs::DEFAULT_CHUNK_ROWS)]
     pub chunk_rows: usize,
 }
 

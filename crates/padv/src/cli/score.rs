@@ -50,6 +50,8 @@ pub struct ScoreArgs {
     #[arg(long, default_value_t = DEFAULT_BATCH_SIZE)]
     batch_size: usize,
     #[command(flatten)]
+    chat: super::chat_opts::ChatArgs,
+    #[command(flatten)]
     engine: EngineArgs,
     /// Evaluations to run on the records afterwards: their tables are printed and their JSON
     /// written to OUT/eval-<kind>.json.
@@ -110,7 +112,7 @@ pub fn run(args: ScoreArgs) -> anyhow::Result<()> {
         .encoder(&TokenizeOptions {
             renderer: args.renderer,
             max_length: args.max_length,
-            ..TokenizeOptions::default()
+            chat: args.chat.options()?,
         })
         .context("preparing the renderer")?;
 
