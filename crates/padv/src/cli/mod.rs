@@ -9,6 +9,7 @@ mod inspect;
 mod output;
 mod render;
 mod score;
+mod serve;
 
 use std::path::PathBuf;
 
@@ -36,6 +37,8 @@ enum Command {
     Render(render::RenderArgs),
     /// Turn trajectories into log-prob records with a policy/reference pair of local checkpoints.
     Score(score::ScoreArgs),
+    /// Serve live progress advantage over HTTP (score steps, pick the best of K, vLLM subset).
+    Serve(serve::ServeArgs),
     /// Evaluate log-prob records: uncertainty quantification, best-of-N, failure attribution.
     #[command(subcommand)]
     Eval(eval::EvalCommand),
@@ -73,6 +76,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Inspect(a) => inspect::run(a),
         Command::Render(a) => render::run(a),
         Command::Score(a) => score::run(a),
+        Command::Serve(a) => serve::run(a),
         Command::Eval(c) => eval::run(c),
         Command::Bench(c) => bench::run(c),
     }
