@@ -77,9 +77,11 @@ async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Res
         .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
     let started = Instant::now();
     let resp = next.run(req).await;
-    state
-        .metrics
-        .observe(&route, resp.status().as_u16(), started.elapsed().as_secs_f64());
+    state.metrics.observe(
+        &route,
+        resp.status().as_u16(),
+        started.elapsed().as_secs_f64(),
+    );
     resp
 }
 

@@ -60,7 +60,10 @@ impl Metrics {
     /// Prometheus text format 0.0.4.
     pub fn render(&self, queue_depth: usize, sessions: usize, session_bytes: usize) -> String {
         let mut s = String::new();
-        let _ = writeln!(s, "# HELP padv_requests_total HTTP requests by route and status.");
+        let _ = writeln!(
+            s,
+            "# HELP padv_requests_total HTTP requests by route and status."
+        );
         let _ = writeln!(s, "# TYPE padv_requests_total counter");
         if let Ok(m) = self.requests.lock() {
             for ((route, status), n) in m.iter() {

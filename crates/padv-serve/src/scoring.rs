@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use padv_core::formats::{read_str, Format, ReadOptions};
-use padv_core::score::{step_scores, trajectory_score, Method, PaMode, ScoreSpec, StepAgg, TokenAgg};
+use padv_core::score::{
+    step_scores, trajectory_score, Method, PaMode, ScoreSpec, StepAgg, TokenAgg,
+};
 use padv_core::{LogprobRecord, StatsRequest, StepLogprobs, Trajectory};
 use padv_engine::decoder::KvCache;
 use padv_engine::logprobs::EngineError;
@@ -77,7 +79,9 @@ impl ScoreParams {
     /// One validated spec per method.
     pub fn specs(&self) -> ApiResult<Vec<ScoreSpec>> {
         if self.methods.is_empty() {
-            return Err(ApiError::Validation("methods: give at least one method".into()));
+            return Err(ApiError::Validation(
+                "methods: give at least one method".into(),
+            ));
         }
         self.methods
             .iter()
@@ -166,7 +170,12 @@ pub fn chat_trajectory(id: &str, messages: &[Value]) -> ApiResult<Trajectory> {
 
 /// Tokenises under the service limits: `max_length` left truncation as offline, then the hard
 /// `max_tokens` cap on what the models would run.
-pub fn encode(models: &Models, t: &Trajectory, max_length: usize, max_tokens: usize) -> ApiResult<Tokenized> {
+pub fn encode(
+    models: &Models,
+    t: &Trajectory,
+    max_length: usize,
+    max_tokens: usize,
+) -> ApiResult<Tokenized> {
     let tokens = models
         .encode(t, max_length)
         .map_err(|e| ApiError::Validation(format!("tokenising: {e}")))?;
@@ -236,7 +245,14 @@ pub fn score_targets(
 ) -> ApiResult<Vec<PosVals>> {
     let pol = models
         .policy
-        .score_from(ids, targets, StatsRequest { distribution_stats: true }, &mut cache.policy)
+        .score_from(
+            ids,
+            targets,
+            StatsRequest {
+                distribution_stats: true,
+            },
+            &mut cache.policy,
+        )
         .map_err(engine_err("policy"))?;
     let refr = models
         .reference
@@ -244,13 +260,23 @@ pub fn score_targets(
         .map_err(engine_err("reference"))?;
     let n = targets.len();
     let (Some(tk), Some(en), Some(vm)) = (&pol.topk_mean, &pol.entropy, &pol.vocab_mean) else {
-        return Err(ApiError::Internal("policy returned no distribution statistics".into()));
+        return Err(ApiError::Internal(
+            "policy returned no distribution statistics".into(),
+        ));
     };
-    if [pol.logprob.len(), tk.len(), en.len(), vm.len(), refr.logprob.len()]
-        .iter()
-        .any(|&l| l != n)
+    if [
+        pol.logprob.len(),
+        tk.len(),
+        en.len(),
+        vm.len(),
+        refr.logprob.len(),
+    ]
+    .iter()
+    .any(|&l| l != n)
     {
-        return Err(ApiError::Internal("a model returned the wrong number of values".into()));
+        return Err(ApiError::Internal(
+            "a model returned the wrong number of values".into(),
+        ));
     }
     Ok((0..n)
         .map(|i| PosVals {
@@ -367,6 +393,9 @@ mod tests {
         let one = serde_json::json!({"id": "a", "messages": [{"role": "user", "content": "hi"}]});
         assert_eq!(parse_trajectory(&one, None).unwrap().id, "a");
         let bad = serde_json::json!({"id": "a", "messages": 3});
-        assert!(matches!(parse_trajectory(&bad, None), Err(ApiError::Validation(_))));
+        assert!(matches!(
+            parse_trajectory(&bad, None),
+            Err(ApiError::Validation(_))
+        ));
     }
 }

@@ -5,7 +5,9 @@ use std::path::Path;
 
 use padv_core::render::RendererKind;
 use padv_engine::logprobs::{EngineError, EngineOptions, LocalEngine};
-use padv_engine::tokenize::{check_same_vocabulary, ChatOptions, TextTokenizer, TokenizeError, VocabMismatch};
+use padv_engine::tokenize::{
+    check_same_vocabulary, ChatOptions, TextTokenizer, TokenizeError, VocabMismatch,
+};
 use tokio::net::TcpListener;
 
 use crate::app::app;

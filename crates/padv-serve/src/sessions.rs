@@ -168,7 +168,9 @@ impl SessionStore {
         inner.tick += 1;
         session.last_used = inner.tick;
         inner.total_bytes += bytes;
-        inner.slots.insert(id.to_owned(), (Slot::Idle(session), bytes));
+        inner
+            .slots
+            .insert(id.to_owned(), (Slot::Idle(session), bytes));
         let mut evicted = Vec::new();
         while inner.total_bytes > self.max_bytes {
             // The least recently used idle session; the one just stored is the most recent,

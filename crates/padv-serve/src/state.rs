@@ -92,7 +92,9 @@ impl Models {
     pub fn by_name(&self, name: Option<&str>) -> ApiResult<(&str, &LocalEngine)> {
         match name {
             None => Ok((&self.policy_name, &self.policy)),
-            Some(n) if n == self.policy_name || n == "policy" => Ok((&self.policy_name, &self.policy)),
+            Some(n) if n == self.policy_name || n == "policy" => {
+                Ok((&self.policy_name, &self.policy))
+            }
             Some(n) if n == self.reference_name || n == "reference" => {
                 Ok((&self.reference_name, &self.reference))
             }

@@ -28,20 +28,78 @@ async fn malformed_bodies_get_json_4xx() {
     let cases: Vec<(&str, String, StatusCode)> = vec![
         ("/v1/score", "{not json".into(), StatusCode::BAD_REQUEST),
         ("/v1/score", "".into(), StatusCode::BAD_REQUEST),
-        ("/v1/score", json!({"trajectory": traj, "beta": "high"}).to_string(), StatusCode::UNPROCESSABLE_ENTITY),
-        ("/v1/score", json!({"trajectory": traj, "bogus": 1}).to_string(), StatusCode::UNPROCESSABLE_ENTITY),
-        ("/v1/score", json!({"trajectory": traj, "methods": ["magic"]}).to_string(), StatusCode::UNPROCESSABLE_ENTITY),
-        ("/v1/score", json!({"trajectory": traj, "beta": 0.0}).to_string(), StatusCode::UNPROCESSABLE_ENTITY),
-        ("/v1/score", json!({"trajectory": {"messages": 5}}).to_string(), StatusCode::UNPROCESSABLE_ENTITY),
-        ("/v1/score", json!({"trajectory": [1, 2]}).to_string(), StatusCode::UNPROCESSABLE_ENTITY),
-        ("/v1/score", json!([1, 2]).to_string(), StatusCode::UNPROCESSABLE_ENTITY),
-        ("/v1/score", format!("{{\"trajectory\": \"{}\"}}", "x".repeat(10_000)), StatusCode::PAYLOAD_TOO_LARGE),
-        ("/v1/score/candidates", json!({"messages": [], "candidates": []}).to_string(), StatusCode::UNPROCESSABLE_ENTITY),
-        ("/v1/score/candidates", json!({"messages": [], "candidates": [{"role": "user", "content": "x"}]}).to_string(), StatusCode::UNPROCESSABLE_ENTITY),
-        ("/v1/score/candidates", json!({"messages": [7], "candidates": [{"role": "assistant", "content": "x"}]}).to_string(), StatusCode::UNPROCESSABLE_ENTITY),
-        ("/v1/sessions", json!({"messages": "hi"}).to_string(), StatusCode::UNPROCESSABLE_ENTITY),
-        ("/v1/sessions/nope/messages", json!({"messages": []}).to_string(), StatusCode::NOT_FOUND),
-        ("/tokenize", json!({"prompt": 3}).to_string(), StatusCode::UNPROCESSABLE_ENTITY),
+        (
+            "/v1/score",
+            json!({"trajectory": traj, "beta": "high"}).to_string(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            "/v1/score",
+            json!({"trajectory": traj, "bogus": 1}).to_string(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            "/v1/score",
+            json!({"trajectory": traj, "methods": ["magic"]}).to_string(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            "/v1/score",
+            json!({"trajectory": traj, "beta": 0.0}).to_string(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            "/v1/score",
+            json!({"trajectory": {"messages": 5}}).to_string(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            "/v1/score",
+            json!({"trajectory": [1, 2]}).to_string(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        // serde reads a struct from an array by position; axum reports its failure as 400.
+        (
+            "/v1/score",
+            json!([1, 2]).to_string(),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "/v1/score",
+            format!("{{\"trajectory\": \"{}\"}}", "x".repeat(10_000)),
+            StatusCode::PAYLOAD_TOO_LARGE,
+        ),
+        (
+            "/v1/score/candidates",
+            json!({"messages": [], "candidates": []}).to_string(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            "/v1/score/candidates",
+            json!({"messages": [], "candidates": [{"role": "user", "content": "x"}]}).to_string(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            "/v1/score/candidates",
+            json!({"messages": [7], "candidates": [{"role": "assistant", "content": "x"}]})
+                .to_string(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            "/v1/sessions",
+            json!({"messages": "hi"}).to_string(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            "/v1/sessions/nope/messages",
+            json!({"messages": []}).to_string(),
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            "/tokenize",
+            json!({"prompt": 3}).to_string(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
         ("/v1/nothing", "{}".into(), StatusCode::NOT_FOUND),
     ];
     for (uri, body, want) in cases {
@@ -52,7 +110,13 @@ async fn malformed_bodies_get_json_4xx() {
     let (status, v) = send(&st, "GET", "/v1/score", None).await;
     assert_error(status, &v, StatusCode::METHOD_NOT_ALLOWED, "GET /v1/score");
     // Still serving.
-    let (status, v) = send(&st, "POST", "/v1/score", Some(json!({"trajectory": traj}).to_string())).await;
+    let (status, v) = send(
+        &st,
+        "POST",
+        "/v1/score",
+        Some(json!({"trajectory": traj}).to_string()),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK, "{v}");
 }
 
@@ -68,7 +132,13 @@ async fn token_limit_refuses_long_trajectories() {
     let body = json!({"trajectory": {"id": "t", "messages": conversation()}});
     let (status, v) = send(&st, "POST", "/v1/score", Some(body.to_string())).await;
     assert_error(status, &v, StatusCode::UNPROCESSABLE_ENTITY, "max_tokens");
-    assert!(v["error"]["message"].as_str().unwrap_or("").contains("--max-tokens"), "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("--max-tokens"),
+        "{v}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -102,9 +172,18 @@ async fn metrics_count_requests_by_route_and_status() {
     let (status, v) = send(&st, "GET", "/metrics", None).await;
     assert_eq!(status, StatusCode::OK);
     let text = v.as_str().expect("text");
-    assert!(text.contains("padv_requests_total{route=\"/v1/score\",status=\"200\"} 1"), "{text}");
-    assert!(text.contains("padv_requests_total{route=\"/v1/score\",status=\"400\"} 1"), "{text}");
-    assert!(text.contains("padv_request_duration_seconds_count{route=\"/v1/score\"} 2"), "{text}");
+    assert!(
+        text.contains("padv_requests_total{route=\"/v1/score\",status=\"200\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("padv_requests_total{route=\"/v1/score\",status=\"400\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("padv_request_duration_seconds_count{route=\"/v1/score\"} 2"),
+        "{text}"
+    );
     assert!(text.contains("padv_queue_depth 0"));
     let tokens: f64 = text
         .lines()

@@ -38,7 +38,13 @@ fn rss_kib() -> Option<u64> {
 }
 
 /// One request over a fresh connection; returns the status and the body.
-async fn http(addr: std::net::SocketAddr, method: &str, path: &str, body: &[u8], auth: bool) -> std::io::Result<(u16, String)> {
+async fn http(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    body: &[u8],
+    auth: bool,
+) -> std::io::Result<(u16, String)> {
     let mut s = TcpStream::connect(addr).await?;
     let mut head = format!(
         "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n",

@@ -61,7 +61,9 @@ async fn score_equals_offline_score_pair() {
             let got = score_of(&v["steps"][i]["scores"], m);
             assert!(close(got, *w), "{m:?} step {i}: {got} vs {w}");
         }
-        let t = trajectory_score(&offline, &sp).expect("score").expect("some");
+        let t = trajectory_score(&offline, &sp)
+            .expect("score")
+            .expect("some");
         let got = score_of(&v["trajectory"], m);
         assert!(close(got, t), "{m:?}: {got} vs {t}");
     }
@@ -134,19 +136,30 @@ async fn session_matches_one_shot(renderer: RendererKind) {
         let offline = offline_record(&so_far, renderer);
         for m in METHODS {
             let sp = spec(m, TokenAgg::Mean, StepAgg::Mean);
-            let want = trajectory_score(&offline, &sp).expect("score").expect("some");
+            let want = trajectory_score(&offline, &sp)
+                .expect("score")
+                .expect("some");
             let got = score_of(&v["trajectory"], m);
-            assert!(close(got, want), "{renderer:?} {m:?} after {range:?}: {got} vs {want}");
+            assert!(
+                close(got, want),
+                "{renderer:?} {m:?} after {range:?}: {got} vs {want}"
+            );
             let steps = step_scores(&offline, &sp).expect("steps");
             let new: Vec<_> = steps.iter().filter(|(mi, _)| *mi >= range.start).collect();
             assert_eq!(v["new_steps"].as_array().map(Vec::len), Some(new.len()));
             for (i, (mi, w)) in new.iter().enumerate() {
-                assert_eq!(v["new_steps"][i]["message_index"].as_u64(), Some(*mi as u64));
+                assert_eq!(
+                    v["new_steps"][i]["message_index"].as_u64(),
+                    Some(*mi as u64)
+                );
                 let got = score_of(&v["new_steps"][i]["scores"], m);
                 assert!(close(got, *w), "{m:?} new step {mi}: {got} vs {w}");
             }
         }
-        assert_eq!(v["n_tokens"].as_u64(), Some(offline_tokens(&so_far, renderer)));
+        assert_eq!(
+            v["n_tokens"].as_u64(),
+            Some(offline_tokens(&so_far, renderer))
+        );
     }
     // Appends computed only the new tokens, fewer than the whole conversation.
     let total = offline_tokens(&chat_trajectory(&id, &msgs), renderer);
@@ -215,7 +228,13 @@ async fn sessions_are_evicted_lru_and_reported() {
     )
     .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    assert!(v["error"]["message"].as_str().unwrap_or("").contains("evicted"), "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("evicted"),
+        "{v}"
+    );
     let (_, metrics) = send(&st, "GET", "/metrics", None).await;
     let text = metrics.as_str().unwrap_or("");
     assert!(text.contains("padv_sessions_evicted_total 1"), "{text}");

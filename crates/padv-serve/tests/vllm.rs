@@ -29,7 +29,13 @@ async fn prompt_logprobs_equal_the_engine() {
         let mut engine = LocalEngine::load(&fixture(dir), EngineOptions::default()).expect("load");
         let targets: Vec<usize> = (1..ids.len()).collect();
         let want = engine
-            .score(&ids, &targets, StatsRequest { distribution_stats: true })
+            .score(
+                &ids,
+                &targets,
+                StatsRequest {
+                    distribution_stats: true,
+                },
+            )
             .expect("engine scores");
         let choice = &v["choices"][0];
         assert_eq!(v["model"], model);
@@ -42,27 +48,48 @@ async fn prompt_logprobs_equal_the_engine() {
             let d = pl[t].as_object().expect("dict");
             let actual = &d[&ids[t].to_string()];
             let lp = actual["logprob"].as_f64().expect("logprob");
-            assert!(close(lp, want.logprob[i] as f64), "pos {t}: {lp} vs {}", want.logprob[i]);
+            assert!(
+                close(lp, want.logprob[i] as f64),
+                "pos {t}: {lp} vs {}",
+                want.logprob[i]
+            );
             // Top 20 (ranks 1..=20) plus the actual token when it is not among them.
             let mut top: Vec<(u64, f64)> = d
                 .values()
-                .map(|e| (e["rank"].as_u64().unwrap_or(0), e["logprob"].as_f64().unwrap_or(0.0)))
+                .map(|e| {
+                    (
+                        e["rank"].as_u64().unwrap_or(0),
+                        e["logprob"].as_f64().unwrap_or(0.0),
+                    )
+                })
                 .filter(|(r, _)| *r <= 20)
                 .collect();
             top.sort_by_key(|x| x.0);
             assert_eq!(top.len(), 20);
             assert!(top.windows(2).all(|w| w[0].1 >= w[1].1));
             let mean = top.iter().map(|x| x.1).sum::<f64>() / 20.0;
-            assert!(close(mean, topk[i] as f64), "pos {t}: top-20 mean {mean} vs {}", topk[i]);
+            assert!(
+                close(mean, topk[i] as f64),
+                "pos {t}: top-20 mean {mean} vs {}",
+                topk[i]
+            );
             let rank = actual["rank"].as_u64().expect("rank");
             assert_eq!(rank == 1, (lp - top[0].1).abs() < 1e-9, "pos {t}");
             assert!(d.len() == 20 || (d.len() == 21 && rank > 20));
         }
         // OpenAI-style echo arrays: null first, then the same log-probs.
-        let lps = choice["logprobs"]["token_logprobs"].as_array().expect("array");
+        let lps = choice["logprobs"]["token_logprobs"]
+            .as_array()
+            .expect("array");
         assert!(lps[0].is_null());
-        assert!(close(lps[1].as_f64().unwrap_or(0.0), want.logprob[0] as f64));
-        assert_eq!(choice["logprobs"]["tokens"][1], format!("token_id:{}", ids[1]));
+        assert!(close(
+            lps[1].as_f64().unwrap_or(0.0),
+            want.logprob[0] as f64
+        ));
+        assert_eq!(
+            choice["logprobs"]["tokens"][1],
+            format!("token_id:{}", ids[1])
+        );
         assert_eq!(v["usage"]["prompt_tokens"], ids.len());
     }
 }
@@ -91,7 +118,9 @@ async fn one_generated_token_is_the_greedy_one() {
         }
     }
     assert_eq!(gen, best.0);
-    let lp = v["choices"][0]["logprobs"]["token_logprobs"][0].as_f64().expect("lp");
+    let lp = v["choices"][0]["logprobs"]["token_logprobs"][0]
+        .as_f64()
+        .expect("lp");
     assert!(close(lp, best.1 as f64));
     assert_eq!(v["usage"]["completion_tokens"], 1);
 }

@@ -15,8 +15,8 @@ use serde_json::Value;
 use crate::error::{ApiError, ApiJson, ApiResult};
 use crate::routes::score::params;
 use crate::scoring::{
-    chat_trajectory, common_prefix, encode, prefill, record_from, report, score_targets,
-    PairCache, PosVals,
+    chat_trajectory, common_prefix, encode, prefill, record_from, report, score_targets, PairCache,
+    PosVals,
 };
 use crate::state::AppState;
 
@@ -76,7 +76,14 @@ pub async fn candidates(
     State(state): State<AppState>,
     ApiJson(req): ApiJson<CandidatesRequest>,
 ) -> ApiResult<Json<CandidatesResponse>> {
-    let specs = params(req.methods, req.token_agg, req.step_agg, req.pa_mode, req.beta).specs()?;
+    let specs = params(
+        req.methods,
+        req.token_agg,
+        req.step_agg,
+        req.pa_mode,
+        req.beta,
+    )
+    .specs()?;
     if req.candidates.is_empty() || req.candidates.len() > state.config.max_candidates {
         return Err(ApiError::Validation(format!(
             "candidates: give 1 to {} candidates (--max-candidates), got {}",
@@ -144,7 +151,12 @@ pub async fn candidates(
                 let mut only = tk.clone();
                 let last = t.messages.len() - 1;
                 only.spans.retain(|s| s.message_index == last);
-                records.push(record_from(t, &only, &by_pos, m.policy.model().config().vocab_size)?);
+                records.push(record_from(
+                    t,
+                    &only,
+                    &by_pos,
+                    m.policy.model().config().vocab_size,
+                )?);
             }
             metrics.add_tokens(2 * computed);
             Ok((records, shared))

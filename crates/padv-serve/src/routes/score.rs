@@ -118,7 +118,14 @@ pub async fn score(
     State(state): State<AppState>,
     ApiJson(req): ApiJson<ScoreRequest>,
 ) -> ApiResult<Json<ScoreResponse>> {
-    let specs = params(req.methods, req.token_agg, req.step_agg, req.pa_mode, req.beta).specs()?;
+    let specs = params(
+        req.methods,
+        req.token_agg,
+        req.step_agg,
+        req.pa_mode,
+        req.beta,
+    )
+    .specs()?;
     let trajectory = crate::scoring::parse_trajectory(&req.trajectory, req.format)?;
     let (max_length, max_tokens) = (state.config.max_length, state.config.max_tokens);
     let metrics = state.metrics.clone();

@@ -12,8 +12,8 @@ use std::collections::BTreeMap;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
-use padv_core::score::{Method, PaMode, StepAgg, TokenAgg};
 use padv_core::score::ScoreSpec;
+use padv_core::score::{Method, PaMode, StepAgg, TokenAgg};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -94,7 +94,10 @@ pub async fn append(
 }
 
 /// Handler of `DELETE /v1/sessions/{id}`.
-pub async fn delete(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<StatusCode> {
+pub async fn delete(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
     state.sessions.remove(&id)?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -107,13 +110,19 @@ async fn update(
     let id = session.id.clone();
     // Whatever happens, the session goes back: unchanged on failure, so a bad append
     // (malformed message, too many tokens) does not lose the conversation.
-    let prepared = params(req.methods, req.token_agg, req.step_agg, req.pa_mode, req.beta)
-        .specs()
-        .and_then(|specs| {
-            let mut all = session.messages.clone();
-            all.extend(req.messages.iter().cloned());
-            Ok((specs, chat_trajectory(&id, &all)?, all))
-        });
+    let prepared = params(
+        req.methods,
+        req.token_agg,
+        req.step_agg,
+        req.pa_mode,
+        req.beta,
+    )
+    .specs()
+    .and_then(|specs| {
+        let mut all = session.messages.clone();
+        all.extend(req.messages.iter().cloned());
+        Ok((specs, chat_trajectory(&id, &all)?, all))
+    });
     let (specs, trajectory, all) = match prepared {
         Ok(x) => x,
         Err(e) => {
@@ -130,7 +139,16 @@ async fn update(
     let result = state
         .run_model(move |m| {
             let mut session = session;
-            let r = advance(m, &mut session, &trajectory, &all, max_length, max_tokens, &specs, old_messages);
+            let r = advance(
+                m,
+                &mut session,
+                &trajectory,
+                &all,
+                max_length,
+                max_tokens,
+                &specs,
+                old_messages,
+            );
             if let Ok((_, _, computed)) = &r {
                 metrics.add_tokens(2 * computed);
             }
@@ -226,7 +244,12 @@ fn advance(
     } else if cache.seq_len() > keep {
         cache = PairCache::new(m);
     }
-    let record = record_from(trajectory, &tokens, &vals, m.policy.model().config().vocab_size)?;
+    let record = record_from(
+        trajectory,
+        &tokens,
+        &vals,
+        m.policy.model().config().vocab_size,
+    )?;
     let (steps, traj) = report(&record, specs)?;
     let new_steps = steps
         .into_iter()

@@ -102,7 +102,12 @@ fn rows_top(
             .to_vec2::<f32>()?;
         for (i, row) in logits.iter().enumerate() {
             let max = row.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b)) as f64;
-            let lse = max + row.iter().map(|&z| (z as f64 - max).exp()).sum::<f64>().ln();
+            let lse = max
+                + row
+                    .iter()
+                    .map(|&z| (z as f64 - max).exp())
+                    .sum::<f64>()
+                    .ln();
             let lp = |id: usize| row[id] as f64 - lse;
             let mut idx: Vec<u32> = (0..row.len() as u32).collect();
             let kk = k.min(idx.len());
@@ -128,7 +133,8 @@ fn rows_top(
 fn prompt_ids(models: &Models, req: &CompletionRequest) -> ApiResult<Vec<u32>> {
     let bad = || {
         ApiError::Validation(
-            "prompt: expected a list of token ids, a list holding one such list, or a string".into(),
+            "prompt: expected a list of token ids, a list holding one such list, or a string"
+                .into(),
         )
     };
     let ids_of = |v: &Vec<Value>| -> ApiResult<Vec<u32>> {
@@ -160,7 +166,11 @@ fn prompt_ids(models: &Models, req: &CompletionRequest) -> ApiResult<Vec<u32>> {
 }
 
 fn decode(models: &Models, id: u32) -> String {
-    models.tokenizer.inner().decode(&[id], false).unwrap_or_default()
+    models
+        .tokenizer
+        .inner()
+        .decode(&[id], false)
+        .unwrap_or_default()
 }
 
 /// Handler of `POST /v1/completions`.
@@ -233,7 +243,8 @@ pub async fn completions(
                 return Ok(Vec::new());
             }
             let rows: Vec<usize> = (first..last).collect();
-            let actual: Vec<Option<u32>> = rows.iter().map(|&r| job_ids.get(r + 1).copied()).collect();
+            let actual: Vec<Option<u32>> =
+                rows.iter().map(|&r| job_ids.get(r + 1).copied()).collect();
             let input = &job_ids[..last];
             let internal = |e: candle_core::Error| ApiError::Internal(format!("forward: {e}"));
             let t = Tensor::from_slice(input, (1, input.len()), engine.model().device())
@@ -247,9 +258,21 @@ pub async fn completions(
             rows_top(engine, &hidden, &actual, k.max(usize::from(generate))).map_err(internal)
         })
         .await?;
-    let prompt_rows = if need_prompt { &rows[..ids.len() - 1] } else { &rows[..0] };
+    let prompt_rows = if need_prompt {
+        &rows[..ids.len() - 1]
+    } else {
+        &rows[..0]
+    };
     let gen = if generate { rows.last() } else { None };
-    Ok(Json(completion_json(&state.models, &req, &name, &ids, prompt_rows, gen, k_prompt)))
+    Ok(Json(completion_json(
+        &state.models,
+        &req,
+        &name,
+        &ids,
+        prompt_rows,
+        gen,
+        k_prompt,
+    )))
 }
 
 fn completion_json(
@@ -289,9 +312,15 @@ fn completion_json(
         }
         Value::Array(v)
     });
-    let gen_text = gen_tok.map(|(id, _)| decode(models, id)).unwrap_or_default();
+    let gen_text = gen_tok
+        .map(|(id, _)| decode(models, id))
+        .unwrap_or_default();
     let prompt_text = if req.echo {
-        models.tokenizer.inner().decode(ids, false).unwrap_or_default()
+        models
+            .tokenizer
+            .inner()
+            .decode(ids, false)
+            .unwrap_or_default()
     } else {
         String::new()
     };
@@ -385,7 +414,8 @@ pub async fn tokenize(
         .encode(req.prompt.as_str(), req.add_special_tokens.unwrap_or(true))
         .map_err(|e| ApiError::Validation(format!("prompt: tokenising: {e}")))?;
     let ids = enc.get_ids();
-    let mut out = json!({"count": ids.len(), "max_model_len": state.config.max_tokens, "tokens": ids});
+    let mut out =
+        json!({"count": ids.len(), "max_model_len": state.config.max_tokens, "tokens": ids});
     if req.return_token_strs {
         if let Some(o) = out.as_object_mut() {
             o.insert("token_strs".into(), json!(enc.get_tokens()));

@@ -41,7 +41,12 @@ pub fn state() -> AppState {
 
 /// Sends one request; returns the status and the body parsed as JSON (`Value::Null` when
 /// the body is empty, a JSON string when it is not JSON).
-pub async fn send(state: &AppState, method: &str, uri: &str, body: Option<String>) -> (StatusCode, Value) {
+pub async fn send(
+    state: &AppState,
+    method: &str,
+    uri: &str,
+    body: Option<String>,
+) -> (StatusCode, Value) {
     send_with(state, method, uri, body, None).await
 }
 
@@ -108,7 +113,11 @@ pub fn chat_trajectory(id: &str, messages: &[Value]) -> Trajectory {
         },
     )
     .expect("valid trajectory");
-    report.trajectories.into_iter().next().expect("one trajectory")
+    report
+        .trajectories
+        .into_iter()
+        .next()
+        .expect("one trajectory")
 }
 
 /// Offline record of `t`, exactly as `padv score` computes it, with freshly loaded engines.

@@ -67,7 +67,10 @@ pub struct ServeArgs {
 /// Run `padv serve` until SIGINT/SIGTERM; in-flight requests finish first.
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     if !(args.timeout.is_finite() && args.timeout > 0.0) {
-        anyhow::bail!("--timeout {}: must be a positive number of seconds", args.timeout);
+        anyhow::bail!(
+            "--timeout {}: must be a positive number of seconds",
+            args.timeout
+        );
     }
     let api_key = args
         .api_key
