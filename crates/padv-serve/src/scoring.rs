@@ -111,11 +111,14 @@ pub struct StepReport {
     pub scores: BTreeMap<String, Option<f64>>,
 }
 
+/// Method name → score (`null` where the method has no value).
+pub type MethodScores = BTreeMap<String, Option<f64>>;
+
 /// Per-step scores of `record` for every spec, and the trajectory scores.
 pub fn report(
     record: &LogprobRecord,
     specs: &[ScoreSpec],
-) -> ApiResult<(Vec<StepReport>, BTreeMap<String, Option<f64>>)> {
+) -> ApiResult<(Vec<StepReport>, MethodScores)> {
     let mut steps: Vec<StepReport> = record
         .steps
         .iter()

@@ -24,7 +24,7 @@ pub enum ServeError {
         /// Checkpoint folder.
         path: String,
         /// Cause.
-        source: EngineError,
+        source: Box<EngineError>,
     },
     /// A tokenizer failed to load or the chat template did not compile.
     #[error("tokenizer of {path}: {source}")]
@@ -32,11 +32,11 @@ pub enum ServeError {
         /// Checkpoint folder.
         path: String,
         /// Cause.
-        source: TokenizeError,
+        source: Box<TokenizeError>,
     },
     /// The two models do not share token ids, so PA would compare different tokens.
     #[error("policy and reference tokenizers differ: {0}")]
-    Vocabulary(#[from] VocabMismatch),
+    Vocabulary(Box<VocabMismatch>),
     /// Binding or serving failed.
     #[error("server: {0}")]
     Io(#[from] std::io::Error),
@@ -54,17 +54,18 @@ pub fn load_models(
         LocalEngine::load(dir, opts).map_err(|source| ServeError::Engine {
             which,
             path: dir.display().to_string(),
-            source,
+            source: Box::new(source),
         })
     };
     let tok = |dir: &Path| {
         TextTokenizer::from_dir(dir).map_err(|source| ServeError::Tokenizer {
             path: dir.display().to_string(),
-            source,
+            source: Box::new(source),
         })
     };
     let tokenizer = tok(policy)?;
-    check_same_vocabulary(&tokenizer, &tok(reference)?)?;
+    check_same_vocabulary(&tokenizer, &tok(reference)?)
+        .map_err(|e| ServeError::Vocabulary(Box::new(e)))?;
     let template = match renderer {
         RendererKind::Paper => None,
         RendererKind::ChatTemplate => Some(
@@ -72,7 +73,7 @@ pub fn load_models(
                 .chat_template(&ChatOptions::default())
                 .map_err(|source| ServeError::Tokenizer {
                     path: policy.display().to_string(),
-                    source,
+                    source: Box::new(source),
                 })?,
         ),
     };
