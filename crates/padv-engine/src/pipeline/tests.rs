@@ -7,6 +7,7 @@ use padv_core::render::RendererKind;
 use padv_core::{BackendError, Message, PositionLogprobs, StatsRequest};
 
 use super::*;
+use crate::pair::score_pair;
 use crate::tokenize::{TextTokenizer, TokenizeOptions};
 
 /// A backend whose log-prob at target t is −(ids[t] + t)/100 − offset, so every value says

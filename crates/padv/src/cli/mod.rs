@@ -23,6 +23,7 @@ mod progress;
 mod render;
 mod run_info;
 mod score;
+mod serve;
 
 use std::path::PathBuf;
 
@@ -69,6 +70,8 @@ enum Command {
             skips) and out/eval-<kind>.json; prints the evaluation tables."
     )]
     Score(score::ScoreArgs),
+    /// Serve live progress advantage over HTTP (score steps, pick the best of K, vLLM subset).
+    Serve(serve::ServeArgs),
     /// Evaluate log-prob records: uncertainty quantification, best-of-N, failure attribution.
     #[command(subcommand)]
     Eval(eval::EvalCommand),
@@ -108,6 +111,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Inspect(a) => inspect::run(a),
         Command::Render(a) => render::run(a),
         Command::Score(a) => score::run(a),
+        Command::Serve(a) => serve::run(a),
         Command::Eval(c) => eval::run(c),
         Command::Bench(c) => bench::run(c),
     }

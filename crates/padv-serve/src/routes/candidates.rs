@@ -1,0 +1,198 @@
+//! `POST /v1/score/candidates`: a history plus K candidate next assistant messages → each
+//! candidate's step score per method, and the best candidate.
+//!
+//! The history is computed once: both models run the token prefix the K sequences share into
+//! a KV cache, then each candidate continues from a clone of it (clones share the tensors).
+
+use std::collections::BTreeMap;
+
+use axum::extract::State;
+use axum::Json;
+use padv_core::score::{Method, PaMode, StepAgg, TokenAgg};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::error::{ApiError, ApiJson, ApiResult};
+use crate::routes::score::params;
+use crate::scoring::{
+    chat_trajectory, common_prefix, encode, prefill, record_from, report, score_targets, PairCache,
+    PosVals,
+};
+use crate::state::AppState;
+
+/// Body of `POST /v1/score/candidates`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CandidatesRequest {
+    /// The conversation so far (OpenAI-style chat messages).
+    pub messages: Vec<Value>,
+    /// The K candidate next messages; each must have role `assistant`.
+    pub candidates: Vec<Value>,
+    /// See `ScoreParams`; the first method picks `best`.
+    #[serde(default)]
+    pub methods: Option<Vec<Method>>,
+    /// See `ScoreParams`.
+    #[serde(default)]
+    pub token_agg: Option<TokenAgg>,
+    /// See `ScoreParams` (a candidate is one step, so it matters only for `bottom10`-style
+    /// forced aggregations, which reduce to the step value).
+    #[serde(default)]
+    pub step_agg: Option<StepAgg>,
+    /// See `ScoreParams`.
+    #[serde(default)]
+    pub pa_mode: Option<PaMode>,
+    /// See `ScoreParams`.
+    #[serde(default)]
+    pub beta: Option<f64>,
+}
+
+/// One candidate's result.
+#[derive(Debug, Serialize)]
+pub struct CandidateScore {
+    /// Position in the request's `candidates`.
+    pub index: usize,
+    /// Action tokens of the candidate that were scored.
+    pub n_tokens: usize,
+    /// Method → the candidate step's score (higher = more likely to succeed).
+    pub scores: BTreeMap<String, Option<f64>>,
+}
+
+/// Response of `POST /v1/score/candidates`.
+#[derive(Debug, Serialize)]
+pub struct CandidatesResponse {
+    /// One entry per candidate, in request order.
+    pub candidates: Vec<CandidateScore>,
+    /// Index of the candidate with the highest score under the first method (ties: the
+    /// lowest index; null when no candidate has a score).
+    pub best: Option<usize>,
+    /// Method → index of its best candidate.
+    pub best_by_method: BTreeMap<String, Option<usize>>,
+    /// Tokens of the shared prefix computed once for all candidates.
+    pub shared_prefix_tokens: usize,
+}
+
+/// Handler of `POST /v1/score/candidates`.
+pub async fn candidates(
+    State(state): State<AppState>,
+    ApiJson(req): ApiJson<CandidatesRequest>,
+) -> ApiResult<Json<CandidatesResponse>> {
+    let specs = params(
+        req.methods,
+        req.token_agg,
+        req.step_agg,
+        req.pa_mode,
+        req.beta,
+    )
+    .specs()?;
+    if req.candidates.is_empty() || req.candidates.len() > state.config.max_candidates {
+        return Err(ApiError::Validation(format!(
+            "candidates: give 1 to {} candidates (--max-candidates), got {}",
+            state.config.max_candidates,
+            req.candidates.len()
+        )));
+    }
+    let mut trajectories = Vec::with_capacity(req.candidates.len());
+    for (k, c) in req.candidates.iter().enumerate() {
+        if c.get("role").and_then(Value::as_str) != Some("assistant") {
+            return Err(ApiError::Validation(format!(
+                "candidates[{k}]: a candidate must be a message with role \"assistant\""
+            )));
+        }
+        let mut msgs = req.messages.clone();
+        msgs.push(c.clone());
+        trajectories.push(chat_trajectory(&format!("candidate-{k}"), &msgs)?);
+    }
+    let (max_length, max_tokens) = (state.config.max_length, state.config.max_tokens);
+    let metrics = state.metrics.clone();
+    let (records, shared) = state
+        .run_model(move |m| {
+            let tokens = trajectories
+                .iter()
+                .map(|t| encode(m, t, max_length, max_tokens))
+                .collect::<Result<Vec<_>, _>>()?;
+            // The candidate is the last message: only its span is scored.
+            let cand_targets: Vec<Vec<usize>> = tokens
+                .iter()
+                .zip(&trajectories)
+                .map(|(tk, t)| {
+                    let last = t.messages.len() - 1;
+                    tk.action_spans()
+                        .filter(|s| s.message_index == last)
+                        .flat_map(|s| tk.action_targets(s))
+                        .collect()
+                })
+                .collect();
+            // Shared prefix: common to every sequence and before every candidate's first
+            // target (cached positions may not be scored again).
+            let first = &tokens[0].ids;
+            let mut shared = tokens
+                .iter()
+                .map(|t| common_prefix(first, &t.ids))
+                .min()
+                .unwrap_or(0);
+            for (tk, tg) in tokens.iter().zip(&cand_targets) {
+                let limit = tg.first().map_or(tk.ids.len(), |&t| t - 1);
+                shared = shared.min(limit);
+            }
+            let mut base = PairCache::new(m);
+            prefill(m, first, shared, &mut base)?;
+            let shared = base.seq_len();
+            let mut computed = shared;
+            let mut records = Vec::with_capacity(tokens.len());
+            for ((tk, tg), t) in tokens.iter().zip(&cand_targets).zip(&trajectories) {
+                let mut cache = base.clone();
+                let vals = score_targets(m, &tk.ids, tg, &mut cache)?;
+                computed += tg.last().map_or(0, |&l| l - shared);
+                let mut by_pos: Vec<Option<PosVals>> = vec![None; tk.ids.len()];
+                for (&p, v) in tg.iter().zip(vals) {
+                    by_pos[p] = Some(v);
+                }
+                // Record of the candidate step alone.
+                let mut only = tk.clone();
+                let last = t.messages.len() - 1;
+                only.spans.retain(|s| s.message_index == last);
+                records.push(record_from(
+                    t,
+                    &only,
+                    &by_pos,
+                    m.policy.model().config().vocab_size,
+                )?);
+            }
+            metrics.add_tokens(2 * computed);
+            Ok((records, shared))
+        })
+        .await?;
+    let mut out = Vec::with_capacity(records.len());
+    for (index, r) in records.iter().enumerate() {
+        let (steps, _) = report(r, &specs)?;
+        let step = steps.into_iter().next();
+        out.push(CandidateScore {
+            index,
+            n_tokens: step.as_ref().map_or(0, |s| s.n_tokens),
+            scores: step.map(|s| s.scores).unwrap_or_default(),
+        });
+    }
+    let mut best_by_method = BTreeMap::new();
+    for spec in &specs {
+        let name = spec.method.name().to_string();
+        let mut best: Option<(usize, f64)> = None;
+        for c in &out {
+            if let Some(Some(v)) = c.scores.get(&name) {
+                if best.is_none_or(|(_, b)| *v > b) {
+                    best = Some((c.index, *v));
+                }
+            }
+        }
+        best_by_method.insert(name, best.map(|(i, _)| i));
+    }
+    let best = best_by_method
+        .get(specs[0].method.name())
+        .copied()
+        .flatten();
+    Ok(Json(CandidatesResponse {
+        candidates: out,
+        best,
+        best_by_method,
+        shared_prefix_tokens: shared,
+    }))
+}

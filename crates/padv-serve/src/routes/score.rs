@@ -1,0 +1,164 @@
+//! `POST /v1/score`: one trajectory → per-step and trajectory scores and the log-prob record.
+
+use axum::extract::State;
+use axum::Json;
+use padv_core::formats::Format;
+use padv_core::score::{Method, PaMode, StepAgg, TokenAgg};
+use padv_core::{LogprobBackend, LogprobRecord};
+use padv_engine::pair::{score_pair, PairError};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::error::{ApiError, ApiJson, ApiResult};
+use crate::scoring::{encode, report, ScoreParams, StepReport};
+use crate::state::AppState;
+
+/// Body of `POST /v1/score`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScoreRequest {
+    /// The trajectory, as one record of any format padv reads (a chat JSONL object
+    /// `{"id", "messages": [...], "reward"?}`, a Who&When log, a tau2 results file with one
+    /// simulation).
+    pub trajectory: Value,
+    /// Force the format instead of detecting it.
+    #[serde(default)]
+    pub format: Option<Format>,
+    /// Include the per-token log-prob record in the response (default true).
+    #[serde(default = "yes")]
+    pub include_record: bool,
+    /// See [`ScoreParams`].
+    #[serde(default)]
+    pub methods: Option<Vec<Method>>,
+    /// See [`ScoreParams`].
+    #[serde(default)]
+    pub token_agg: Option<TokenAgg>,
+    /// See [`ScoreParams`].
+    #[serde(default)]
+    pub step_agg: Option<StepAgg>,
+    /// See [`ScoreParams`].
+    #[serde(default)]
+    pub pa_mode: Option<PaMode>,
+    /// See [`ScoreParams`].
+    #[serde(default)]
+    pub beta: Option<f64>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Builds [`ScoreParams`] from the optional top-level fields every scoring request carries.
+pub(crate) fn params(
+    methods: Option<Vec<Method>>,
+    token_agg: Option<TokenAgg>,
+    step_agg: Option<StepAgg>,
+    pa_mode: Option<PaMode>,
+    beta: Option<f64>,
+) -> ScoreParams {
+    let d = ScoreParams::default();
+    ScoreParams {
+        methods: methods.unwrap_or(d.methods),
+        token_agg: token_agg.unwrap_or(d.token_agg),
+        step_agg: step_agg.unwrap_or(d.step_agg),
+        pa_mode: pa_mode.unwrap_or(d.pa_mode),
+        beta: beta.unwrap_or(d.beta),
+    }
+}
+
+/// Response of `POST /v1/score`.
+#[derive(Debug, Serialize)]
+pub struct ScoreResponse {
+    /// Trajectory id.
+    pub id: String,
+    /// Tokens in the (possibly left-truncated) sequence.
+    pub n_tokens: usize,
+    /// Action tokens scored.
+    pub n_action_tokens: usize,
+    /// Tokens dropped by `--max-length` left truncation.
+    pub truncated_tokens: usize,
+    /// One entry per action step.
+    pub steps: Vec<StepReport>,
+    /// Method → trajectory score under `step_agg` (null when no step remains).
+    pub trajectory: std::collections::BTreeMap<String, Option<f64>>,
+    /// The per-token record (`padv score`'s records.jsonl line), unless `include_record` is
+    /// false.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub record: Option<LogprobRecord>,
+}
+
+/// `LogprobBackend` over a shared engine, so the one-shot route runs `score_pair` itself:
+/// the served numbers come from the very code path of `padv score`.
+struct Shared<'a>(&'a padv_engine::logprobs::LocalEngine);
+
+impl LogprobBackend for Shared<'_> {
+    fn fingerprint(&self) -> String {
+        self.0.fingerprint()
+    }
+    fn vocab_size(&self) -> usize {
+        self.0.vocab_size()
+    }
+    fn score(
+        &mut self,
+        ids: &[u32],
+        targets: &[usize],
+        stats: padv_core::StatsRequest,
+    ) -> Result<padv_core::PositionLogprobs, padv_core::BackendError> {
+        Ok(self.0.score_from(
+            ids,
+            targets,
+            stats,
+            &mut padv_engine::decoder::KvCache::discarding(),
+        )?)
+    }
+}
+
+/// Handler of `POST /v1/score`.
+pub async fn score(
+    State(state): State<AppState>,
+    ApiJson(req): ApiJson<ScoreRequest>,
+) -> ApiResult<Json<ScoreResponse>> {
+    let specs = params(
+        req.methods,
+        req.token_agg,
+        req.step_agg,
+        req.pa_mode,
+        req.beta,
+    )
+    .specs()?;
+    let trajectory = crate::scoring::parse_trajectory(&req.trajectory, req.format)?;
+    let (max_length, max_tokens) = (state.config.max_length, state.config.max_tokens);
+    let metrics = state.metrics.clone();
+    let out = state
+        .run_model(move |m| {
+            let tokens = encode(m, &trajectory, max_length, max_tokens)?;
+            let out = score_pair(
+                &trajectory,
+                &tokens,
+                &mut Shared(&m.policy),
+                &mut Shared(&m.reference),
+                None,
+            )
+            .map_err(|e| match e {
+                PairError::Backend {
+                    source: padv_core::BackendError::Invalid(msg),
+                    ..
+                } => ApiError::Validation(msg),
+                other => ApiError::Internal(other.to_string()),
+            })?;
+            metrics.add_tokens(2 * out.n_tokens);
+            Ok((tokens.truncated_tokens, out))
+        })
+        .await?;
+    let (truncated_tokens, out) = out;
+    let (steps, trajectory) = report(&out.record, &specs)?;
+    Ok(Json(ScoreResponse {
+        id: out.record.id.clone(),
+        n_tokens: out.n_tokens,
+        n_action_tokens: out.n_targets,
+        truncated_tokens,
+        steps,
+        trajectory,
+        record: req.include_record.then_some(out.record),
+    }))
+}

@@ -1,0 +1,263 @@
+//! Sessions: `POST /v1/sessions`, `POST /v1/sessions/{id}/messages`, `DELETE /v1/sessions/{id}`.
+//!
+//! After each append the whole conversation is re-tokenised (so chat templates that rewrite
+//! earlier turns stay exact), and only positions past the prefix shared with the previous
+//! tokenisation are computed, continuing from both models' KV caches. Values of positions
+//! inside that prefix are reused: by causality they depend on that prefix alone. When the
+//! cache reaches past the shared prefix (a template rewrote history, or left truncation moved
+//! every position), the caches are rebuilt from scratch.
+
+use std::collections::BTreeMap;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use padv_core::score::ScoreSpec;
+use padv_core::score::{Method, PaMode, StepAgg, TokenAgg};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::error::{ApiJson, ApiResult};
+use crate::routes::score::params;
+use crate::scoring::{
+    action_targets, chat_trajectory, common_prefix, encode, record_from, report, score_targets,
+    PairCache, StepReport,
+};
+use crate::sessions::{kv_bytes_per_position, Session};
+use crate::state::{AppState, Models};
+
+/// Body of `POST /v1/sessions` and `POST /v1/sessions/{id}/messages`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MessagesRequest {
+    /// Messages to start with / to append (OpenAI-style chat messages; every `assistant`
+    /// message is an action step).
+    pub messages: Vec<Value>,
+    /// See `ScoreParams`.
+    #[serde(default)]
+    pub methods: Option<Vec<Method>>,
+    /// See `ScoreParams`.
+    #[serde(default)]
+    pub token_agg: Option<TokenAgg>,
+    /// See `ScoreParams`.
+    #[serde(default)]
+    pub step_agg: Option<StepAgg>,
+    /// See `ScoreParams`.
+    #[serde(default)]
+    pub pa_mode: Option<PaMode>,
+    /// See `ScoreParams`.
+    #[serde(default)]
+    pub beta: Option<f64>,
+}
+
+/// Response of the session routes that score.
+#[derive(Debug, Serialize)]
+pub struct SessionResponse {
+    /// Session id.
+    pub session_id: String,
+    /// Messages in the session.
+    pub n_messages: usize,
+    /// Tokens in the session's sequence.
+    pub n_tokens: usize,
+    /// Tokens computed by this request (per model).
+    pub computed_tokens: usize,
+    /// Scores of the action steps among the messages this request added.
+    pub new_steps: Vec<StepReport>,
+    /// Method → trajectory score of the whole conversation so far.
+    pub trajectory: BTreeMap<String, Option<f64>>,
+    /// Sessions evicted to keep under the memory bound because of this request (may include
+    /// this session when it alone exceeds the bound).
+    pub evicted_sessions: Vec<String>,
+}
+
+/// Handler of `POST /v1/sessions`.
+pub async fn create(
+    State(state): State<AppState>,
+    ApiJson(req): ApiJson<MessagesRequest>,
+) -> ApiResult<(StatusCode, Json<SessionResponse>)> {
+    let id = state.sessions.new_id();
+    state.sessions.reserve(&id)?;
+    let models = state.models.clone();
+    let session = Box::new(Session::new(id.clone(), PairCache::new(&models)));
+    let r = update(&state, session, req).await;
+    r.map(|j| (StatusCode::CREATED, j))
+}
+
+/// Handler of `POST /v1/sessions/{id}/messages`.
+pub async fn append(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<MessagesRequest>,
+) -> ApiResult<Json<SessionResponse>> {
+    let session = state.sessions.take(&id)?;
+    update(&state, session, req).await
+}
+
+/// Handler of `DELETE /v1/sessions/{id}`.
+pub async fn delete(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    state.sessions.remove(&id)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn update(
+    state: &AppState,
+    session: Box<Session>,
+    req: MessagesRequest,
+) -> ApiResult<Json<SessionResponse>> {
+    let id = session.id.clone();
+    // Whatever happens, the session goes back: unchanged on failure, so a bad append
+    // (malformed message, too many tokens) does not lose the conversation.
+    let prepared = params(
+        req.methods,
+        req.token_agg,
+        req.step_agg,
+        req.pa_mode,
+        req.beta,
+    )
+    .specs()
+    .and_then(|specs| {
+        let mut all = session.messages.clone();
+        all.extend(req.messages.iter().cloned());
+        Ok((specs, chat_trajectory(&id, &all)?, all))
+    });
+    let (specs, trajectory, all) = match prepared {
+        Ok(x) => x,
+        Err(e) => {
+            restore(state, session);
+            return Err(e);
+        }
+    };
+    let old_messages = session.messages.len();
+    let (max_length, max_tokens) = (state.config.max_length, state.config.max_tokens);
+    let metrics = state.metrics.clone();
+    let sessions = state.sessions.clone();
+    let backup_id = id.clone();
+    // The job owns the session; it hands it back through the result either way.
+    let result = state
+        .run_model(move |m| {
+            let mut session = session;
+            let r = advance(
+                m,
+                &mut session,
+                &trajectory,
+                &all,
+                max_length,
+                max_tokens,
+                &specs,
+                old_messages,
+            );
+            if let Ok((_, _, computed)) = &r {
+                metrics.add_tokens(2 * computed);
+            }
+            Ok((session, r))
+        })
+        .await;
+    let (session, r) = match result {
+        Ok(x) => x,
+        Err(e) => {
+            // Timed out or refused: the job (if it ran) dropped the session with it.
+            sessions.put(&backup_id, None, 0);
+            return Err(e);
+        }
+    };
+    let (new_steps, trajectory, computed) = match r {
+        Ok(x) => x,
+        Err(e) => {
+            restore(state, session);
+            return Err(e);
+        }
+    };
+    let n_messages = session.messages.len();
+    let n_tokens = session.ids.len();
+    let bytes = session_bytes(&state.models, &session);
+    let evicted = state.sessions.put(&id, Some(session), bytes);
+    state.metrics.add_evictions(evicted.len());
+    Ok(Json(SessionResponse {
+        session_id: id,
+        n_messages,
+        n_tokens,
+        computed_tokens: computed,
+        new_steps,
+        trajectory,
+        evicted_sessions: evicted,
+    }))
+}
+
+fn session_bytes(models: &Models, s: &Session) -> usize {
+    let dtype_bytes = models.policy.model().dtype().size_in_bytes();
+    let per = kv_bytes_per_position(models.policy.model().config(), dtype_bytes)
+        + kv_bytes_per_position(models.reference.model().config(), dtype_bytes);
+    s.bytes(per)
+}
+
+/// Puts an unchanged session back; a session that never held messages (failed creation) is
+/// dropped instead.
+fn restore(state: &AppState, session: Box<Session>) {
+    let id = session.id.clone();
+    if session.messages.is_empty() {
+        state.sessions.put(&id, None, 0);
+    } else {
+        let bytes = session_bytes(&state.models, &session);
+        let evicted = state.sessions.put(&id, Some(session), bytes);
+        state.metrics.add_evictions(evicted.len());
+    }
+}
+
+type Advanced = (Vec<StepReport>, BTreeMap<String, Option<f64>>, usize);
+
+/// Scores the new positions and commits them to the session only on success.
+#[allow(clippy::too_many_arguments)]
+fn advance(
+    m: &Models,
+    s: &mut Session,
+    trajectory: &padv_core::Trajectory,
+    all: &[Value],
+    max_length: usize,
+    max_tokens: usize,
+    specs: &[ScoreSpec],
+    old_messages: usize,
+) -> ApiResult<Advanced> {
+    let tokens = encode(m, trajectory, max_length, max_tokens)?;
+    let keep = common_prefix(&s.ids, &tokens.ids);
+    let mut vals = s.vals.clone();
+    vals.truncate(keep);
+    vals.resize(tokens.ids.len(), None);
+    let needed: Vec<usize> = action_targets(&tokens)
+        .into_iter()
+        .filter(|&t| vals[t].is_none())
+        .collect();
+    let mut cache = s.cache.clone();
+    let mut computed = 0;
+    if let Some(&first) = needed.first() {
+        if cache.seq_len() > keep || cache.seq_len() >= first {
+            cache = PairCache::new(m);
+        }
+        let start = cache.seq_len();
+        let got = score_targets(m, &tokens.ids, &needed, &mut cache)?;
+        computed = needed.last().map_or(0, |&l| l - start);
+        for (&p, v) in needed.iter().zip(got) {
+            vals[p] = Some(v);
+        }
+    } else if cache.seq_len() > keep {
+        cache = PairCache::new(m);
+    }
+    let record = record_from(
+        trajectory,
+        &tokens,
+        &vals,
+        m.policy.model().config().vocab_size,
+    )?;
+    let (steps, traj) = report(&record, specs)?;
+    let new_steps = steps
+        .into_iter()
+        .filter(|st| st.message_index >= old_messages)
+        .collect();
+    s.messages = all.to_vec();
+    s.ids = tokens.ids;
+    s.vals = vals;
+    s.cache = cache;
+    Ok((new_steps, traj, computed))
+}
