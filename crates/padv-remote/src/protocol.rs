@@ -16,7 +16,6 @@
 //! From a top-k only the DeepConf top-20 mean can be had exactly (with k ≥ 20); entropy and
 //! the vocabulary mean need the whole distribution and are left `None`.
 
-use std::collections::HashMap;
 use std::fmt;
 
 use padv_core::PositionLogprobs;
@@ -129,20 +128,52 @@ pub fn request_body(kind: EngineKind, model: &str, ids: &[u32], k: usize) -> Vec
     out.unwrap_or_default()
 }
 
+// A vLLM answer holds ~21 entries per prompt token, so parsing it is the client's main
+// cost: keys are borrowed and entries land in one small Vec per position, no map or String
+// per entry.
+
 #[derive(Deserialize)]
-struct VllmResponse {
-    choices: Option<Vec<VllmChoice>>,
+struct VllmResponse<'a> {
+    #[serde(borrow)]
+    choices: Option<Vec<VllmChoice<'a>>>,
 }
 
 #[derive(Deserialize)]
-struct VllmChoice {
-    prompt_logprobs: Option<Vec<Option<HashMap<String, VllmLogprob>>>>,
+struct VllmChoice<'a> {
+    #[serde(borrow)]
+    prompt_logprobs: Option<Vec<Option<Entries<'a>>>>,
     prompt_token_ids: Option<Vec<u32>>,
 }
 
 #[derive(Deserialize)]
 struct VllmLogprob {
     logprob: f64,
+}
+
+/// One position's `{"<id>": {"logprob": …}, …}` as (key, log-prob) pairs in answer order.
+struct Entries<'a>(Vec<(&'a str, f64)>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Entries<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for V<'a> {
+            type Value = Entries<'a>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a map from token id to {logprob, rank, decoded_token}")
+            }
+            fn visit_map<M: serde::de::MapAccess<'de>>(
+                self,
+                mut m: M,
+            ) -> Result<Self::Value, M::Error> {
+                let mut out = Vec::with_capacity(m.size_hint().unwrap_or(21));
+                while let Some(k) = m.next_key::<&'de str>()? {
+                    out.push((k, m.next_value::<VllmLogprob>()?.logprob));
+                }
+                Ok(Entries(out))
+            }
+        }
+        d.deserialize_map(V(std::marker::PhantomData))
+    }
 }
 
 #[derive(Deserialize)]
@@ -263,16 +294,16 @@ fn parse_vllm(body: &[u8], x: &Extract<'_>) -> Result<PositionLogprobs, String> 
         let want = x.ids[t];
         let mut actual = None;
         scratch.clear();
-        for (key, lp) in entry {
+        for &(key, lp) in &entry.0 {
             let id = key
                 .strip_prefix("token_id:")
                 .unwrap_or(key)
                 .parse::<u32>()
                 .map_err(|_| format!("{} has key {key:?}, not a token id", field()))?;
             if id == want {
-                actual = Some(lp.logprob);
+                actual = Some(lp);
             }
-            scratch.push(lp.logprob);
+            scratch.push(lp);
         }
         let actual = actual.ok_or_else(|| {
             format!(
