@@ -14,6 +14,7 @@ mod backend;
 mod endpoint;
 mod error;
 pub mod protocol;
+mod sparse;
 
 pub use backend::{RemoteBackend, RemoteOptions, RemoteStats};
 pub use endpoint::{Endpoint, ModelIdentity};

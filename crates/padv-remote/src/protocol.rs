@@ -19,7 +19,11 @@
 use std::fmt;
 
 use padv_core::PositionLogprobs;
-use serde::de::IgnoredAny;
+
+use crate::sparse::VllmSeed;
+use std::marker::PhantomData;
+
+use serde::de::{DeserializeSeed, IgnoredAny};
 use serde::{Deserialize, Serialize};
 
 /// How many of the largest log-probs the record's `policy_topk_mean` averages (DeepConf's
@@ -129,21 +133,8 @@ pub fn request_body(kind: EngineKind, model: &str, ids: &[u32], k: usize) -> Vec
 }
 
 // A vLLM answer holds ~21 entries per prompt token, so parsing it is the client's main
-// cost: keys are borrowed and entries land in one small Vec per position, no map or String
-// per entry.
-
-#[derive(Deserialize)]
-struct VllmResponse<'a> {
-    #[serde(borrow)]
-    choices: Option<Vec<VllmChoice<'a>>>,
-}
-
-#[derive(Deserialize)]
-struct VllmChoice<'a> {
-    #[serde(borrow)]
-    prompt_logprobs: Option<Vec<Option<Entries<'a>>>>,
-    prompt_token_ids: Option<Vec<u32>>,
-}
+// cost: only target positions are parsed (`crate::sparse`), keys are borrowed and entries
+// land in one small Vec per position, no map or String per entry.
 
 #[derive(Deserialize)]
 struct VllmLogprob {
@@ -265,30 +256,33 @@ fn empty_output(x: &Extract<'_>) -> PositionLogprobs {
 }
 
 fn parse_vllm(body: &[u8], x: &Extract<'_>) -> Result<PositionLogprobs, String> {
-    let r: VllmResponse = serde_json::from_slice(body).map_err(json_error)?;
-    let choice = r
-        .choices
-        .and_then(|c| c.into_iter().next())
-        .ok_or("choices[0] is missing")?;
-    let echoed = choice.prompt_token_ids.ok_or(
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let parts = VllmSeed::<Option<Entries<'_>>>(x.targets, PhantomData)
+        .deserialize(&mut de)
+        .and_then(|p| de.end().map(|_| p))
+        .map_err(json_error)?;
+    if !parts.has_choice {
+        return Err("choices[0] is missing".into());
+    }
+    let echoed = parts.prompt_token_ids.ok_or(
         "choices[0].prompt_token_ids is missing (vLLM older than 0.10 without return_token_ids?)",
     )?;
     check_echo("choices[0].prompt_token_ids", echoed.into_iter(), x.ids)?;
-    let lps = choice
+    let lps = parts
         .prompt_logprobs
         .ok_or("choices[0].prompt_logprobs is missing (is prompt_logprobs supported and --max-logprobs >= k?)")?;
-    if lps.len() != x.ids.len() {
+    if lps.len != x.ids.len() || lps.at.len() != x.targets.len() {
         return Err(format!(
             "choices[0].prompt_logprobs has {} entries for {} prompt tokens",
-            lps.len(),
+            lps.len,
             x.ids.len()
         ));
     }
     let mut out = empty_output(x);
     let mut scratch = Vec::with_capacity(x.k + 1);
-    for &t in x.targets {
+    for (&t, entry) in x.targets.iter().zip(&lps.at) {
         let field = || format!("choices[0].prompt_logprobs[{t}]");
-        let entry = lps[t]
+        let entry = entry
             .as_ref()
             .ok_or_else(|| format!("{} is null", field()))?;
         let want = x.ids[t];
