@@ -191,7 +191,7 @@ pub struct Rows {
 /// vLLM `/v1/completions` answer for `ids` (validated as vLLM does).
 pub fn vllm_answer(name: &str, ids: &[u32], rows: &Rows) -> Vec<u8> {
     let mut plp = vec![serde_json::Value::Null];
-    for t in 1..ids.len() {
+    for (t, &id_t) in ids.iter().enumerate().skip(1) {
         let mut m = serde_json::Map::new();
         for (r, &(id, lp)) in rows.top[t - 1].iter().enumerate() {
             m.insert(
@@ -200,9 +200,9 @@ pub fn vllm_answer(name: &str, ids: &[u32], rows: &Rows) -> Vec<u8> {
             );
         }
         m.insert(
-            ids[t].to_string(),
+            id_t.to_string(),
             serde_json::json!({"logprob": rows.actual[t - 1], "rank": rows.rank[t - 1],
-                               "decoded_token": format!("token_id:{}", ids[t])}),
+                               "decoded_token": format!("token_id:{id_t}")}),
         );
         plp.push(serde_json::Value::Object(m));
     }
@@ -220,8 +220,8 @@ pub fn vllm_answer(name: &str, ids: &[u32], rows: &Rows) -> Vec<u8> {
 pub fn sglang_answer(ids: &[u32], rows: &Rows) -> Vec<u8> {
     let mut tok = vec![serde_json::json!([null, ids[0], null])];
     let mut top = vec![serde_json::Value::Null];
-    for t in 1..ids.len() {
-        tok.push(serde_json::json!([rows.actual[t - 1], ids[t], null]));
+    for (t, &id_t) in ids.iter().enumerate().skip(1) {
+        tok.push(serde_json::json!([rows.actual[t - 1], id_t, null]));
         top.push(serde_json::Value::Array(
             rows.top[t - 1]
                 .iter()

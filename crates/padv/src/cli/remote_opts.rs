@@ -21,6 +21,9 @@ pub enum EngineKindArg {
     Sglang,
 }
 
+/// What [`RemoteArgs::build`] returns: the tokenizer folder, the policy and the reference.
+pub type RemoteBackends = (PathBuf, Box<dyn LogprobBackend>, Box<dyn LogprobBackend>);
+
 /// Remote-engine flags.
 #[derive(Debug, Clone, Args)]
 pub struct RemoteArgs {
@@ -94,9 +97,7 @@ impl RemoteArgs {
     }
 
     /// Tokenizer folder, the two backends (policy, reference), using `--tokenizer`.
-    pub fn build(
-        &self,
-    ) -> anyhow::Result<(PathBuf, Box<dyn LogprobBackend>, Box<dyn LogprobBackend>)> {
+    pub fn build(&self) -> anyhow::Result<RemoteBackends> {
         self.build_with_policy_dir(None)
     }
 
@@ -105,7 +106,7 @@ impl RemoteArgs {
     pub fn build_with_policy_dir(
         &self,
         policy_dir: Option<&Path>,
-    ) -> anyhow::Result<(PathBuf, Box<dyn LogprobBackend>, Box<dyn LogprobBackend>)> {
+    ) -> anyhow::Result<RemoteBackends> {
         if self.policy_endpoint.is_empty() || self.reference_endpoint.is_empty() {
             anyhow::bail!("remote scoring needs both --policy-endpoint and --reference-endpoint");
         }
@@ -198,7 +199,8 @@ mod tests {
     fn missing_pieces_are_named() {
         let e = parse(&["--policy-endpoint", "http://a:1"])
             .build()
-            .unwrap_err();
+            .err()
+            .unwrap();
         assert!(e.to_string().contains("--reference-endpoint"), "{e}");
         let e = parse(&[
             "--policy-endpoint",
@@ -207,7 +209,8 @@ mod tests {
             "http://b:1",
         ])
         .build()
-        .unwrap_err();
+        .err()
+        .unwrap();
         assert!(e.to_string().contains("--tokenizer"), "{e}");
         let e = parse(&["--timeout", "0"]).options().unwrap_err();
         assert!(e.to_string().contains("--timeout"), "{e}");
