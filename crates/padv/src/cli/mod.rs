@@ -20,6 +20,7 @@ mod inspect;
 mod names;
 pub(crate) mod output;
 mod progress;
+mod remote_opts;
 mod render;
 mod run_info;
 mod score;

@@ -29,11 +29,14 @@ use super::TrajectoryInput;
 #[derive(Debug, Args)]
 pub struct ScoreArgs {
     /// Policy checkpoint: a local Hugging Face folder, or `org/name` in the local HF cache.
-    #[arg(long)]
-    policy: String,
+    /// With `--policy-endpoint` (remote scoring) it is optional and only supplies the tokenizer.
+    #[arg(long, required_unless_present = "policy_endpoint")]
+    policy: Option<String>,
     /// Reference checkpoint (the model the policy was regularised towards).
-    #[arg(long)]
-    reference: String,
+    #[arg(long, required_unless_present = "reference_endpoint")]
+    reference: Option<String>,
+    #[command(flatten)]
+    remote: super::remote_opts::RemoteArgs,
     #[command(flatten)]
     input: TrajectoryInput,
     /// Output folder (created if missing): records.jsonl, run.json, cache/, and eval-<kind>.json.
@@ -77,24 +80,24 @@ pub fn run(args: ScoreArgs) -> anyhow::Result<()> {
         anyhow::bail!("no trajectories in the input\n{}", inputs.skips);
     }
 
-    let (policy_dir, mut policy) =
-        load_engine(&args.policy, &args.engine).context("loading the policy")?;
-    let (reference_dir, mut reference) =
-        load_engine(&args.reference, &args.engine).context("loading the reference")?;
+    let (policy_spec, reference_spec, policy_dir, reference_dir, mut policy, mut reference) =
+        load_pair(&args)?;
     let tok = TextTokenizer::from_dir(&policy_dir)
-        .with_context(|| format!("loading the policy tokenizer from {}", policy_dir.display()))?;
-    let ref_tok = TextTokenizer::from_dir(&reference_dir).with_context(|| {
-        format!(
-            "loading the reference tokenizer from {}",
-            reference_dir.display()
-        )
-    })?;
-    check_same_vocabulary(&tok, &ref_tok).map_err(|e| {
-        anyhow::anyhow!(
-            "policy and reference tokenizers differ: {e}. PA compares the two models token by token, \
-             so both must score the same token ids"
-        )
-    })?;
+        .with_context(|| format!("loading the tokenizer from {}", policy_dir.display()))?;
+    if reference_dir != policy_dir {
+        let ref_tok = TextTokenizer::from_dir(&reference_dir).with_context(|| {
+            format!(
+                "loading the reference tokenizer from {}",
+                reference_dir.display()
+            )
+        })?;
+        check_same_vocabulary(&tok, &ref_tok).map_err(|e| {
+            anyhow::anyhow!(
+                "policy and reference tokenizers differ: {e}. PA compares the two models token by \
+                 token, so both must score the same token ids"
+            )
+        })?;
+    }
 
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
@@ -149,8 +152,8 @@ pub fn run(args: ScoreArgs) -> anyhow::Result<()> {
         padv_version: env!("CARGO_PKG_VERSION"),
         argv: argv(),
         inputs: inputs.files,
-        policy: model_info(&args.policy, &policy_dir, policy.as_ref()),
-        reference: model_info(&args.reference, &reference_dir, reference.as_ref()),
+        policy: model_info(&policy_spec, &policy_dir, policy.as_ref()),
+        reference: model_info(&reference_spec, &reference_dir, reference.as_ref()),
         renderer: args.renderer.to_string(),
         max_length: args.max_length,
         batch_size: args.batch_size,
@@ -169,6 +172,59 @@ pub fn run(args: ScoreArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The two backends: local checkpoints, or vLLM/SGLang endpoints (`--policy-endpoint`,
+/// `--reference-endpoint`) with the tokenizer from `--tokenizer` or the local `--policy` folder.
+/// Returns what was given for each model, the folders holding their tokenizers, and the
+/// backends.
+#[allow(clippy::type_complexity)]
+fn load_pair(
+    args: &ScoreArgs,
+) -> anyhow::Result<(
+    String,
+    String,
+    PathBuf,
+    PathBuf,
+    Box<dyn LogprobBackend>,
+    Box<dyn LogprobBackend>,
+)> {
+    if args.remote.is_remote() {
+        let policy_dir = match &args.policy {
+            Some(spec) => Some(
+                padv_engine::checkpoint::resolve_model_path(spec)
+                    .with_context(|| format!("finding checkpoint {spec:?}"))?,
+            ),
+            None => None,
+        };
+        let (tok_dir, policy, reference) = args
+            .remote
+            .build_with_policy_dir(policy_dir.as_deref())
+            .context("connecting to the remote engines")?;
+        return Ok((
+            args.remote.policy_endpoint.join(","),
+            args.remote.reference_endpoint.join(","),
+            tok_dir.clone(),
+            tok_dir,
+            policy,
+            reference,
+        ));
+    }
+    let (Some(policy_spec), Some(reference_spec)) = (&args.policy, &args.reference) else {
+        anyhow::bail!("local scoring needs --policy and --reference (or use --policy-endpoint and --reference-endpoint)");
+    };
+    let (policy_dir, policy) =
+        load_engine(policy_spec, &args.engine).context("loading the policy")?;
+    let (reference_dir, reference) =
+        load_engine(reference_spec, &args.engine).context("loading the reference")?;
+    Ok((
+        policy_spec.clone(),
+        reference_spec.clone(),
+        policy_dir,
+        reference_dir,
+        policy,
+        reference,
+    ))
 }
 
 fn model_info(spec: &str, dir: &Path, backend: &dyn LogprobBackend) -> ModelInfo {

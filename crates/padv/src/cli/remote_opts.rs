@@ -1,0 +1,229 @@
+//! Flags that put `padv score` on vLLM / SGLang servers instead of local checkpoints.
+//!
+//! Tokenisation stays local (`--tokenizer`, or the policy checkpoint folder) and token ids are
+//! sent, so the policy, the reference and local scoring all see identical ids.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Args, ValueEnum};
+use padv_core::LogprobBackend;
+use padv_engine::tokenize::TextTokenizer;
+use padv_remote::{EngineKind, RemoteBackend, RemoteOptions};
+
+/// Engine behind the endpoints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum EngineKindArg {
+    /// vLLM (`POST /v1/completions` with `prompt_logprobs`).
+    Vllm,
+    /// SGLang (`POST /generate` with `return_logprob`).
+    Sglang,
+}
+
+/// What [`RemoteArgs::build`] returns: the tokenizer folder, the policy and the reference.
+pub type RemoteBackends = (PathBuf, Box<dyn LogprobBackend>, Box<dyn LogprobBackend>);
+
+/// Remote-engine flags.
+#[derive(Debug, Clone, Args)]
+pub struct RemoteArgs {
+    /// Base URL of a server of the policy (e.g. http://gpu1:8000); repeat or comma-separate
+    /// for a fleet: requests are spread over all of them.
+    #[arg(long, value_name = "URL", value_delimiter = ',')]
+    pub policy_endpoint: Vec<String>,
+    /// Base URL of a server of the reference model; repeat or comma-separate for a fleet.
+    #[arg(long, value_name = "URL", value_delimiter = ',')]
+    pub reference_endpoint: Vec<String>,
+    /// Tokenizer folder (a checkpoint or tokenizer folder of the served policy; its
+    /// config.json gives the vocabulary size). Default: the policy checkpoint folder.
+    #[arg(long, value_name = "DIR")]
+    pub tokenizer: Option<PathBuf>,
+    /// Engine behind the endpoints (default: detected from /get_model_info and /v1/models).
+    #[arg(long, value_enum)]
+    pub engine_kind: Option<EngineKindArg>,
+    /// Requests in flight per endpoint.
+    #[arg(long, default_value_t = 8)]
+    pub concurrency: usize,
+    /// Seconds one HTTP exchange may take before it is abandoned and retried.
+    #[arg(long, default_value_t = 600.0, value_name = "SECONDS")]
+    pub timeout: f64,
+    /// Retries of a request after a connection error, timeout, 429 or 5xx (exponential
+    /// backoff with jitter).
+    #[arg(long, default_value_t = 5)]
+    pub retries: usize,
+    /// Top-k log-probs asked per position; 20 makes the top-20 mean (DeepConf) exact, fewer
+    /// leaves it out of the records. vLLM needs `--max-logprobs` ≥ this.
+    #[arg(long, default_value_t = 20)]
+    pub top_k: usize,
+    /// Failed attempts an endpoint may have before it gets no more requests; when every
+    /// endpoint of a model is out, the run stops with what it has cached.
+    #[arg(long, default_value_t = 20)]
+    pub error_budget: usize,
+    /// Context length to assume instead of what the server reports.
+    #[arg(long, value_name = "TOKENS")]
+    pub max_model_len: Option<usize>,
+}
+
+impl RemoteArgs {
+    /// Whether any endpoint was given (remote scoring instead of local checkpoints).
+    pub fn is_remote(&self) -> bool {
+        !self.policy_endpoint.is_empty() || !self.reference_endpoint.is_empty()
+    }
+
+    /// Backend options from the flags.
+    pub fn options(&self) -> anyhow::Result<RemoteOptions> {
+        if !(self.timeout.is_finite() && self.timeout > 0.0) {
+            anyhow::bail!(
+                "--timeout {}: expected a positive number of seconds",
+                self.timeout
+            );
+        }
+        if self.concurrency == 0 {
+            anyhow::bail!("--concurrency must be at least 1");
+        }
+        Ok(RemoteOptions {
+            kind: self.engine_kind.map(|k| match k {
+                EngineKindArg::Vllm => EngineKind::Vllm,
+                EngineKindArg::Sglang => EngineKind::Sglang,
+            }),
+            concurrency: self.concurrency,
+            timeout: Duration::from_secs_f64(self.timeout),
+            retries: self.retries,
+            top_k: self.top_k,
+            error_budget: self.error_budget.max(1),
+            max_model_len: self.max_model_len,
+            ..RemoteOptions::default()
+        })
+    }
+
+    /// Tokenizer folder, the two backends (policy, reference), using `--tokenizer`.
+    pub fn build(&self) -> anyhow::Result<RemoteBackends> {
+        self.build_with_policy_dir(None)
+    }
+
+    /// As [`RemoteArgs::build`], with `policy_dir` (a local copy of the policy checkpoint) as
+    /// the tokenizer folder when `--tokenizer` is not given.
+    pub fn build_with_policy_dir(
+        &self,
+        policy_dir: Option<&Path>,
+    ) -> anyhow::Result<RemoteBackends> {
+        if self.policy_endpoint.is_empty() || self.reference_endpoint.is_empty() {
+            anyhow::bail!("remote scoring needs both --policy-endpoint and --reference-endpoint");
+        }
+        let dir = self
+            .tokenizer
+            .as_deref()
+            .or(policy_dir)
+            .context("remote scoring needs --tokenizer DIR (the served policy's tokenizer or checkpoint folder)")?
+            .to_path_buf();
+        let vocab = vocab_size(&dir)?;
+        let opts = self.options()?;
+        let policy = RemoteBackend::connect(&self.policy_endpoint, vocab, opts.clone())
+            .context("connecting to the policy endpoints")?;
+        let reference = RemoteBackend::connect(&self.reference_endpoint, vocab, opts)
+            .context("connecting to the reference endpoints")?;
+        tracing::info!(
+            "remote policy {}, reference {}",
+            policy.fingerprint(),
+            reference.fingerprint()
+        );
+        Ok((dir, Box::new(policy), Box::new(reference)))
+    }
+}
+
+/// The model's vocabulary size: `vocab_size` of `DIR/config.json` (top level or
+/// `text_config`), else the tokenizer's own count (which can be smaller than a padded
+/// embedding; it only bounds the ids padv checks before sending).
+fn vocab_size(dir: &Path) -> anyhow::Result<usize> {
+    let config = dir.join("config.json");
+    if let Ok(text) = std::fs::read_to_string(&config) {
+        let v: serde_json::Value = serde_json::from_str(&text)
+            .with_context(|| format!("{}: not JSON", config.display()))?;
+        let n = v
+            .get("vocab_size")
+            .or_else(|| v.get("text_config").and_then(|t| t.get("vocab_size")))
+            .and_then(serde_json::Value::as_u64);
+        if let Some(n) = n {
+            return Ok(n as usize);
+        }
+    }
+    let tok = TextTokenizer::from_dir(dir)
+        .with_context(|| format!("loading the tokenizer in {}", dir.display()))?;
+    Ok(tok.vocab_size())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        remote: RemoteArgs,
+    }
+
+    fn parse(args: &[&str]) -> RemoteArgs {
+        Cli::try_parse_from(std::iter::once("padv").chain(args.iter().copied()))
+            .unwrap()
+            .remote
+    }
+
+    #[test]
+    fn flags_parse_and_fleets_split_on_commas() {
+        let a = parse(&[
+            "--policy-endpoint",
+            "http://a:1,http://b:2",
+            "--policy-endpoint",
+            "http://c:3",
+            "--reference-endpoint",
+            "http://d:4",
+            "--engine-kind",
+            "sglang",
+            "--timeout",
+            "2.5",
+        ]);
+        assert!(a.is_remote());
+        assert_eq!(
+            a.policy_endpoint,
+            ["http://a:1", "http://b:2", "http://c:3"]
+        );
+        let o = a.options().unwrap();
+        assert_eq!(o.kind, Some(EngineKind::Sglang));
+        assert_eq!(o.timeout, Duration::from_millis(2500));
+        assert_eq!(o.top_k, 20);
+        assert!(!parse(&[]).is_remote());
+    }
+
+    #[test]
+    fn missing_pieces_are_named() {
+        let e = parse(&["--policy-endpoint", "http://a:1"])
+            .build()
+            .err()
+            .unwrap();
+        assert!(e.to_string().contains("--reference-endpoint"), "{e}");
+        let e = parse(&[
+            "--policy-endpoint",
+            "http://a:1",
+            "--reference-endpoint",
+            "http://b:1",
+        ])
+        .build()
+        .err()
+        .unwrap();
+        assert!(e.to_string().contains("--tokenizer"), "{e}");
+        let e = parse(&["--timeout", "0"]).options().unwrap_err();
+        assert!(e.to_string().contains("--timeout"), "{e}");
+    }
+
+    #[test]
+    fn vocab_size_comes_from_config_json() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("config.json"),
+            r#"{"text_config": {"vocab_size": 262208}}"#,
+        )
+        .unwrap();
+        assert_eq!(vocab_size(dir.path()).unwrap(), 262208);
+    }
+}
