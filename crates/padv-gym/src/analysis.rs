@@ -1,0 +1,1 @@
+//! analysis (WORLD engineer; in progress).

@@ -1,0 +1,1 @@
+//! episode (WORLD engineer; in progress).

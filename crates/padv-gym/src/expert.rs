@@ -1,0 +1,1 @@
+//! expert (WORLD engineer; in progress).

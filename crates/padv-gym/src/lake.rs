@@ -1,0 +1,1 @@
+//! lake (WORLD engineer; in progress).

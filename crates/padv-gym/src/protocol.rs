@@ -1,0 +1,1 @@
+//! protocol (WORLD engineer; in progress).

@@ -1,0 +1,1 @@
+//! soft (WORLD engineer; in progress).

@@ -1,0 +1,1 @@
+//! solver (WORLD engineer; in progress).

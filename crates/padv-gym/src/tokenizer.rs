@@ -1,0 +1,1 @@
+//! tokenizer (WORLD engineer; in progress).

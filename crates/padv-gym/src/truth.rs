@@ -1,0 +1,1 @@
+//! truth (WORLD engineer; in progress).
