@@ -15,6 +15,24 @@ pub enum GymError {
     /// A configuration value is out of its valid range.
     #[error("invalid gym configuration: {0}")]
     Config(String),
+    /// A tokenizer operation failed (text outside the alphabet, a bad id, the `tokenizers`
+    /// pipeline).
+    #[error("gym tokenizer: {0}")]
+    Token(String),
+    /// An action was applied to an episode that has already ended.
+    #[error("episode {id}: the episode is over, no more actions")]
+    EpisodeOver { id: String },
+    /// A line of a JSONL file is not a valid record.
+    #[error("{path}: line {line}: {source}")]
+    Record {
+        path: PathBuf,
+        line: usize,
+        #[source]
+        source: serde_json::Error,
+    },
+    /// Scores and ground truth do not match up (unknown id or step).
+    #[error("joining scores with ground truth: {0}")]
+    Join(String),
     /// JSON (de)serialisation failed for a file.
     #[error("{path}: {source}")]
     Json {
