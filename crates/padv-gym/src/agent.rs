@@ -134,9 +134,9 @@ impl AgentConfig {
             "tie_word_embeddings": self.tie_embeddings,
             "attention_bias": false,
             "mlp_bias": false,
-            "bos_token_id": id(&special.bos),
-            "eos_token_id": id(&special.eos),
-            "pad_token_id": id(&special.pad),
+            "bos_token_id": id(&special.bos_token),
+            "eos_token_id": id(&special.eos_token),
+            "pad_token_id": id(&special.pad_token),
             "torch_dtype": "float32",
         })
     }

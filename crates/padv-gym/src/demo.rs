@@ -87,6 +87,8 @@ pub struct Labeled {
     pub rollout: Rollout,
     /// A*(s_t, a_t) of each step.
     pub advantages: Vec<f64>,
+    /// The ground-truth record (`ground_truth.jsonl`).
+    pub truth: crate::episode::TruthRecord,
     /// V*(s_0) of the map.
     pub v0: f64,
 }
@@ -204,7 +206,8 @@ pub fn run(opts: &DemoOptions) -> Result<DemoSummary> {
     crate::episode::write_chat_jsonl(&opts.out.join("trajectories.jsonl"), &trajectories)?;
     let ref_trajs: Vec<Trajectory> = ref_rollouts.iter().map(|r| r.trajectory.clone()).collect();
     crate::episode::write_chat_jsonl(&opts.out.join("reference_trajectories.jsonl"), &ref_trajs)?;
-    eval::write_ground_truth(&opts.out.join("ground_truth.jsonl"), &labeled)?;
+    let truths: Vec<_> = labeled.iter().map(|l| l.truth.clone()).collect();
+    crate::episode::write_truth_jsonl(&opts.out.join("ground_truth.jsonl"), &truths)?;
 
     let t1 = Instant::now();
     let records = score_trajectories(&policy_dir, &reference_dir, &trajectories)?;

@@ -29,8 +29,9 @@ use padv_engine::decoder::{DecoderModel, KvCache};
 use padv_engine::tokenize::{ChatOptions, ChatTemplate, TextTokenizer, Tokenized};
 
 use crate::agent::{ctx, AgentError, Result};
-use crate::lake::{Action, Lake, State};
-use crate::protocol::{observation_message, parse_action, task_message};
+use crate::episode::{Episode, Turn};
+use crate::lake::{Lake, State};
+use crate::protocol::{parse_action, task_message};
 
 /// Sampling settings.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -77,10 +78,8 @@ pub struct Rollout {
     /// Per id: the sampler's log-prob of the sampled token under the full (unmasked,
     /// temperature 1) distribution; 0 elsewhere. For checks against the scorer.
     pub logprob: Vec<f32>,
-    /// States before each action.
-    pub states: Vec<State>,
-    /// The parsed actions.
-    pub actions: Vec<Action>,
+    /// The episode (action texts and transitions), for ground truth.
+    pub episode: Episode,
     /// Total reward.
     pub reward: f64,
 }
@@ -116,7 +115,7 @@ impl<'a> Sampler<'a> {
         }
         let pad_id = tok
             .special_tokens()
-            .pad
+            .pad_token
             .as_deref()
             .and_then(|p| inner.token_to_id(p))
             .unwrap_or(end_id);
@@ -183,8 +182,7 @@ struct Row<'a> {
     /// Ids of the action being generated.
     action: Vec<u32>,
     state: State,
-    states: Vec<State>,
-    actions: Vec<Action>,
+    turns: Vec<Turn>,
     reward: f64,
     done: bool,
     sample_rng: SplitMix64,
@@ -243,8 +241,7 @@ pub fn rollout_batch(
             logprob: vec![0.0; n],
             action: Vec::new(),
             state: job.lake.initial(),
-            states: Vec::new(),
-            actions: Vec::new(),
+            turns: Vec::new(),
             reward: 0.0,
             done: false,
             sample_rng: SplitMix64::new(seed_rng.next_u64()),
@@ -320,17 +317,16 @@ fn finish_action(row: &mut Row, sampler: &Sampler) -> Result<()> {
     row.text.push_str(&sampler.decode(&[sampler.end_id])?);
     row.action.clear();
     let action = parse_action(&text);
-    let lake = row.job.lake;
-    row.states.push(row.state);
-    row.actions.push(action);
-    let step = lake.step(row.state, action, &mut row.env_rng);
+    let step = row.job.lake.step(row.state, action, &mut row.env_rng);
     row.reward += step.reward;
     row.state = step.state;
-    row.traj.messages.push(message("assistant", text, true));
+    let done = step.done();
+    row.traj.messages.push(message("assistant", text.clone(), true));
     row.traj
         .messages
-        .push(message("user", observation_message(lake, &step), false));
-    if step.done {
+        .push(message("user", step.observation.clone(), false));
+    row.turns.push(Turn { text, step });
+    if done {
         row.done = true;
         return Ok(());
     }
@@ -339,7 +335,7 @@ fn finish_action(row: &mut Row, sampler: &Sampler) -> Result<()> {
         AgentError::Invalid(format!(
             "trajectory {}: the chat template rewrote history (turn {})",
             row.traj.id,
-            row.actions.len()
+            row.turns.len()
         ))
     })?;
     let new = sampler.encode(suffix)?;
@@ -385,14 +381,24 @@ fn finish_row(row: Row, sampler: &Sampler) -> Result<Rollout> {
     forced.resize(tokens.ids.len(), false);
     let mut logprob = row.logprob;
     logprob.resize(tokens.ids.len(), 0.0);
+    let episode = Episode {
+        id: traj.id.clone(),
+        task_id: traj.task_id.clone(),
+        lake_seed: row.job.lake.seed(),
+        task: traj
+            .messages
+            .first()
+            .and_then(|m| m.content.clone())
+            .unwrap_or_default(),
+        turns: row.turns,
+    };
     Ok(Rollout {
         trajectory: traj,
         tokens,
         sampled,
         forced,
         logprob,
-        states: row.states,
-        actions: row.actions,
+        episode,
         reward: row.reward,
     })
 }

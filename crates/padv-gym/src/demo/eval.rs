@@ -15,7 +15,10 @@ use serde::Serialize;
 
 use super::{DemoOptions, Labeled};
 use crate::agent::{write_bytes, AgentError, Result};
+use crate::analysis::{alignment, join_steps, length_correlation, LengthStats};
+use crate::episode::{action_message_index, TruthRecord};
 use crate::lake::Lake;
+use crate::truth::DEFAULT_MISTAKE_THRESHOLD;
 use crate::sample::Rollout;
 use crate::train::TrainConfig;
 
@@ -50,46 +53,30 @@ pub struct EvalContext<'a> {
     pub timings: Timings,
 }
 
-/// Sets each policy rollout's `mistake_step` from the exact solution and collects A*.
+/// Sets each policy rollout's `mistake_step` from the exact solution and keeps its ground
+/// truth (threshold [`DEFAULT_MISTAKE_THRESHOLD`] on −A*).
 pub fn label(lakes: &[Lake], rollouts: &mut [Rollout], samples: usize) -> Result<Vec<Labeled>> {
     let mut out = Vec::with_capacity(rollouts.len());
+    let mut values = None;
     for (i, r) in rollouts.iter_mut().enumerate() {
-        let lake = lakes.get(i / samples.max(1)).ok_or_else(|| {
-            AgentError::Invalid(format!("rollout {i} has no map"))
-        })?;
-        let values = crate::solver::solve(lake);
-        let truth = crate::truth::ground_truth(lake, &values, &r.states, &r.actions, r.reward > 0.0);
-        r.trajectory.mistake_step = truth.decisive_step.map(|s| 1 + 2 * s);
+        let map = i / samples.max(1);
+        let lake = lakes
+            .get(map)
+            .ok_or_else(|| AgentError::Invalid(format!("rollout {i} has no map")))?;
+        if i % samples.max(1) == 0 || values.is_none() {
+            values = Some(crate::solver::solve(lake));
+        }
+        let Some(v) = values.as_ref() else { continue };
+        let truth = r.episode.truth(v, DEFAULT_MISTAKE_THRESHOLD);
+        r.trajectory.mistake_step = truth.decisive_mistake.map(action_message_index);
         out.push(Labeled {
+            advantages: truth.steps.iter().map(|s| s.advantage).collect(),
+            v0: truth.v_start,
+            truth: TruthRecord::new(&r.episode, truth),
             rollout: r.clone(),
-            advantages: truth.advantages.clone(),
-            v0: values.v(lake.initial()),
         });
     }
     Ok(out)
-}
-
-/// `ground_truth.jsonl`: per trajectory id, success, V*(s0), A* per step, decisive mistake.
-pub fn write_ground_truth(path: &Path, labeled: &[Labeled]) -> Result<()> {
-    let mut buf = Vec::new();
-    for l in labeled {
-        let t = &l.rollout.trajectory;
-        let line = serde_json::json!({
-            "id": t.id,
-            "task_id": t.task_id,
-            "success": l.rollout.reward > 0.0,
-            "v_star_initial": l.v0,
-            "steps": l.advantages.len(),
-            "true_advantage": l.advantages,
-            "mistake_step": t.mistake_step,
-        });
-        serde_json::to_writer(&mut buf, &line).map_err(|source| AgentError::Json {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        buf.push(b'\n');
-    }
-    write_bytes(path, &buf)
 }
 
 /// One method's headline numbers.
@@ -144,8 +131,10 @@ pub struct FaHeadline {
 /// Theory numbers.
 #[derive(Debug, Clone, Serialize)]
 pub struct TheoryHeadline {
-    /// Spearman of the step score with the true advantage A*.
+    /// Spearman of the step score with the true advantage A*, pooled over all steps.
     pub spearman_pa_vs_true_advantage: Option<f64>,
+    /// Mean within-trajectory Spearman (trajectories with ≥ 3 steps where both vary).
+    pub spearman_within_trajectory: Option<f64>,
 }
 
 /// The demo's `summary.json`.
@@ -229,20 +218,19 @@ pub fn evaluate(cx: &EvalContext) -> Result<DemoSummary> {
     write_grid(cx.opts, "eval-fa.json", &fa_rows, None::<&()>)?;
 
     let steps: Vec<f64> = cx.labeled.iter().map(|l| l.advantages.len() as f64).collect();
-    let advantages: Vec<f64> = cx.labeled.iter().flat_map(|l| l.advantages.clone()).collect();
+    let steps_n: Vec<usize> = cx.labeled.iter().map(|l| l.advantages.len()).collect();
+    let truths: Vec<TruthRecord> = cx.labeled.iter().map(|l| l.truth.clone()).collect();
     let mut methods_out = BTreeMap::new();
     for c in &cv {
         let Some(headline) = most_chosen(c) else { continue };
         let Some(u) = uq_rows.iter().find(|r| r.label == headline) else { continue };
         let scorer = table.scorer(&u.spec).map_err(|e| bad(&e))?;
         let traj_scores = scorer.trajectory_scores();
-        let len_corr = paired_spearman(&traj_scores, &steps);
-        let step_scores: Vec<f64> = (0..cx.records.len())
-            .flat_map(|r| scorer.step_scores(r).into_iter().map(|(_, s)| s))
+        let len_corr = length_correlation(&traj_scores, &steps_n);
+        let step_scores: Vec<(String, Vec<(usize, f64)>)> = (0..table.len())
+            .map(|r| (table.ids()[r].clone(), scorer.step_scores(r)))
             .collect();
-        let theory = (step_scores.len() == advantages.len())
-            .then(|| spearman(&step_scores, &advantages).ok())
-            .flatten();
+        let al = alignment(&join_steps(&step_scores, &truths)?);
         let bon = bon_rows.iter().find(|r| r.label == headline).map(|r| bon_headline(&r.result));
         let fa = fa_rows.iter().find(|r| r.label == headline).map(|r| fa_headline(&r.result));
         methods_out.insert(
@@ -257,7 +245,8 @@ pub fn evaluate(cx: &EvalContext) -> Result<DemoSummary> {
                 bon: bon.ok_or_else(|| bad(&format!("no best-of-N row {headline}")))?,
                 fa: fa.unwrap_or_default(),
                 theory: TheoryHeadline {
-                    spearman_pa_vs_true_advantage: theory,
+                    spearman_pa_vs_true_advantage: al.spearman_pooled,
+                    spearman_within_trajectory: al.spearman_within_mean,
                 },
                 spearman_with_steps: len_corr,
             },
@@ -271,7 +260,7 @@ pub fn evaluate(cx: &EvalContext) -> Result<DemoSummary> {
         lengths: lengths(cx, &steps),
         methods: methods_out,
         priors: priors(cx, &table, &steps, &uq_opts, &fa_rows)?,
-        theory: theory(cx, beta, &advantages),
+        theory: theory(cx, beta, &truths)?,
         timings: cx.timings,
     })
 }
@@ -367,7 +356,8 @@ fn ground_truth(cx: &EvalContext) -> serde_json::Value {
         "failures": failures,
         "failures_with_decisive_mistake": with_mistake,
         "failures_bad_luck_only": failures - with_mistake,
-        "decisive_mistake_threshold": crate::truth::MISTAKE_THRESHOLD,
+        "decisive_mistake_threshold": DEFAULT_MISTAKE_THRESHOLD,
+        "decisive_mistake_rule": "failed episode: the step with the most negative A*(s,a), if A* < -threshold; otherwise the failure was bad luck only",
     })
 }
 
@@ -388,6 +378,7 @@ fn lengths(cx: &EvalContext, steps: &[f64]) -> serde_json::Value {
         .map(|l| if l.rollout.reward > 0.0 { 1.0 } else { 0.0 })
         .collect();
     serde_json::json!({
+        "records": LengthStats::of(cx.records),
         "mean_steps": mean(steps),
         "max_steps": steps.iter().copied().fold(0.0, f64::max),
         "mean_action_tokens": mean(&action_tokens),
@@ -441,32 +432,35 @@ fn priors(
     }))
 }
 
-fn theory(cx: &EvalContext, beta: f64, advantages: &[f64]) -> serde_json::Value {
+fn theory(cx: &EvalContext, beta: f64, truths: &[TruthRecord]) -> Result<serde_json::Value> {
     // Exact action-level PA: β·Σ_tokens (log π − log π_ref) = β·log π(a|h)/π_ref(a|h).
-    let pa: Vec<f64> = cx
+    let steps: Vec<(String, Vec<(usize, f64)>)> = cx
         .records
         .iter()
-        .flat_map(|r| {
-            r.steps.iter().map(move |s| {
-                let lr: f64 = match &s.reference {
-                    Some(refr) => s
-                        .policy
-                        .iter()
-                        .zip(refr)
-                        .map(|(p, q)| (*p - *q) as f64)
-                        .sum(),
-                    None => f64::NAN,
-                };
-                beta * lr
-            })
+        .map(|r| {
+            let s = r
+                .steps
+                .iter()
+                .map(|s| {
+                    let lr: f64 = match &s.reference {
+                        Some(q) => s.policy.iter().zip(q).map(|(p, q)| (*p - *q) as f64).sum(),
+                        None => f64::NAN,
+                    };
+                    (s.message_index, beta * lr)
+                })
+                .collect();
+            (r.id.clone(), s)
         })
         .collect();
-    let ok = pa.len() == advantages.len() && pa.iter().all(|x| x.is_finite());
-    serde_json::json!({
+    let pairs = join_steps(&steps, truths)?;
+    let al = alignment(&pairs);
+    let pa: Vec<f64> = pairs.iter().map(|p| p.score).collect();
+    let adv: Vec<f64> = pairs.iter().map(|p| p.advantage).collect();
+    Ok(serde_json::json!({
         "step_pa": "beta * sum over the action's tokens of (log pi - log pi_ref)",
-        "steps": pa.len(),
-        "spearman_step_pa_vs_true_advantage": if ok { spearman(&pa, advantages).ok() } else { None },
+        "alignment": al,
+        "spearman_step_pa_vs_true_advantage": al.spearman_pooled,
         "mean_step_pa": mean(&pa),
-        "mean_true_advantage": mean(advantages),
-    })
+        "mean_true_advantage": mean(&adv),
+    }))
 }

@@ -66,7 +66,7 @@ pub fn print_table(s: &DemoSummary) -> String {
     out.push_str(&format!(
         "theory: Spearman(step PA = beta*log pi/pi_ref of the action, A*) = {} over {} steps\n",
         f(g(&s.theory, "spearman_step_pa_vs_true_advantage")),
-        s.theory["steps"],
+        s.theory["alignment"]["n_steps"],
     ));
     out.push_str(&format!(
         "time: rollouts {:.1} s, scoring {:.1} s, total {:.1} s\n",

@@ -24,8 +24,14 @@ pub fn pad_batch(seqs: &[&[u32]], pad: u32) -> Result<(Tensor, usize)> {
 /// attention), and padded entries are masked by the caller.
 pub fn token_logprobs(model: &DecoderModel, ids: &Tensor) -> Result<Tensor> {
     let (b, t) = ids.dims2().map_err(ctx("batch shape"))?;
+    if t < 2 {
+        return Err(crate::agent::AgentError::Invalid(
+            "token log-probs need sequences of at least 2 tokens".into(),
+        ));
+    }
     let run = || -> candle_core::Result<Tensor> {
-        let hidden = model.forward(&ids.narrow(1, 0, t - 1)?, 0, &mut KvCache::discarding())?;
+        let inputs = ids.narrow(1, 0, t - 1)?.contiguous()?;
+        let hidden = model.forward(&inputs, 0, &mut KvCache::discarding())?;
         let logits = model.logits(&hidden)?;
         let lp = candle_nn::ops::log_softmax(&logits, D::Minus1)?;
         let targets = ids.narrow(1, 1, t - 1)?.contiguous()?.unsqueeze(2)?;

@@ -122,8 +122,9 @@ pub fn demonstrations(
     for m in 0..cfg.sft.episodes {
         let s = train_map_seed(cfg.seed, 0, m);
         let lake = Lake::generate(&cfg.lake, s)?;
+        let values = crate::solver::solve(&lake);
         let traj = sft::play_scripted(&lake, format!("sft-{m}"), format!("{s:x}"), &mut rng, |l, st, r| {
-            expert.action_text(l, st, r)
+            expert.action_text(l, &values, st, r)
         });
         success += traj.reward.unwrap_or(0.0);
         out.push(tok.tokenize_chat(sampler.template(), &traj, usize::MAX)?);

@@ -50,14 +50,14 @@ pub struct RlConfig {
 impl Default for RlConfig {
     fn default() -> Self {
         RlConfig {
-            iterations: 60,
-            maps_per_iteration: 8,
+            iterations: 40,
+            maps_per_iteration: 4,
             group: 8,
             lr: 1e-3,
             weight_decay: 0.0,
             clip: 1.0,
             max_action_tokens: 16,
-            micro_batch: 16,
+            micro_batch: 8,
         }
     }
 }

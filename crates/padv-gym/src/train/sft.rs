@@ -14,7 +14,7 @@ use super::batch::{accumulate, clip_grad_norm, pad_batch, sorted_vars, target_we
 use super::log::{LogEntry, TrainLog};
 use crate::agent::{ctx, Agent, Result};
 use crate::lake::{Lake, State};
-use crate::protocol::{observation_message, parse_action, task_message};
+use crate::protocol::{parse_action, task_message};
 use crate::sample::message;
 
 /// SFT hyper-parameters.
@@ -39,10 +39,10 @@ pub struct SftConfig {
 impl Default for SftConfig {
     fn default() -> Self {
         SftConfig {
-            episodes: 2000,
-            steps: 300,
-            batch: 32,
-            micro_batch: 16,
+            episodes: 1000,
+            steps: 150,
+            batch: 16,
+            micro_batch: 8,
             lr: 3e-3,
             weight_decay: 0.01,
             clip: 1.0,
@@ -86,9 +86,9 @@ pub fn play_scripted(
         reward += step.reward;
         traj.messages.push(message("assistant", text, true));
         traj.messages
-            .push(message("user", observation_message(lake, &step), false));
+            .push(message("user", step.observation.clone(), false));
         s = step.state;
-        if step.done {
+        if step.done() {
             break;
         }
     }

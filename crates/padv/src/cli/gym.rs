@@ -65,7 +65,7 @@ pub fn run(cmd: GymCommand) -> anyhow::Result<()> {
 fn train(a: TrainArgs) -> anyhow::Result<()> {
     let mut lake = LakeConfig::default();
     if let Some(s) = a.size {
-        lake = LakeConfig::with_size(s);
+        lake = LakeConfig::default_for_size(s);
     }
     if let Some(p) = a.slip {
         lake.slip = p;

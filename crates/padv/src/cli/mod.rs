@@ -4,7 +4,9 @@
 mod bench;
 mod bench_engine;
 mod engine_opts;
+mod demo;
 mod eval;
+mod gym;
 mod inspect;
 mod output;
 mod render;
@@ -42,6 +44,11 @@ enum Command {
     /// Benchmarks (separate from the tests): evaluation throughput and engine speed.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// The gym: a slippery lake with exact dynamics and a post-trained tiny agent pair.
+    #[command(subcommand)]
+    Gym(gym::GymCommand),
+    /// Roll the committed gym pair out on held-out maps, score and evaluate PA against ground truth.
+    Demo(demo::DemoArgs),
 }
 
 /// Options shared by every command that reads trajectory files.
@@ -75,5 +82,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Score(a) => score::run(a),
         Command::Eval(c) => eval::run(c),
         Command::Bench(c) => bench::run(c),
+        Command::Gym(c) => gym::run(c),
+        Command::Demo(a) => demo::run(a),
     }
 }
