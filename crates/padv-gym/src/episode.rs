@@ -329,7 +329,10 @@ mod tests {
         assert_eq!(t.mistake_step, Some(5));
         assert_eq!(t.reward, Some(0.0));
         assert_eq!(t.messages[3].content.as_deref(), Some("hmm"));
-        assert_eq!(t.messages[6].content.as_deref(), Some("moved right | fell in a hole at 0,2"));
+        assert_eq!(
+            t.messages[6].content.as_deref(),
+            Some("moved right | fell in a hole at 0,2")
+        );
     }
 
     #[test]
@@ -339,8 +342,22 @@ mod tests {
         for seed in 0..20 {
             let lake = Lake::generate(&config, seed).unwrap();
             let values = solve(&lake);
-            let a = expert_episode(&lake, &values, &expert, "a", "m", &mut SplitMix64::new(seed));
-            let b = expert_episode(&lake, &values, &expert, "a", "m", &mut SplitMix64::new(seed));
+            let a = expert_episode(
+                &lake,
+                &values,
+                &expert,
+                "a",
+                "m",
+                &mut SplitMix64::new(seed),
+            );
+            let b = expert_episode(
+                &lake,
+                &values,
+                &expert,
+                "a",
+                "m",
+                &mut SplitMix64::new(seed),
+            );
             assert_eq!(a, b);
             assert!(a.status().is_done());
             assert!(a.turns.len() <= config.max_steps);

@@ -143,7 +143,10 @@ mod tests {
         }
         let p = expert.invalid_rate;
         let sd = (n as f64 * p * (1.0 - p)).sqrt();
-        assert!((invalid as f64 - n as f64 * p).abs() < 5.0 * sd, "{invalid}");
+        assert!(
+            (invalid as f64 - n as f64 * p).abs() < 5.0 * sd,
+            "{invalid}"
+        );
         // Suboptimal moves come only from mistakes, so their rate is at most
         // (1 − invalid) · mistake_rate.
         let max = (1.0 - p) * expert.mistake_rate * n as f64;

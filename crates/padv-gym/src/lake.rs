@@ -673,8 +673,12 @@ mod tests {
             let total: f64 = lake.outcomes(s, a).iter().map(|o| o.1).sum();
             assert!((total - 1.0).abs() < 1e-15);
         }
-        assert!(lake.outcomes(State { pos: 3, t: 1 }, Action::Invalid).is_empty());
-        assert!(lake.outcomes(State { pos: 0, t: 4 }, Action::Invalid).is_empty());
+        assert!(lake
+            .outcomes(State { pos: 3, t: 1 }, Action::Invalid)
+            .is_empty());
+        assert!(lake
+            .outcomes(State { pos: 0, t: 4 }, Action::Invalid)
+            .is_empty());
     }
 
     /// Empirical slip frequency vs `p` over many steps: the count of sideways moves is

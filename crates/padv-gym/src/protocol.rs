@@ -112,7 +112,9 @@ fn position_line(lake: &Lake, s: State) -> String {
     let (r, c) = lake.coords(s.pos);
     let mut out = format!("at {r},{c} |");
     for m in Move::ALL {
-        let tile = lake.neighbour(s.pos, m).map_or('#', |q| lake.tile(q).symbol());
+        let tile = lake
+            .neighbour(s.pos, m)
+            .map_or('#', |q| lake.tile(q).symbol());
         out.push_str(&format!(" {} {tile}", move_word(m)));
     }
     let (gr, gc) = lake.coords(lake.goal());
@@ -178,7 +180,9 @@ mod tests {
             "moved up (blocked) | at 0,0 | up # down . left # right . | goal down 2 right 2 | 5 left"
         );
         let step = lake.step(s, Action::Invalid, &mut rng);
-        assert!(step.observation.starts_with("invalid action, no move | at 0,0"));
+        assert!(step
+            .observation
+            .starts_with("invalid action, no move | at 0,0"));
         let near = State { pos: 5, t: 5 };
         let step = lake.step(near, Action::Move(Move::Down), &mut rng);
         assert_eq!(step.observation, "moved down | reached the goal at 2,2");

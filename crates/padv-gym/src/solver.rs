@@ -152,7 +152,10 @@ mod tests {
         close(vals.advantage(s, Action::Invalid), -0.08);
         // Terminal states: the goal is worth 1, every action's advantage is 0.
         close(vals.v(State { pos: 1, t: 1 }), 1.0);
-        close(vals.advantage(State { pos: 1, t: 1 }, Action::Move(Up)), 0.0);
+        close(
+            vals.advantage(State { pos: 1, t: 1 }, Action::Move(Up)),
+            0.0,
+        );
     }
 
     /// ```text
@@ -177,7 +180,10 @@ mod tests {
         }
         assert_eq!(vals.optimal_moves(s), vec![Down]);
         // From (1,1) at t = 2: down then right or right then down both work.
-        assert_eq!(vals.optimal_moves(State { pos: 4, t: 2 }), vec![Down, Right]);
+        assert_eq!(
+            vals.optimal_moves(State { pos: 4, t: 2 }),
+            vec![Down, Right]
+        );
         close(vals.v(State { pos: 1, t: 1 }), 0.0);
 
         let short = Lake::from_rows(&["SH.", "...", "..G"], 0.0, 3).unwrap();

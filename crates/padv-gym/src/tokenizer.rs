@@ -139,9 +139,7 @@ impl GymTokenizer {
                     .get(id as usize)
                     .copied()
                     .flatten()
-                    .ok_or_else(|| {
-                        GymError::Token(format!("id {id} is not an ordinary character"))
-                    })
+                    .ok_or_else(|| GymError::Token(format!("id {id} is not an ordinary character")))
             })
             .collect()
     }

@@ -89,10 +89,7 @@ impl EpisodeTruth {
 
     /// The most negative `A*` of the episode (0 for an episode without steps).
     pub fn min_advantage(&self) -> f64 {
-        self.steps
-            .iter()
-            .map(|s| s.advantage)
-            .fold(0.0, f64::min)
+        self.steps.iter().map(|s| s.advantage).fold(0.0, f64::min)
     }
 }
 
@@ -173,7 +170,12 @@ mod tests {
         ];
         let c = TruthCounts::of(&truths);
         assert_eq!(
-            (c.episodes, c.successes, c.labelled_failures, c.unlucky_failures),
+            (
+                c.episodes,
+                c.successes,
+                c.labelled_failures,
+                c.unlucky_failures
+            ),
             (3, 1, 1, 1)
         );
     }
@@ -191,7 +193,10 @@ mod tests {
         let t = EpisodeTruth::new(&values, &[(s0, up), (s0, up)], false, 0.1);
         assert_eq!(t.decisive_mistake, Some(0));
         let t = EpisodeTruth::new(&values, &[(s0, up)], false, -a);
-        assert_eq!(t.decisive_mistake, None, "A* equal to −threshold is not below it");
+        assert_eq!(
+            t.decisive_mistake, None,
+            "A* equal to −threshold is not below it"
+        );
         let t = EpisodeTruth::new(&values, &[(s0, up)], false, -a - 1e-9);
         assert_eq!(t.decisive_mistake, Some(0));
     }

@@ -77,7 +77,13 @@ fn tokenizer_round_trips_through_the_engine_chat_template() {
             let ids = &enc.ids[span.start..span.end];
             let mut expect = gym.encode(&turn.text).unwrap();
             expect.push(END_ID);
-            assert_eq!(ids, expect.as_slice(), "{} message {}", t.id, span.message_index);
+            assert_eq!(
+                ids,
+                expect.as_slice(),
+                "{} message {}",
+                t.id,
+                span.message_index
+            );
             // Decoding the content and re-encoding gives the same ids.
             let text = gym.decode(&ids[..ids.len() - 1]).unwrap();
             assert_eq!(text, turn.text);
@@ -85,9 +91,7 @@ fn tokenizer_round_trips_through_the_engine_chat_template() {
             assert_eq!(re.get_ids(), &ids[..ids.len() - 1]);
         }
         // The generation prompt after the task is `<|assistant|>`.
-        let prompt = gym
-            .conversation(msgs[..1].iter().copied(), true)
-            .unwrap();
+        let prompt = gym.conversation(msgs[..1].iter().copied(), true).unwrap();
         assert_eq!(&enc.ids[..prompt.len()], prompt.as_slice());
     }
 }

@@ -216,7 +216,10 @@ fn lake_mdp_agrees_with_the_solver() {
                 // ≤ the hard optimum (a mixture never beats the best action).
                 let gap = exact.v(s) - soft.v(t, pos);
                 let steps = (config.max_steps - t) as f64;
-                assert!(gap >= -1e-12 && gap <= beta * 5f64.ln() * steps + 1e-12, "{gap}");
+                assert!(
+                    gap >= -1e-12 && gap <= beta * 5f64.ln() * steps + 1e-12,
+                    "{gap}"
+                );
             }
         }
     }
