@@ -155,17 +155,16 @@ impl AgentConfig {
             )));
         }
         let json = self.config_json(tok);
-        let raw: RawConfig =
-            serde_json::from_value(json).map_err(|source| AgentError::Json {
-                path: PathBuf::from("<agent config.json>"),
-                source,
-            })?;
+        let raw: RawConfig = serde_json::from_value(json).map_err(|source| AgentError::Json {
+            path: PathBuf::from("<agent config.json>"),
+            source,
+        })?;
         Ok(resolve(&raw, Path::new("<agent config.json>"))?)
     }
 }
 
 /// A trainable agent: its shape, the resolved decoder config and the parameters.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Agent {
     /// Shape.
     pub config: AgentConfig,
@@ -173,6 +172,15 @@ pub struct Agent {
     pub decoder: DecoderConfig,
     /// Parameters under their HF names.
     pub varmap: VarMap,
+}
+
+impl std::fmt::Debug for Agent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Agent")
+            .field("config", &self.config)
+            .field("parameters", &self.num_parameters())
+            .finish()
+    }
 }
 
 impl Agent {

@@ -174,7 +174,10 @@ pub fn score_trajectories(
 pub fn run(opts: &DemoOptions) -> Result<DemoSummary> {
     let started = Instant::now();
     let (train_cfg, manifest) = read_manifest(&opts.pair)?;
-    let policy_dir = opts.policy.clone().unwrap_or_else(|| opts.pair.join("policy"));
+    let policy_dir = opts
+        .policy
+        .clone()
+        .unwrap_or_else(|| opts.pair.join("policy"));
     let reference_dir = opts.pair.join("reference");
     std::fs::create_dir_all(&opts.out).map_err(|source| AgentError::Io {
         path: opts.out.clone(),
@@ -189,7 +192,15 @@ pub fn run(opts: &DemoOptions) -> Result<DemoSummary> {
         .map(|i| Lake::generate(&train_cfg.lake, heldout_map_seed(opts.seed, i)))
         .collect::<std::result::Result<_, _>>()?;
     let t0 = Instant::now();
-    let mut pol = rollouts(&policy, &sampler, &lakes, opts.samples, opts.seed, opts.batch, "policy")?;
+    let mut pol = rollouts(
+        &policy,
+        &sampler,
+        &lakes,
+        opts.samples,
+        opts.seed,
+        opts.batch,
+        "policy",
+    )?;
     let ref_rollouts = rollouts(
         &reference,
         &sampler,
@@ -202,7 +213,10 @@ pub fn run(opts: &DemoOptions) -> Result<DemoSummary> {
     let rollout_s = t0.elapsed().as_secs_f64();
 
     let labeled = eval::label(&lakes, &mut pol, opts.samples)?;
-    let trajectories: Vec<Trajectory> = labeled.iter().map(|l| l.rollout.trajectory.clone()).collect();
+    let trajectories: Vec<Trajectory> = labeled
+        .iter()
+        .map(|l| l.rollout.trajectory.clone())
+        .collect();
     crate::episode::write_chat_jsonl(&opts.out.join("trajectories.jsonl"), &trajectories)?;
     let ref_trajs: Vec<Trajectory> = ref_rollouts.iter().map(|r| r.trajectory.clone()).collect();
     crate::episode::write_chat_jsonl(&opts.out.join("reference_trajectories.jsonl"), &ref_trajs)?;

@@ -25,7 +25,7 @@ use candle_core::{Device, Tensor};
 use padv_core::eval::SplitMix64;
 use padv_core::render::chat_messages;
 use padv_core::{Message, Trajectory};
-use padv_engine::decoder::{DecoderModel, KvCache};
+use padv_engine::decoder::DecoderModel;
 use padv_engine::tokenize::{ChatOptions, ChatTemplate, TextTokenizer, Tokenized};
 
 use crate::agent::{ctx, AgentError, Result};
@@ -253,9 +253,17 @@ pub fn rollout_batch(
     let mut cache = model.new_cache();
     // Prefill the common prefix length minus one; the last known position of the shortest
     // prompt is fed in the loop, whose output is the first action's distribution.
-    let prefill = rows.iter().map(|r| r.ids.len()).min().unwrap_or(0).saturating_sub(1);
+    let prefill = rows
+        .iter()
+        .map(|r| r.ids.len())
+        .min()
+        .unwrap_or(0)
+        .saturating_sub(1);
     if prefill > 0 {
-        let flat: Vec<u32> = rows.iter().flat_map(|r| r.ids[..prefill].to_vec()).collect();
+        let flat: Vec<u32> = rows
+            .iter()
+            .flat_map(|r| r.ids[..prefill].to_vec())
+            .collect();
         let ids = Tensor::from_vec(flat, (b, prefill), &Device::Cpu).map_err(ctx("prefill ids"))?;
         model
             .forward_rows(&ids, 0, &mut cache, &[prefill - 1], prefill)
@@ -291,9 +299,17 @@ pub fn rollout_batch(
             }
             let forced = row.action.len() >= cfg.max_action_tokens;
             let (id, lp) = if forced {
-                (sampler.end_id, log_softmax_at(logits, sampler.end_id as usize))
+                (
+                    sampler.end_id,
+                    log_softmax_at(logits, sampler.end_id as usize),
+                )
             } else {
-                sample(logits, &sampler.allowed, cfg.temperature, &mut row.sample_rng)
+                sample(
+                    logits,
+                    &sampler.allowed,
+                    cfg.temperature,
+                    &mut row.sample_rng,
+                )
             };
             row.ids.push(id);
             row.sampled.push(true);
@@ -321,7 +337,9 @@ fn finish_action(row: &mut Row, sampler: &Sampler) -> Result<()> {
     row.reward += step.reward;
     row.state = step.state;
     let done = step.done();
-    row.traj.messages.push(message("assistant", text.clone(), true));
+    row.traj
+        .messages
+        .push(message("assistant", text.clone(), true));
     row.traj
         .messages
         .push(message("user", step.observation.clone(), false));
@@ -406,7 +424,12 @@ fn finish_row(row: Row, sampler: &Sampler) -> Result<Rollout> {
 /// log softmax(logits)[i] over the full vocabulary.
 fn log_softmax_at(logits: &[f32], i: usize) -> f32 {
     let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let lse = logits.iter().map(|&z| ((z - max) as f64).exp()).sum::<f64>().ln() as f32 + max;
+    let lse = logits
+        .iter()
+        .map(|&z| ((z - max) as f64).exp())
+        .sum::<f64>()
+        .ln() as f32
+        + max;
     logits.get(i).map_or(f32::NEG_INFINITY, |&z| z - lse)
 }
 
@@ -416,7 +439,13 @@ fn sample(logits: &[f32], allowed: &[bool], temperature: f64, rng: &mut SplitMix
     let scaled: Vec<f64> = logits
         .iter()
         .zip(allowed.iter().chain(std::iter::repeat(&false)))
-        .map(|(&z, &ok)| if ok { z as f64 / temperature } else { f64::NEG_INFINITY })
+        .map(|(&z, &ok)| {
+            if ok {
+                z as f64 / temperature
+            } else {
+                f64::NEG_INFINITY
+            }
+        })
         .collect();
     let max = scaled.iter().copied().fold(f64::NEG_INFINITY, f64::max);
     let weights: Vec<f64> = scaled.iter().map(|&z| (z - max).exp()).collect();

@@ -51,7 +51,10 @@ fn saved_checkpoint_scores_like_the_training_model() {
         .logprob;
     let model = agent.trainable_model().unwrap();
     let (batch, _) = pad_batch(&[ids.as_slice()], 0).unwrap();
-    let want = token_logprobs(&model, &batch).unwrap().to_vec2::<f32>().unwrap();
+    let want = token_logprobs(&model, &batch)
+        .unwrap()
+        .to_vec2::<f32>()
+        .unwrap();
     assert_eq!(got.len(), want[0].len());
     for (g, w) in got.iter().zip(&want[0]) {
         assert!((g - w).abs() < 1e-4, "{g} vs {w}");
@@ -98,7 +101,11 @@ fn rollouts_are_exact_and_deterministic() {
     let r = &a[0];
     let targets: Vec<usize> = (0..r.tokens.ids.len()).filter(|&p| r.sampled[p]).collect();
     let got = engine
-        .score(&r.tokens.ids, &(targets[0]..targets[0] + 1), StatsRequest::default())
+        .score(
+            &r.tokens.ids,
+            &(targets[0]..targets[0] + 1),
+            StatsRequest::default(),
+        )
         .unwrap()
         .logprob;
     assert!((got[0] - r.logprob[targets[0]]).abs() < 1e-4);

@@ -55,7 +55,10 @@ fn quick_demo_end_to_end() {
     assert!((ref_success - ref_successes as f64 / reference.len() as f64).abs() < 1e-12);
 
     // Decisive-mistake counts agree with the trajectories' labels.
-    let labelled = trajs.iter().filter(|t| !t["mistake_step"].is_null()).count();
+    let labelled = trajs
+        .iter()
+        .filter(|t| !t["mistake_step"].is_null())
+        .count();
     assert_eq!(
         summary["ground_truth"]["failures_with_decisive_mistake"].as_u64(),
         Some(labelled as u64)
@@ -68,7 +71,13 @@ fn quick_demo_end_to_end() {
 
     // Every method has the required fields, and values are in range.
     let methods = summary["methods"].as_object().unwrap();
-    for name in ["pa", "policy_logprob", "neg_entropy", "self_certainty", "deepconf"] {
+    for name in [
+        "pa",
+        "policy_logprob",
+        "neg_entropy",
+        "self_certainty",
+        "deepconf",
+    ] {
         let m = methods
             .get(name)
             .unwrap_or_else(|| panic!("method {name} missing: {methods:?}"));

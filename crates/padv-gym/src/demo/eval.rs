@@ -14,13 +14,13 @@ use padv_core::LogprobRecord;
 use serde::Serialize;
 
 use super::{DemoOptions, Labeled};
-use crate::agent::{write_bytes, AgentError, Result};
+use crate::agent::{AgentError, Result};
 use crate::analysis::{alignment, join_steps, length_correlation, LengthStats};
 use crate::episode::{action_message_index, TruthRecord};
 use crate::lake::Lake;
-use crate::truth::DEFAULT_MISTAKE_THRESHOLD;
 use crate::sample::Rollout;
 use crate::train::TrainConfig;
+use crate::truth::DEFAULT_MISTAKE_THRESHOLD;
 
 /// Wall-clock seconds of the demo's phases.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -217,13 +217,21 @@ pub fn evaluate(cx: &EvalContext) -> Result<DemoSummary> {
     write_grid(cx.opts, "eval-bon.json", &bon_rows, None::<&()>)?;
     write_grid(cx.opts, "eval-fa.json", &fa_rows, None::<&()>)?;
 
-    let steps: Vec<f64> = cx.labeled.iter().map(|l| l.advantages.len() as f64).collect();
+    let steps: Vec<f64> = cx
+        .labeled
+        .iter()
+        .map(|l| l.advantages.len() as f64)
+        .collect();
     let steps_n: Vec<usize> = cx.labeled.iter().map(|l| l.advantages.len()).collect();
     let truths: Vec<TruthRecord> = cx.labeled.iter().map(|l| l.truth.clone()).collect();
     let mut methods_out = BTreeMap::new();
     for c in &cv {
-        let Some(headline) = most_chosen(c) else { continue };
-        let Some(u) = uq_rows.iter().find(|r| r.label == headline) else { continue };
+        let Some(headline) = most_chosen(c) else {
+            continue;
+        };
+        let Some(u) = uq_rows.iter().find(|r| r.label == headline) else {
+            continue;
+        };
         let scorer = table.scorer(&u.spec).map_err(|e| bad(&e))?;
         let traj_scores = scorer.trajectory_scores();
         let len_corr = length_correlation(&traj_scores, &steps_n);
@@ -231,8 +239,14 @@ pub fn evaluate(cx: &EvalContext) -> Result<DemoSummary> {
             .map(|r| (table.ids()[r].clone(), scorer.step_scores(r)))
             .collect();
         let al = alignment(&join_steps(&step_scores, &truths)?);
-        let bon = bon_rows.iter().find(|r| r.label == headline).map(|r| bon_headline(&r.result));
-        let fa = fa_rows.iter().find(|r| r.label == headline).map(|r| fa_headline(&r.result));
+        let bon = bon_rows
+            .iter()
+            .find(|r| r.label == headline)
+            .map(|r| bon_headline(&r.result));
+        let fa = fa_rows
+            .iter()
+            .find(|r| r.label == headline)
+            .map(|r| fa_headline(&r.result));
         methods_out.insert(
             c.group.clone(),
             MethodSummary {
@@ -263,15 +277,6 @@ pub fn evaluate(cx: &EvalContext) -> Result<DemoSummary> {
         theory: theory(cx, beta, &truths)?,
         timings: cx.timings,
     })
-}
-
-fn paired_spearman(scores: &[Option<f64>], other: &[f64]) -> Option<f64> {
-    let (a, b): (Vec<f64>, Vec<f64>) = scores
-        .iter()
-        .zip(other)
-        .filter_map(|(s, o)| s.map(|s| (s, *o)))
-        .unzip();
-    spearman(&a, &b).ok()
 }
 
 fn bon_headline(r: &BonResult) -> BonHeadline {
@@ -346,7 +351,11 @@ fn success(cx: &EvalContext) -> serde_json::Value {
 }
 
 fn ground_truth(cx: &EvalContext) -> serde_json::Value {
-    let failures = cx.labeled.iter().filter(|l| l.rollout.reward <= 0.0).count();
+    let failures = cx
+        .labeled
+        .iter()
+        .filter(|l| l.rollout.reward <= 0.0)
+        .count();
     let with_mistake = cx
         .labeled
         .iter()

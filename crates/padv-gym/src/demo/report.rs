@@ -12,7 +12,11 @@ pub fn print_table(s: &DemoSummary) -> String {
     let g = |v: &serde_json::Value, k: &str| v.get(k).and_then(|x| x.as_f64());
     out.push_str(&format!(
         "held-out maps: {} x {} rollouts | size {} slip {} beta {}\n",
-        s.setup["held_out_maps"], s.setup["samples_per_map"], s.setup["map_size"], s.setup["slip"], s.setup["beta"],
+        s.setup["held_out_maps"],
+        s.setup["samples_per_map"],
+        s.setup["map_size"],
+        s.setup["slip"],
+        s.setup["beta"],
     ));
     out.push_str(&format!(
         "success: policy {} | reference {} | optimal V*(s0) {}\n",
@@ -30,17 +34,24 @@ pub fn print_table(s: &DemoSummary) -> String {
     ));
     out.push_str(&format!(
         "{:<18} {:>7} {:>15} {:>7} {:>7} {:>7} {:>7} {:>7}  {}\n",
-        "method", "AUROC", "95% CI", "CV-AUC", "BoN", "FA-cum", "rho A*", "rho len", "headline cell"
+        "method",
+        "AUROC",
+        "95% CI",
+        "CV-AUC",
+        "BoN",
+        "FA-cum",
+        "rho A*",
+        "rho len",
+        "headline cell"
     ));
     out.push_str(&format!(
         "{:<18} {:>7} {:>15} {:>7} {:>7} {:>7} {:>7} {:>7}\n",
         "(better)", "high", "", "high", "high", "high", "high", "~0"
     ));
     for (name, m) in &s.methods {
-        let ci = m
-            .uq
-            .auroc_ci
-            .map_or_else(|| "-".into(), |[a, b]| format!("[{a:.3},{b:.3}]"));
+        let ci =
+            m.uq.auroc_ci
+                .map_or_else(|| "-".into(), |[a, b]| format!("[{a:.3},{b:.3}]"));
         let fa = m.fa.get("min_cumulative").map(|x| x.accuracy);
         out.push_str(&format!(
             "{:<18} {} {:>15} {} {} {} {} {}  {}\n",
@@ -55,7 +66,11 @@ pub fn print_table(s: &DemoSummary) -> String {
             m.headline
         ));
     }
-    let bon = s.methods.values().next().map(|m| (m.bon.mean_at_n, m.bon.pass_at_n_oracle));
+    let bon = s
+        .methods
+        .values()
+        .next()
+        .map(|m| (m.bon.mean_at_n, m.bon.pass_at_n_oracle));
     out.push_str(&format!(
         "\nchance: AUROC 0.500 | fewer-steps prior AUROC {} | BoN random {} oracle {} | FA most-common-step {}\n",
         f(g(&s.priors, "uq_fewer_steps_auroc")),

@@ -98,9 +98,10 @@ pub fn clip_grad_norm(grads: &mut GradStore, vars: &[Var], max_norm: f64) -> Res
 
 /// The variables of a map, sorted by name (a fixed order for accumulation and clipping).
 pub fn sorted_vars(varmap: &candle_nn::VarMap) -> Result<Vec<Var>> {
-    let data = varmap.data().lock().map_err(|_| {
-        crate::agent::AgentError::Invalid("parameter map lock poisoned".into())
-    })?;
+    let data = varmap
+        .data()
+        .lock()
+        .map_err(|_| crate::agent::AgentError::Invalid("parameter map lock poisoned".into()))?;
     let mut named: Vec<(&String, &Var)> = data.iter().collect();
     named.sort_by(|a, b| a.0.cmp(b.0));
     Ok(named.into_iter().map(|(_, v)| v.clone()).collect())

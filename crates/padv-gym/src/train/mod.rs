@@ -123,9 +123,13 @@ pub fn demonstrations(
         let s = train_map_seed(cfg.seed, 0, m);
         let lake = Lake::generate(&cfg.lake, s)?;
         let values = crate::solver::solve(&lake);
-        let traj = sft::play_scripted(&lake, format!("sft-{m}"), format!("{s:x}"), &mut rng, |l, st, r| {
-            expert.action_text(l, &values, st, r)
-        });
+        let traj = sft::play_scripted(
+            &lake,
+            format!("sft-{m}"),
+            format!("{s:x}"),
+            &mut rng,
+            |l, st, r| expert.action_text(l, &values, st, r),
+        );
         success += traj.reward.unwrap_or(0.0);
         out.push(tok.tokenize_chat(sampler.template(), &traj, usize::MAX)?);
     }
@@ -134,7 +138,11 @@ pub fn demonstrations(
 
 /// Trains the reference and the policy into `out` (see the module doc for the layout).
 /// `provenance` (e.g. the git commit and the command line) is copied into the manifest.
-pub fn train_pair(cfg: &TrainConfig, out: &Path, provenance: serde_json::Value) -> Result<TrainOutcome> {
+pub fn train_pair(
+    cfg: &TrainConfig,
+    out: &Path,
+    provenance: serde_json::Value,
+) -> Result<TrainOutcome> {
     let started = Instant::now();
     let io = |path: &Path| {
         let path = path.to_path_buf();
@@ -164,7 +172,15 @@ pub fn train_pair(cfg: &TrainConfig, out: &Path, provenance: serde_json::Value) 
     );
     let (demos, expert_success) = demonstrations(cfg, &tok, &sampler)?;
     tracing::info!("expert success on its demonstrations: {expert_success:.3}");
-    sft::sft(&reference, &demos, &cfg.sft, cfg.seed ^ 0x5F7, sampler.pad_id(), &mut log, started)?;
+    sft::sft(
+        &reference,
+        &demos,
+        &cfg.sft,
+        cfg.seed ^ 0x5F7,
+        sampler.pad_id(),
+        &mut log,
+        started,
+    )?;
     let ref_dir = out.join("reference");
     reference.save(&ref_dir, &tok)?;
 

@@ -20,7 +20,9 @@ use padv_core::eval::SplitMix64;
 use padv_engine::decoder::DecoderModel;
 use serde::{Deserialize, Serialize};
 
-use super::batch::{accumulate, clip_grad_norm, pad_batch, sorted_vars, target_weights, token_logprobs};
+use super::batch::{
+    accumulate, clip_grad_norm, pad_batch, sorted_vars, target_weights, token_logprobs,
+};
 use super::log::{LogEntry, TrainLog};
 use crate::agent::{ctx, Agent, AgentError, Result};
 use crate::lake::{Lake, LakeConfig};
@@ -210,9 +212,7 @@ pub fn rl(
         let mut seeds = SplitMix64::new(cx.seed ^ 0xA5A5_0000 ^ it as u64);
         let jobs: Vec<Job> = lakes
             .iter()
-            .flat_map(|(s, lake)| {
-                (0..cfg.group).map(move |g| (s, lake, g))
-            })
+            .flat_map(|(s, lake)| (0..cfg.group).map(move |g| (s, lake, g)))
             .map(|(s, lake, g)| Job {
                 lake,
                 id: format!("rl{it}-{s:x}-{g}"),
@@ -227,7 +227,13 @@ pub fn rl(
         let (adv, stats) = advantages(&rollouts, &ref_lp, cfg.group, cx.beta);
         let n_trained: usize = rollouts
             .iter()
-            .map(|r| r.sampled.iter().zip(&r.forced).filter(|(s, f)| **s && !**f).count())
+            .map(|r| {
+                r.sampled
+                    .iter()
+                    .zip(&r.forced)
+                    .filter(|(s, f)| **s && !**f)
+                    .count()
+            })
             .sum();
         let mut grads = None;
         let mut loss_sum = 0f64;
@@ -257,7 +263,8 @@ pub fn rl(
             opt.set_learning_rate(cfg.lr * (it.min(warm) as f64 / warm as f64));
             opt.step(&grads).map_err(ctx("RL optimiser step"))?;
         }
-        let mean_reward = rollouts.iter().map(|r| r.reward).sum::<f64>() / rollouts.len().max(1) as f64;
+        let mean_reward =
+            rollouts.iter().map(|r| r.reward).sum::<f64>() / rollouts.len().max(1) as f64;
         log.push(LogEntry {
             phase: "rl".into(),
             step: it,

@@ -10,7 +10,9 @@ use padv_core::Trajectory;
 use padv_engine::tokenize::Tokenized;
 use serde::{Deserialize, Serialize};
 
-use super::batch::{accumulate, clip_grad_norm, pad_batch, sorted_vars, target_weights, token_logprobs};
+use super::batch::{
+    accumulate, clip_grad_norm, pad_batch, sorted_vars, target_weights, token_logprobs,
+};
 use super::log::{LogEntry, TrainLog};
 use crate::agent::{ctx, Agent, Result};
 use crate::lake::{Lake, State};

@@ -3,8 +3,8 @@
 
 mod bench;
 mod bench_engine;
-mod engine_opts;
 mod demo;
+mod engine_opts;
 mod eval;
 mod gym;
 mod inspect;
