@@ -13,8 +13,10 @@
 mod bench;
 mod bench_engine;
 mod chat_opts;
+mod demo;
 mod engine_opts;
 mod eval;
+mod gym;
 mod inputs;
 mod inspect;
 mod names;
@@ -79,6 +81,11 @@ enum Command {
     /// Benchmarks (separate from the tests): evaluation throughput and engine speed.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// The gym: a slippery lake with exact dynamics and a post-trained tiny agent pair.
+    #[command(subcommand)]
+    Gym(gym::GymCommand),
+    /// Roll the committed gym pair out on held-out maps, score and evaluate PA against ground truth.
+    Demo(demo::DemoArgs),
 }
 
 /// Options shared by every command that reads trajectory files.
@@ -115,5 +122,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve(a) => serve::run(a),
         Command::Eval(c) => eval::run(c),
         Command::Bench(c) => bench::run(c),
+        Command::Gym(c) => gym::run(c),
+        Command::Demo(a) => demo::run(a),
     }
 }

@@ -1,0 +1,263 @@
+//! `padv demo`: the whole idea on a real post-trained pair, against exact ground truth.
+//!
+//! 1. Loads the committed pair (`crates/padv-gym/pair`, found through
+//!    `CARGO_MANIFEST_DIR` at build time, or any directory given as `pair`) and the map
+//!    distribution and β it was trained with (its `manifest.json`).
+//! 2. Rolls the policy and the reference out on held-out maps (seeds with bit 62 set, never
+//!    used in training), `samples` rollouts per map.
+//! 3. Labels every policy rollout with the exact ground truth: success, A*(s,a) of every
+//!    step, and for failures the decisive mistake (`mistake_step`).
+//! 4. Writes `trajectories.jsonl` (chat JSONL: `padv inspect`/`padv score` read it),
+//!    `reference_trajectories.jsonl`, `ground_truth.jsonl`.
+//! 5. Scores the policy's trajectories with the pair through the library scoring code that
+//!    `padv score --renderer chat-template` runs, writing `records.jsonl`.
+//! 6. Evaluates UQ, best-of-N and failure attribution for every method and aggregation,
+//!    picks each method's headline row by cross-validation, adds the theory metrics, prints a
+//!    table and writes `summary.json`.
+
+mod eval;
+mod report;
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use padv_core::render::RendererKind;
+use padv_core::{LogprobRecord, Trajectory};
+use padv_engine::logprobs::{EngineOptions, LocalEngine};
+use padv_engine::pair::score_pair;
+use padv_engine::tokenize::{TextTokenizer, TokenizeOptions};
+
+pub use eval::{evaluate, DemoSummary};
+pub use report::print_table;
+
+use crate::agent::{write_bytes, Agent, AgentError, Result};
+use crate::lake::Lake;
+use crate::sample::{rollout_batch, Job, Rollout, SampleConfig, Sampler};
+use crate::train::{heldout_map_seed, TrainConfig};
+
+/// The pair committed in the repository.
+pub fn default_pair_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("pair")
+}
+
+/// Options of the demo.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DemoOptions {
+    /// Pair directory (`reference/`, `policy/`, `manifest.json`).
+    pub pair: PathBuf,
+    /// Policy checkpoint to evaluate instead of `pair/policy` (e.g. an intermediate one).
+    pub policy: Option<PathBuf>,
+    /// Output directory.
+    pub out: PathBuf,
+    /// Held-out maps.
+    pub maps: usize,
+    /// Rollouts per map (the N of best-of-N).
+    pub samples: usize,
+    /// Seed of the held-out maps, sampling and slips.
+    pub seed: u64,
+    /// Bootstrap resamples of the AUROC intervals.
+    pub bootstrap: usize,
+    /// Cross-validation folds for the headline aggregation.
+    pub folds: usize,
+    /// Rollouts advanced together in one batch.
+    pub batch: usize,
+}
+
+impl DemoOptions {
+    /// The full demo (100 maps × 8) or the quick one (16 maps × 8).
+    pub fn new(quick: bool, out: PathBuf, seed: u64) -> Self {
+        DemoOptions {
+            pair: default_pair_dir(),
+            policy: None,
+            out,
+            maps: if quick { 16 } else { 100 },
+            samples: 8,
+            seed,
+            bootstrap: if quick { 200 } else { 1000 },
+            folds: 5,
+            batch: 128,
+        }
+    }
+}
+
+/// Episode of one held-out map rollout: what the evaluation needs besides the record.
+#[derive(Debug, Clone)]
+pub struct Labeled {
+    /// The rollout.
+    pub rollout: Rollout,
+    /// A*(s_t, a_t) of each step.
+    pub advantages: Vec<f64>,
+    /// The ground-truth record (`ground_truth.jsonl`).
+    pub truth: crate::episode::TruthRecord,
+    /// V*(s_0) of the map.
+    pub v0: f64,
+}
+
+/// Reads `manifest.json` of a pair: the training configuration.
+pub fn read_manifest(pair: &Path) -> Result<(TrainConfig, serde_json::Value)> {
+    let path = pair.join("manifest.json");
+    let bytes = std::fs::read(&path).map_err(|source| AgentError::Io {
+        path: path.clone(),
+        source,
+    })?;
+    let value: serde_json::Value =
+        serde_json::from_slice(&bytes).map_err(|source| AgentError::Json {
+            path: path.clone(),
+            source,
+        })?;
+    let cfg = serde_json::from_value(value.get("config").cloned().unwrap_or_default())
+        .map_err(|source| AgentError::Json { path, source })?;
+    Ok((cfg, value))
+}
+
+/// Plays `samples` rollouts on each lake with `agent`, in batches of `batch` rows.
+/// Trajectory ids are `<prefix>-<map>-<sample>`, task ids `map-<map>`.
+pub fn rollouts(
+    agent: &Agent,
+    sampler: &Sampler,
+    lakes: &[Lake],
+    samples: usize,
+    seed: u64,
+    batch: usize,
+    prefix: &str,
+) -> Result<Vec<Rollout>> {
+    let model = agent.inference_model()?;
+    let mut seeds = padv_core::eval::SplitMix64::new(seed ^ 0xD3E0);
+    let jobs: Vec<Job> = lakes
+        .iter()
+        .enumerate()
+        .flat_map(|(i, lake)| (0..samples).map(move |k| (i, k, lake)))
+        .map(|(i, k, lake)| Job {
+            lake,
+            id: format!("{prefix}-{i:03}-{k}"),
+            task_id: format!("map-{i:03}"),
+            seed: seeds.next_u64(),
+        })
+        .collect();
+    let cfg = SampleConfig::default();
+    let mut out = Vec::with_capacity(jobs.len());
+    for chunk in jobs.chunks(batch.max(1)) {
+        out.extend(rollout_batch(&model, sampler, chunk, &cfg)?);
+    }
+    Ok(out)
+}
+
+/// Scores trajectories with the pair exactly as `padv score --renderer chat-template` does
+/// (same tokenisation and pair-scoring library code).
+pub fn score_trajectories(
+    policy_dir: &Path,
+    reference_dir: &Path,
+    trajectories: &[Trajectory],
+) -> Result<Vec<LogprobRecord>> {
+    let tok = TextTokenizer::from_dir(policy_dir)?;
+    let encoder = tok.encoder(&TokenizeOptions {
+        renderer: RendererKind::ChatTemplate,
+        ..TokenizeOptions::default()
+    })?;
+    let engine = |dir: &Path| {
+        LocalEngine::load(dir, EngineOptions::default())
+            .map_err(|e| AgentError::Invalid(format!("loading {}: {e}", dir.display())))
+    };
+    let mut policy = engine(policy_dir)?;
+    let mut reference = engine(reference_dir)?;
+    let mut records = Vec::with_capacity(trajectories.len());
+    for t in trajectories {
+        let tokens = encoder.encode(t)?;
+        let out = score_pair(t, &tokens, &mut policy, &mut reference, None)
+            .map_err(|e| AgentError::Invalid(e.to_string()))?;
+        records.push(out.record);
+    }
+    Ok(records)
+}
+
+/// Runs the demo; returns the summary (also written to `out/summary.json`).
+pub fn run(opts: &DemoOptions) -> Result<DemoSummary> {
+    let started = Instant::now();
+    let (train_cfg, manifest) = read_manifest(&opts.pair)?;
+    let policy_dir = opts
+        .policy
+        .clone()
+        .unwrap_or_else(|| opts.pair.join("policy"));
+    let reference_dir = opts.pair.join("reference");
+    std::fs::create_dir_all(&opts.out).map_err(|source| AgentError::Io {
+        path: opts.out.clone(),
+        source,
+    })?;
+    let tok = TextTokenizer::from_dir(&policy_dir)?;
+    let sampler = Sampler::new(&tok, crate::tokenizer::END_OF_TURN)?;
+    let policy = Agent::load(&policy_dir, &tok)?;
+    let reference = Agent::load(&reference_dir, &tok)?;
+
+    let lakes: Vec<Lake> = (0..opts.maps)
+        .map(|i| Lake::generate(&train_cfg.lake, heldout_map_seed(opts.seed, i)))
+        .collect::<std::result::Result<_, _>>()?;
+    let t0 = Instant::now();
+    let mut pol = rollouts(
+        &policy,
+        &sampler,
+        &lakes,
+        opts.samples,
+        opts.seed,
+        opts.batch,
+        "policy",
+    )?;
+    let ref_rollouts = rollouts(
+        &reference,
+        &sampler,
+        &lakes,
+        opts.samples,
+        opts.seed ^ 0xF00D,
+        opts.batch,
+        "reference",
+    )?;
+    let rollout_s = t0.elapsed().as_secs_f64();
+
+    let labeled = eval::label(&lakes, &mut pol, opts.samples)?;
+    let trajectories: Vec<Trajectory> = labeled
+        .iter()
+        .map(|l| l.rollout.trajectory.clone())
+        .collect();
+    crate::episode::write_chat_jsonl(&opts.out.join("trajectories.jsonl"), &trajectories)?;
+    let ref_trajs: Vec<Trajectory> = ref_rollouts.iter().map(|r| r.trajectory.clone()).collect();
+    crate::episode::write_chat_jsonl(&opts.out.join("reference_trajectories.jsonl"), &ref_trajs)?;
+    let truths: Vec<_> = labeled.iter().map(|l| l.truth.clone()).collect();
+    crate::episode::write_truth_jsonl(&opts.out.join("ground_truth.jsonl"), &truths)?;
+
+    let t1 = Instant::now();
+    let records = score_trajectories(&policy_dir, &reference_dir, &trajectories)?;
+    let score_s = t1.elapsed().as_secs_f64();
+    let mut buf = Vec::new();
+    for r in &records {
+        serde_json::to_writer(&mut buf, r).map_err(|source| AgentError::Json {
+            path: opts.out.join("records.jsonl"),
+            source,
+        })?;
+        buf.push(b'\n');
+    }
+    write_bytes(&opts.out.join("records.jsonl"), &buf)?;
+
+    let ctx = eval::EvalContext {
+        opts,
+        train: &train_cfg,
+        manifest: &manifest,
+        policy_dir: &policy_dir,
+        labeled: &labeled,
+        reference: &ref_rollouts,
+        records: &records,
+        timings: eval::Timings {
+            rollout_s,
+            score_s,
+            total_s: 0.0,
+        },
+    };
+    let mut summary = evaluate(&ctx)?;
+    summary.timings.total_s = started.elapsed().as_secs_f64();
+    crate::agent::write_json(
+        &opts.out.join("summary.json"),
+        &serde_json::to_value(&summary).map_err(|source| AgentError::Json {
+            path: opts.out.join("summary.json"),
+            source,
+        })?,
+    )?;
+    Ok(summary)
+}

@@ -1,0 +1,488 @@
+//! Batched rollouts of an agent in the lake: temperature sampling through the KV cache, the
+//! environment loop, and the chat trajectory of each episode.
+//!
+//! **Exact ids.** The ids a row conditions on are the chat-template render of its
+//! conversation so far, the same render `padv score --renderer chat-template` makes of the
+//! written trajectory. Each turn the conversation is re-rendered with the generation prompt;
+//! the gym template never rewrites history, so the new render extends the old text and only
+//! its new suffix is encoded and appended. At the end of every episode the whole trajectory
+//! is tokenised once more with `tokenize_chat` (the scorer's own function) and the sampler
+//! checks that those ids start with exactly the ids it fed and that the action spans are
+//! exactly the positions it sampled; any difference is an error, never a silent mismatch.
+//!
+//! **Lockstep batching.** All rows advance one position per forward call `[B, 1]`: a row
+//! feeds its next known token (prompt, observation, turn header) or the token it just
+//! sampled; a finished row feeds padding that nothing reads. Rows are independent sequences
+//! of equal length, so no attention mask is needed. The common prefix of the first prompts
+//! is prefilled in one call.
+//!
+//! **Actions.** While acting, sampling is restricted to non-special tokens and the
+//! end-of-turn token (the gym's alphabet); an action that reaches `max_action_tokens`
+//! without ending gets its end-of-turn token forced (recorded in [`Rollout::forced`]), and
+//! its text, being cut, usually parses as an invalid action — a realistic failure.
+
+use candle_core::{Device, Tensor};
+use padv_core::eval::SplitMix64;
+use padv_core::render::chat_messages;
+use padv_core::{Message, Trajectory};
+use padv_engine::decoder::DecoderModel;
+use padv_engine::tokenize::{ChatOptions, ChatTemplate, TextTokenizer, Tokenized};
+
+use crate::agent::{ctx, AgentError, Result};
+use crate::episode::{Episode, Turn};
+use crate::lake::{Lake, State};
+use crate::protocol::{parse_action, task_message};
+
+/// Sampling settings.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SampleConfig {
+    /// Softmax temperature (1 = the model's distribution; must be > 0).
+    pub temperature: f64,
+    /// Longest action in tokens, end-of-turn excluded.
+    pub max_action_tokens: usize,
+}
+
+impl Default for SampleConfig {
+    fn default() -> Self {
+        SampleConfig {
+            temperature: 1.0,
+            max_action_tokens: 16,
+        }
+    }
+}
+
+/// One episode to play.
+#[derive(Debug, Clone)]
+pub struct Job<'a> {
+    /// The map.
+    pub lake: &'a Lake,
+    /// Trajectory id.
+    pub id: String,
+    /// Task id (rollouts of one map share it).
+    pub task_id: String,
+    /// Seed of this episode's two random streams (sampling and slips).
+    pub seed: u64,
+}
+
+/// A played episode.
+#[derive(Debug, Clone)]
+pub struct Rollout {
+    /// The conversation: task, then alternating action / observation messages.
+    pub trajectory: Trajectory,
+    /// The scorer's tokenisation of `trajectory` (ids and per-message spans).
+    pub tokens: Tokenized,
+    /// Per id of `tokens.ids`: the token was sampled by the model (an action token).
+    pub sampled: Vec<bool>,
+    /// Per id: the token is an end-of-turn the sampler forced after `max_action_tokens`.
+    pub forced: Vec<bool>,
+    /// Per id: the sampler's log-prob of the sampled token under the full (unmasked,
+    /// temperature 1) distribution; 0 elsewhere. For checks against the scorer.
+    pub logprob: Vec<f32>,
+    /// The episode (action texts and transitions), for ground truth.
+    pub episode: Episode,
+    /// Total reward.
+    pub reward: f64,
+}
+
+/// What the sampler needs from the tokenizer, prepared once.
+#[derive(Debug)]
+pub struct Sampler<'a> {
+    tok: &'a TextTokenizer,
+    template: ChatTemplate,
+    end_id: u32,
+    pad_id: u32,
+    /// Tokens allowed while acting.
+    allowed: Vec<bool>,
+}
+
+impl<'a> Sampler<'a> {
+    /// Prepares sampling for the gym tokenizer `tok`, whose end-of-turn token is `end_token`.
+    pub fn new(tok: &'a TextTokenizer, end_token: &str) -> Result<Self> {
+        let template = tok.chat_template(&ChatOptions::default())?;
+        let inner = tok.inner();
+        let end_id = inner.token_to_id(end_token).ok_or_else(|| {
+            AgentError::Invalid(format!("tokenizer has no end-of-turn token {end_token:?}"))
+        })?;
+        let vocab = inner.get_vocab_size(true);
+        let mut allowed = vec![true; vocab];
+        for (id, added) in inner.get_added_tokens_decoder() {
+            if let Some(a) = allowed.get_mut(id as usize) {
+                *a = !added.special;
+            }
+        }
+        if let Some(a) = allowed.get_mut(end_id as usize) {
+            *a = true;
+        }
+        let pad_id = tok
+            .special_tokens()
+            .pad_token
+            .as_deref()
+            .and_then(|p| inner.token_to_id(p))
+            .unwrap_or(end_id);
+        Ok(Sampler {
+            tok,
+            template,
+            end_id,
+            pad_id,
+            allowed,
+        })
+    }
+
+    /// The end-of-turn id.
+    pub fn end_id(&self) -> u32 {
+        self.end_id
+    }
+
+    /// The padding id (the end-of-turn id when the tokenizer has no pad token).
+    pub fn pad_id(&self) -> u32 {
+        self.pad_id
+    }
+
+    /// The compiled chat template.
+    pub fn template(&self) -> &ChatTemplate {
+        &self.template
+    }
+
+    /// The tokenizer.
+    pub fn tokenizer(&self) -> &TextTokenizer {
+        self.tok
+    }
+
+    fn render(&self, t: &Trajectory) -> Result<String> {
+        self.template
+            .render_json(&chat_messages(t), true)
+            .map(|r| r.text)
+            .map_err(|e| AgentError::Invalid(format!("trajectory {}: render: {e}", t.id)))
+    }
+
+    fn encode(&self, text: &str) -> Result<Vec<u32>> {
+        self.tok
+            .encode(text)
+            .map_err(|e| AgentError::Invalid(format!("encoding {text:?}: {e}")))
+    }
+
+    fn decode(&self, ids: &[u32]) -> Result<String> {
+        self.tok
+            .inner()
+            .decode(ids, false)
+            .map_err(|e| AgentError::Invalid(format!("decoding {ids:?}: {e}")))
+    }
+}
+
+/// Per-row state of the lockstep loop.
+struct Row<'a> {
+    job: &'a Job<'a>,
+    traj: Trajectory,
+    /// Rendered text so far (what `ids` encode).
+    text: String,
+    ids: Vec<u32>,
+    sampled: Vec<bool>,
+    forced: Vec<bool>,
+    logprob: Vec<f32>,
+    /// Ids of the action being generated.
+    action: Vec<u32>,
+    state: State,
+    turns: Vec<Turn>,
+    reward: f64,
+    done: bool,
+    sample_rng: SplitMix64,
+    env_rng: SplitMix64,
+}
+
+pub(crate) fn message(role: &str, content: String, is_action: bool) -> Message {
+    Message {
+        role: role.into(),
+        name: None,
+        content: Some(content),
+        tool_call_id: None,
+        tool_calls: Vec::new(),
+        is_action,
+    }
+}
+
+/// Plays every job to the end with `model`, all rows in one lockstep batch. Deterministic for
+/// the jobs' seeds (and the batch composition).
+pub fn rollout_batch(
+    model: &DecoderModel,
+    sampler: &Sampler,
+    jobs: &[Job],
+    cfg: &SampleConfig,
+) -> Result<Vec<Rollout>> {
+    if !(cfg.temperature > 0.0) || cfg.max_action_tokens == 0 {
+        return Err(AgentError::Invalid(format!(
+            "sampling needs temperature > 0 and max_action_tokens > 0, got {cfg:?}"
+        )));
+    }
+    if jobs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut rows = Vec::with_capacity(jobs.len());
+    for job in jobs {
+        let mut seed_rng = SplitMix64::new(job.seed);
+        let traj = Trajectory {
+            id: job.id.clone(),
+            task_id: job.task_id.clone(),
+            messages: vec![message("user", task_message(job.lake), false)],
+            reward: None,
+            mistake_step: None,
+            mistake_agent: None,
+            source_format: None,
+        };
+        let text = sampler.render(&traj)?;
+        let ids = sampler.encode(&text)?;
+        let n = ids.len();
+        rows.push(Row {
+            job,
+            traj,
+            text,
+            ids,
+            sampled: vec![false; n],
+            forced: vec![false; n],
+            logprob: vec![0.0; n],
+            action: Vec::new(),
+            state: job.lake.initial(),
+            turns: Vec::new(),
+            reward: 0.0,
+            done: false,
+            sample_rng: SplitMix64::new(seed_rng.next_u64()),
+            env_rng: SplitMix64::new(seed_rng.next_u64()),
+        });
+    }
+
+    let b = rows.len();
+    let mut cache = model.new_cache();
+    // Prefill the common prefix length minus one; the last known position of the shortest
+    // prompt is fed in the loop, whose output is the first action's distribution.
+    let prefill = rows
+        .iter()
+        .map(|r| r.ids.len())
+        .min()
+        .unwrap_or(0)
+        .saturating_sub(1);
+    if prefill > 0 {
+        let flat: Vec<u32> = rows
+            .iter()
+            .flat_map(|r| r.ids[..prefill].to_vec())
+            .collect();
+        let ids = Tensor::from_vec(flat, (b, prefill), &Device::Cpu).map_err(ctx("prefill ids"))?;
+        model
+            .forward_rows(&ids, 0, &mut cache, &[prefill - 1], prefill)
+            .map_err(ctx("prefill forward"))?;
+    }
+    let mut pos = prefill;
+    let vocab = model.config().vocab_size;
+    while rows.iter().any(|r| !r.done) {
+        let input: Vec<u32> = rows
+            .iter()
+            .map(|r| {
+                if r.done {
+                    sampler.pad_id
+                } else {
+                    r.ids.get(pos).copied().unwrap_or(sampler.pad_id)
+                }
+            })
+            .collect();
+        let ids = Tensor::from_vec(input, (b, 1), &Device::Cpu).map_err(ctx("step ids"))?;
+        let hidden = model
+            .forward(&ids, pos, &mut cache)
+            .map_err(ctx(format!("forward at position {pos}")))?;
+        let logits = model
+            .logits(&hidden)
+            .and_then(|l| l.reshape((b, vocab)))
+            .and_then(|l| l.to_vec2::<f32>())
+            .map_err(ctx("logits"))?;
+        pos += 1;
+        for (row, logits) in rows.iter_mut().zip(&logits) {
+            // A row samples when everything it knows has been fed.
+            if row.done || row.ids.len() != pos {
+                continue;
+            }
+            let forced = row.action.len() >= cfg.max_action_tokens;
+            let (id, lp) = if forced {
+                (
+                    sampler.end_id,
+                    log_softmax_at(logits, sampler.end_id as usize),
+                )
+            } else {
+                sample(
+                    logits,
+                    &sampler.allowed,
+                    cfg.temperature,
+                    &mut row.sample_rng,
+                )
+            };
+            row.ids.push(id);
+            row.sampled.push(true);
+            row.forced.push(forced);
+            row.logprob.push(lp);
+            if id != sampler.end_id {
+                row.action.push(id);
+                continue;
+            }
+            finish_action(row, sampler)?;
+        }
+    }
+    rows.into_iter().map(|r| finish_row(r, sampler)).collect()
+}
+
+/// The action just ended: parse it, step the environment, render the observation and the
+/// next turn's header.
+fn finish_action(row: &mut Row, sampler: &Sampler) -> Result<()> {
+    let text = sampler.decode(&row.action)?;
+    row.text.push_str(&text);
+    row.text.push_str(&sampler.decode(&[sampler.end_id])?);
+    row.action.clear();
+    let action = parse_action(&text);
+    let step = row.job.lake.step(row.state, action, &mut row.env_rng);
+    row.reward += step.reward;
+    row.state = step.state;
+    let done = step.done();
+    row.traj
+        .messages
+        .push(message("assistant", text.clone(), true));
+    row.traj
+        .messages
+        .push(message("user", step.observation.clone(), false));
+    row.turns.push(Turn { text, step });
+    if done {
+        row.done = true;
+        return Ok(());
+    }
+    let rendered = sampler.render(&row.traj)?;
+    let suffix = rendered.strip_prefix(row.text.as_str()).ok_or_else(|| {
+        AgentError::Invalid(format!(
+            "trajectory {}: the chat template rewrote history (turn {})",
+            row.traj.id,
+            row.turns.len()
+        ))
+    })?;
+    let new = sampler.encode(suffix)?;
+    let n = new.len();
+    row.ids.extend(new);
+    row.sampled.extend(std::iter::repeat(false).take(n));
+    row.forced.extend(std::iter::repeat(false).take(n));
+    row.logprob.extend(std::iter::repeat(0.0).take(n));
+    row.text = rendered;
+    Ok(())
+}
+
+/// Tokenises the finished trajectory with the scorer's function and checks it against what
+/// was fed and sampled.
+fn finish_row(row: Row, sampler: &Sampler) -> Result<Rollout> {
+    let mut traj = row.traj;
+    traj.reward = Some(row.reward);
+    let tokens = sampler
+        .tok
+        .tokenize_chat(&sampler.template, &traj, usize::MAX)?;
+    let n = row.ids.len();
+    if tokens.ids.len() < n || tokens.ids[..n] != row.ids[..] {
+        return Err(AgentError::Invalid(format!(
+            "trajectory {}: the scorer's ids differ from the ids the sampler fed",
+            traj.id
+        )));
+    }
+    let mut scored = vec![false; tokens.ids.len()];
+    for span in tokens.action_spans() {
+        for s in tokens.action_targets(span) {
+            scored[s] = true;
+        }
+    }
+    let mut sampled = row.sampled;
+    sampled.resize(tokens.ids.len(), false);
+    if scored != sampled {
+        return Err(AgentError::Invalid(format!(
+            "trajectory {}: the scorer's action tokens differ from the sampled tokens",
+            traj.id
+        )));
+    }
+    let mut forced = row.forced;
+    forced.resize(tokens.ids.len(), false);
+    let mut logprob = row.logprob;
+    logprob.resize(tokens.ids.len(), 0.0);
+    let episode = Episode {
+        id: traj.id.clone(),
+        task_id: traj.task_id.clone(),
+        lake_seed: row.job.lake.seed(),
+        task: traj
+            .messages
+            .first()
+            .and_then(|m| m.content.clone())
+            .unwrap_or_default(),
+        turns: row.turns,
+    };
+    Ok(Rollout {
+        trajectory: traj,
+        tokens,
+        sampled,
+        forced,
+        logprob,
+        episode,
+        reward: row.reward,
+    })
+}
+
+/// log softmax(logits)[i] over the full vocabulary.
+fn log_softmax_at(logits: &[f32], i: usize) -> f32 {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let lse = logits
+        .iter()
+        .map(|&z| ((z - max) as f64).exp())
+        .sum::<f64>()
+        .ln() as f32
+        + max;
+    logits.get(i).map_or(f32::NEG_INFINITY, |&z| z - lse)
+}
+
+/// Samples from softmax(logits / T) restricted to `allowed`; returns the id and its
+/// log-prob under the unrestricted temperature-1 distribution.
+fn sample(logits: &[f32], allowed: &[bool], temperature: f64, rng: &mut SplitMix64) -> (u32, f32) {
+    let scaled: Vec<f64> = logits
+        .iter()
+        .zip(allowed.iter().chain(std::iter::repeat(&false)))
+        .map(|(&z, &ok)| {
+            if ok {
+                z as f64 / temperature
+            } else {
+                f64::NEG_INFINITY
+            }
+        })
+        .collect();
+    let max = scaled.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let weights: Vec<f64> = scaled.iter().map(|&z| (z - max).exp()).collect();
+    let total: f64 = weights.iter().sum();
+    let mut u = rng.next_f64() * total;
+    let mut pick = weights.iter().rposition(|&w| w > 0.0).unwrap_or(0);
+    for (i, &w) in weights.iter().enumerate() {
+        if u < w {
+            pick = i;
+            break;
+        }
+        u -= w;
+    }
+    (pick as u32, log_softmax_at(logits, pick))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sampling_respects_the_mask_and_temperature() {
+        let logits = [0.0f32, 5.0, 1.0, 1.0];
+        let allowed = [true, false, true, true];
+        let mut rng = SplitMix64::new(7);
+        let mut counts = [0usize; 4];
+        for _ in 0..4000 {
+            counts[sample(&logits, &allowed, 1.0, &mut rng).0 as usize] += 1;
+        }
+        assert_eq!(counts[1], 0);
+        // P(0) = 1 / (1 + 2e) = 0.155.
+        let p0 = counts[0] as f64 / 4000.0;
+        assert!((p0 - 1.0 / (1.0 + 2.0 * 1f64.exp())).abs() < 0.02, "{p0}");
+        // Near-zero temperature: argmax among allowed.
+        let (id, lp) = sample(&[0.0, 5.0, 1.0, 0.5], &allowed, 1e-3, &mut rng);
+        assert_eq!(id, 2);
+        let want = 1.0 - (1f64 + 5f64.exp() + 1f64.exp() + 0.5f64.exp()).ln();
+        assert!((lp as f64 - want).abs() < 1e-5);
+    }
+}

@@ -1,0 +1,222 @@
+//! Post-training of the gym pair (`padv gym train`): SFT of the reference on an imperfect
+//! expert's demonstrations ([`sft`]), then KL-regularised on-policy RL of the policy from the
+//! reference ([`rl`]). Everything is deterministic for [`TrainConfig::seed`].
+//!
+//! Output directory:
+//! - `tokenizer/`: the gym tokenizer files;
+//! - `reference/`, `policy/`: Hugging Face checkpoint directories;
+//! - `policy-iter-NNNN/`: intermediate policies (the iterations in [`TrainConfig::save_at`]);
+//! - `train_log.jsonl`: one [`LogEntry`] per SFT step / RL iteration;
+//! - `manifest.json`: the configuration, provenance, wall time and final statistics.
+
+pub mod batch;
+pub mod log;
+pub mod rl;
+pub mod sft;
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use padv_core::eval::SplitMix64;
+use padv_engine::tokenize::{TextTokenizer, Tokenized};
+use serde::{Deserialize, Serialize};
+
+pub use log::{LogEntry, TrainLog};
+pub use rl::{heldout_map_seed, train_map_seed, RlConfig};
+pub use sft::SftConfig;
+
+use crate::agent::{write_json, Agent, AgentConfig, AgentError, Result};
+use crate::lake::{Lake, LakeConfig};
+use crate::sample::Sampler;
+
+/// Shape of the agent's decoder (the vocabulary comes from the tokenizer).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelShape {
+    /// Width.
+    pub hidden_size: usize,
+    /// Blocks.
+    pub num_layers: usize,
+    /// Query heads.
+    pub num_heads: usize,
+    /// Key/value heads.
+    pub num_kv_heads: usize,
+    /// MLP width.
+    pub intermediate_size: usize,
+}
+
+impl Default for ModelShape {
+    fn default() -> Self {
+        let t = AgentConfig::tiny(0);
+        ModelShape {
+            hidden_size: t.hidden_size,
+            num_layers: t.num_layers,
+            num_heads: t.num_heads,
+            num_kv_heads: t.num_kv_heads,
+            intermediate_size: t.intermediate_size,
+        }
+    }
+}
+
+/// Everything that determines a trained pair.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainConfig {
+    /// Master seed (initialisation, maps, expert, sampling, slips).
+    pub seed: u64,
+    /// Map distribution and dynamics.
+    pub lake: LakeConfig,
+    /// KL coefficient β of the RL objective (and of PA).
+    pub beta: f64,
+    /// Decoder shape.
+    pub model: ModelShape,
+    /// SFT of the reference.
+    pub sft: SftConfig,
+    /// RL of the policy.
+    pub rl: RlConfig,
+    /// RL iterations after which the policy is saved as `policy-iter-NNNN`.
+    pub save_at: Vec<usize>,
+}
+
+impl TrainConfig {
+    /// Defaults with `lake`, saving the early (10%) and middle (50%) policies.
+    pub fn new(seed: u64, lake: LakeConfig, beta: f64) -> Self {
+        let rl = RlConfig::default();
+        let save_at = vec![(rl.iterations / 10).max(1), (rl.iterations / 2).max(1)];
+        TrainConfig {
+            seed,
+            lake,
+            beta,
+            model: ModelShape::default(),
+            sft: SftConfig::default(),
+            rl,
+            save_at,
+        }
+    }
+}
+
+/// The directory of the intermediate policy saved after RL iteration `it`.
+pub fn intermediate_dir(out: &Path, it: usize) -> PathBuf {
+    out.join(format!("policy-iter-{it:04}"))
+}
+
+/// What [`train_pair`] produced.
+#[derive(Debug, Clone)]
+pub struct TrainOutcome {
+    /// The log.
+    pub log: Vec<LogEntry>,
+    /// Wall time in seconds.
+    pub wall_s: f64,
+    /// Mean reward of the expert demonstrations.
+    pub expert_success: f64,
+}
+
+/// Expert demonstrations on training maps, tokenised with the scorer's chat tokenisation.
+pub fn demonstrations(
+    cfg: &TrainConfig,
+    tok: &TextTokenizer,
+    sampler: &Sampler,
+) -> Result<(Vec<Tokenized>, f64)> {
+    let expert = crate::expert::Expert::default();
+    let mut out = Vec::with_capacity(cfg.sft.episodes);
+    let mut success = 0.0;
+    let mut rng = SplitMix64::new(cfg.seed ^ 0x5F7_0000);
+    for m in 0..cfg.sft.episodes {
+        let s = train_map_seed(cfg.seed, 0, m);
+        let lake = Lake::generate(&cfg.lake, s)?;
+        let values = crate::solver::solve(&lake);
+        let traj = sft::play_scripted(
+            &lake,
+            format!("sft-{m}"),
+            format!("{s:x}"),
+            &mut rng,
+            |l, st, r| expert.action_text(l, &values, st, r),
+        );
+        success += traj.reward.unwrap_or(0.0);
+        out.push(tok.tokenize_chat(sampler.template(), &traj, usize::MAX)?);
+    }
+    Ok((out, success / cfg.sft.episodes.max(1) as f64))
+}
+
+/// Trains the reference and the policy into `out` (see the module doc for the layout).
+/// `provenance` (e.g. the git commit and the command line) is copied into the manifest.
+pub fn train_pair(
+    cfg: &TrainConfig,
+    out: &Path,
+    provenance: serde_json::Value,
+) -> Result<TrainOutcome> {
+    let started = Instant::now();
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| AgentError::Io { path, source }
+    };
+    std::fs::create_dir_all(out).map_err(io(out))?;
+    let tok_dir = out.join("tokenizer");
+    std::fs::create_dir_all(&tok_dir).map_err(io(&tok_dir))?;
+    crate::tokenizer::write_tokenizer_files(&tok_dir)?;
+    let tok = TextTokenizer::from_dir(&tok_dir)?;
+    let sampler = Sampler::new(&tok, crate::tokenizer::END_OF_TURN)?;
+    let shape = AgentConfig {
+        hidden_size: cfg.model.hidden_size,
+        num_layers: cfg.model.num_layers,
+        num_heads: cfg.model.num_heads,
+        num_kv_heads: cfg.model.num_kv_heads,
+        intermediate_size: cfg.model.intermediate_size,
+        ..AgentConfig::tiny(tok.vocab_size())
+    };
+    let mut log = TrainLog::create(&out.join("train_log.jsonl"))?;
+
+    let reference = Agent::init(&shape, &tok, cfg.seed)?;
+    tracing::info!(
+        "agent: {} parameters; generating {} expert demonstrations",
+        reference.num_parameters(),
+        cfg.sft.episodes
+    );
+    let (demos, expert_success) = demonstrations(cfg, &tok, &sampler)?;
+    tracing::info!("expert success on its demonstrations: {expert_success:.3}");
+    sft::sft(
+        &reference,
+        &demos,
+        &cfg.sft,
+        cfg.seed ^ 0x5F7,
+        sampler.pad_id(),
+        &mut log,
+        started,
+    )?;
+    let ref_dir = out.join("reference");
+    reference.save(&ref_dir, &tok)?;
+
+    let policy = Agent::load(&ref_dir, &tok)?;
+    let ref_model = reference.inference_model()?;
+    let cx = rl::RlContext {
+        policy: &policy,
+        reference: &ref_model,
+        sampler: &sampler,
+        lake: &cfg.lake,
+        beta: cfg.beta,
+        seed: cfg.seed,
+    };
+    rl::rl(&cx, &cfg.rl, &cfg.save_at, &mut log, started, |it, p| {
+        p.save(&intermediate_dir(out, it), &tok)
+    })?;
+    policy.save(&out.join("policy"), &tok)?;
+    let wall_s = started.elapsed().as_secs_f64();
+
+    let manifest = serde_json::json!({
+        "what": "padv gym pair: reference = SFT on imperfect-expert demonstrations; policy = KL-regularised on-policy RL from the reference",
+        "config": cfg,
+        "agent": shape,
+        "parameters": reference.num_parameters(),
+        "expert_success_on_demonstrations": expert_success,
+        "wall_time_s": wall_s,
+        "training_log": "train_log.jsonl",
+        "final": log.entries.last(),
+        "intermediate_policies": cfg.save_at.iter().map(|&it| intermediate_dir(Path::new(""), it)).collect::<Vec<_>>(),
+        "map_seeds": "training maps: train_map_seed(seed, iteration, m) (bit 62 clear); held-out maps: heldout_map_seed(seed, i) (bit 62 set)",
+        "provenance": provenance,
+    });
+    write_json(&out.join("manifest.json"), &manifest)?;
+    Ok(TrainOutcome {
+        log: log.entries,
+        wall_s,
+        expert_success,
+    })
+}

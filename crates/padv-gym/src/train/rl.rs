@@ -1,0 +1,284 @@
+//! On-policy RL from the reference: maximise E[R − β·Σ_t log π(a_t)/π_ref(a_t)] over the
+//! sampled action tokens.
+//!
+//! The KL penalty is a per-token reward −β·k_t with k_t = log π(a_t|h_t) − log π_ref(a_t|h_t)
+//! (both at the sampled token; its expectation under π is the token's KL), so each token's
+//! return is the task reward plus the penalties from that token on (reward-to-go). The
+//! task reward gets a leave-one-out baseline over the G rollouts of the same map:
+//!
+//! A_t = (R_i − mean_{j≠i} R_j) − β·Σ_{t'≥t} k_t'
+//!
+//! and the loss is REINFORCE, −Σ A_t·log π(a_t) / (number of sampled tokens), one AdamW step
+//! per batch (strictly on-policy, so no importance ratio or clipping is needed). Its optimum
+//! is the token-level soft-optimal policy π* ∝ π_ref·exp(Q_soft/β), for which
+//! β·log π*/π_ref is the soft optimal advantage: the quantity PA estimates.
+
+use std::time::Instant;
+
+use candle_nn::{AdamW, Optimizer, ParamsAdamW};
+use padv_core::eval::SplitMix64;
+use padv_engine::decoder::DecoderModel;
+use serde::{Deserialize, Serialize};
+
+use super::batch::{
+    accumulate, clip_grad_norm, pad_batch, sorted_vars, target_weights, token_logprobs,
+};
+use super::log::{LogEntry, TrainLog};
+use crate::agent::{ctx, Agent, AgentError, Result};
+use crate::lake::{Lake, LakeConfig};
+use crate::sample::{rollout_batch, Job, Rollout, SampleConfig, Sampler};
+
+/// RL hyper-parameters.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RlConfig {
+    /// Iterations (one batch of rollouts and one optimiser step each).
+    pub iterations: usize,
+    /// Distinct maps per iteration.
+    pub maps_per_iteration: usize,
+    /// Rollouts per map (G, for the leave-one-out baseline; at least 2).
+    pub group: usize,
+    /// Learning rate (constant after a short warm-up).
+    pub lr: f64,
+    /// AdamW weight decay.
+    pub weight_decay: f64,
+    /// Global gradient-norm clip.
+    pub clip: f64,
+    /// Longest action in tokens.
+    pub max_action_tokens: usize,
+    /// Sequences per forward/backward pass.
+    pub micro_batch: usize,
+}
+
+impl Default for RlConfig {
+    fn default() -> Self {
+        RlConfig {
+            iterations: 40,
+            maps_per_iteration: 4,
+            group: 8,
+            lr: 1e-3,
+            weight_decay: 0.0,
+            clip: 1.0,
+            max_action_tokens: 16,
+            micro_batch: 8,
+        }
+    }
+}
+
+/// Seed of training map `m` of RL iteration `it` (SFT maps use iteration 0 with
+/// `m` counting episodes). Training maps have bit 62 clear; held-out maps
+/// ([`heldout_map_seed`]) have it set, so the two sets never overlap.
+pub fn train_map_seed(seed: u64, it: usize, m: usize) -> u64 {
+    let mut r = SplitMix64::new(seed ^ ((it as u64) << 32) ^ m as u64);
+    r.next_u64() & !(1u64 << 62)
+}
+
+/// Seed of held-out map `i` (never a training map: bit 62 is set).
+pub fn heldout_map_seed(seed: u64, i: usize) -> u64 {
+    let mut r = SplitMix64::new(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ i as u64);
+    r.next_u64() | (1u64 << 62)
+}
+
+/// Per-rollout statistics of one RL batch.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BatchStats {
+    /// Fraction of rollouts with reward > 0.
+    pub success_rate: f64,
+    /// Mean over rollouts of Σ_t k_t.
+    pub mean_kl: f64,
+}
+
+/// Reference log-probs `[B][T]` (position-indexed, 0 where undefined) of the rollouts.
+pub fn reference_logprobs(
+    reference: &DecoderModel,
+    rollouts: &[Rollout],
+    pad: u32,
+    micro_batch: usize,
+) -> Result<Vec<Vec<f32>>> {
+    let mut out = Vec::with_capacity(rollouts.len());
+    for chunk in rollouts.chunks(micro_batch.max(1)) {
+        let seqs: Vec<&[u32]> = chunk.iter().map(|r| r.tokens.ids.as_slice()).collect();
+        let (ids, _) = pad_batch(&seqs, pad)?;
+        let lp = token_logprobs(reference, &ids)?
+            .to_vec2::<f32>()
+            .map_err(ctx("reference log-probs"))?;
+        for (r, row) in chunk.iter().zip(lp) {
+            let mut v = vec![0f32; r.tokens.ids.len()];
+            for (p, slot) in v.iter_mut().enumerate().skip(1) {
+                *slot = row[p - 1];
+            }
+            out.push(v);
+        }
+    }
+    Ok(out)
+}
+
+/// Per-position advantages (0 on positions that are not trained) and batch statistics.
+/// `group` consecutive rollouts share a map.
+pub fn advantages(
+    rollouts: &[Rollout],
+    ref_lp: &[Vec<f32>],
+    group: usize,
+    beta: f64,
+) -> (Vec<Vec<f32>>, BatchStats) {
+    let mut adv = Vec::with_capacity(rollouts.len());
+    let mut kl_total = 0.0;
+    for (g, chunk) in rollouts.chunks(group).enumerate() {
+        let total: f64 = chunk.iter().map(|r| r.reward).sum();
+        for (k, r) in chunk.iter().enumerate() {
+            let i = g * group + k;
+            let base = if chunk.len() > 1 {
+                (total - r.reward) / (chunk.len() - 1) as f64
+            } else {
+                0.0
+            };
+            let trained = |p: usize| r.sampled[p] && !r.forced[p];
+            let n = r.tokens.ids.len();
+            let mut a = vec![0f32; n];
+            let mut kl_to_go = 0.0;
+            for p in (0..n).rev() {
+                if !trained(p) {
+                    continue;
+                }
+                kl_to_go += (r.logprob[p] - ref_lp[i][p]) as f64;
+                a[p] = ((r.reward - base) - beta * kl_to_go) as f32;
+            }
+            kl_total += kl_to_go;
+            adv.push(a);
+        }
+    }
+    let n = rollouts.len().max(1) as f64;
+    let stats = BatchStats {
+        success_rate: rollouts.iter().filter(|r| r.reward > 0.0).count() as f64 / n,
+        mean_kl: kl_total / n,
+    };
+    (adv, stats)
+}
+
+/// Everything [`rl`] needs besides the configuration.
+pub struct RlContext<'a> {
+    /// The policy (initialised from the reference), trained in place.
+    pub policy: &'a Agent,
+    /// The frozen reference.
+    pub reference: &'a DecoderModel,
+    /// Sampling helper.
+    pub sampler: &'a Sampler<'a>,
+    /// Map distribution.
+    pub lake: &'a LakeConfig,
+    /// KL coefficient β.
+    pub beta: f64,
+    /// Master seed.
+    pub seed: u64,
+}
+
+/// Runs RL; `checkpoint(iteration, policy)` is called after every iteration listed in
+/// `save_at`.
+pub fn rl(
+    cx: &RlContext,
+    cfg: &RlConfig,
+    save_at: &[usize],
+    log: &mut TrainLog,
+    started: Instant,
+    mut checkpoint: impl FnMut(usize, &Agent) -> Result<()>,
+) -> Result<()> {
+    if cfg.group < 2 || cfg.maps_per_iteration == 0 {
+        return Err(AgentError::Invalid(
+            "RL needs group >= 2 and at least one map per iteration".into(),
+        ));
+    }
+    let model = cx.policy.trainable_model()?;
+    let vars = sorted_vars(&cx.policy.varmap)?;
+    let mut opt = AdamW::new(
+        vars.clone(),
+        ParamsAdamW {
+            lr: cfg.lr,
+            weight_decay: cfg.weight_decay,
+            ..Default::default()
+        },
+    )
+    .map_err(ctx("AdamW"))?;
+    let pad = cx.sampler.pad_id();
+    let sample_cfg = SampleConfig {
+        temperature: 1.0,
+        max_action_tokens: cfg.max_action_tokens,
+    };
+    for it in 1..=cfg.iterations {
+        let t0 = Instant::now();
+        let lakes: Vec<(u64, Lake)> = (0..cfg.maps_per_iteration)
+            .map(|m| {
+                let s = train_map_seed(cx.seed, it, m);
+                Lake::generate(cx.lake, s).map(|l| (s, l))
+            })
+            .collect::<std::result::Result<_, _>>()?;
+        let mut seeds = SplitMix64::new(cx.seed ^ 0xA5A5_0000 ^ it as u64);
+        let jobs: Vec<Job> = lakes
+            .iter()
+            .flat_map(|(s, lake)| (0..cfg.group).map(move |g| (s, lake, g)))
+            .map(|(s, lake, g)| Job {
+                lake,
+                id: format!("rl{it}-{s:x}-{g}"),
+                task_id: format!("{s:x}"),
+                seed: seeds.next_u64(),
+            })
+            .collect();
+        let sampling_model = cx.policy.inference_model()?;
+        let rollouts = rollout_batch(&sampling_model, cx.sampler, &jobs, &sample_cfg)?;
+        drop(sampling_model);
+        let ref_lp = reference_logprobs(cx.reference, &rollouts, pad, cfg.micro_batch)?;
+        let (adv, stats) = advantages(&rollouts, &ref_lp, cfg.group, cx.beta);
+        let n_trained: usize = rollouts
+            .iter()
+            .map(|r| {
+                r.sampled
+                    .iter()
+                    .zip(&r.forced)
+                    .filter(|(s, f)| **s && !**f)
+                    .count()
+            })
+            .sum();
+        let mut grads = None;
+        let mut loss_sum = 0f64;
+        let mut tokens = 0usize;
+        for (chunk, a) in rollouts
+            .chunks(cfg.micro_batch.max(1))
+            .zip(adv.chunks(cfg.micro_batch.max(1)))
+        {
+            let seqs: Vec<&[u32]> = chunk.iter().map(|r| r.tokens.ids.as_slice()).collect();
+            tokens += seqs.iter().map(|s| s.len()).sum::<usize>();
+            let (ids, t) = pad_batch(&seqs, pad)?;
+            let w = target_weights(a, t)?;
+            let lp = token_logprobs(&model, &ids)?;
+            let loss = (lp * w)
+                .and_then(|x| x.sum_all())
+                .and_then(|x| x.neg())
+                .and_then(|x| x / n_trained.max(1) as f64)
+                .map_err(ctx("RL loss"))?;
+            loss_sum += loss.to_scalar::<f32>().map_err(ctx("RL loss"))? as f64;
+            let g = loss.backward().map_err(ctx("RL backward"))?;
+            accumulate(&mut grads, g, &vars)?;
+        }
+        let mut norm = 0.0;
+        if let Some(mut grads) = grads {
+            norm = clip_grad_norm(&mut grads, &vars, cfg.clip)?;
+            let warm = (cfg.iterations / 10).max(1);
+            opt.set_learning_rate(cfg.lr * (it.min(warm) as f64 / warm as f64));
+            opt.step(&grads).map_err(ctx("RL optimiser step"))?;
+        }
+        let mean_reward =
+            rollouts.iter().map(|r| r.reward).sum::<f64>() / rollouts.len().max(1) as f64;
+        log.push(LogEntry {
+            phase: "rl".into(),
+            step: it,
+            loss: loss_sum,
+            grad_norm: norm,
+            success_rate: Some(stats.success_rate),
+            mean_kl: Some(stats.mean_kl),
+            objective: Some(mean_reward - cx.beta * stats.mean_kl),
+            tokens_per_s: tokens as f64 / t0.elapsed().as_secs_f64().max(1e-9),
+            elapsed_s: started.elapsed().as_secs_f64(),
+        })?;
+        if save_at.contains(&it) {
+            checkpoint(it, cx.policy)?;
+        }
+    }
+    Ok(())
+}

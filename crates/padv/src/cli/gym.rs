@@ -1,0 +1,124 @@
+//! `padv gym train`: post-train a gym pair (SFT reference, KL-regularised RL policy).
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use padv_gym::lake::LakeConfig;
+use padv_gym::train::{train_pair, TrainConfig};
+
+/// Gym commands.
+#[derive(Debug, Subcommand)]
+pub enum GymCommand {
+    /// Train a reference (SFT on an imperfect expert) and a policy (KL-regularised RL).
+    Train(TrainArgs),
+}
+
+/// Options of `padv gym train`.
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// Output directory (reference/, policy/, policy-iter-NNNN/, train_log.jsonl, manifest.json).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Master seed.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// KL coefficient β.
+    #[arg(long, default_value_t = 0.1)]
+    pub beta: f64,
+    /// Slip probability of each move.
+    #[arg(long)]
+    pub slip: Option<f64>,
+    /// Map side length.
+    #[arg(long)]
+    pub size: Option<usize>,
+    /// RL iterations.
+    #[arg(long)]
+    pub iterations: Option<usize>,
+    /// SFT optimiser steps.
+    #[arg(long)]
+    pub sft_steps: Option<usize>,
+    /// Expert demonstrations for SFT.
+    #[arg(long)]
+    pub sft_episodes: Option<usize>,
+    /// Distinct maps per RL iteration.
+    #[arg(long)]
+    pub maps_per_iteration: Option<usize>,
+    /// Rollouts per map per RL iteration.
+    #[arg(long)]
+    pub group: Option<usize>,
+    /// RL learning rate.
+    #[arg(long)]
+    pub rl_lr: Option<f64>,
+    /// SFT learning rate.
+    #[arg(long)]
+    pub sft_lr: Option<f64>,
+}
+
+/// Runs a gym command.
+pub fn run(cmd: GymCommand) -> anyhow::Result<()> {
+    match cmd {
+        GymCommand::Train(a) => train(a),
+    }
+}
+
+fn train(a: TrainArgs) -> anyhow::Result<()> {
+    let mut lake = LakeConfig::default();
+    if let Some(s) = a.size {
+        lake = LakeConfig::default_for_size(s);
+    }
+    if let Some(p) = a.slip {
+        lake.slip = p;
+    }
+    let mut cfg = TrainConfig::new(a.seed, lake, a.beta);
+    if let Some(n) = a.iterations {
+        cfg.rl.iterations = n;
+        cfg.save_at = vec![(n / 10).max(1), (n / 2).max(1)];
+    }
+    if let Some(n) = a.sft_steps {
+        cfg.sft.steps = n;
+    }
+    if let Some(n) = a.sft_episodes {
+        cfg.sft.episodes = n;
+    }
+    if let Some(n) = a.maps_per_iteration {
+        cfg.rl.maps_per_iteration = n;
+    }
+    if let Some(n) = a.group {
+        cfg.rl.group = n;
+    }
+    if let Some(x) = a.rl_lr {
+        cfg.rl.lr = x;
+    }
+    if let Some(x) = a.sft_lr {
+        cfg.sft.lr = x;
+    }
+    let provenance = serde_json::json!({
+        "command": std::env::args().collect::<Vec<_>>().join(" "),
+        "git_commit": git_commit(),
+        "padv_version": env!("CARGO_PKG_VERSION"),
+    });
+    let outcome = train_pair(&cfg, &a.out, provenance)
+        .with_context(|| format!("training into {}", a.out.display()))?;
+    let last = outcome.log.last();
+    println!(
+        "trained in {:.1} s: expert success {:.3}; final RL iteration: success {:.3}, KL {:.3}; wrote {}",
+        outcome.wall_s,
+        outcome.expert_success,
+        last.and_then(|e| e.success_rate).unwrap_or(f64::NAN),
+        last.and_then(|e| e.mean_kl).unwrap_or(f64::NAN),
+        a.out.display()
+    );
+    Ok(())
+}
+
+/// The checkout's commit, when run inside a git work tree (best effort, for the manifest).
+fn git_commit() -> Option<String> {
+    let out = std::process::Command::new("git")
+        .args(["rev-parse", "HEAD"])
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
