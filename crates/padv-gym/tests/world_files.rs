@@ -141,7 +141,38 @@ fn chat_jsonl_reads_back_as_padv_trajectories() {
         }
     }
     assert!(labelled > 0, "a sloppy expert makes decisive mistakes");
-    assert_eq!(read_truth_jsonl(&side).unwrap(), records);
+    // serde_json parses floats to within one ulp (no `float_roundtrip` feature), so the
+    // solver's numbers are compared to 1e-15 and everything else exactly.
+    let back = read_truth_jsonl(&side).unwrap();
+    assert_eq!(back.len(), records.len());
+    for (b, r) in back.iter().zip(&records) {
+        assert_eq!(
+            (
+                &b.id,
+                &b.task_id,
+                b.lake_seed,
+                b.status,
+                &b.action_messages,
+                b.mistake_message
+            ),
+            (
+                &r.id,
+                &r.task_id,
+                r.lake_seed,
+                r.status,
+                &r.action_messages,
+                r.mistake_message
+            )
+        );
+        assert_eq!(b.truth.decisive_mistake, r.truth.decisive_mistake);
+        assert_eq!(b.truth.steps.len(), r.truth.steps.len());
+        for (x, y) in b.truth.steps.iter().zip(&r.truth.steps) {
+            assert_eq!((x.step, x.state, x.action), (y.step, y.state, y.action));
+            for (u, w) in [(x.v, y.v), (x.q, y.q), (x.advantage, y.advantage)] {
+                assert!((u - w).abs() < 1e-15, "{u} vs {w}");
+            }
+        }
+    }
 
     std::fs::write(&side, "{\"id\": 1}\n").unwrap();
     let err = read_truth_jsonl(&side).unwrap_err().to_string();
