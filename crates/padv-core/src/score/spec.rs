@@ -12,10 +12,10 @@ named_enum! {
     #[serde(rename_all = "snake_case")]
     pub enum PaMode ("PA mode") {
         /// `β·(agg(policy) − agg(reference))`: the reference implementation's choice.
-        DiffOfAgg = "diff-of-agg",
+        DiffOfAgg = "diff_of_agg",
         /// `β·agg(policy − reference)`: aggregates the per-token advantages themselves.
         /// Identical to `diff-of-agg` for mean, sum and last; different for min and max.
-        AggOfDiff = "agg-of-diff",
+        AggOfDiff = "agg_of_diff",
     }
 }
 
@@ -281,7 +281,7 @@ mod tests {
 
     #[test]
     fn default_label() {
-        assert_eq!(ScoreSpec::default().label(), "pa/mean/mean/diff-of-agg");
+        assert_eq!(ScoreSpec::default().label(), "pa/mean/mean/diff_of_agg");
     }
 
     #[test]

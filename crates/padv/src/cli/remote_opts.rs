@@ -21,8 +21,15 @@ pub enum EngineKindArg {
     Sglang,
 }
 
-/// What [`RemoteArgs::build`] returns: the tokenizer folder, the policy and the reference.
-pub type RemoteBackends = (PathBuf, Box<dyn LogprobBackend>, Box<dyn LogprobBackend>);
+/// What [`RemoteArgs::build`] returns: the tokenizer folder, the policy, the reference, and
+/// the longest sequence both servers accept (`max_model_len − 1`: one position is generated),
+/// to which `padv score` caps its left truncation.
+pub type RemoteBackends = (
+    PathBuf,
+    Box<dyn LogprobBackend>,
+    Box<dyn LogprobBackend>,
+    usize,
+);
 
 /// Remote-engine flags.
 #[derive(Debug, Clone, Args)]
@@ -96,13 +103,8 @@ impl RemoteArgs {
         })
     }
 
-    /// Tokenizer folder, the two backends (policy, reference), using `--tokenizer`.
-    pub fn build(&self) -> anyhow::Result<RemoteBackends> {
-        self.build_with_policy_dir(None)
-    }
-
-    /// As [`RemoteArgs::build`], with `policy_dir` (a local copy of the policy checkpoint) as
-    /// the tokenizer folder when `--tokenizer` is not given.
+    /// Connects to both fleets. The tokenizer folder is `--tokenizer`, else `policy_dir` (a
+    /// local copy of the policy checkpoint given with `--policy`).
     pub fn build_with_policy_dir(
         &self,
         policy_dir: Option<&Path>,
@@ -127,7 +129,10 @@ impl RemoteArgs {
             policy.fingerprint(),
             reference.fingerprint()
         );
-        Ok((dir, Box::new(policy), Box::new(reference)))
+        let max_tokens = policy
+            .max_prompt_tokens()
+            .min(reference.max_prompt_tokens());
+        Ok((dir, Box::new(policy), Box::new(reference), max_tokens))
     }
 }
 
@@ -198,7 +203,7 @@ mod tests {
     #[test]
     fn missing_pieces_are_named() {
         let e = parse(&["--policy-endpoint", "http://a:1"])
-            .build()
+            .build_with_policy_dir(None)
             .err()
             .unwrap();
         assert!(e.to_string().contains("--reference-endpoint"), "{e}");
@@ -208,7 +213,7 @@ mod tests {
             "--reference-endpoint",
             "http://b:1",
         ])
-        .build()
+        .build_with_policy_dir(None)
         .err()
         .unwrap();
         assert!(e.to_string().contains("--tokenizer"), "{e}");

@@ -80,8 +80,20 @@ pub fn run(args: ScoreArgs) -> anyhow::Result<()> {
         anyhow::bail!("no trajectories in the input\n{}", inputs.skips);
     }
 
-    let (policy_spec, reference_spec, policy_dir, reference_dir, mut policy, mut reference) =
+    let (policy_spec, reference_spec, policy_dir, reference_dir, mut policy, mut reference, cap) =
         load_pair(&args)?;
+    // Remote servers refuse sequences longer than their context: truncate to what they take,
+    // as local scoring does with --max-length, instead of skipping those trajectories.
+    let max_length = match cap {
+        Some(cap) if cap < args.max_length => {
+            tracing::warn!(
+                "--max-length {} is longer than the servers accept; truncating to {cap} tokens",
+                args.max_length
+            );
+            cap
+        }
+        _ => args.max_length,
+    };
     let tok = TextTokenizer::from_dir(&policy_dir)
         .with_context(|| format!("loading the tokenizer from {}", policy_dir.display()))?;
     if reference_dir != policy_dir {
@@ -114,7 +126,7 @@ pub fn run(args: ScoreArgs) -> anyhow::Result<()> {
     let encoder = tok
         .encoder(&TokenizeOptions {
             renderer: args.renderer,
-            max_length: args.max_length,
+            max_length,
             chat: args.chat.options()?,
         })
         .context("preparing the renderer")?;
@@ -155,7 +167,7 @@ pub fn run(args: ScoreArgs) -> anyhow::Result<()> {
         policy: model_info(&policy_spec, &policy_dir, policy.as_ref()),
         reference: model_info(&reference_spec, &reference_dir, reference.as_ref()),
         renderer: args.renderer.to_string(),
-        max_length: args.max_length,
+        max_length,
         batch_size: args.batch_size,
         cache: cache.is_some(),
         stats: run.stats,
@@ -176,8 +188,8 @@ pub fn run(args: ScoreArgs) -> anyhow::Result<()> {
 
 /// The two backends: local checkpoints, or vLLM/SGLang endpoints (`--policy-endpoint`,
 /// `--reference-endpoint`) with the tokenizer from `--tokenizer` or the local `--policy` folder.
-/// Returns what was given for each model, the folders holding their tokenizers, and the
-/// backends.
+/// Returns what was given for each model, the folders holding their tokenizers, the backends,
+/// and (remote) the longest sequence the servers accept.
 #[allow(clippy::type_complexity)]
 fn load_pair(
     args: &ScoreArgs,
@@ -188,6 +200,7 @@ fn load_pair(
     PathBuf,
     Box<dyn LogprobBackend>,
     Box<dyn LogprobBackend>,
+    Option<usize>,
 )> {
     if args.remote.is_remote() {
         let policy_dir = match &args.policy {
@@ -197,7 +210,7 @@ fn load_pair(
             ),
             None => None,
         };
-        let (tok_dir, policy, reference) = args
+        let (tok_dir, policy, reference, cap) = args
             .remote
             .build_with_policy_dir(policy_dir.as_deref())
             .context("connecting to the remote engines")?;
@@ -208,6 +221,7 @@ fn load_pair(
             tok_dir,
             policy,
             reference,
+            Some(cap),
         ));
     }
     let (Some(policy_spec), Some(reference_spec)) = (&args.policy, &args.reference) else {
@@ -224,6 +238,7 @@ fn load_pair(
         reference_dir,
         policy,
         reference,
+        None,
     ))
 }
 
