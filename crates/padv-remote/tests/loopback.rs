@@ -75,7 +75,7 @@ fn builtin(i: usize) -> Trajectory {
         reward: Some((i % 2) as f64),
         mistake_step: None,
         mistake_agent: None,
-        source_format: None,
+        ..Default::default()
     }
 }
 
@@ -176,14 +176,15 @@ fn remote_equals_local(sglang: bool) {
     assert_eq!(rr.stats().requests_ok, scored as u64);
 
     // One concurrent batch over the two policy servers: results in request order.
-    let targets: Vec<Vec<usize>> = toks.iter().map(|t| (1..t.ids.len()).collect()).collect();
-    let reqs: Vec<ScoreRequest<'_>> = toks
+    let seqs: Vec<&[u32]> = toks
+        .iter()
+        .map(|t| t.single().expect("paper rendering is one sequence").ids.as_slice())
+        .collect();
+    let targets: Vec<Vec<usize>> = seqs.iter().map(|ids| (1..ids.len()).collect()).collect();
+    let reqs: Vec<ScoreRequest<'_>> = seqs
         .iter()
         .zip(&targets)
-        .map(|(t, g)| ScoreRequest {
-            ids: &t.ids,
-            targets: g,
-        })
+        .map(|(ids, g)| ScoreRequest { ids, targets: g })
         .collect();
     let before = (p1.posts(), p2.posts());
     let got = rp.score_batch(&reqs, STATS);

@@ -12,7 +12,7 @@ use padv_core::score::{
 use padv_core::{LogprobRecord, StatsRequest, StepLogprobs, Trajectory};
 use padv_engine::decoder::KvCache;
 use padv_engine::logprobs::EngineError;
-use padv_engine::tokenize::Tokenized;
+use padv_engine::tokenize::{Segment, Tokenized};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -152,6 +152,7 @@ pub fn parse_trajectory(value: &Value, format: Option<Format>) -> ApiResult<Traj
     let opts = ReadOptions {
         format,
         strict: true,
+        ..ReadOptions::default()
     };
     let report = read_str(Path::new("request"), &text, &opts)
         .map_err(|e| ApiError::Validation(format!("trajectory: {e}")))?;
@@ -172,23 +173,49 @@ pub fn chat_trajectory(id: &str, messages: &[Value]) -> ApiResult<Trajectory> {
 }
 
 /// Tokenises under the service limits: `max_length` left truncation as offline, then the hard
-/// `max_tokens` cap on what the models would run.
-pub fn encode(
+/// `max_tokens` cap on what the models would run (per sequence). A chat template that
+/// rewrites earlier turns gives one sequence per action (see `padv_engine::tokenize`).
+pub fn encode_any(
     models: &Models,
     t: &Trajectory,
     max_length: usize,
     max_tokens: usize,
 ) -> ApiResult<Tokenized> {
-    let tokens = models
+    let tokenized = models
         .encode(t, max_length)
         .map_err(|e| ApiError::Validation(format!("tokenising: {e}")))?;
-    if tokens.ids.len() > max_tokens {
+    if let Some(n) = tokenized
+        .segments
+        .iter()
+        .map(|s| s.ids.len())
+        .find(|&n| n > max_tokens)
+    {
         return Err(ApiError::Validation(format!(
-            "{} tokens exceed the server's limit of {max_tokens} (--max-tokens)",
-            tokens.ids.len()
+            "{n} tokens exceed the server's limit of {max_tokens} (--max-tokens)"
         )));
     }
-    Ok(tokens)
+    Ok(tokenized)
+}
+
+/// [`encode_any`] for the routes that continue one token sequence through the KV cache
+/// (candidates, sessions): they need the trajectory as one sequence. Trajectories whose chat
+/// template rewrites earlier turns are refused here (422) and scored exactly by `/v1/score`.
+pub fn encode(
+    models: &Models,
+    t: &Trajectory,
+    max_length: usize,
+    max_tokens: usize,
+) -> ApiResult<Segment> {
+    encode_any(models, t, max_length, max_tokens)?
+        .single()
+        .cloned()
+        .ok_or_else(|| {
+            ApiError::Validation(
+                "the chat template rewrites earlier turns, so each action is scored in its own \
+                 context: use /v1/score for such trajectories"
+                    .into(),
+            )
+        })
 }
 
 /// Everything the record needs at one scored position.
@@ -306,12 +333,12 @@ pub fn prefill(models: &Models, ids: &[u32], len: usize, cache: &mut PairCache) 
 /// `vals[t]` must be set for every action target `t`.
 pub fn record_from(
     t: &Trajectory,
-    tokens: &Tokenized,
+    tokens: &Segment,
     vals: &[Option<PosVals>],
     vocab_size: usize,
 ) -> ApiResult<LogprobRecord> {
     let mut steps = Vec::new();
-    for span in tokens.action_spans() {
+    for span in tokens.spans.iter().filter(|s| s.is_action) {
         let mut s = StepLogprobs {
             message_index: span.message_index,
             reference: Some(Vec::new()),
@@ -347,15 +374,13 @@ pub fn record_from(
         mistake_step: t.mistake_step,
         vocab_size: Some(vocab_size),
         steps,
+        num_messages: Some(t.messages.len()),
     })
 }
 
 /// All action target positions of `tokens`, ascending.
-pub fn action_targets(tokens: &Tokenized) -> Vec<usize> {
-    tokens
-        .action_spans()
-        .flat_map(|s| tokens.action_targets(s))
-        .collect()
+pub fn action_targets(tokens: &Segment) -> Vec<usize> {
+    tokens.targets()
 }
 
 /// Length of the longest common prefix of two id sequences.

@@ -184,7 +184,7 @@ fn offline_tokens(t: &padv_core::Trajectory, renderer: RendererKind) -> u64 {
             ..Default::default()
         })
         .expect("encoder");
-    enc.encode(t).expect("encodes").ids.len() as u64
+    enc.encode(t).expect("encodes").total_tokens() as u64
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -116,8 +116,9 @@ pub async fn candidates(
                 .zip(&trajectories)
                 .map(|(tk, t)| {
                     let last = t.messages.len() - 1;
-                    tk.action_spans()
-                        .filter(|s| s.message_index == last)
+                    tk.spans
+                        .iter()
+                        .filter(|s| s.is_action && s.message_index == last)
                         .flat_map(|s| tk.action_targets(s))
                         .collect()
                 })

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::error::{ApiError, ApiJson, ApiResult};
-use crate::scoring::{encode, report, ScoreParams, StepReport};
+use crate::scoring::{encode_any, report, ScoreParams, StepReport};
 use crate::state::AppState;
 
 /// Body of `POST /v1/score`.
@@ -111,6 +111,15 @@ impl LogprobBackend for Shared<'_> {
             &mut padv_engine::decoder::KvCache::discarding(),
         )?)
     }
+    // Per-turn segments of history-rewriting templates share long prefixes: compute them once.
+    fn score_batch(
+        &mut self,
+        requests: &[padv_core::ScoreRequest<'_>],
+        stats: padv_core::StatsRequest,
+    ) -> Vec<Result<padv_core::PositionLogprobs, padv_core::BackendError>> {
+        let (out, _cost) = self.0.score_batch_shared(requests, stats);
+        out.into_iter().map(|r| r.map_err(Into::into)).collect()
+    }
 }
 
 /// Handler of `POST /v1/score`.
@@ -131,7 +140,7 @@ pub async fn score(
     let metrics = state.metrics.clone();
     let out = state
         .run_model(move |m| {
-            let tokens = encode(m, &trajectory, max_length, max_tokens)?;
+            let tokens = encode_any(m, &trajectory, max_length, max_tokens)?;
             let out = score_pair(
                 &trajectory,
                 &tokens,

@@ -110,6 +110,7 @@ pub fn chat_trajectory(id: &str, messages: &[Value]) -> Trajectory {
         &padv_core::formats::ReadOptions {
             format: Some(padv_core::formats::Format::ChatJsonl),
             strict: true,
+            ..Default::default()
         },
     )
     .expect("valid trajectory");
