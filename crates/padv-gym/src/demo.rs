@@ -24,7 +24,7 @@ use std::time::Instant;
 use padv_core::render::RendererKind;
 use padv_core::{LogprobRecord, Trajectory};
 use padv_engine::logprobs::{EngineOptions, LocalEngine};
-use padv_engine::pair::score_pair;
+use padv_engine::pipeline::{self, PipelineOptions};
 use padv_engine::tokenize::{TextTokenizer, TokenizeOptions};
 
 pub use eval::{evaluate, DemoSummary};
@@ -142,8 +142,9 @@ pub fn rollouts(
     Ok(out)
 }
 
-/// Scores trajectories with the pair exactly as `padv score --renderer chat-template` does
-/// (same tokenisation and pair-scoring library code).
+/// Scores trajectories with the pair through the library pipeline that `padv score
+/// --renderer chat-template` runs ([`padv_engine::pipeline::score_trajectories`]), in strict
+/// mode: the demo's own rollouts must all score, so any skip is an error, not a footnote.
 pub fn score_trajectories(
     policy_dir: &Path,
     reference_dir: &Path,
@@ -160,14 +161,19 @@ pub fn score_trajectories(
     };
     let mut policy = engine(policy_dir)?;
     let mut reference = engine(reference_dir)?;
-    let mut records = Vec::with_capacity(trajectories.len());
-    for t in trajectories {
-        let tokens = encoder.encode(t)?;
-        let out = score_pair(t, &tokens, &mut policy, &mut reference, None)
-            .map_err(|e| AgentError::Invalid(e.to_string()))?;
-        records.push(out.record);
-    }
-    Ok(records)
+    let run = pipeline::score_trajectories(
+        trajectories,
+        &encoder,
+        &mut policy,
+        &mut reference,
+        &PipelineOptions {
+            strict: true,
+            ..PipelineOptions::default()
+        },
+        &mut |_| {},
+    )
+    .map_err(|e| AgentError::Invalid(format!("scoring the demo trajectories: {e}")))?;
+    Ok(run.records)
 }
 
 /// Runs the demo; returns the summary (also written to `out/summary.json`).

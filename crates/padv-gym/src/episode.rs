@@ -107,7 +107,7 @@ impl Episode {
                 .and_then(|t| t.decisive_mistake)
                 .map(action_message_index),
             mistake_agent: None,
-            source_format: None,
+            action_text: Default::default(),
         }
     }
 }

@@ -26,7 +26,7 @@ use padv_core::eval::SplitMix64;
 use padv_core::render::chat_messages;
 use padv_core::{Message, Trajectory};
 use padv_engine::decoder::DecoderModel;
-use padv_engine::tokenize::{ChatOptions, ChatTemplate, TextTokenizer, Tokenized};
+use padv_engine::tokenize::{ChatOptions, ChatTemplate, Segment, TextTokenizer};
 
 use crate::agent::{ctx, AgentError, Result};
 use crate::episode::{Episode, Turn};
@@ -69,8 +69,9 @@ pub struct Job<'a> {
 pub struct Rollout {
     /// The conversation: task, then alternating action / observation messages.
     pub trajectory: Trajectory,
-    /// The scorer's tokenisation of `trajectory` (ids and per-message spans).
-    pub tokens: Tokenized,
+    /// The scorer's tokenisation of `trajectory`: its one sequence (the gym template never
+    /// rewrites history), with ids and per-message spans.
+    pub tokens: Segment,
     /// Per id of `tokens.ids`: the token was sampled by the model (an action token).
     pub sampled: Vec<bool>,
     /// Per id: the token is an end-of-turn the sampler forced after `max_action_tokens`.
@@ -226,7 +227,7 @@ pub fn rollout_batch(
             reward: None,
             mistake_step: None,
             mistake_agent: None,
-            source_format: None,
+            action_text: Default::default(),
         };
         let text = sampler.render(&traj)?;
         let ids = sampler.encode(&text)?;
@@ -371,9 +372,16 @@ fn finish_action(row: &mut Row, sampler: &Sampler) -> Result<()> {
 fn finish_row(row: Row, sampler: &Sampler) -> Result<Rollout> {
     let mut traj = row.traj;
     traj.reward = Some(row.reward);
-    let tokens = sampler
+    let tokenized = sampler
         .tok
         .tokenize_chat(&sampler.template, &traj, usize::MAX)?;
+    let Some(tokens) = tokenized.single().cloned() else {
+        return Err(AgentError::Invalid(format!(
+            "trajectory {}: the chat template rendered it as per-turn segments (it rewrites \
+             history), so the sampled ids cannot be one sequence",
+            traj.id
+        )));
+    };
     let n = row.ids.len();
     if tokens.ids.len() < n || tokens.ids[..n] != row.ids[..] {
         return Err(AgentError::Invalid(format!(
@@ -382,7 +390,7 @@ fn finish_row(row: Row, sampler: &Sampler) -> Result<Rollout> {
         )));
     }
     let mut scored = vec![false; tokens.ids.len()];
-    for span in tokens.action_spans() {
+    for span in tokens.spans.iter().filter(|s| s.is_action) {
         for s in tokens.action_targets(span) {
             scored[s] = true;
         }

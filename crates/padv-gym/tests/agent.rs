@@ -43,7 +43,7 @@ fn saved_checkpoint_scores_like_the_training_model() {
 
     let ids: Vec<u32> = tok.encode("at 1,2 | up . down H").unwrap();
     assert!(ids.len() > 5);
-    let targets = 1..ids.len();
+    let targets: Vec<usize> = (1..ids.len()).collect();
     let mut engine = LocalEngine::load(&ckpt, EngineOptions::default()).unwrap();
     let got = engine
         .score(&ids, &targets, StatsRequest::default())
@@ -91,8 +91,8 @@ fn rollouts_are_exact_and_deterministic() {
     for (x, y) in a.iter().zip(&b) {
         assert_eq!(x.tokens.ids, y.tokens.ids);
         assert_eq!(x.trajectory, y.trajectory);
-        assert!(!x.actions.is_empty());
-        assert_eq!(x.trajectory.messages.len(), 1 + 2 * x.actions.len());
+        assert!(!x.episode.turns.is_empty());
+        assert_eq!(x.trajectory.messages.len(), 1 + 2 * x.episode.turns.len());
     }
     // The sampler's log-probs are the engine's teacher-forced log-probs.
     let ckpt = dir.path().join("ckpt");
@@ -101,11 +101,7 @@ fn rollouts_are_exact_and_deterministic() {
     let r = &a[0];
     let targets: Vec<usize> = (0..r.tokens.ids.len()).filter(|&p| r.sampled[p]).collect();
     let got = engine
-        .score(
-            &r.tokens.ids,
-            &(targets[0]..targets[0] + 1),
-            StatsRequest::default(),
-        )
+        .score(&r.tokens.ids, &targets[..1], StatsRequest::default())
         .unwrap()
         .logprob;
     assert!((got[0] - r.logprob[targets[0]]).abs() < 1e-4);

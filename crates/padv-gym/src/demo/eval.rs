@@ -122,10 +122,10 @@ pub struct BonHeadline {
 /// Failure-attribution numbers of one predictor.
 #[derive(Debug, Clone, Serialize)]
 pub struct FaHeadline {
-    /// Exact-step accuracy on failures with a decisive mistake.
-    pub accuracy: f64,
-    /// Within one step.
-    pub acc_within_1: f64,
+    /// Exact-step accuracy on failures with a decisive mistake (`None` when there are none).
+    pub accuracy: Option<f64>,
+    /// Within one step (`None` when there are no such failures).
+    pub acc_within_1: Option<f64>,
 }
 
 /// Theory numbers.

@@ -52,7 +52,7 @@ pub fn print_table(s: &DemoSummary) -> String {
         let ci =
             m.uq.auroc_ci
                 .map_or_else(|| "-".into(), |[a, b]| format!("[{a:.3},{b:.3}]"));
-        let fa = m.fa.get("min_cumulative").map(|x| x.accuracy);
+        let fa = m.fa.get("min_cumulative").and_then(|x| x.accuracy);
         out.push_str(&format!(
             "{:<18} {} {:>15} {} {} {} {} {}  {}\n",
             name,

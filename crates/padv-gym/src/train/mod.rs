@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use padv_core::eval::SplitMix64;
-use padv_engine::tokenize::{TextTokenizer, Tokenized};
+use padv_engine::tokenize::{Segment, TextTokenizer};
 use serde::{Deserialize, Serialize};
 
 pub use log::{LogEntry, TrainLog};
@@ -114,7 +114,7 @@ pub fn demonstrations(
     cfg: &TrainConfig,
     tok: &TextTokenizer,
     sampler: &Sampler,
-) -> Result<(Vec<Tokenized>, f64)> {
+) -> Result<(Vec<Segment>, f64)> {
     let expert = crate::expert::Expert::default();
     let mut out = Vec::with_capacity(cfg.sft.episodes);
     let mut success = 0.0;
@@ -131,7 +131,14 @@ pub fn demonstrations(
             |l, st, r| expert.action_text(l, &values, st, r),
         );
         success += traj.reward.unwrap_or(0.0);
-        out.push(tok.tokenize_chat(sampler.template(), &traj, usize::MAX)?);
+        let tokens = tok.tokenize_chat(sampler.template(), &traj, usize::MAX)?;
+        let Some(seq) = tokens.single().cloned() else {
+            return Err(crate::agent::AgentError::Invalid(format!(
+                "demonstration {}: the chat template rendered it as per-turn segments",
+                traj.id
+            )));
+        };
+        out.push(seq);
     }
     Ok((out, success / cfg.sft.episodes.max(1) as f64))
 }

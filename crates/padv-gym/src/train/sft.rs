@@ -7,7 +7,7 @@ use std::time::Instant;
 use candle_nn::{AdamW, Optimizer, ParamsAdamW};
 use padv_core::eval::SplitMix64;
 use padv_core::Trajectory;
-use padv_engine::tokenize::Tokenized;
+use padv_engine::tokenize::Segment;
 use serde::{Deserialize, Serialize};
 
 use super::batch::{
@@ -78,7 +78,7 @@ pub fn play_scripted(
         reward: None,
         mistake_step: None,
         mistake_agent: None,
-        source_format: None,
+        action_text: Default::default(),
     };
     let mut s = lake.initial();
     let mut reward = 0.0;
@@ -99,9 +99,9 @@ pub fn play_scripted(
 }
 
 /// Per-position loss weights: 1 on every action target of `t`.
-pub fn action_weights(t: &Tokenized) -> Vec<f32> {
+pub fn action_weights(t: &Segment) -> Vec<f32> {
     let mut w = vec![0f32; t.ids.len()];
-    for span in t.action_spans() {
+    for span in t.spans.iter().filter(|s| s.is_action) {
         for p in t.action_targets(span) {
             w[p] = 1.0;
         }
@@ -112,7 +112,7 @@ pub fn action_weights(t: &Tokenized) -> Vec<f32> {
 /// Fine-tunes `agent` on `demos` (tokenised by the scorer's chat tokenisation).
 pub fn sft(
     agent: &Agent,
-    demos: &[Tokenized],
+    demos: &[Segment],
     cfg: &SftConfig,
     seed: u64,
     pad: u32,
