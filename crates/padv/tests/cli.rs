@@ -246,10 +246,9 @@ fn score_matches_transformers_end_to_end_and_resumes() {
     }
     let first: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("run.json")).unwrap()).unwrap();
-    assert_eq!(
-        first["cache_hits"], 2,
-        "the second trajectory repeats the first's tokens"
-    );
+    // Both trajectories are scored in one batch (one score_batch call per model), so the
+    // second, which repeats the first's tokens, is computed alongside it, not read back.
+    assert_eq!(first["cache_hits"], 0);
 
     // Rerun: every model result comes from the cache, the records are identical.
     let again = padv(&args);
