@@ -96,6 +96,14 @@ pub struct Labeled {
 /// Reads `manifest.json` of a pair: the training configuration.
 pub fn read_manifest(pair: &Path) -> Result<(TrainConfig, serde_json::Value)> {
     let path = pair.join("manifest.json");
+    if !path.exists() {
+        return Err(AgentError::Invalid(format!(
+            "no trained pair at {} (no manifest.json): train one with `padv gym train --out {}` \
+             or point --pair at one",
+            pair.display(),
+            pair.display()
+        )));
+    }
     let bytes = std::fs::read(&path).map_err(|source| AgentError::Io {
         path: path.clone(),
         source,
