@@ -343,7 +343,23 @@ pub const TOKENIZER_FILES: [&str; 4] = [
 ];
 
 fn build(cfg: &DecoderConfig, varmap: &VarMap, trainable: bool) -> Result<DecoderModel> {
-    let vb = VarBuilder::from_varmap(varmap, DType::F32, &Device::Cpu);
+    // Inference must run on detached copies: candle records the op graph of anything computed
+    // from a `Var`, so a sampler built on the variables would keep every KV-cache
+    // concatenation of a rollout alive (memory quadratic in the episode length: the demo ran
+    // out of 23 GB on 128 rollouts).
+    let vb = if trainable {
+        VarBuilder::from_varmap(varmap, DType::F32, &Device::Cpu)
+    } else {
+        let data = varmap
+            .data()
+            .lock()
+            .map_err(|_| AgentError::Invalid("the agent's parameter map is poisoned".into()))?;
+        let tensors: std::collections::HashMap<String, candle_core::Tensor> = data
+            .iter()
+            .map(|(k, v)| (k.clone(), v.as_tensor().detach()))
+            .collect();
+        VarBuilder::from_tensors(tensors, DType::F32, &Device::Cpu)
+    };
     let opts = ModelOptions {
         trainable,
         attention: if trainable {
