@@ -145,9 +145,9 @@ impl AgentConfig {
     /// training and loading can never disagree about the architecture.
     pub fn decoder_config(&self, tok: &TextTokenizer) -> Result<DecoderConfig> {
         if self.num_heads == 0
-            || self.hidden_size % self.num_heads != 0
+            || !self.hidden_size.is_multiple_of(self.num_heads)
             || self.num_kv_heads == 0
-            || self.num_heads % self.num_kv_heads != 0
+            || !self.num_heads.is_multiple_of(self.num_kv_heads)
         {
             return Err(AgentError::Invalid(format!(
                 "agent config: hidden {} / heads {} / kv heads {} do not divide",

@@ -209,7 +209,9 @@ pub fn rollout_batch(
     jobs: &[Job],
     cfg: &SampleConfig,
 ) -> Result<Vec<Rollout>> {
-    if !(cfg.temperature > 0.0) || cfg.max_action_tokens == 0 {
+    if cfg.temperature.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater)
+        || cfg.max_action_tokens == 0
+    {
         return Err(AgentError::Invalid(format!(
             "sampling needs temperature > 0 and max_action_tokens > 0, got {cfg:?}"
         )));
@@ -360,9 +362,9 @@ fn finish_action(row: &mut Row, sampler: &Sampler) -> Result<()> {
     let new = sampler.encode(suffix)?;
     let n = new.len();
     row.ids.extend(new);
-    row.sampled.extend(std::iter::repeat(false).take(n));
-    row.forced.extend(std::iter::repeat(false).take(n));
-    row.logprob.extend(std::iter::repeat(0.0).take(n));
+    row.sampled.extend(std::iter::repeat_n(false, n));
+    row.forced.extend(std::iter::repeat_n(false, n));
+    row.logprob.extend(std::iter::repeat_n(0.0, n));
     row.text = rendered;
     Ok(())
 }

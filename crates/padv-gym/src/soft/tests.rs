@@ -1,4 +1,6 @@
 //! The soft identity on random stochastic MDPs, and the lake's soft/hard consistency.
+// Tabular MDP code indexes several arrays by the same state index.
+#![allow(clippy::needless_range_loop)]
 
 use padv_core::eval::SplitMix64;
 use proptest::prelude::*;

@@ -13,7 +13,7 @@ pub fn pad_batch(seqs: &[&[u32]], pad: u32) -> Result<(Tensor, usize)> {
     let mut flat = Vec::with_capacity(seqs.len() * t);
     for s in seqs {
         flat.extend_from_slice(s);
-        flat.extend(std::iter::repeat(pad).take(t - s.len()));
+        flat.extend(std::iter::repeat_n(pad, t - s.len()));
     }
     let ids = Tensor::from_vec(flat, (seqs.len(), t), &Device::Cpu).map_err(ctx("batch ids"))?;
     Ok((ids, t))
