@@ -55,6 +55,9 @@ pub struct Cli {
     command: Command,
 }
 
+// Parsed once per process: the size of the largest variant (`score`, with all its flags) costs
+// nothing, and boxing it would only obscure the clap definitions.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Read trajectory files and report what is in them (format, counts, labels, problems) as JSON.
