@@ -178,7 +178,12 @@ fn remote_equals_local(sglang: bool) {
     // One concurrent batch over the two policy servers: results in request order.
     let seqs: Vec<&[u32]> = toks
         .iter()
-        .map(|t| t.single().expect("paper rendering is one sequence").ids.as_slice())
+        .map(|t| {
+            t.single()
+                .expect("paper rendering is one sequence")
+                .ids
+                .as_slice()
+        })
         .collect();
     let targets: Vec<Vec<usize>> = seqs.iter().map(|ids| (1..ids.len()).collect()).collect();
     let reqs: Vec<ScoreRequest<'_>> = seqs
