@@ -116,16 +116,10 @@ pub fn cross_validate(group: &str, rows: &[&UqRow]) -> CvResult {
 /// [`cross_validate`] once per method present in `rows` (first-appearance order), each over
 /// all of that method's cells.
 pub fn cross_validate_by_method(rows: &[UqRow]) -> Vec<CvResult> {
-    let mut methods = Vec::new();
-    for r in rows {
-        if !methods.contains(&r.spec.method) {
-            methods.push(r.spec.method);
-        }
-    }
-    methods
+    crate::score::cells_by_method(rows.iter().map(|r| r.spec.method))
         .into_iter()
-        .map(|m| {
-            let group: Vec<&UqRow> = rows.iter().filter(|r| r.spec.method == m).collect();
+        .map(|(m, idx)| {
+            let group: Vec<&UqRow> = idx.iter().map(|&i| &rows[i]).collect();
             cross_validate(m.name(), &group)
         })
         .collect()

@@ -49,5 +49,6 @@ pub use aggregate::{bottom10_count, StepAgg, TokenAgg, TokenStats};
 pub use error::ScoreError;
 pub use names::ParseNameError;
 pub use scorer::{step_scores, trajectory_score, Scorer};
+pub(crate) use spec::cells_by_method;
 pub use spec::{grid, Method, PaMode, ScoreSpec, ScoreSpecBuilder};
 pub use table::ScoreTable;

@@ -235,6 +235,21 @@ impl ScoreSpecBuilder {
     }
 }
 
+/// The distinct methods of a sequence of grid cells, in first-appearance order, each with the
+/// indices of its cells: how every per-method report (UQ, best-of-N, FA, CV) groups a grid.
+pub(crate) fn cells_by_method(
+    methods: impl IntoIterator<Item = Method>,
+) -> Vec<(Method, Vec<usize>)> {
+    let mut groups: Vec<(Method, Vec<usize>)> = Vec::new();
+    for (i, m) in methods.into_iter().enumerate() {
+        match groups.iter_mut().find(|(g, _)| *g == m) {
+            Some((_, idx)) => idx.push(i),
+            None => groups.push((m, vec![i])),
+        }
+    }
+    groups
+}
+
 /// Every cell for `methods`: all token aggregations × all step aggregations (only the forced
 /// one for methods that force it) × both PA modes (PA only), with β = 1.
 ///

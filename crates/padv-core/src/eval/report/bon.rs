@@ -11,7 +11,7 @@ use super::common::{
 use crate::eval::bon::rank_key;
 use crate::eval::{bon_grid, BonRow, ConfidenceInterval, EvalError};
 use crate::is_success_reward;
-use crate::score::{Method, ScoreSpec, ScoreTable};
+use crate::score::{cells_by_method, Method, ScoreSpec, ScoreTable};
 
 /// Best-of-N results.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -172,16 +172,9 @@ pub(super) fn report(
         .map(|(row, o)| cell(row, o, opts))
         .collect();
     let folds = item_folds(tasks.len(), opts.folds, opts.seed);
-    let mut methods: Vec<Method> = Vec::new();
-    for s in specs {
-        if !methods.contains(&s.method) {
-            methods.push(s.method);
-        }
-    }
-    let methods = methods
+    let methods = cells_by_method(specs.iter().map(|s| s.method))
         .into_iter()
-        .filter_map(|m| {
-            let idx: Vec<usize> = (0..specs.len()).filter(|&i| specs[i].method == m).collect();
+        .filter_map(|(m, idx)| {
             let first = *idx.first()?;
             if opts.folds < 2 {
                 return Some(BonMethod {

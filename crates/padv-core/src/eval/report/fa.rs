@@ -11,7 +11,7 @@ use super::common::{
 };
 use crate::eval::attribution::{metrics, record_predictions, RecordPrediction};
 use crate::eval::{fa_grid, ConfidenceInterval, EvalError, FaMetrics, FaPredictor, FaRow};
-use crate::score::{Method, ScoreSpec, ScoreTable};
+use crate::score::{cells_by_method, Method, ScoreSpec, ScoreTable};
 
 /// Predictor names in [`RecordPrediction`] order.
 const PREDICTORS: [FaPredictor; 3] = [
@@ -115,18 +115,9 @@ pub(super) fn report(
         .iter()
         .map(|s| record_predictions(table, s))
         .collect::<Result<_, _>>()?;
-    let mut methods: Vec<Method> = Vec::new();
-    for s in specs {
-        if !methods.contains(&s.method) {
-            methods.push(s.method);
-        }
-    }
-    let methods = methods
+    let methods = cells_by_method(specs.iter().map(|s| s.method))
         .into_iter()
-        .filter_map(|m| {
-            let idx: Vec<usize> = (0..specs.len()).filter(|&i| specs[i].method == m).collect();
-            method_report(m, &idx, &cells, &preds, opts)
-        })
+        .filter_map(|(m, idx)| method_report(m, &idx, &cells, &preds, opts))
         .collect();
     Ok(FaReport {
         n_annotated,

@@ -8,7 +8,7 @@ use crate::eval::{
     cross_validate, uq_grid, CellAuroc, CvResult, EvalError, UqOptions, UqResult, UqRow,
 };
 use crate::is_success_reward;
-use crate::score::{Method, ScoreSpec, ScoreTable};
+use crate::score::{cells_by_method, Method, ScoreSpec, ScoreTable};
 
 /// Uncertainty-quantification results.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -91,16 +91,10 @@ pub(super) fn report(
 
 /// Methods in first-appearance order with their headline.
 fn by_method(cells: &[UqRow], folds: usize) -> Vec<UqMethod> {
-    let mut methods: Vec<Method> = Vec::new();
-    for c in cells {
-        if !methods.contains(&c.spec.method) {
-            methods.push(c.spec.method);
-        }
-    }
-    methods
+    cells_by_method(cells.iter().map(|c| c.spec.method))
         .into_iter()
-        .filter_map(|m| {
-            let group: Vec<&UqRow> = cells.iter().filter(|r| r.spec.method == m).collect();
+        .filter_map(|(m, idx)| {
+            let group: Vec<&UqRow> = idx.iter().map(|&i| &cells[i]).collect();
             let first = *group.first()?;
             if folds < 2 {
                 return Some(UqMethod {
