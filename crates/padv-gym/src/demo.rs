@@ -206,24 +206,33 @@ pub fn run(opts: &DemoOptions) -> Result<DemoSummary> {
         .map(|i| Lake::generate(&train_cfg.lake, heldout_map_seed(opts.seed, i)))
         .collect::<std::result::Result<_, _>>()?;
     let t0 = Instant::now();
-    let mut pol = rollouts(
-        &policy,
-        &sampler,
-        &lakes,
-        opts.samples,
-        opts.seed,
-        opts.batch,
-        "policy",
-    )?;
-    let ref_rollouts = rollouts(
-        &reference,
-        &sampler,
-        &lakes,
-        opts.samples,
-        opts.seed ^ 0xF00D,
-        opts.batch,
-        "reference",
-    )?;
+    // The two models' rollouts are independent (own seeds); sampling is mostly
+    // single-threaded element-wise work, so running them side by side uses both cores.
+    let (pol, ref_rollouts) = rayon::join(
+        || {
+            rollouts(
+                &policy,
+                &sampler,
+                &lakes,
+                opts.samples,
+                opts.seed,
+                opts.batch,
+                "policy",
+            )
+        },
+        || {
+            rollouts(
+                &reference,
+                &sampler,
+                &lakes,
+                opts.samples,
+                opts.seed ^ 0xF00D,
+                opts.batch,
+                "reference",
+            )
+        },
+    );
+    let (mut pol, ref_rollouts) = (pol?, ref_rollouts?);
     let rollout_s = t0.elapsed().as_secs_f64();
 
     let labeled = eval::label(&lakes, &mut pol, opts.samples)?;

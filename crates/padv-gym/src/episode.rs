@@ -329,10 +329,7 @@ mod tests {
         assert_eq!(t.mistake_step, Some(5));
         assert_eq!(t.reward, Some(0.0));
         assert_eq!(t.messages[3].content.as_deref(), Some("hmm"));
-        assert_eq!(
-            t.messages[6].content.as_deref(),
-            Some("moved right | fell in a hole at 0,2")
-        );
+        assert_eq!(t.messages[6].content.as_deref(), Some("right hole 0,2"));
     }
 
     #[test]

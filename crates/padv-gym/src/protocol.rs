@@ -6,11 +6,12 @@
 //!   ([`action_phrase`]) that the environment parses with [`parse_action`].
 //! - Each following user message is the environment's answer ([`observation_message`]).
 //!
-//! Observations are local and short (tens of characters) so that a tiny character-level
-//! model can act well and an episode stays a few hundred tokens:
-//! `moved down | at 1,0 | up S down . left # right H | goal down 3 right 4 | 12 left`:
-//! what happened, the position `row,column` (0-based, rows downwards), the four neighbours'
-//! tiles (`#` = off the map), the goal's relative direction, and the moves left.
+//! Observations are local and terse (about 20 characters) so that a tiny character-level
+//! model can act well and an episode stays around 300 tokens, which is what makes training
+//! the pair on two CPU cores a matter of minutes: `slip left 1,0 12 hole r safe d` reads
+//! "the ice turned the move to the left; now at row 1, column 0; 12 moves left; the tile to
+//! the right is a hole; going down leads towards the goal without falling in". The full map
+//! is in the first message.
 
 use crate::lake::{Action, Lake, Move, State, Status, Step};
 
@@ -60,20 +61,17 @@ pub fn parse_action(text: &str) -> Action {
     found.map_or(Action::Invalid, Action::Move)
 }
 
-/// The first user message: rules, map, and where the agent stands.
+/// The first user message: the rules in one line, the map, and where the agent stands.
 ///
 /// ```text
-/// Reach G from S on the ice. H is a hole. A move slips sideways with prob 0.2. 14 moves.
+/// slip 0.2, 14 moves
 /// S..H.
-/// ...
-/// at 0,0 | up # down . left # right . | goal down 4 right 4 | 14 left
+/// .....
+/// 0,0 14 hole - safe dr
 /// ```
 pub fn task_message(lake: &Lake) -> String {
     let c = lake.config();
-    let mut out = format!(
-        "Reach G from S on the ice. H is a hole. A move slips sideways with prob {}. {} moves.\n",
-        c.slip, c.max_steps
-    );
+    let mut out = format!("slip {}, {} moves\n", c.slip, c.max_steps);
     for row in lake.rows() {
         out.push_str(&row);
         out.push('\n');
@@ -84,52 +82,82 @@ pub fn task_message(lake: &Lake) -> String {
 
 /// The environment's answer to a step: what happened, then where the agent stands (or how
 /// the episode ended).
+///
+/// What happened is the direction the agent actually went, prefixed with `slip` when the
+/// ice turned it and `bump` when it hit the shore and stayed put; `invalid` for an
+/// unparsable action; `over` for acting after the end. Examples: `down 1,0 12 hole r safe d`,
+/// `slip bump left 0,0 11 hole - safe dr`, `down hole 2,1`, `right goal`,
+/// `up 0,1 no moves left`.
 pub fn observation_message(lake: &Lake, step: &Step) -> String {
     let event = match (step.action, step.moved) {
         (Action::Move(_), Some(m)) => {
-            let verb = if step.slipped() { "slipped" } else { "moved" };
-            let blocked = if step.state.pos == step.from.pos {
-                " (blocked)"
+            let slip = if step.slipped() { "slip " } else { "" };
+            let bump = if step.state.pos == step.from.pos {
+                "bump "
             } else {
                 ""
             };
-            format!("{verb} {}{blocked}", move_word(m))
+            format!("{slip}{bump}{}", move_word(m))
         }
-        _ if step.from == step.state => "episode over".to_string(),
-        _ => "invalid action, no move".to_string(),
+        _ if step.from == step.state => "over".to_string(),
+        _ => "invalid".to_string(),
     };
     let (r, c) = lake.coords(step.state.pos);
     match step.status {
-        Status::Running => format!("{event} | {}", position_line(lake, step.state)),
-        Status::Goal => format!("{event} | reached the goal at {r},{c}"),
-        Status::Hole => format!("{event} | fell in a hole at {r},{c}"),
-        Status::OutOfSteps => format!("{event} | at {r},{c} | out of moves"),
+        Status::Running => format!("{event} {}", position_line(lake, step.state)),
+        Status::Goal => format!("{event} goal"),
+        Status::Hole => format!("{event} hole {r},{c}"),
+        Status::OutOfSteps => format!("{event} {r},{c} no moves left"),
     }
 }
 
-/// `at r,c | up X down X left X right X | goal down a right b | k left`.
+/// `r,c k hole H safe S`: the position (0-based, rows downwards), the moves left, the
+/// directions of the neighbouring holes as initials in the order `u d l r` (`dr` = down and
+/// right; `-` for none), and the directions that lead towards the goal without stepping
+/// into a hole, the same way.
+///
+/// Why spell it out: the agent is a character-level decoder of a few hundred thousand
+/// parameters trained in minutes; it learns to copy a letter from the last observation into
+/// its action (`go d…`), but it did not learn to read holes off a positional string such as
+/// `S.#H` nor to take the difference of two direction lists (its SFT reference stepped into
+/// an adjacent hole a third of the time either way). The hint comes last, so it sits at the
+/// same short distance before every action's first letter. The map stays hard where the hint is
+/// empty or wrong: when every direction towards the goal is a hole, and where the ice makes
+/// the straight way riskier than a detour; and slips make every plan a gamble.
 fn position_line(lake: &Lake, s: State) -> String {
     let (r, c) = lake.coords(s.pos);
-    let mut out = format!("at {r},{c} |");
-    for m in Move::ALL {
-        let tile = lake
-            .neighbour(s.pos, m)
-            .map_or('#', |q| lake.tile(q).symbol());
-        out.push_str(&format!(" {} {tile}", move_word(m)));
-    }
     let (gr, gc) = lake.coords(lake.goal());
-    out.push_str(" | goal");
-    if gr != r {
-        let word = if gr > r { "down" } else { "up" };
-        out.push_str(&format!(" {word} {}", gr.abs_diff(r)));
-    }
-    if gc != c {
-        let word = if gc > c { "right" } else { "left" };
-        out.push_str(&format!(" {word} {}", gc.abs_diff(c)));
-    }
     let left = lake.config().max_steps.saturating_sub(s.t);
-    out.push_str(&format!(" | {left} left"));
-    out
+    let hole = |m: Move| {
+        lake.neighbour(s.pos, m)
+            .is_some_and(|q| lake.tile(q) == crate::lake::Tile::Hole)
+    };
+    let safe = |m: Move| {
+        let towards = match m {
+            Move::Up => gr < r,
+            Move::Down => gr > r,
+            Move::Left => gc < c,
+            Move::Right => gc > c,
+        };
+        towards && !hole(m)
+    };
+    let initials = |keep: &dyn Fn(Move) -> bool| {
+        let s: String = Move::ALL
+            .into_iter()
+            .filter(|&m| keep(m))
+            .map(|m| move_word(m).chars().next().unwrap_or('?'))
+            .collect();
+        if s.is_empty() {
+            "-".to_string()
+        } else {
+            s
+        }
+    };
+    format!(
+        "{r},{c} {left} hole {} safe {}",
+        initials(&hole),
+        initials(&safe)
+    )
 }
 
 #[cfg(test)]
@@ -159,34 +187,21 @@ mod tests {
     fn messages_describe_the_map_and_the_step() {
         let lake = Lake::from_rows(&["S.H", "...", "H.G"], 0.0, 6).unwrap();
         let task = task_message(&lake);
-        assert_eq!(
-            task,
-            "Reach G from S on the ice. H is a hole. A move slips sideways with prob 0. 6 moves.\n\
-             S.H\n...\nH.G\n\
-             at 0,0 | up # down . left # right . | goal down 2 right 2 | 6 left"
-        );
+        assert_eq!(task, "slip 0, 6 moves\nS.H\n...\nH.G\n0,0 6 hole - safe dr");
         let mut rng = SplitMix64::new(0);
         let s = lake.initial();
         let step = lake.step(s, Action::Move(Move::Right), &mut rng);
-        assert_eq!(
-            step.observation,
-            "moved right | at 0,1 | up # down . left S right H | goal down 2 right 1 | 5 left"
-        );
+        assert_eq!(step.observation, "right 0,1 5 hole r safe d");
         let step = lake.step(step.state, Action::Move(Move::Right), &mut rng);
-        assert_eq!(step.observation, "moved right | fell in a hole at 0,2");
+        assert_eq!(step.observation, "right hole 0,2");
         let step = lake.step(s, Action::Move(Move::Up), &mut rng);
-        assert_eq!(
-            step.observation,
-            "moved up (blocked) | at 0,0 | up # down . left # right . | goal down 2 right 2 | 5 left"
-        );
+        assert_eq!(step.observation, "bump up 0,0 5 hole - safe dr");
         let step = lake.step(s, Action::Invalid, &mut rng);
-        assert!(step
-            .observation
-            .starts_with("invalid action, no move | at 0,0"));
+        assert!(step.observation.starts_with("invalid 0,0 "));
         let near = State { pos: 5, t: 5 };
         let step = lake.step(near, Action::Move(Move::Down), &mut rng);
-        assert_eq!(step.observation, "moved down | reached the goal at 2,2");
+        assert_eq!(step.observation, "down goal");
         let step = lake.step(State { pos: 4, t: 5 }, Action::Move(Move::Up), &mut rng);
-        assert_eq!(step.observation, "moved up | at 0,1 | out of moves");
+        assert_eq!(step.observation, "up 0,1 no moves left");
     }
 }

@@ -119,7 +119,7 @@ fn training_is_deterministic() {
     cfg.rl.group = 2;
     cfg.save_at = vec![1];
     let run = |dir: &Path| {
-        train_pair(&cfg, dir, serde_json::Value::Null).unwrap();
+        train_pair(&cfg, dir, serde_json::Value::Null, None).unwrap();
         std::fs::read(dir.join("policy/model.safetensors")).unwrap()
     };
     let a = tempfile::tempdir().unwrap();
@@ -132,4 +132,86 @@ fn training_is_deterministic() {
     assert_ne!(ra, wa, "RL did not change the policy");
     let log = std::fs::read_to_string(a.path().join("train_log.jsonl")).unwrap();
     assert_eq!(log.lines().count(), 2 + 2);
+
+    // Reusing the first run's reference skips SFT and reproduces the same policy; a run whose
+    // SFT settings differ may not reuse it.
+    let c = tempfile::tempdir().unwrap();
+    train_pair(&cfg, c.path(), serde_json::Value::Null, Some(a.path())).unwrap();
+    assert_eq!(
+        std::fs::read(c.path().join("policy/model.safetensors")).unwrap(),
+        wa
+    );
+    assert_eq!(
+        std::fs::read(c.path().join("reference/model.safetensors")).unwrap(),
+        ra
+    );
+    let mut other = cfg.clone();
+    other.sft.steps = 3;
+    let err = train_pair(&other, c.path(), serde_json::Value::Null, Some(a.path())).unwrap_err();
+    assert!(err.to_string().contains("config.sft differs"), "{err}");
+}
+
+/// The training gradients are the derivatives of the loss: backward against central finite
+/// differences (in f64 arithmetic on f32 weights) for weights that reach the loss only
+/// through attention (query/key projections) and for the MLP, embedding and norm.
+#[test]
+fn training_gradients_match_finite_differences() {
+    let dir = tempfile::tempdir().unwrap();
+    let tok = tokenizer(dir.path());
+    let agent = Agent::init(&AgentConfig::tiny(tok.vocab_size()), &tok, 9).unwrap();
+    spread(&agent);
+    let model = agent.trainable_model().unwrap();
+    let seqs: Vec<Vec<u32>> = vec![
+        vec![2, 5, 20, 31, 44, 3, 6, 60, 61, 12, 3],
+        vec![2, 5, 70, 71, 3, 6, 15, 16, 3, 0, 0],
+    ];
+    let refs: Vec<&[u32]> = seqs.iter().map(|s| s.as_slice()).collect();
+    let (ids, _) = pad_batch(&refs, 0).unwrap();
+    let loss = |m: &padv_engine::decoder::DecoderModel| -> Tensor {
+        token_logprobs(m, &ids)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .neg()
+            .unwrap()
+    };
+    let grads = loss(&model).backward().unwrap();
+    let vars: std::collections::HashMap<String, candle_core::Var> =
+        agent.varmap.data().lock().unwrap().clone();
+    for name in [
+        "model.layers.0.self_attn.q_proj.weight",
+        "model.layers.1.self_attn.k_proj.weight",
+        "model.layers.2.self_attn.v_proj.weight",
+        "model.layers.0.mlp.down_proj.weight",
+        "model.layers.1.input_layernorm.weight",
+        "model.embed_tokens.weight",
+    ] {
+        let var = &vars[name];
+        let g = grads.get(var.as_tensor()).unwrap().flatten_all().unwrap();
+        let g: Vec<f32> = g.to_vec1().unwrap();
+        let base: Vec<f32> = var.as_tensor().flatten_all().unwrap().to_vec1().unwrap();
+        let shape = var.as_tensor().shape().clone();
+        // The entries with the largest gradients (well above f32 rounding of the loss).
+        let mut order: Vec<usize> = (0..g.len()).collect();
+        order.sort_by(|&a, &b| g[b].abs().total_cmp(&g[a].abs()));
+        for &i in order.iter().take(3) {
+            let eps = 1e-2f32;
+            let at = |delta: f32| -> f64 {
+                let mut w = base.clone();
+                w[i] += delta;
+                var.set(&Tensor::from_vec(w, shape.clone(), &Device::Cpu).unwrap())
+                    .unwrap();
+                let m = agent.inference_model().unwrap();
+                loss(&m).to_scalar::<f32>().unwrap() as f64
+            };
+            let fd = (at(eps) - at(-eps)) / (2.0 * eps as f64);
+            var.set(&Tensor::from_vec(base.clone(), shape.clone(), &Device::Cpu).unwrap())
+                .unwrap();
+            let an = g[i] as f64;
+            assert!(
+                (fd - an).abs() <= 0.05 * an.abs().max(1e-2),
+                "{name}[{i}]: backward {an}, finite difference {fd}"
+            );
+        }
+    }
 }

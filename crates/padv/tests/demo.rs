@@ -14,7 +14,6 @@ fn read_jsonl(path: &Path) -> Vec<serde_json::Value> {
 }
 
 #[test]
-#[ignore = "needs the trained pair in crates/padv-gym/pair (not committed yet)"]
 fn quick_demo_end_to_end() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("demo");
@@ -116,7 +115,6 @@ fn quick_demo_end_to_end() {
 }
 
 #[test]
-#[ignore = "needs the trained pair in crates/padv-gym/pair (not committed yet)"]
 fn demo_is_deterministic_for_a_seed() {
     let dir = tempfile::tempdir().unwrap();
     let run = |name: &str| {

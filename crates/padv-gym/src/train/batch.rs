@@ -53,6 +53,31 @@ pub fn target_weights(w: &[Vec<f32>], t: usize) -> Result<Tensor> {
         .map_err(ctx("target weights"))
 }
 
+/// One micro-batch's forward and backward pass.
+pub struct Pass {
+    /// Its share of the loss.
+    pub loss: f64,
+    /// Tokens it processed (padding excluded).
+    pub tokens: usize,
+    /// Its gradients.
+    pub grads: GradStore,
+}
+
+/// Runs `pass` on every micro-batch, as many at once as the rayon pool has threads, and
+/// returns the results in input order, so that accumulating them is the same sum as a
+/// sequential loop.
+///
+/// Why in parallel: a tiny model's forward and backward passes are mostly element-wise ops
+/// that candle runs on one thread; several micro-batches at once keep every core busy (the
+/// matrix products inside still use the pool).
+pub fn parallel_passes<T: Sync>(
+    chunks: &[T],
+    pass: impl Fn(&T) -> Result<Pass> + Sync,
+) -> Result<Vec<Pass>> {
+    use rayon::prelude::*;
+    chunks.par_iter().map(&pass).collect()
+}
+
 /// Adds `new` into `acc` for every variable.
 pub fn accumulate(acc: &mut Option<GradStore>, new: GradStore, vars: &[Var]) -> Result<()> {
     let Some(store) = acc else {

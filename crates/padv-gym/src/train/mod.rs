@@ -143,12 +143,63 @@ pub fn demonstrations(
     Ok((out, success / cfg.sft.episodes.max(1) as f64))
 }
 
+/// The expert success recorded by an earlier run whose reference can stand in for this
+/// run's SFT; an error naming the first differing setting otherwise.
+fn check_reusable(cfg: &TrainConfig, earlier: &Path) -> Result<f64> {
+    let path = earlier.join("manifest.json");
+    let bytes = std::fs::read(&path).map_err(|source| AgentError::Io {
+        path: path.clone(),
+        source,
+    })?;
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&bytes).map_err(|source| AgentError::Json {
+            path: path.clone(),
+            source,
+        })?;
+    let theirs: TrainConfig =
+        serde_json::from_value(manifest["config"].clone()).map_err(|source| AgentError::Json {
+            path: path.clone(),
+            source,
+        })?;
+    let differs = if theirs.seed != cfg.seed {
+        Some("seed")
+    } else if theirs.lake != cfg.lake {
+        Some("lake")
+    } else if theirs.model != cfg.model {
+        Some("model")
+    } else if theirs.sft != cfg.sft {
+        Some("sft")
+    } else {
+        None
+    };
+    if let Some(field) = differs {
+        return Err(AgentError::Invalid(format!(
+            "{}: config.{field} differs from this run's, so its reference is not the one SFT \
+             would train here",
+            path.display()
+        )));
+    }
+    manifest["expert_success_on_demonstrations"]
+        .as_f64()
+        .ok_or_else(|| {
+            AgentError::Invalid(format!(
+                "{}: no expert_success_on_demonstrations",
+                path.display()
+            ))
+        })
+}
+
 /// Trains the reference and the policy into `out` (see the module doc for the layout).
 /// `provenance` (e.g. the git commit and the command line) is copied into the manifest.
+///
+/// With `reuse_reference` (an earlier output directory), SFT is skipped and that run's
+/// reference is copied, after checking that its manifest has the same seed, map family,
+/// model shape and SFT settings (so the copy is exactly what SFT would produce here).
 pub fn train_pair(
     cfg: &TrainConfig,
     out: &Path,
     provenance: serde_json::Value,
+    reuse_reference: Option<&Path>,
 ) -> Result<TrainOutcome> {
     let started = Instant::now();
     let io = |path: &Path| {
@@ -171,24 +222,35 @@ pub fn train_pair(
     };
     let mut log = TrainLog::create(&out.join("train_log.jsonl"))?;
 
-    let reference = Agent::init(&shape, &tok, cfg.seed)?;
-    tracing::info!(
-        "agent: {} parameters; generating {} expert demonstrations",
-        reference.num_parameters(),
-        cfg.sft.episodes
-    );
-    let (demos, expert_success) = demonstrations(cfg, &tok, &sampler)?;
-    tracing::info!("expert success on its demonstrations: {expert_success:.3}");
-    sft::sft(
-        &reference,
-        &demos,
-        &cfg.sft,
-        cfg.seed ^ 0x5F7,
-        sampler.pad_id(),
-        &mut log,
-        started,
-    )?;
     let ref_dir = out.join("reference");
+    let (reference, expert_success) = match reuse_reference {
+        Some(earlier) => {
+            let expert_success = check_reusable(cfg, earlier)?;
+            let reference = Agent::load(&earlier.join("reference"), &tok)?;
+            tracing::info!("reusing the reference of {}", earlier.display());
+            (reference, expert_success)
+        }
+        None => {
+            let reference = Agent::init(&shape, &tok, cfg.seed)?;
+            tracing::info!(
+                "agent: {} parameters; generating {} expert demonstrations",
+                reference.num_parameters(),
+                cfg.sft.episodes
+            );
+            let (demos, expert_success) = demonstrations(cfg, &tok, &sampler)?;
+            tracing::info!("expert success on its demonstrations: {expert_success:.3}");
+            sft::sft(
+                &reference,
+                &demos,
+                &cfg.sft,
+                cfg.seed ^ 0x5F7,
+                sampler.pad_id(),
+                &mut log,
+                started,
+            )?;
+            (reference, expert_success)
+        }
+    };
     reference.save(&ref_dir, &tok)?;
 
     let policy = Agent::load(&ref_dir, &tok)?;
@@ -213,6 +275,7 @@ pub fn train_pair(
         "agent": shape,
         "parameters": reference.num_parameters(),
         "expert_success_on_demonstrations": expert_success,
+        "reference_reused_from": reuse_reference.map(|p| p.display().to_string()),
         "wall_time_s": wall_s,
         "training_log": "train_log.jsonl",
         "final": log.entries.last(),

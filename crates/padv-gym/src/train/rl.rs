@@ -21,7 +21,8 @@ use padv_engine::decoder::DecoderModel;
 use serde::{Deserialize, Serialize};
 
 use super::batch::{
-    accumulate, clip_grad_norm, pad_batch, sorted_vars, target_weights, token_logprobs,
+    accumulate, clip_grad_norm, pad_batch, parallel_passes, sorted_vars, target_weights,
+    token_logprobs, Pass,
 };
 use super::log::{LogEntry, TrainLog};
 use crate::agent::{ctx, Agent, AgentError, Result};
@@ -52,10 +53,10 @@ pub struct RlConfig {
 impl Default for RlConfig {
     fn default() -> Self {
         RlConfig {
-            iterations: 40,
-            maps_per_iteration: 4,
+            iterations: 50,
+            maps_per_iteration: 6,
             group: 8,
-            lr: 1e-3,
+            lr: 3e-4,
             weight_decay: 0.0,
             clip: 1.0,
             max_action_tokens: 16,
@@ -235,15 +236,12 @@ pub fn rl(
                     .count()
             })
             .sum();
-        let mut grads = None;
-        let mut loss_sum = 0f64;
-        let mut tokens = 0usize;
-        for (chunk, a) in rollouts
-            .chunks(cfg.micro_batch.max(1))
-            .zip(adv.chunks(cfg.micro_batch.max(1)))
-        {
+        let mb = cfg.micro_batch.max(1);
+        let chunks: Vec<(&[Rollout], &[Vec<f32>])> =
+            rollouts.chunks(mb).zip(adv.chunks(mb)).collect();
+        let passes = parallel_passes(&chunks, |&(chunk, a)| {
             let seqs: Vec<&[u32]> = chunk.iter().map(|r| r.tokens.ids.as_slice()).collect();
-            tokens += seqs.iter().map(|s| s.len()).sum::<usize>();
+            let tokens = seqs.iter().map(|s| s.len()).sum::<usize>();
             let (ids, t) = pad_batch(&seqs, pad)?;
             let w = target_weights(a, t)?;
             let lp = token_logprobs(&model, &ids)?;
@@ -252,9 +250,21 @@ pub fn rl(
                 .and_then(|x| x.neg())
                 .and_then(|x| x / n_trained.max(1) as f64)
                 .map_err(ctx("RL loss"))?;
-            loss_sum += loss.to_scalar::<f32>().map_err(ctx("RL loss"))? as f64;
-            let g = loss.backward().map_err(ctx("RL backward"))?;
-            accumulate(&mut grads, g, &vars)?;
+            let value = loss.to_scalar::<f32>().map_err(ctx("RL loss"))? as f64;
+            let grads = loss.backward().map_err(ctx("RL backward"))?;
+            Ok(Pass {
+                loss: value,
+                tokens,
+                grads,
+            })
+        })?;
+        let mut grads = None;
+        let mut loss_sum = 0f64;
+        let mut tokens = 0usize;
+        for pass in passes {
+            loss_sum += pass.loss;
+            tokens += pass.tokens;
+            accumulate(&mut grads, pass.grads, &vars)?;
         }
         let mut norm = 0.0;
         if let Some(mut grads) = grads {

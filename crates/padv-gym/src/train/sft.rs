@@ -11,7 +11,8 @@ use padv_engine::tokenize::Segment;
 use serde::{Deserialize, Serialize};
 
 use super::batch::{
-    accumulate, clip_grad_norm, pad_batch, sorted_vars, target_weights, token_logprobs,
+    accumulate, clip_grad_norm, pad_batch, parallel_passes, sorted_vars, target_weights,
+    token_logprobs, Pass,
 };
 use super::log::{LogEntry, TrainLog};
 use crate::agent::{ctx, Agent, Result};
@@ -42,7 +43,7 @@ impl Default for SftConfig {
     fn default() -> Self {
         SftConfig {
             episodes: 1000,
-            steps: 150,
+            steps: 250,
             batch: 16,
             micro_batch: 8,
             lr: 3e-3,
@@ -152,12 +153,10 @@ pub fn sft(
             cursor += 1;
         }
         let n_targets: f32 = picked.iter().map(|&i| weights[i].iter().sum::<f32>()).sum();
-        let mut grads = None;
-        let mut loss_sum = 0f64;
-        let mut tokens = 0usize;
-        for chunk in picked.chunks(cfg.micro_batch) {
+        let chunks: Vec<&[usize]> = picked.chunks(cfg.micro_batch).collect();
+        let passes = parallel_passes(&chunks, |chunk| {
             let seqs: Vec<&[u32]> = chunk.iter().map(|&i| demos[i].ids.as_slice()).collect();
-            tokens += seqs.iter().map(|s| s.len()).sum::<usize>();
+            let tokens = seqs.iter().map(|s| s.len()).sum::<usize>();
             let (ids, t) = pad_batch(&seqs, pad)?;
             let w: Vec<Vec<f32>> = chunk.iter().map(|&i| weights[i].clone()).collect();
             let w = target_weights(&w, t)?;
@@ -167,9 +166,21 @@ pub fn sft(
                 .and_then(|x| x.neg())
                 .and_then(|x| x / n_targets.max(1.0) as f64)
                 .map_err(ctx("SFT loss"))?;
-            loss_sum += loss.to_scalar::<f32>().map_err(ctx("SFT loss"))? as f64;
-            let g = loss.backward().map_err(ctx("SFT backward"))?;
-            accumulate(&mut grads, g, &vars)?;
+            let value = loss.to_scalar::<f32>().map_err(ctx("SFT loss"))? as f64;
+            let grads = loss.backward().map_err(ctx("SFT backward"))?;
+            Ok(Pass {
+                loss: value,
+                tokens,
+                grads,
+            })
+        })?;
+        let mut grads = None;
+        let mut loss_sum = 0f64;
+        let mut tokens = 0usize;
+        for pass in passes {
+            loss_sum += pass.loss;
+            tokens += pass.tokens;
+            accumulate(&mut grads, pass.grads, &vars)?;
         }
         let Some(mut grads) = grads else { continue };
         let norm = clip_grad_norm(&mut grads, &vars, cfg.clip)?;

@@ -24,7 +24,7 @@ pub struct DemoArgs {
     /// Pair directory (default: the pair committed in crates/padv-gym/pair).
     #[arg(long)]
     pub pair: Option<PathBuf>,
-    /// Evaluate this policy checkpoint instead of PAIR/policy (e.g. PAIR/policy-early).
+    /// Evaluate this policy checkpoint instead of PAIR/policy (e.g. PAIR/policy-iter-0005, an intermediate RL policy).
     #[arg(long)]
     pub policy: Option<PathBuf>,
     /// Number of held-out maps (overrides the --quick/full default).

@@ -53,6 +53,11 @@ pub struct TrainArgs {
     /// SFT learning rate.
     #[arg(long)]
     pub sft_lr: Option<f64>,
+    /// Skip SFT: copy the reference of this earlier training output (its manifest must show
+    /// the same seed, map family and SFT settings), then run RL with this run's β and RL
+    /// settings. For sweeps over β, where the reference does not depend on β.
+    #[arg(long, value_name = "PAIR_DIR")]
+    pub reuse_reference: Option<PathBuf>,
 }
 
 /// Runs a gym command.
@@ -98,15 +103,21 @@ fn train(a: TrainArgs) -> anyhow::Result<()> {
         "git_commit": git_commit(),
         "padv_version": env!("CARGO_PKG_VERSION"),
     });
-    let outcome = train_pair(&cfg, &a.out, provenance)
+    let outcome = train_pair(&cfg, &a.out, provenance, a.reuse_reference.as_deref())
         .with_context(|| format!("training into {}", a.out.display()))?;
-    let last = outcome.log.last();
+    let last_rl = outcome.log.iter().rev().find(|e| e.phase == "rl");
+    let rl = match last_rl {
+        Some(e) => format!(
+            "final RL iteration: success {:.3}, KL {:.3}",
+            e.success_rate.unwrap_or(f64::NAN),
+            e.mean_kl.unwrap_or(f64::NAN)
+        ),
+        None => "no RL iterations (the policy is the reference)".to_string(),
+    };
     println!(
-        "trained in {:.1} s: expert success {:.3}; final RL iteration: success {:.3}, KL {:.3}; wrote {}",
+        "trained in {:.1} s: expert success {:.3}; {rl}; wrote {}",
         outcome.wall_s,
         outcome.expert_success,
-        last.and_then(|e| e.success_rate).unwrap_or(f64::NAN),
-        last.and_then(|e| e.mean_kl).unwrap_or(f64::NAN),
         a.out.display()
     );
     Ok(())
