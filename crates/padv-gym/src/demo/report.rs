@@ -72,11 +72,12 @@ pub fn print_table(s: &DemoSummary) -> String {
         .next()
         .map(|m| (m.bon.mean_at_n, m.bon.pass_at_n_oracle));
     out.push_str(&format!(
-        "\nchance: AUROC 0.500 | fewer-steps prior AUROC {} | BoN random {} oracle {} | FA most-common-step {}\n",
+        "\nchance: AUROC 0.500 | fewer-steps prior AUROC {} | BoN random {} oracle {} | FA most-common-step {} last-step {}\n",
         f(g(&s.priors, "uq_fewer_steps_auroc")),
         f(bon.map(|b| b.0)),
         f(bon.map(|b| b.1)),
         f(g(&s.priors, "fa_most_common_step_accuracy")),
+        f(g(&s.priors, "fa_last_step_accuracy")),
     ));
     out.push_str(&format!(
         "theory: Spearman(step PA = beta*log pi/pi_ref of the action, A*) = {} over {} steps\n",
