@@ -49,6 +49,8 @@ pub struct RemoteOptions {
     pub backoff_max: Duration,
     /// Context length to assume instead of the server's report.
     pub max_model_len: Option<usize>,
+    /// Served model to use, by its `/v1/models` id; None takes the first listed.
+    pub model: Option<String>,
 }
 
 impl Default for RemoteOptions {
@@ -63,6 +65,7 @@ impl Default for RemoteOptions {
             backoff_base: Duration::from_millis(500),
             backoff_max: Duration::from_secs(30),
             max_model_len: None,
+            model: None,
         }
     }
 }
@@ -139,6 +142,7 @@ impl RemoteBackend {
             let ep = Endpoint::connect(
                 url,
                 kind,
+                opts.model.as_deref(),
                 opts.max_model_len,
                 opts.timeout,
                 opts.concurrency,

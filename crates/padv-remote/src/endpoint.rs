@@ -53,11 +53,14 @@ impl Endpoint {
     /// Connects to `url` (e.g. `http://10.0.0.5:8000`) and learns what it serves.
     ///
     /// With `kind` None the engine is detected: SGLang answers `GET /get_model_info`, vLLM
-    /// does not. `max_model_len` overrides what the server reports (or supplies it when the
-    /// server reports none).
+    /// does not. `model` picks one of the served models by its `/v1/models` id (a server
+    /// can list several: vLLM with LoRA adapters beside the base, or `padv serve` with a
+    /// policy and a reference); None takes the first. `max_model_len` overrides what the
+    /// server reports (or supplies it when the server reports none).
     pub fn connect(
         url: &str,
         kind: Option<EngineKind>,
+        model: Option<&str>,
         max_model_len: Option<usize>,
         timeout: Duration,
         pool: usize,
@@ -85,10 +88,30 @@ impl Endpoint {
             (None, None) => EngineKind::Vllm,
         };
         let models = ep.get_json("/v1/models")?;
-        let card = models
+        let cards: &[Value] = models
             .as_ref()
             .and_then(|m| m.get("data"))
-            .and_then(|d| d.get(0));
+            .and_then(Value::as_array)
+            .map_or(&[], Vec::as_slice);
+        let card = match model {
+            None => cards.first(),
+            Some(want) => {
+                let found = cards
+                    .iter()
+                    .find(|c| c.get("id").and_then(Value::as_str) == Some(want));
+                if found.is_none() {
+                    let ids: Vec<&str> = cards
+                        .iter()
+                        .filter_map(|c| c.get("id").and_then(Value::as_str))
+                        .collect();
+                    return Err(ep.protocol(
+                        "GET /v1/models",
+                        &format!("no served model is called {want:?} (served: {ids:?})"),
+                    ));
+                }
+                found
+            }
+        };
         let name = card
             .and_then(|c| c.get("id"))
             .and_then(Value::as_str)

@@ -446,9 +446,23 @@ pub async fn models(State(state): State<AppState>) -> Json<Value> {
         root: root.to_owned(),
         max_model_len: state.config.max_tokens,
     };
+    // `root` is the weights' fingerprint (content hash): a remote client keys its cache on
+    // it, so a restarted server with other weights under the same name never hits old entries.
     let data: BTreeMap<_, _> = [
-        (0, card(&m.policy_name, "policy")),
-        (1, card(&m.reference_name, "reference")),
+        (
+            0,
+            card(
+                &m.policy_name,
+                &padv_core::LogprobBackend::fingerprint(&m.policy),
+            ),
+        ),
+        (
+            1,
+            card(
+                &m.reference_name,
+                &padv_core::LogprobBackend::fingerprint(&m.reference),
+            ),
+        ),
     ]
     .into_iter()
     .collect();

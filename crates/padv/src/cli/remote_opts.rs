@@ -41,6 +41,13 @@ pub struct RemoteArgs {
     /// Base URL of a server of the reference model; repeat or comma-separate for a fleet.
     #[arg(long, value_name = "URL", value_delimiter = ',')]
     pub reference_endpoint: Vec<String>,
+    /// The policy's model id on its servers, when a server lists several in /v1/models
+    /// (vLLM with LoRA adapters, `padv serve`); default: the first listed.
+    #[arg(long, value_name = "NAME")]
+    pub policy_model: Option<String>,
+    /// The reference's model id on its servers (see --policy-model).
+    #[arg(long, value_name = "NAME")]
+    pub reference_model: Option<String>,
     /// Tokenizer folder (a checkpoint or tokenizer folder of the served policy; its
     /// config.json gives the vocabulary size). Default: the policy checkpoint folder.
     #[arg(long, value_name = "DIR")]
@@ -120,9 +127,17 @@ impl RemoteArgs {
             .to_path_buf();
         let vocab = vocab_size(&dir)?;
         let opts = self.options()?;
-        let policy = RemoteBackend::connect(&self.policy_endpoint, vocab, opts.clone())
+        let policy_opts = RemoteOptions {
+            model: self.policy_model.clone(),
+            ..opts.clone()
+        };
+        let reference_opts = RemoteOptions {
+            model: self.reference_model.clone(),
+            ..opts
+        };
+        let policy = RemoteBackend::connect(&self.policy_endpoint, vocab, policy_opts)
             .context("connecting to the policy endpoints")?;
-        let reference = RemoteBackend::connect(&self.reference_endpoint, vocab, opts)
+        let reference = RemoteBackend::connect(&self.reference_endpoint, vocab, reference_opts)
             .context("connecting to the reference endpoints")?;
         tracing::info!(
             "remote policy {}, reference {}",
