@@ -13,7 +13,7 @@ use clap::Parser;
 
 /// Training and scoring allocate and free many short-lived tensors of a few MB. glibc's
 /// malloc hands those back to the kernel and page-faults them in again on every pass, which
-/// cost more system time than the arithmetic (`padv gym train`: 2.5× slower SFT steps, most
+/// cost more system time than the arithmetic (`padv gym train`: SFT steps about 2× slower, most
 /// of it in the kernel). mimalloc with purging turned off keeps the pages for the next pass.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
