@@ -78,6 +78,52 @@ pub fn parallel_passes<T: Sync>(
     chunks.par_iter().map(&pass).collect()
 }
 
+/// The forward and backward pass of one micro-batch for the loss −Σ w·log p / `denom`:
+/// `seqs` right-padded with `pad`, `weights[b][p]` the weight of the target at position `p` of
+/// sequence `b` (SFT: 1 on action tokens; RL: the advantage). `what` names the phase in
+/// errors.
+pub fn weighted_nll_pass(
+    model: &DecoderModel,
+    seqs: &[&[u32]],
+    weights: &[Vec<f32>],
+    pad: u32,
+    denom: f64,
+    what: &str,
+) -> Result<Pass> {
+    let tokens = seqs.iter().map(|s| s.len()).sum::<usize>();
+    let (ids, t) = pad_batch(seqs, pad)?;
+    let w = target_weights(weights, t)?;
+    let lp = token_logprobs(model, &ids)?;
+    let loss = (lp * w)
+        .and_then(|x| x.sum_all())
+        .and_then(|x| x.neg())
+        .and_then(|x| x / denom)
+        .map_err(ctx(format!("{what} loss")))?;
+    let value = loss
+        .to_scalar::<f32>()
+        .map_err(ctx(format!("{what} loss")))? as f64;
+    let grads = loss.backward().map_err(ctx(format!("{what} backward")))?;
+    Ok(Pass {
+        loss: value,
+        tokens,
+        grads,
+    })
+}
+
+/// Sums the passes in order: the accumulated gradients (None when there were no passes), the
+/// total loss and the tokens processed.
+pub fn sum_passes(passes: Vec<Pass>, vars: &[Var]) -> Result<(Option<GradStore>, f64, usize)> {
+    let mut grads = None;
+    let mut loss = 0f64;
+    let mut tokens = 0usize;
+    for pass in passes {
+        loss += pass.loss;
+        tokens += pass.tokens;
+        accumulate(&mut grads, pass.grads, vars)?;
+    }
+    Ok((grads, loss, tokens))
+}
+
 /// Adds `new` into `acc` for every variable.
 pub fn accumulate(acc: &mut Option<GradStore>, new: GradStore, vars: &[Var]) -> Result<()> {
     let Some(store) = acc else {

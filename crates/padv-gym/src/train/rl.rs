@@ -21,8 +21,8 @@ use padv_engine::decoder::DecoderModel;
 use serde::{Deserialize, Serialize};
 
 use super::batch::{
-    accumulate, clip_grad_norm, pad_batch, parallel_passes, sorted_vars, target_weights,
-    token_logprobs, Pass,
+    clip_grad_norm, pad_batch, parallel_passes, sorted_vars, sum_passes, token_logprobs,
+    weighted_nll_pass,
 };
 use super::log::{LogEntry, TrainLog};
 use crate::agent::{ctx, Agent, AgentError, Result};
@@ -241,31 +241,9 @@ pub fn rl(
             rollouts.chunks(mb).zip(adv.chunks(mb)).collect();
         let passes = parallel_passes(&chunks, |&(chunk, a)| {
             let seqs: Vec<&[u32]> = chunk.iter().map(|r| r.tokens.ids.as_slice()).collect();
-            let tokens = seqs.iter().map(|s| s.len()).sum::<usize>();
-            let (ids, t) = pad_batch(&seqs, pad)?;
-            let w = target_weights(a, t)?;
-            let lp = token_logprobs(&model, &ids)?;
-            let loss = (lp * w)
-                .and_then(|x| x.sum_all())
-                .and_then(|x| x.neg())
-                .and_then(|x| x / n_trained.max(1) as f64)
-                .map_err(ctx("RL loss"))?;
-            let value = loss.to_scalar::<f32>().map_err(ctx("RL loss"))? as f64;
-            let grads = loss.backward().map_err(ctx("RL backward"))?;
-            Ok(Pass {
-                loss: value,
-                tokens,
-                grads,
-            })
+            weighted_nll_pass(&model, &seqs, a, pad, n_trained.max(1) as f64, "RL")
         })?;
-        let mut grads = None;
-        let mut loss_sum = 0f64;
-        let mut tokens = 0usize;
-        for pass in passes {
-            loss_sum += pass.loss;
-            tokens += pass.tokens;
-            accumulate(&mut grads, pass.grads, &vars)?;
-        }
+        let (grads, loss_sum, tokens) = sum_passes(passes, &vars)?;
         let mut norm = 0.0;
         if let Some(mut grads) = grads {
             norm = clip_grad_norm(&mut grads, &vars, cfg.clip)?;

@@ -10,10 +10,7 @@ use padv_core::Trajectory;
 use padv_engine::tokenize::Segment;
 use serde::{Deserialize, Serialize};
 
-use super::batch::{
-    accumulate, clip_grad_norm, pad_batch, parallel_passes, sorted_vars, target_weights,
-    token_logprobs, Pass,
-};
+use super::batch::{clip_grad_norm, parallel_passes, sorted_vars, sum_passes, weighted_nll_pass};
 use super::log::{LogEntry, TrainLog};
 use crate::agent::{ctx, Agent, Result};
 use crate::lake::{Lake, State};
@@ -156,32 +153,10 @@ pub fn sft(
         let chunks: Vec<&[usize]> = picked.chunks(cfg.micro_batch).collect();
         let passes = parallel_passes(&chunks, |chunk| {
             let seqs: Vec<&[u32]> = chunk.iter().map(|&i| demos[i].ids.as_slice()).collect();
-            let tokens = seqs.iter().map(|s| s.len()).sum::<usize>();
-            let (ids, t) = pad_batch(&seqs, pad)?;
             let w: Vec<Vec<f32>> = chunk.iter().map(|&i| weights[i].clone()).collect();
-            let w = target_weights(&w, t)?;
-            let lp = token_logprobs(&model, &ids)?;
-            let loss = (lp * w)
-                .and_then(|x| x.sum_all())
-                .and_then(|x| x.neg())
-                .and_then(|x| x / n_targets.max(1.0) as f64)
-                .map_err(ctx("SFT loss"))?;
-            let value = loss.to_scalar::<f32>().map_err(ctx("SFT loss"))? as f64;
-            let grads = loss.backward().map_err(ctx("SFT backward"))?;
-            Ok(Pass {
-                loss: value,
-                tokens,
-                grads,
-            })
+            weighted_nll_pass(&model, &seqs, &w, pad, n_targets.max(1.0) as f64, "SFT")
         })?;
-        let mut grads = None;
-        let mut loss_sum = 0f64;
-        let mut tokens = 0usize;
-        for pass in passes {
-            loss_sum += pass.loss;
-            tokens += pass.tokens;
-            accumulate(&mut grads, pass.grads, &vars)?;
-        }
+        let (grads, loss_sum, tokens) = sum_passes(passes, &vars)?;
         let Some(mut grads) = grads else { continue };
         let norm = clip_grad_norm(&mut grads, &vars, cfg.clip)?;
         opt.set_learning_rate(lr_at(step, cfg.steps, cfg.lr));
