@@ -33,7 +33,8 @@ pub use report::print_table;
 use crate::agent::{write_bytes, Agent, AgentError, Result};
 use crate::lake::Lake;
 use crate::sample::{rollout_batch, Job, Rollout, SampleConfig, Sampler};
-use crate::train::{heldout_map_seed, TrainConfig};
+use crate::train::heldout_map_seed;
+pub use crate::train::read_manifest;
 
 /// The pair committed in the repository.
 pub fn default_pair_dir() -> PathBuf {
@@ -91,31 +92,6 @@ pub struct Labeled {
     pub truth: crate::episode::TruthRecord,
     /// V*(s_0) of the map.
     pub v0: f64,
-}
-
-/// Reads `manifest.json` of a pair: the training configuration.
-pub fn read_manifest(pair: &Path) -> Result<(TrainConfig, serde_json::Value)> {
-    let path = pair.join("manifest.json");
-    if !path.exists() {
-        return Err(AgentError::Invalid(format!(
-            "no trained pair at {} (no manifest.json): train one with `padv gym train --out {}` \
-             or point --pair at one",
-            pair.display(),
-            pair.display()
-        )));
-    }
-    let bytes = std::fs::read(&path).map_err(|source| AgentError::Io {
-        path: path.clone(),
-        source,
-    })?;
-    let value: serde_json::Value =
-        serde_json::from_slice(&bytes).map_err(|source| AgentError::Json {
-            path: path.clone(),
-            source,
-        })?;
-    let cfg = serde_json::from_value(value.get("config").cloned().unwrap_or_default())
-        .map_err(|source| AgentError::Json { path, source })?;
-    Ok((cfg, value))
 }
 
 /// Plays `samples` rollouts on each lake with `agent`, in batches of `batch` rows.

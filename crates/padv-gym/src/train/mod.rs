@@ -143,24 +143,36 @@ pub fn demonstrations(
     Ok((out, success / cfg.sft.episodes.max(1) as f64))
 }
 
-/// The expert success recorded by an earlier run whose reference can stand in for this
-/// run's SFT; an error naming the first differing setting otherwise.
-fn check_reusable(cfg: &TrainConfig, earlier: &Path) -> Result<f64> {
-    let path = earlier.join("manifest.json");
+/// Reads `manifest.json` of a pair: the training configuration.
+pub fn read_manifest(pair: &Path) -> Result<(TrainConfig, serde_json::Value)> {
+    let path = pair.join("manifest.json");
+    if !path.exists() {
+        return Err(AgentError::Invalid(format!(
+            "no trained pair at {} (no manifest.json): train one with `padv gym train --out {}` \
+             or point --pair at one",
+            pair.display(),
+            pair.display()
+        )));
+    }
     let bytes = std::fs::read(&path).map_err(|source| AgentError::Io {
         path: path.clone(),
         source,
     })?;
-    let manifest: serde_json::Value =
+    let value: serde_json::Value =
         serde_json::from_slice(&bytes).map_err(|source| AgentError::Json {
             path: path.clone(),
             source,
         })?;
-    let theirs: TrainConfig =
-        serde_json::from_value(manifest["config"].clone()).map_err(|source| AgentError::Json {
-            path: path.clone(),
-            source,
-        })?;
+    let cfg = serde_json::from_value(value.get("config").cloned().unwrap_or_default())
+        .map_err(|source| AgentError::Json { path, source })?;
+    Ok((cfg, value))
+}
+
+/// The expert success recorded by an earlier run whose reference can stand in for this
+/// run's SFT; an error naming the first differing setting otherwise.
+fn check_reusable(cfg: &TrainConfig, earlier: &Path) -> Result<f64> {
+    let (theirs, manifest) = read_manifest(earlier)?;
+    let path = earlier.join("manifest.json");
     let differs = if theirs.seed != cfg.seed {
         Some("seed")
     } else if theirs.lake != cfg.lake {
