@@ -4,7 +4,7 @@
 //! World side (environment, exact solvers, ground truth, tokenizer, analysis): [`lake`],
 //! [`protocol`], [`solver`], [`soft`], [`truth`], [`expert`], [`episode`], [`tokenizer`],
 //! [`analysis`]. Agent side (tiny LM checkpoints, sampling, post-training, the demo):
-//! [`agent`], [`sample`], [`train`], [`demo`].
+//! [`agent`], [`sample`], [`train`], [`demo`], [`search`] (step-level guided search).
 
 pub mod error;
 
@@ -21,6 +21,7 @@ pub mod truth;
 pub mod agent;
 pub mod demo;
 pub mod sample;
+pub mod search;
 pub mod train;
 
 pub use error::GymError;

@@ -93,7 +93,7 @@ pub struct Sampler<'a> {
     end_id: u32,
     pad_id: u32,
     /// Tokens allowed while acting.
-    allowed: Vec<bool>,
+    pub(crate) allowed: Vec<bool>,
 }
 
 impl<'a> Sampler<'a> {
@@ -149,20 +149,20 @@ impl<'a> Sampler<'a> {
         self.tok
     }
 
-    fn render(&self, t: &Trajectory) -> Result<String> {
+    pub(crate) fn render(&self, t: &Trajectory) -> Result<String> {
         self.template
             .render_json(&chat_messages(t), true)
             .map(|r| r.text)
             .map_err(|e| AgentError::Invalid(format!("trajectory {}: render: {e}", t.id)))
     }
 
-    fn encode(&self, text: &str) -> Result<Vec<u32>> {
+    pub(crate) fn encode(&self, text: &str) -> Result<Vec<u32>> {
         self.tok
             .encode(text)
             .map_err(|e| AgentError::Invalid(format!("encoding {text:?}: {e}")))
     }
 
-    fn decode(&self, ids: &[u32]) -> Result<String> {
+    pub(crate) fn decode(&self, ids: &[u32]) -> Result<String> {
         self.tok
             .inner()
             .decode(ids, false)
@@ -170,24 +170,59 @@ impl<'a> Sampler<'a> {
     }
 }
 
-/// Per-row state of the lockstep loop.
-struct Row<'a> {
-    job: &'a Job<'a>,
-    traj: Trajectory,
+/// Per-row state of the lockstep loop (and of one guided-search episode).
+pub(crate) struct Row<'a> {
+    pub(crate) job: &'a Job<'a>,
+    pub(crate) traj: Trajectory,
     /// Rendered text so far (what `ids` encode).
-    text: String,
-    ids: Vec<u32>,
-    sampled: Vec<bool>,
-    forced: Vec<bool>,
-    logprob: Vec<f32>,
+    pub(crate) text: String,
+    pub(crate) ids: Vec<u32>,
+    pub(crate) sampled: Vec<bool>,
+    pub(crate) forced: Vec<bool>,
+    pub(crate) logprob: Vec<f32>,
     /// Ids of the action being generated.
-    action: Vec<u32>,
-    state: State,
-    turns: Vec<Turn>,
-    reward: f64,
-    done: bool,
-    sample_rng: SplitMix64,
-    env_rng: SplitMix64,
+    pub(crate) action: Vec<u32>,
+    pub(crate) state: State,
+    pub(crate) turns: Vec<Turn>,
+    pub(crate) reward: f64,
+    pub(crate) done: bool,
+    pub(crate) sample_rng: SplitMix64,
+    pub(crate) env_rng: SplitMix64,
+}
+
+impl<'a> Row<'a> {
+    /// A row at the start of `job`: the task rendered with the generation prompt.
+    pub(crate) fn new(job: &'a Job<'a>, sampler: &Sampler) -> Result<Self> {
+        let mut seed_rng = SplitMix64::new(job.seed);
+        let traj = Trajectory {
+            id: job.id.clone(),
+            task_id: job.task_id.clone(),
+            messages: vec![message("user", task_message(job.lake), false)],
+            reward: None,
+            mistake_step: None,
+            mistake_agent: None,
+            action_text: Default::default(),
+        };
+        let text = sampler.render(&traj)?;
+        let ids = sampler.encode(&text)?;
+        let n = ids.len();
+        Ok(Row {
+            job,
+            traj,
+            text,
+            ids,
+            sampled: vec![false; n],
+            forced: vec![false; n],
+            logprob: vec![0.0; n],
+            action: Vec::new(),
+            state: job.lake.initial(),
+            turns: Vec::new(),
+            reward: 0.0,
+            done: false,
+            sample_rng: SplitMix64::new(seed_rng.next_u64()),
+            env_rng: SplitMix64::new(seed_rng.next_u64()),
+        })
+    }
 }
 
 pub(crate) fn message(role: &str, content: String, is_action: bool) -> Message {
@@ -219,39 +254,11 @@ pub fn rollout_batch(
     if jobs.is_empty() {
         return Ok(Vec::new());
     }
-    let mut rows = Vec::with_capacity(jobs.len());
-    for job in jobs {
-        let mut seed_rng = SplitMix64::new(job.seed);
-        let traj = Trajectory {
-            id: job.id.clone(),
-            task_id: job.task_id.clone(),
-            messages: vec![message("user", task_message(job.lake), false)],
-            reward: None,
-            mistake_step: None,
-            mistake_agent: None,
-            action_text: Default::default(),
-        };
-        let text = sampler.render(&traj)?;
-        let ids = sampler.encode(&text)?;
-        let n = ids.len();
-        rows.push(Row {
-            job,
-            traj,
-            text,
-            ids,
-            sampled: vec![false; n],
-            forced: vec![false; n],
-            logprob: vec![0.0; n],
-            action: Vec::new(),
-            state: job.lake.initial(),
-            turns: Vec::new(),
-            reward: 0.0,
-            done: false,
-            sample_rng: SplitMix64::new(seed_rng.next_u64()),
-            env_rng: SplitMix64::new(seed_rng.next_u64()),
-        });
-    }
-
+    let rows: Vec<Row> = jobs
+        .iter()
+        .map(|job| Row::new(job, sampler))
+        .collect::<Result<_>>()?;
+    let mut rows = rows;
     let b = rows.len();
     let mut cache = model.new_cache();
     // Prefill the common prefix length minus one; the last known position of the shortest
@@ -330,7 +337,7 @@ pub fn rollout_batch(
 
 /// The action just ended: parse it, step the environment, render the observation and the
 /// next turn's header.
-fn finish_action(row: &mut Row, sampler: &Sampler) -> Result<()> {
+pub(crate) fn finish_action(row: &mut Row, sampler: &Sampler) -> Result<()> {
     let text = sampler.decode(&row.action)?;
     row.text.push_str(&text);
     row.text.push_str(&sampler.decode(&[sampler.end_id])?);
@@ -371,7 +378,7 @@ fn finish_action(row: &mut Row, sampler: &Sampler) -> Result<()> {
 
 /// Tokenises the finished trajectory with the scorer's function and checks it against what
 /// was fed and sampled.
-fn finish_row(row: Row, sampler: &Sampler) -> Result<Rollout> {
+pub(crate) fn finish_row(row: Row, sampler: &Sampler) -> Result<Rollout> {
     let mut traj = row.traj;
     traj.reward = Some(row.reward);
     let tokenized = sampler
@@ -432,7 +439,7 @@ fn finish_row(row: Row, sampler: &Sampler) -> Result<Rollout> {
 }
 
 /// log softmax(logits)[i] over the full vocabulary.
-fn log_softmax_at(logits: &[f32], i: usize) -> f32 {
+pub(crate) fn log_softmax_at(logits: &[f32], i: usize) -> f32 {
     let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     let lse = logits
         .iter()
@@ -445,7 +452,12 @@ fn log_softmax_at(logits: &[f32], i: usize) -> f32 {
 
 /// Samples from softmax(logits / T) restricted to `allowed`; returns the id and its
 /// log-prob under the unrestricted temperature-1 distribution.
-fn sample(logits: &[f32], allowed: &[bool], temperature: f64, rng: &mut SplitMix64) -> (u32, f32) {
+pub(crate) fn sample(
+    logits: &[f32],
+    allowed: &[bool],
+    temperature: f64,
+    rng: &mut SplitMix64,
+) -> (u32, f32) {
     let scaled: Vec<f64> = logits
         .iter()
         .zip(allowed.iter().chain(std::iter::repeat(&false)))

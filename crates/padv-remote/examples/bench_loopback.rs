@@ -3,11 +3,18 @@
 //! the client's.
 //!
 //! ```text
-//! cargo run --release -p padv-remote --example bench_loopback -- [vllm|sglang] [LEN] [REQUESTS] [SERVER_MS]
+//! cargo run --release -p padv-remote --example bench_loopback -- [vllm|sglang] [LEN] [REQUESTS] [SERVER]
 //! ```
 //! LEN tokens per sequence (default 2048), a target at every 5th position, REQUESTS requests
-//! per concurrency level (default 128) over 16 distinct sequences. SERVER_MS (default 0)
-//! delays every answer, to imitate an engine's prefill time.
+//! per concurrency level (default 128) over 16 distinct sequences. SERVER says what the
+//! server imitates:
+//! * `MS` (default 0): every answer is delayed by MS milliseconds, independently of the others:
+//!   a server with unlimited parallel capacity (32 requests in flight = 32 GPUs).
+//! * `rate:TOKENS_PER_S`: one engine with a fixed prefill throughput. Requests are served one
+//!   after the other (first come, first served), each taking LEN / TOKENS_PER_S seconds. This
+//!   is what a real deployment is: throughput-bound, with a queue. Its figure of merit is the
+//!   share of wall time the server sat idle because the client had not yet sent the next
+//!   request, 1 − busy / wall: the client is the bottleneck exactly that often.
 //!
 //! Client time = building and serialising the request + parsing the answer + assembling the
 //! result, timed per request around the HTTP exchange (`RemoteStats::client_ns`); I/O time =
@@ -18,6 +25,7 @@
 mod server;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -27,9 +35,55 @@ use server::{sglang_answer, vllm_answer, Answer, Imitate, Rows, Server};
 
 const VOCAB: usize = 151_936;
 
+/// How long an answer takes on the imitated server.
+enum Service {
+    /// A fixed delay per request, requests in parallel.
+    Delay(Duration),
+    /// One queue with this many tokens per second.
+    Rate {
+        tokens_per_s: f64,
+        /// When the server is next free.
+        free_at: Mutex<Option<Instant>>,
+        /// Total service time handed out, in nanoseconds.
+        busy_ns: AtomicU64,
+    },
+}
+
+impl Service {
+    /// Blocks for this request's time on the server.
+    fn serve(&self, tokens: usize) {
+        match self {
+            Service::Delay(d) => std::thread::sleep(*d),
+            Service::Rate {
+                tokens_per_s,
+                free_at,
+                busy_ns,
+            } => {
+                let service = Duration::from_secs_f64(tokens as f64 / tokens_per_s);
+                let done = {
+                    let mut free = free_at.lock().unwrap();
+                    let now = Instant::now();
+                    let start = free.map_or(now, |f| f.max(now));
+                    *free = Some(start + service);
+                    start + service
+                };
+                busy_ns.fetch_add(service.as_nanos() as u64, Ordering::Relaxed);
+                std::thread::sleep(done.saturating_duration_since(Instant::now()));
+            }
+        }
+    }
+
+    fn busy_s(&self) -> f64 {
+        match self {
+            Service::Delay(_) => 0.0,
+            Service::Rate { busy_ns, .. } => busy_ns.load(Ordering::Relaxed) as f64 * 1e-9,
+        }
+    }
+}
+
 struct Synthetic {
     imitate: Imitate,
-    delay: Duration,
+    service: Arc<Service>,
     answers: Mutex<HashMap<Vec<u32>, Arc<Vec<u8>>>>,
 }
 
@@ -69,6 +123,7 @@ impl Answer for Synthetic {
             Ok(x) => x,
             Err(e) => return e,
         };
+        let tokens = ids.len();
         let cached = self.answers.lock().unwrap().get(&ids).cloned();
         let answer = match cached {
             Some(a) => a,
@@ -83,8 +138,9 @@ impl Answer for Synthetic {
                 a
             }
         };
-        std::thread::sleep(self.delay);
-        (200, answer.as_ref().clone())
+        let body = answer.as_ref().clone();
+        self.service.serve(tokens);
+        (200, body)
     }
 }
 
@@ -93,7 +149,19 @@ fn main() {
     let sglang = args.first().map(|s| s == "sglang").unwrap_or(false);
     let len: usize = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(2048);
     let n_req: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(128);
-    let delay_ms: u64 = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let server_arg = args.get(3).map(String::as_str).unwrap_or("0");
+    let service = Arc::new(match server_arg.strip_prefix("rate:") {
+        Some(r) => Service::Rate {
+            tokens_per_s: r.parse().expect("rate:TOKENS_PER_S"),
+            free_at: Mutex::new(None),
+            busy_ns: AtomicU64::new(0),
+        },
+        None => Service::Delay(Duration::from_millis(
+            server_arg
+                .parse()
+                .expect("SERVER is MS or rate:TOKENS_PER_S"),
+        )),
+    });
     let srv = Server::start(Synthetic {
         imitate: Imitate {
             sglang,
@@ -102,7 +170,7 @@ fn main() {
             max_model_len: len + 16,
             max_logprobs: 20,
         },
-        delay: Duration::from_millis(delay_ms),
+        service: service.clone(),
         answers: Mutex::new(HashMap::new()),
     });
     let seqs: Vec<Vec<u32>> = (0..16u32)
@@ -117,9 +185,16 @@ fn main() {
         distribution_stats: true,
     };
     println!(
-        "engine {} | {len} tokens/request, {} targets, {n_req} requests per level, server delay {delay_ms} ms",
+        "engine {} | {len} tokens/request, {} targets, {n_req} requests per level, server {}",
         if sglang { "sglang" } else { "vllm" },
-        targets.len()
+        targets.len(),
+        match service.as_ref() {
+            Service::Delay(d) => format!("delay {} ms per request, in parallel", d.as_millis()),
+            Service::Rate { tokens_per_s, .. } => format!(
+                "one queue at {tokens_per_s:.0} tokens/s ({:.1} ms per request)",
+                len as f64 / tokens_per_s * 1e3
+            ),
+        }
     );
     for conc in [1usize, 8, 32] {
         let mut b = RemoteBackend::connect(
@@ -143,6 +218,7 @@ fn main() {
             r.expect("warm-up request");
         }
         let s0 = b.stats();
+        let busy0 = service.busy_s();
         let reqs: Vec<_> = (0..n_req)
             .map(|i| ScoreRequest {
                 ids: &seqs[i % seqs.len()],
@@ -152,6 +228,7 @@ fn main() {
         let t = Instant::now();
         let out = b.score_batch(&reqs, stats);
         let wall = t.elapsed().as_secs_f64();
+        let busy = service.busy_s() - busy0;
         assert!(out.iter().all(Result::is_ok), "a request failed");
         let s = b.stats();
         let client = (s.client_ns - s0.client_ns) as f64 * 1e-9;
@@ -168,5 +245,12 @@ fn main() {
             100.0 * client / (client + io),
             100.0 * client / (wall * conc.min(n_req) as f64),
         );
+        if busy > 0.0 {
+            println!(
+                "               server busy {:.1} % of wall time: idle for want of a request {:.1} %",
+                100.0 * busy / wall,
+                100.0 * (1.0 - busy / wall).max(0.0),
+            );
+        }
     }
 }

@@ -20,7 +20,7 @@ use std::fmt;
 
 use padv_core::PositionLogprobs;
 
-use crate::sparse::VllmSeed;
+use crate::sparse::{SglangSeed, VllmSeed};
 use std::marker::PhantomData;
 
 use serde::de::{DeserializeSeed, IgnoredAny};
@@ -167,18 +167,7 @@ impl<'de: 'a, 'a> Deserialize<'de> for Entries<'a> {
     }
 }
 
-#[derive(Deserialize)]
-struct SglangResponse {
-    meta_info: Option<SglangMeta>,
-}
-
 type Triple = (Option<f64>, u32, IgnoredAny);
-
-#[derive(Deserialize)]
-struct SglangMeta {
-    input_token_logprobs: Option<Vec<Triple>>,
-    input_top_logprobs: Option<Vec<Option<Vec<Triple>>>>,
-}
 
 /// What to extract from an answer.
 #[derive(Debug, Clone, Copy)]
@@ -314,9 +303,15 @@ fn parse_vllm(body: &[u8], x: &Extract<'_>) -> Result<PositionLogprobs, String> 
 }
 
 fn parse_sglang(body: &[u8], x: &Extract<'_>) -> Result<PositionLogprobs, String> {
-    let r: SglangResponse = serde_json::from_slice(body).map_err(json_error)?;
-    let meta = r.meta_info.ok_or("meta_info is missing")?;
-    let tokens = meta
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let parts = SglangSeed::<Triple, Option<Vec<Triple>>>(x.targets, PhantomData)
+        .deserialize(&mut de)
+        .and_then(|p| de.end().map(|_| p))
+        .map_err(json_error)?;
+    if !parts.has_meta {
+        return Err("meta_info is missing".into());
+    }
+    let tokens = parts
         .input_token_logprobs
         .ok_or("meta_info.input_token_logprobs is missing (was return_logprob honoured?)")?;
     check_echo(
@@ -325,30 +320,30 @@ fn parse_sglang(body: &[u8], x: &Extract<'_>) -> Result<PositionLogprobs, String
         x.ids,
     )?;
     let top = if x.topk_mean {
-        let top = meta
+        let top = parts
             .input_top_logprobs
             .ok_or("meta_info.input_top_logprobs is missing (was top_logprobs_num honoured?)")?;
-        if top.len() != x.ids.len() {
+        if top.len != x.ids.len() || top.at.len() != x.targets.len() {
             return Err(format!(
                 "meta_info.input_top_logprobs has {} entries for {} prompt tokens",
-                top.len(),
+                top.len,
                 x.ids.len()
             ));
         }
-        Some(top)
+        Some(top.at)
     } else {
         None
     };
     let mut out = empty_output(x);
     let mut scratch = Vec::with_capacity(x.k);
-    for &t in x.targets {
+    for (j, &t) in x.targets.iter().enumerate() {
         let lp = tokens[t]
             .0
             .ok_or_else(|| format!("meta_info.input_token_logprobs[{t}][0] is null"))?;
         out.logprob.push(lp as f32);
         if let (Some(m), Some(top)) = (out.topk_mean.as_mut(), top.as_ref()) {
             let field = format!("meta_info.input_top_logprobs[{t}]");
-            let list = top[t].as_ref().ok_or_else(|| format!("{field} is null"))?;
+            let list = top[j].as_ref().ok_or_else(|| format!("{field} is null"))?;
             scratch.clear();
             for (i, e) in list.iter().enumerate() {
                 scratch.push(e.0.ok_or_else(|| format!("{field}[{i}][0] is null"))?);
@@ -396,6 +391,32 @@ mod tests {
             parse_response(EngineKind::Sglang, body, &extract(&[5, 7, 9], &[2], true)).unwrap();
         assert_eq!(out.logprob, vec![-4.0]);
         assert_eq!(out.topk_mean, Some(vec![-0.5]));
+    }
+
+    #[test]
+    fn sglang_top_lists_are_counted_even_where_not_read() {
+        // Position 1 is not a target, so its list is skipped unparsed; a missing list must
+        // still be caught by the count, and a null meta_info is "missing".
+        let body =
+            br#"{"meta_info":{"input_token_logprobs":[[null,5,null],[-0.5,7,null],[-4.0,9,"x"]],
+            "input_top_logprobs":[null,[[-0.25,1,null],[-0.75,2,null]]]}}"#;
+        let e =
+            parse_response(EngineKind::Sglang, body, &extract(&[5, 7, 9], &[2], true)).unwrap_err();
+        assert!(e.contains("has 2 entries for 3 prompt tokens"), "{e}");
+        let e = parse_response(
+            EngineKind::Sglang,
+            br#"{"meta_info":null}"#,
+            &extract(&[5, 7, 9], &[2], true),
+        )
+        .unwrap_err();
+        assert_eq!(e, "meta_info is missing");
+        let e = parse_response(
+            EngineKind::Sglang,
+            br#"{"meta_info":{"input_token_logprobs":[[null,5,null]]}} trailing"#,
+            &extract(&[5], &[], false),
+        )
+        .unwrap_err();
+        assert!(e.contains("not the documented JSON"), "{e}");
     }
 
     #[test]

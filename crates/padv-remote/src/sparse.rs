@@ -188,3 +188,101 @@ impl<'de, T: Deserialize<'de>> Visitor<'de> for Choice<'_, T> {
         Ok(out)
     }
 }
+
+/// What is read from an SGLang answer.
+pub struct SglangParts<Tok, Top> {
+    /// `meta_info` is present and not null.
+    pub has_meta: bool,
+    /// `meta_info.input_token_logprobs`, whole (its ids are checked against those sent).
+    pub input_token_logprobs: Option<Vec<Tok>>,
+    /// `meta_info.input_top_logprobs` at the targets.
+    pub input_top_logprobs: Option<SparseOut<Top>>,
+}
+
+/// Seed for a whole SGLang `/generate` answer. The per-token triples are read whole (every
+/// echoed id is checked), the top-k lists only at the targets: they are ~20 times larger.
+pub struct SglangSeed<'t, Tok, Top>(pub &'t [usize], pub PhantomData<(Tok, Top)>);
+
+impl<'de, Tok: Deserialize<'de>, Top: Deserialize<'de>> DeserializeSeed<'de>
+    for SglangSeed<'_, Tok, Top>
+{
+    type Value = SglangParts<Tok, Top>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de, Tok: Deserialize<'de>, Top: Deserialize<'de>> Visitor<'de> for SglangSeed<'_, Tok, Top> {
+    type Value = SglangParts<Tok, Top>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a generate answer object")
+    }
+    fn visit_map<M: MapAccess<'de>>(self, mut m: M) -> Result<Self::Value, M::Error> {
+        let mut out = SglangParts {
+            has_meta: false,
+            input_token_logprobs: None,
+            input_top_logprobs: None,
+        };
+        while let Some(key) = m.next_key::<Cow<'de, str>>()? {
+            if key == "meta_info" {
+                out = m.next_value_seed(OptionalMeta(self.0, PhantomData))?;
+            } else {
+                m.next_value::<IgnoredAny>()?;
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// `meta_info`, or `null` (read as absent).
+struct OptionalMeta<'t, Tok, Top>(&'t [usize], PhantomData<(Tok, Top)>);
+
+impl<'de, Tok: Deserialize<'de>, Top: Deserialize<'de>> DeserializeSeed<'de>
+    for OptionalMeta<'_, Tok, Top>
+{
+    type Value = SglangParts<Tok, Top>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_option(self)
+    }
+}
+
+impl<'de, Tok: Deserialize<'de>, Top: Deserialize<'de>> Visitor<'de>
+    for OptionalMeta<'_, Tok, Top>
+{
+    type Value = SglangParts<Tok, Top>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a meta_info object or null")
+    }
+    fn visit_none<E>(self) -> Result<Self::Value, E> {
+        Ok(SglangParts {
+            has_meta: false,
+            input_token_logprobs: None,
+            input_top_logprobs: None,
+        })
+    }
+    fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+        self.visit_none()
+    }
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_map(self)
+    }
+    fn visit_map<M: MapAccess<'de>>(self, mut m: M) -> Result<Self::Value, M::Error> {
+        let mut out = SglangParts {
+            has_meta: true,
+            input_token_logprobs: None,
+            input_top_logprobs: None,
+        };
+        while let Some(key) = m.next_key::<Cow<'de, str>>()? {
+            match key.as_ref() {
+                "input_token_logprobs" => out.input_token_logprobs = m.next_value()?,
+                "input_top_logprobs" => {
+                    out.input_top_logprobs = m.next_value_seed(Sparse::new(self.0))?;
+                }
+                _ => {
+                    m.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(out)
+    }
+}

@@ -132,3 +132,62 @@ fn demo_is_deterministic_for_a_seed() {
     };
     assert_eq!(run("a"), run("b"));
 }
+
+/// `padv gym search --quick --json`: the summary's success rates agree with the episodes it
+/// wrote, and the oracle row behaves as an oracle must.
+#[test]
+fn quick_guided_search_end_to_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("search");
+    let run = Command::new(env!("CARGO_BIN_EXE_padv"))
+        .args(["gym", "search", "--quick", "--json", "--out"])
+        .arg(&out)
+        .output()
+        .expect("running padv gym search");
+    assert!(
+        run.status.success(),
+        "padv gym search failed: {}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let summary: serde_json::Value = serde_json::from_slice(&run.stdout).expect("--json output");
+    let (maps, k, episodes) = (12, 4, 2);
+    assert_eq!(summary["maps"], maps);
+    assert_eq!(summary["k"], k);
+    let method = |name: &str| {
+        summary["methods"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["method"] == name)
+            .unwrap_or_else(|| panic!("no method {name}"))
+            .clone()
+    };
+    for (name, file, per_map) in [
+        ("sample", "search_sample.jsonl", k),
+        ("step_pa", "search_pa.jsonl", episodes),
+        ("step_logprob", "search_logprob.jsonl", episodes),
+        ("step_oracle", "search_oracle.jsonl", episodes),
+    ] {
+        let trajs = read_jsonl(&out.join(file));
+        assert_eq!(trajs.len(), maps * per_map, "{file}");
+        // Every map has the same number of episodes, so the mean over maps is the mean.
+        let wins = trajs
+            .iter()
+            .filter(|t| t["reward"].as_f64().unwrap() > 0.0)
+            .count();
+        let got = method(name)["success"].as_f64().unwrap();
+        assert!(
+            (got - wins as f64 / trajs.len() as f64).abs() < 1e-12,
+            "{name}: {got} vs {wins}/{}",
+            trajs.len()
+        );
+    }
+    let oracle = method("step_oracle");
+    assert_eq!(oracle["available"], false);
+    assert_eq!(oracle["regret"].as_f64(), Some(0.0));
+    assert_eq!(oracle["best_pick_rate"].as_f64(), Some(1.0));
+    let pa = method("step_pa");
+    let chance = pa["regret_chance"].as_f64().unwrap();
+    assert!(chance > 0.0, "no contested step in the quick run");
+    assert!(method("sample")["regret"].is_null());
+}

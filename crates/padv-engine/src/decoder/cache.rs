@@ -68,6 +68,35 @@ impl KvCache {
         Ok(())
     }
 
+    /// A cache of `k` rows, each a copy of this one-row cache: K continuations of one
+    /// history branch from a prefix computed once (`[1, T, ..]` → `[k, T, ..]`, copied so
+    /// each row can grow on its own). Errors when the cache holds more than one row.
+    pub fn repeat_rows(&self, k: usize) -> candle_core::Result<KvCache> {
+        let mut layers = Vec::with_capacity(self.layers.len());
+        for layer in &self.layers {
+            layers.push(match layer {
+                None => None,
+                Some((key, value)) => {
+                    if key.dim(0)? != 1 {
+                        candle_core::bail!(
+                            "repeat_rows needs a one-row cache, this one has {} rows",
+                            key.dim(0)?
+                        );
+                    }
+                    Some((
+                        key.repeat((k, 1, 1, 1))?.contiguous()?,
+                        value.repeat((k, 1, 1, 1))?.contiguous()?,
+                    ))
+                }
+            });
+        }
+        Ok(KvCache {
+            layers,
+            seq_len: self.seq_len,
+            store: self.store,
+        })
+    }
+
     pub(crate) fn layer(&self, i: usize) -> Option<&(Tensor, Tensor)> {
         self.layers.get(i).and_then(|l| l.as_ref())
     }
@@ -121,6 +150,18 @@ mod tests {
             let want: Vec<f32> = (0..6).map(|x| (x + i) as f32).collect();
             assert_eq!(got, want);
         }
+        let r = c.repeat_rows(3).unwrap();
+        assert_eq!(r.seq_len(), 2);
+        let (k, _) = r.layer(1).unwrap();
+        assert_eq!(k.dims(), &[3, 2, 1, 3]);
+        let rows: Vec<Vec<f32>> = k.reshape((3, 6)).unwrap().to_vec2().unwrap();
+        assert!(rows
+            .iter()
+            .all(|row| *row == (1..7).map(|x| x as f32).collect::<Vec<_>>()));
+        assert!(
+            r.repeat_rows(2).is_err(),
+            "a 3-row cache cannot be repeated"
+        );
         c.truncate(0).unwrap();
         assert_eq!(c.seq_len(), 0);
         assert!(c.layer(0).is_none());

@@ -12,6 +12,45 @@ use padv_gym::train::{train_pair, TrainConfig};
 pub enum GymCommand {
     /// Train a reference (SFT on an imperfect expert) and a policy (KL-regularised RL).
     Train(TrainArgs),
+    /// Step-level guided search: at each step sample K candidate actions and execute the one
+    /// with the highest PA (or policy log-prob); compared with plain sampling and best-of-N
+    /// episodes on held-out maps.
+    #[command(
+        after_help = "Example:\n  padv gym search --quick\n  padv gym search --k 8 --maps 100 --json"
+    )]
+    Search(SearchArgs),
+}
+
+/// Options of `padv gym search`.
+#[derive(Debug, Args)]
+pub struct SearchArgs {
+    /// 12 maps, K = 4, 2 guided episodes per map (for CI) instead of 100, 8 and 4.
+    #[arg(long)]
+    pub quick: bool,
+    /// Output directory: search_summary.json and the episodes of each chooser as chat JSONL.
+    #[arg(long, default_value = "padv-search")]
+    pub out: PathBuf,
+    /// Seed of the held-out maps, sampling and slips.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Pair directory (default: the pair committed in crates/padv-gym/pair).
+    #[arg(long)]
+    pub pair: Option<PathBuf>,
+    /// Use this policy checkpoint instead of PAIR/policy.
+    #[arg(long)]
+    pub policy: Option<PathBuf>,
+    /// Held-out maps.
+    #[arg(long)]
+    pub maps: Option<usize>,
+    /// Candidates per step, and N of the best-of-N baseline.
+    #[arg(long)]
+    pub k: Option<usize>,
+    /// Guided episodes per map and chooser.
+    #[arg(long)]
+    pub episodes: Option<usize>,
+    /// Print the summary as JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Options of `padv gym train`.
@@ -64,7 +103,35 @@ pub struct TrainArgs {
 pub fn run(cmd: GymCommand) -> anyhow::Result<()> {
     match cmd {
         GymCommand::Train(a) => train(a),
+        GymCommand::Search(a) => search(a),
     }
+}
+
+fn search(a: SearchArgs) -> anyhow::Result<()> {
+    use padv_gym::search::eval::{print_table, run, SearchOptions};
+    let mut opts = SearchOptions::new(a.quick, a.out.clone(), a.seed);
+    if let Some(p) = a.pair {
+        opts.pair = p;
+    }
+    opts.policy = a.policy;
+    if let Some(n) = a.maps {
+        opts.maps = n;
+    }
+    if let Some(n) = a.k {
+        opts.k = n;
+    }
+    if let Some(n) = a.episodes {
+        opts.episodes = n;
+    }
+    let summary =
+        run(&opts).with_context(|| format!("padv gym search into {}", a.out.display()))?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+    } else {
+        print!("{}", print_table(&summary));
+        println!("wrote {}", a.out.join("search_summary.json").display());
+    }
+    Ok(())
 }
 
 fn train(a: TrainArgs) -> anyhow::Result<()> {
