@@ -218,6 +218,34 @@ pub fn encode(
         })
 }
 
+/// The token sequence in which the trajectory's **last** message is scored: the one
+/// sequence of a template that keeps history, or, for a template that rewrites earlier turns,
+/// the last message's own segment (`render(messages[..last], add_generation_prompt)` + its
+/// tokens), which is exactly what `padv score` scores it in. K candidates after one history
+/// share that segment's prefix, so `/v1/score/candidates` still computes the history once.
+pub fn encode_last_message(
+    models: &Models,
+    t: &Trajectory,
+    max_length: usize,
+    max_tokens: usize,
+) -> ApiResult<Segment> {
+    let tokenized = encode_any(models, t, max_length, max_tokens)?;
+    let last = t.messages.len().saturating_sub(1);
+    let holds_last = |s: &&Segment| {
+        s.spans
+            .iter()
+            .any(|sp| sp.is_action && sp.message_index == last)
+    };
+    tokenized
+        .segments
+        .iter()
+        .rev()
+        .find(holds_last)
+        .or(tokenized.segments.last())
+        .cloned()
+        .ok_or_else(|| ApiError::Validation("the trajectory rendered to no tokens".into()))
+}
+
 /// Everything the record needs at one scored position.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct PosVals {

@@ -239,3 +239,90 @@ async fn sessions_are_evicted_lru_and_reported() {
     let text = metrics.as_str().unwrap_or("");
     assert!(text.contains("padv_sessions_evicted_total 1"), "{text}");
 }
+
+/// A chat template that rewrites earlier turns (Qwen3's drops the reasoning of turns before
+/// the last user message): each candidate is scored in its own turn's context, exactly as
+/// `padv score` scores that action, and that context is still computed once.
+#[tokio::test(flavor = "multi_thread")]
+async fn candidates_under_a_history_rewriting_template_score_as_padv_score() {
+    use padv_engine::tokenize::{ChatOptions, TextTokenizer, TokenizeOptions};
+    // The fixture model's tokenizer with the Qwen3-style template beside it.
+    let dir = tempfile::tempdir().unwrap();
+    for f in ["tokenizer.json", "tokenizer_config.json"] {
+        std::fs::copy(fixture("qwen2").join(f), dir.path().join(f)).unwrap();
+    }
+    std::fs::create_dir(dir.path().join("additional_chat_templates")).unwrap();
+    std::fs::copy(
+        fixture("qwen2").join("../../tokenizer/additional_chat_templates/qwen3.jinja"),
+        dir.path().join("additional_chat_templates/qwen3.jinja"),
+    )
+    .unwrap();
+    let tok = TextTokenizer::from_dir(dir.path()).unwrap();
+    let chat = ChatOptions {
+        template: Some("qwen3".into()),
+        ..ChatOptions::default()
+    };
+    let mut models = padv_serve::load_models(
+        &fixture("qwen2"),
+        &fixture("qwen2_ref"),
+        padv_engine::logprobs::EngineOptions::default(),
+        RendererKind::ChatTemplate,
+    )
+    .unwrap();
+    models.template = Some(tok.chat_template(&chat).unwrap());
+    let st = padv_serve::AppState::new(models, padv_serve::ServeConfig::default());
+
+    let history = vec![
+        msg("user", "What is 5 times 4?"),
+        msg("assistant", "<think>\nfive fours\n</think>\n\n20."),
+        msg("user", "And 6 times 3?"),
+    ];
+    let cands = vec![
+        msg("assistant", "<think>\nsix threes\n</think>\n\n18."),
+        msg("assistant", "18."),
+    ];
+    let body = json!({"messages": history, "candidates": cands, "methods": ["pa"]});
+    let (status, v) = send(&st, "POST", "/v1/score/candidates", Some(body.to_string())).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert!(v["shared_prefix_tokens"].as_u64().unwrap_or(0) > 10, "{v}");
+
+    let encoder = tok
+        .encoder(&TokenizeOptions {
+            renderer: RendererKind::ChatTemplate,
+            chat,
+            ..TokenizeOptions::default()
+        })
+        .unwrap();
+    let mut p = padv_engine::logprobs::LocalEngine::load(
+        &fixture("qwen2"),
+        padv_engine::logprobs::EngineOptions::default(),
+    )
+    .unwrap();
+    let mut r = padv_engine::logprobs::LocalEngine::load(
+        &fixture("qwen2_ref"),
+        padv_engine::logprobs::EngineOptions::default(),
+    )
+    .unwrap();
+    for (k, c) in cands.iter().enumerate() {
+        let mut msgs = history.clone();
+        msgs.push(c.clone());
+        let t = chat_trajectory("x", &msgs);
+        let tokens = encoder.encode(&t).unwrap();
+        assert!(
+            tokens.single().is_none(),
+            "the template should rewrite this conversation's history"
+        );
+        let offline = padv_engine::pair::score_pair(&t, &tokens, &mut p, &mut r, None)
+            .unwrap()
+            .record;
+        let last = msgs.len() - 1;
+        let want = step_scores(&offline, &spec(Method::Pa, TokenAgg::Mean, StepAgg::Mean))
+            .unwrap()
+            .into_iter()
+            .find(|(mi, _)| *mi == last)
+            .expect("candidate step")
+            .1;
+        let got = score_of(&v["candidates"][k]["scores"], Method::Pa);
+        assert!(close(got, want), "candidate {k}: {got} vs {want}");
+    }
+}

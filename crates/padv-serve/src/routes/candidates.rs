@@ -3,6 +3,9 @@
 //!
 //! The history is computed once: both models run the token prefix the K sequences share into
 //! a KV cache, then each candidate continues from a clone of it (clones share the tensors).
+//! With a chat template that rewrites earlier turns (Qwen3 and kin), each candidate is scored
+//! in its own turn's context, `render(history, add_generation_prompt)` + the candidate, as
+//! `padv score` scores an action; that context is the shared prefix.
 
 use std::collections::BTreeMap;
 
@@ -15,7 +18,7 @@ use serde_json::Value;
 use crate::error::{ApiError, ApiJson, ApiResult};
 use crate::routes::score::params;
 use crate::scoring::{
-    chat_trajectory, common_prefix, encode, prefill, record_from, report, score_targets, PairCache,
+    chat_trajectory, common_prefix, encode_last_message, prefill, record_from, report, score_targets, PairCache,
     PosVals,
 };
 use crate::state::AppState;
@@ -108,7 +111,7 @@ pub async fn candidates(
         .run_model(move |m| {
             let tokens = trajectories
                 .iter()
-                .map(|t| encode(m, t, max_length, max_tokens))
+                .map(|t| encode_last_message(m, t, max_length, max_tokens))
                 .collect::<Result<Vec<_>, _>>()?;
             // The candidate is the last message: only its span is scored.
             let cand_targets: Vec<Vec<usize>> = tokens
