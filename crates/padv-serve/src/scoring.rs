@@ -197,27 +197,6 @@ pub fn encode_any(
     Ok(tokenized)
 }
 
-/// [`encode_any`] for the routes that continue one token sequence through the KV cache
-/// (candidates, sessions): they need the trajectory as one sequence. Trajectories whose chat
-/// template rewrites earlier turns are refused here (422) and scored exactly by `/v1/score`.
-pub fn encode(
-    models: &Models,
-    t: &Trajectory,
-    max_length: usize,
-    max_tokens: usize,
-) -> ApiResult<Segment> {
-    encode_any(models, t, max_length, max_tokens)?
-        .single()
-        .cloned()
-        .ok_or_else(|| {
-            ApiError::Validation(
-                "the chat template rewrites earlier turns, so each action is scored in its own \
-                 context: use /v1/score for such trajectories"
-                    .into(),
-            )
-        })
-}
-
 /// The token sequence in which the trajectory's **last** message is scored: the one
 /// sequence of a template that keeps history, or, for a template that rewrites earlier turns,
 /// the last message's own segment (`render(messages[..last], add_generation_prompt)` + its
@@ -282,6 +261,14 @@ impl PairCache {
     /// Positions cached (both caches always hold the same number).
     pub fn seq_len(&self) -> usize {
         self.policy.seq_len()
+    }
+
+    /// Keeps the first `len` positions of both caches.
+    pub fn truncate(&mut self, len: usize) -> ApiResult<()> {
+        self.policy
+            .truncate(len)
+            .and_then(|_| self.reference.truncate(len))
+            .map_err(|e| ApiError::Internal(format!("truncating the KV caches: {e}")))
     }
 }
 

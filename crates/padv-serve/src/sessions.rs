@@ -1,5 +1,8 @@
 //! Incremental-scoring sessions: a conversation whose token ids, per-position values and both
-//! models' KV caches stay in memory, so appending messages scores only the new tokens.
+//! models' KV caches stay in memory, so appending messages scores only the new tokens. Under a
+//! chat template that rewrites earlier turns, each new action is scored in its own turn's
+//! sequence (as `padv score` does), continuing from the cache of the previous one as far as the
+//! two share a prefix.
 //!
 //! Memory is bounded by `--session-memory-mb`: the estimate counts both models' KV caches
 //! (`layers × 2 × positions × kv_heads × head_dim × bytes`) plus ids and values per position.
@@ -11,6 +14,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
+use padv_core::StepLogprobs;
 use padv_engine::decoder::DecoderConfig;
 use serde_json::Value;
 
@@ -33,6 +37,12 @@ pub struct Session {
     pub vals: Vec<Option<PosVals>>,
     /// Both models' caches of a prefix of `ids`.
     pub cache: PairCache,
+    /// The record steps of every action so far (what the last response reported on).
+    pub steps: Vec<StepLogprobs>,
+    /// Whether `steps` are what each action's own turn gives, so a template that rewrites
+    /// history can keep them when later messages arrive: true unless left truncation cut
+    /// something (then every action is recomputed in its own turn).
+    pub steps_reusable: bool,
     last_used: u64,
 }
 
@@ -45,6 +55,8 @@ impl Session {
             ids: Vec::new(),
             vals: Vec::new(),
             cache,
+            steps: Vec::new(),
+            steps_reusable: false,
             last_used: 0,
         }
     }
@@ -54,6 +66,11 @@ impl Session {
         self.cache.seq_len() * kv_bytes_per_position
             + self.ids.len() * 4
             + self.vals.len() * std::mem::size_of::<Option<PosVals>>()
+            + self
+                .steps
+                .iter()
+                .map(|st| st.policy.len() * 5 * 4)
+                .sum::<usize>()
     }
 }
 

@@ -240,11 +240,19 @@ async fn sessions_are_evicted_lru_and_reported() {
     assert!(text.contains("padv_sessions_evicted_total 1"), "{text}");
 }
 
-/// A chat template that rewrites earlier turns (Qwen3's drops the reasoning of turns before
-/// the last user message): each candidate is scored in its own turn's context, exactly as
-/// `padv score` scores that action, and that context is still computed once.
-#[tokio::test(flavor = "multi_thread")]
-async fn candidates_under_a_history_rewriting_template_score_as_padv_score() {
+/// The fixture pair served with a Qwen3-style template (it drops the reasoning of assistant
+/// turns before the last user message), and the offline encoder and engines for the same.
+struct Rewriting {
+    _dir: tempfile::TempDir,
+    state: padv_serve::AppState,
+    tok: padv_engine::tokenize::TextTokenizer,
+    opts: padv_engine::tokenize::TokenizeOptions,
+    policy: padv_engine::logprobs::LocalEngine,
+    reference: padv_engine::logprobs::LocalEngine,
+}
+
+fn rewriting() -> Rewriting {
+    use padv_engine::logprobs::{EngineOptions, LocalEngine};
     use padv_engine::tokenize::{ChatOptions, TextTokenizer, TokenizeOptions};
     // The fixture model's tokenizer with the Qwen3-style template beside it.
     let dir = tempfile::tempdir().unwrap();
@@ -265,13 +273,52 @@ async fn candidates_under_a_history_rewriting_template_score_as_padv_score() {
     let mut models = padv_serve::load_models(
         &fixture("qwen2"),
         &fixture("qwen2_ref"),
-        padv_engine::logprobs::EngineOptions::default(),
+        EngineOptions::default(),
         RendererKind::ChatTemplate,
     )
     .unwrap();
     models.template = Some(tok.chat_template(&chat).unwrap());
-    let st = padv_serve::AppState::new(models, padv_serve::ServeConfig::default());
+    let opts = TokenizeOptions {
+        renderer: RendererKind::ChatTemplate,
+        chat,
+        ..TokenizeOptions::default()
+    };
+    Rewriting {
+        _dir: dir,
+        state: padv_serve::AppState::new(models, padv_serve::ServeConfig::default()),
+        tok,
+        opts,
+        policy: LocalEngine::load(&fixture("qwen2"), EngineOptions::default()).unwrap(),
+        reference: LocalEngine::load(&fixture("qwen2_ref"), EngineOptions::default()).unwrap(),
+    }
+}
 
+impl Rewriting {
+    /// `padv score`'s tokenisation of `t`.
+    fn encode(&self, t: &padv_core::Trajectory) -> padv_engine::tokenize::Tokenized {
+        self.tok.encoder(&self.opts).unwrap().encode(t).unwrap()
+    }
+
+    /// `padv score`'s record of the conversation, checking that the template rewrote it.
+    fn offline(&mut self, msgs: &[Value]) -> padv_core::LogprobRecord {
+        let t = chat_trajectory("x", msgs);
+        let tokens = self.encode(&t);
+        assert!(
+            tokens.single().is_none(),
+            "the template should rewrite this conversation's history"
+        );
+        padv_engine::pair::score_pair(&t, &tokens, &mut self.policy, &mut self.reference, None)
+            .unwrap()
+            .record
+    }
+}
+
+/// A chat template that rewrites earlier turns: each candidate is scored in its own turn's
+/// context, exactly as `padv score` scores that action, and that context is computed once.
+#[tokio::test(flavor = "multi_thread")]
+async fn candidates_under_a_history_rewriting_template_score_as_padv_score() {
+    let mut rw = rewriting();
+    let st = rw.state.clone();
     let history = vec![
         msg("user", "What is 5 times 4?"),
         msg("assistant", "<think>\nfive fours\n</think>\n\n20."),
@@ -285,36 +332,10 @@ async fn candidates_under_a_history_rewriting_template_score_as_padv_score() {
     let (status, v) = send(&st, "POST", "/v1/score/candidates", Some(body.to_string())).await;
     assert_eq!(status, StatusCode::OK, "{v}");
     assert!(v["shared_prefix_tokens"].as_u64().unwrap_or(0) > 10, "{v}");
-
-    let encoder = tok
-        .encoder(&TokenizeOptions {
-            renderer: RendererKind::ChatTemplate,
-            chat,
-            ..TokenizeOptions::default()
-        })
-        .unwrap();
-    let mut p = padv_engine::logprobs::LocalEngine::load(
-        &fixture("qwen2"),
-        padv_engine::logprobs::EngineOptions::default(),
-    )
-    .unwrap();
-    let mut r = padv_engine::logprobs::LocalEngine::load(
-        &fixture("qwen2_ref"),
-        padv_engine::logprobs::EngineOptions::default(),
-    )
-    .unwrap();
     for (k, c) in cands.iter().enumerate() {
         let mut msgs = history.clone();
         msgs.push(c.clone());
-        let t = chat_trajectory("x", &msgs);
-        let tokens = encoder.encode(&t).unwrap();
-        assert!(
-            tokens.single().is_none(),
-            "the template should rewrite this conversation's history"
-        );
-        let offline = padv_engine::pair::score_pair(&t, &tokens, &mut p, &mut r, None)
-            .unwrap()
-            .record;
+        let offline = rw.offline(&msgs);
         let last = msgs.len() - 1;
         let want = step_scores(&offline, &spec(Method::Pa, TokenAgg::Mean, StepAgg::Mean))
             .unwrap()
@@ -324,5 +345,58 @@ async fn candidates_under_a_history_rewriting_template_score_as_padv_score() {
             .1;
         let got = score_of(&v["candidates"][k]["scores"], Method::Pa);
         assert!(close(got, want), "candidate {k}: {got} vs {want}");
+    }
+}
+
+/// Sessions under a history-rewriting template: every append reports what `padv score` gives
+/// the whole conversation so far, and a new action continues from the previous turn's cache.
+#[tokio::test(flavor = "multi_thread")]
+async fn sessions_under_a_history_rewriting_template_score_as_padv_score() {
+    let mut rw = rewriting();
+    let st = rw.state.clone();
+    let msgs = vec![
+        msg("user", "What is 5 times 4?"),
+        msg("assistant", "<think>\nfive fours\n</think>\n\n20."),
+        msg("user", "And 6 times 3?"),
+        msg("assistant", "<think>\nsix threes\n</think>\n\n18."),
+        msg("user", "Thanks."),
+        msg("assistant", "You are welcome."),
+    ];
+    let body =
+        |m: &[Value]| Some(json!({"messages": m, "methods": ["pa", "deepconf"]}).to_string());
+    let (status, v) = send(&st, "POST", "/v1/sessions", body(&msgs[..2])).await;
+    assert_eq!(status, StatusCode::CREATED, "{v}");
+    let id = v["session_id"].as_str().unwrap().to_owned();
+    let uri = format!("/v1/sessions/{id}/messages");
+    for (range, new_action) in [(2..4, 3usize), (4..6, 5)] {
+        let (status, v) = send(&st, "POST", &uri, body(&msgs[range.clone()])).await;
+        assert_eq!(status, StatusCode::OK, "{v}");
+        let offline = rw.offline(&msgs[..range.end]);
+        for m in [Method::Pa, Method::Deepconf] {
+            let sp = spec(m, TokenAgg::Mean, StepAgg::Mean);
+            let want = step_scores(&offline, &sp).unwrap();
+            let new: Vec<_> = want.iter().filter(|(mi, _)| *mi >= range.start).collect();
+            assert_eq!(v["new_steps"].as_array().unwrap().len(), new.len(), "{v}");
+            assert_eq!(new[0].0, new_action);
+            let got = score_of(&v["new_steps"][0]["scores"], m);
+            assert!(
+                close(got, new[0].1),
+                "{m:?} step {new_action}: {got} vs {}",
+                new[0].1
+            );
+            let t = trajectory_score(&offline, &sp).unwrap().unwrap();
+            let got = score_of(&v["trajectory"], m);
+            assert!(close(got, t), "{m:?} trajectory: {got} vs {t}");
+        }
+        // The new turn's context shares the system/user prefix with the previous turn's.
+        let computed = v["computed_tokens"].as_u64().unwrap() as usize;
+        let t = chat_trajectory("x", &msgs[..range.end]);
+        let tokens = rw.encode(&t);
+        let last = tokens.segments.last().unwrap();
+        assert!(
+            computed < last.ids.len(),
+            "{computed} of {} recomputed",
+            last.ids.len()
+        );
     }
 }

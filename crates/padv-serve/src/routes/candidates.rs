@@ -18,8 +18,8 @@ use serde_json::Value;
 use crate::error::{ApiError, ApiJson, ApiResult};
 use crate::routes::score::params;
 use crate::scoring::{
-    chat_trajectory, common_prefix, encode_last_message, prefill, record_from, report, score_targets, PairCache,
-    PosVals,
+    chat_trajectory, common_prefix, encode_last_message, prefill, record_from, report,
+    score_targets, PairCache, PosVals,
 };
 use crate::state::AppState;
 

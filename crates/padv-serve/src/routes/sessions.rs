@@ -1,11 +1,15 @@
 //! Sessions: `POST /v1/sessions`, `POST /v1/sessions/{id}/messages`, `DELETE /v1/sessions/{id}`.
 //!
-//! After each append the whole conversation is re-tokenised (so chat templates that rewrite
-//! earlier turns stay exact), and only positions past the prefix shared with the previous
-//! tokenisation are computed, continuing from both models' KV caches. Values of positions
-//! inside that prefix are reused: by causality they depend on that prefix alone. When the
-//! cache reaches past the shared prefix (a template rewrote history, or left truncation moved
-//! every position), the caches are rebuilt from scratch.
+//! After each append the whole conversation is re-tokenised, and only positions past the
+//! prefix shared with the previous tokenisation are computed, continuing from both models' KV
+//! caches. Values of positions inside that prefix are reused: by causality they depend on that
+//! prefix alone. When the cache reaches past the shared prefix (left truncation moved every
+//! position), the caches are rebuilt from scratch.
+//!
+//! A chat template that rewrites earlier turns (Qwen3 drops old reasoning) gives one sequence
+//! per action, as in `padv score`: earlier actions keep their scores (an action's turn does
+//! not depend on later messages) and each new action is scored in its own turn, continuing
+//! from the previous turn's cache as far as the two share a prefix.
 
 use std::collections::BTreeMap;
 
@@ -14,13 +18,15 @@ use axum::http::StatusCode;
 use axum::Json;
 use padv_core::score::ScoreSpec;
 use padv_core::score::{Method, PaMode, StepAgg, TokenAgg};
+use padv_core::{LogprobRecord, StepLogprobs};
+use padv_engine::tokenize::{Segment, Tokenized};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::error::{ApiJson, ApiResult};
 use crate::routes::score::params;
 use crate::scoring::{
-    action_targets, chat_trajectory, common_prefix, encode, record_from, report, score_targets,
+    action_targets, chat_trajectory, common_prefix, encode_any, record_from, report, score_targets,
     PairCache, StepReport,
 };
 use crate::sessions::{kv_bytes_per_position, Session};
@@ -220,7 +226,30 @@ fn advance(
     specs: &[ScoreSpec],
     old_messages: usize,
 ) -> ApiResult<Advanced> {
-    let tokens = encode(m, trajectory, max_length, max_tokens)?;
+    let tokenized = encode_any(m, trajectory, max_length, max_tokens)?;
+    let (record, computed) = match tokenized.single() {
+        Some(tokens) => advance_single(m, s, trajectory, tokens.clone())?,
+        None => advance_per_turn(m, s, trajectory, &tokenized, old_messages)?,
+    };
+    let (steps, traj) = report(&record, specs)?;
+    let new_steps = steps
+        .into_iter()
+        .filter(|st| st.message_index >= old_messages)
+        .collect();
+    s.messages = all.to_vec();
+    s.steps = record.steps;
+    s.steps_reusable = tokenized.segments.iter().all(|g| g.truncated_tokens == 0);
+    Ok((new_steps, traj, computed))
+}
+
+/// One sequence: positions inside the prefix shared with the previous tokenisation keep their
+/// values, the rest are computed from the KV caches.
+fn advance_single(
+    m: &Models,
+    s: &mut Session,
+    trajectory: &padv_core::Trajectory,
+    tokens: Segment,
+) -> ApiResult<(LogprobRecord, usize)> {
     let keep = common_prefix(&s.ids, &tokens.ids);
     let mut vals = s.vals.clone();
     vals.truncate(keep);
@@ -250,14 +279,73 @@ fn advance(
         &vals,
         m.policy.model().config().vocab_size,
     )?;
-    let (steps, traj) = report(&record, specs)?;
-    let new_steps = steps
-        .into_iter()
-        .filter(|st| st.message_index >= old_messages)
-        .collect();
-    s.messages = all.to_vec();
     s.ids = tokens.ids;
     s.vals = vals;
     s.cache = cache;
-    Ok((new_steps, traj, computed))
+    Ok((record, computed))
+}
+
+/// A template that rewrites earlier turns: each action has its own sequence (its turn's
+/// context, then the action). The actions already scored keep their steps (a turn's sequence
+/// does not depend on later messages), unless left truncation cut something; each new action
+/// is scored in its turn, continuing from the previous turn's KV cache as far as the two
+/// sequences share a prefix (never past the first target − 1).
+fn advance_per_turn(
+    m: &Models,
+    s: &mut Session,
+    trajectory: &padv_core::Trajectory,
+    tokenized: &Tokenized,
+    old_messages: usize,
+) -> ApiResult<(LogprobRecord, usize)> {
+    let reuse = s.steps_reusable && tokenized.segments.iter().all(|g| g.truncated_tokens == 0);
+    let mut steps: Vec<StepLogprobs> = if reuse {
+        s.steps
+            .iter()
+            .filter(|st| st.message_index < old_messages)
+            .cloned()
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let vocab = m.policy.model().config().vocab_size;
+    let mut cache = s.cache.clone();
+    let mut cached: Vec<u32> = s.ids.clone();
+    let mut computed = 0;
+    for seg in &tokenized.segments {
+        let mine: Vec<usize> = seg
+            .spans
+            .iter()
+            .filter(|sp| {
+                sp.is_action && !steps.iter().any(|st| st.message_index == sp.message_index)
+            })
+            .map(|sp| sp.message_index)
+            .collect();
+        if mine.is_empty() {
+            continue;
+        }
+        let targets = seg.targets();
+        let mut vals = vec![None; seg.ids.len()];
+        if let Some(&first) = targets.first() {
+            let keep = common_prefix(&cached, &seg.ids)
+                .min(first - 1)
+                .min(cache.seq_len());
+            cache.truncate(keep)?;
+            let got = score_targets(m, &seg.ids, &targets, &mut cache)?;
+            computed += targets.last().map_or(0, |&l| l - keep);
+            for (&p, v) in targets.iter().zip(got) {
+                vals[p] = Some(v);
+            }
+            cached = seg.ids[..cache.seq_len()].to_vec();
+        }
+        let mut only = seg.clone();
+        only.spans.retain(|sp| mine.contains(&sp.message_index));
+        steps.extend(record_from(trajectory, &only, &vals, vocab)?.steps);
+    }
+    steps.sort_by_key(|st| st.message_index);
+    s.ids = cached;
+    s.vals = Vec::new();
+    s.cache = cache;
+    let mut record = record_from(trajectory, &Segment::default(), &[], vocab)?;
+    record.steps = steps;
+    Ok((record, computed))
 }
