@@ -110,8 +110,8 @@ mod bench {
             indep_s / shared_s
         );
         println!(
-            "positions run: shared {}, independent {} | max |Δ log-prob| {max_diff:.2e}",
-            cost.computed_positions, cost.independent_positions
+            "positions run: shared {}, independent {} | {} requests in fan-out passes | max |Δ log-prob| {max_diff:.2e}",
+            cost.computed_positions, cost.independent_positions, cost.fanout_requests
         );
         Ok(())
     }

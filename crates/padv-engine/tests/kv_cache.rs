@@ -371,3 +371,93 @@ fn batch_with_shared_prefixes_equals_independent_calls() {
         check_batch_equals_independent(&longrope_like(), attention);
     }
 }
+
+/// K candidates of different lengths after one 40-token history (the fan-out path: one
+/// batched pass over the padded continuations), with an out-of-vocabulary candidate among
+/// them, equal independent calls; the bad candidate fails alone.
+fn check_fanout_equals_independent(cfg: &DecoderConfig, attention: AttentionImpl) {
+    use padv_core::ScoreRequest;
+    let vm = VarMap::new();
+    let engine = LocalEngine::from_model(build(cfg, &vm, attention, false), "t".into(), 5);
+    let v = cfg.vocab_size as u32;
+    let history = ids(7, 40, v);
+    let seqs: Vec<Vec<u32>> = [3usize, 9, 1, 6, 9, 4]
+        .iter()
+        .enumerate()
+        .map(|(k, &n)| {
+            let mut s = history.clone();
+            s.extend(ids(20 + k as u32, n, v));
+            if k == 3 {
+                s[40] = v + 1; // sorts last: the valid five stay one run
+            }
+            s
+        })
+        .collect();
+    let targets: Vec<Vec<usize>> = seqs.iter().map(|s| (40..s.len()).collect()).collect();
+    let requests: Vec<ScoreRequest> = seqs
+        .iter()
+        .zip(&targets)
+        .map(|(ids, targets)| ScoreRequest { ids, targets })
+        .collect();
+    let stats = StatsRequest {
+        distribution_stats: true,
+    };
+    let (batch, cost) = engine.score_batch_shared(&requests, stats);
+    assert!(
+        cost.computed_positions < cost.independent_positions / 2,
+        "{cost:?}"
+    );
+    assert_eq!(
+        cost.fanout_requests, 5,
+        "the five valid candidates go as one fan-out: {cost:?}"
+    );
+    for (k, (r, got)) in requests.iter().zip(&batch).enumerate() {
+        let want = engine.score_from(
+            r.ids,
+            r.targets,
+            stats,
+            &mut padv_engine::decoder::KvCache::discarding(),
+        );
+        if k == 3 {
+            assert!(
+                got.is_err() && want.is_err(),
+                "candidate 3 is out of vocabulary"
+            );
+            continue;
+        }
+        let (got, want) = (got.as_ref().unwrap(), want.unwrap());
+        assert_eq!(got.logprob.len(), r.targets.len());
+        for (x, y) in [
+            (&got.logprob, &want.logprob),
+            (
+                got.entropy.as_ref().unwrap(),
+                want.entropy.as_ref().unwrap(),
+            ),
+            (
+                got.topk_mean.as_ref().unwrap(),
+                want.topk_mean.as_ref().unwrap(),
+            ),
+            (
+                got.vocab_mean.as_ref().unwrap(),
+                want.vocab_mean.as_ref().unwrap(),
+            ),
+        ] {
+            for (p, q) in x.iter().zip(y) {
+                assert!((p - q).abs() <= 1e-5, "candidate {k}: {p} vs {q}");
+            }
+        }
+    }
+}
+
+#[test]
+fn fanout_of_candidates_equals_independent_calls() {
+    for attention in [
+        AttentionImpl::Kernel,
+        AttentionImpl::Full,
+        AttentionImpl::Blocked,
+    ] {
+        check_fanout_equals_independent(&mistral_like(), attention);
+        check_fanout_equals_independent(&gemma_like(), attention);
+        check_fanout_equals_independent(&longrope_like(), attention);
+    }
+}

@@ -5,7 +5,9 @@ use std::path::Path;
 use candle_core::{DType, Device, Tensor};
 use padv_core::{BackendError, LogprobBackend, PositionLogprobs, ScoreRequest, StatsRequest};
 
+use super::fanout::MIN_FANOUT_PREFIX;
 use super::head::{score_hidden, DEFAULT_CHUNK_ROWS};
+use super::stats::RowStats;
 use crate::checkpoint::{device_label, Checkpoint, CheckpointError};
 use crate::decoder::{AttentionImpl, DecoderModel, KvCache, ModelOptions, RopeScaling};
 
@@ -115,7 +117,7 @@ impl From<EngineError> for BackendError {
     }
 }
 
-fn ctx(context: impl Into<String>) -> impl FnOnce(candle_core::Error) -> EngineError {
+pub(super) fn ctx(context: impl Into<String>) -> impl FnOnce(candle_core::Error) -> EngineError {
     let context = context.into();
     move |source| EngineError::Candle { context, source }
 }
@@ -209,14 +211,8 @@ impl LocalEngine {
             )));
         }
         let want = stats.distribution_stats;
-        let mut out = PositionLogprobs {
-            logprob: Vec::with_capacity(targets.len()),
-            topk_mean: want.then(|| Vec::with_capacity(targets.len())),
-            entropy: want.then(|| Vec::with_capacity(targets.len())),
-            vocab_mean: want.then(|| Vec::with_capacity(targets.len())),
-        };
         let Some(&last) = targets.last() else {
-            return Ok(out);
+            return Ok(assemble(targets, &[], start, &[], want));
         };
         // Positions whose hidden state predicts a target (deduplicated), relative to `start`.
         let mut rows: Vec<usize> = targets.iter().map(|t| t - 1 - start).collect();
@@ -239,22 +235,12 @@ impl LocalEngine {
             self.chunk_rows,
         )
         .map_err(ctx("output projection"))?;
-        let mut ri = 0;
-        for &t in targets {
-            while rows[ri] + start + 1 != t {
-                ri += 1;
-            }
-            let r = rs[ri];
-            out.logprob.push(r.logprob);
-            if let (Some(a), Some(b), Some(c)) =
-                (&mut out.topk_mean, &mut out.entropy, &mut out.vocab_mean)
-            {
-                a.push(r.topk_mean);
-                b.push(r.entropy);
-                c.push(r.vocab_mean);
-            }
-        }
-        Ok(out)
+        Ok(assemble(targets, &rows, start, &rs, want))
+    }
+
+    /// Rows of the output projection per chunk.
+    pub(super) fn chunk_rows(&self) -> usize {
+        self.chunk_rows
     }
 }
 
@@ -295,7 +281,48 @@ impl LocalEngine {
         let mut cache = self.model.new_cache();
         // The ids whose keys and values `cache` holds (its first `seq_len()` positions).
         let mut cached: &[u32] = &[];
+        // Runs of requests continuing one prefix are scored as one fan-out batch.
+        let groups = self.fanout_groups(requests, &order);
+        let mut skip_until = 0;
         for (k, &i) in order.iter().enumerate() {
+            if k < skip_until {
+                continue;
+            }
+            if let Some((end, prefix)) = groups[k] {
+                skip_until = end;
+                let members: Vec<ScoreRequest<'_>> =
+                    order[k..end].iter().map(|&j| requests[j]).collect();
+                let lasts = members.iter().filter_map(|r| r.targets.last().copied());
+                cost.independent_positions += lasts.clone().sum::<usize>();
+                cost.computed_positions += prefix + lasts.map(|l| l - prefix).sum::<usize>();
+                cost.fanout_requests += members.len();
+                match self.score_fanout(&members, prefix, stats) {
+                    Ok(rs) => {
+                        for (&j, r) in order[k..end].iter().zip(rs) {
+                            results[j] = Some(Ok(r));
+                        }
+                    }
+                    // A failure of the batched pass itself (not of a request: members are
+                    // validated): score each member alone, which reports its own error.
+                    Err(e) => {
+                        tracing::warn!(
+                            "fan-out pass failed ({e}); scoring its requests one by one"
+                        );
+                        for &j in &order[k..end] {
+                            let r = requests[j];
+                            results[j] = Some(self.score_from(
+                                r.ids,
+                                r.targets,
+                                stats,
+                                &mut KvCache::discarding(),
+                            ));
+                        }
+                    }
+                }
+                cache.clear();
+                cached = &[];
+                continue;
+            }
             let req = requests[i];
             let Some((&first, &last)) = req.targets.first().zip(req.targets.last()) else {
                 continue;
@@ -310,12 +337,14 @@ impl LocalEngine {
                 0
             };
             // Keep what this pass computes only when the next request can use some of it.
-            let next_shares = order.get(k + 1).is_some_and(|&j| {
-                let next = requests[j];
-                next.targets.first().is_some_and(|&f| f > 1)
-                    && common_prefix(req.ids, next.ids) > 0
-                    && self.prefix_reusable(req.ids.len(), next.ids.len())
-            });
+            let next_in_group = groups.get(k + 1).is_some_and(Option::is_some);
+            let next_shares = !next_in_group
+                && order.get(k + 1).is_some_and(|&j| {
+                    let next = requests[j];
+                    next.targets.first().is_some_and(|&f| f > 1)
+                        && common_prefix(req.ids, next.ids) > 0
+                        && self.prefix_reusable(req.ids.len(), next.ids.len())
+                });
             let res = if next_shares || keep > 0 {
                 if let Err(e) = cache.truncate(keep) {
                     cache.clear();
@@ -347,6 +376,50 @@ impl LocalEngine {
         (results, cost)
     }
 
+    /// Fan-out groups over the sorted `order`: at the index where a group starts,
+    /// `Some((end, prefix))` — the requests `order[start..end]` (at least two) all share
+    /// `ids[..prefix]` with the first, have every target past it, and pass
+    /// [`LocalEngine::fanout_eligible`]. A request joins only while the shared prefix stays at
+    /// least [`MIN_FANOUT_PREFIX`] and at least half of what the group shared before it.
+    fn fanout_groups(
+        &self,
+        requests: &[ScoreRequest<'_>],
+        order: &[usize],
+    ) -> Vec<Option<(usize, usize)>> {
+        let mut groups = vec![None; order.len()];
+        let mut k = 0;
+        while k < order.len() {
+            let a = requests[order[k]];
+            if !self.fanout_eligible(&a) {
+                k += 1;
+                continue;
+            }
+            let mut prefix = a.targets[0] - 1;
+            let mut j = k + 1;
+            while j < order.len() {
+                let b = requests[order[j]];
+                if !self.fanout_eligible(&b) || !self.prefix_reusable(a.ids.len(), b.ids.len()) {
+                    break;
+                }
+                let p = prefix
+                    .min(common_prefix(a.ids, b.ids))
+                    .min(b.targets[0] - 1);
+                if p < MIN_FANOUT_PREFIX || 2 * p < prefix {
+                    break;
+                }
+                prefix = p;
+                j += 1;
+            }
+            if j - k >= 2 && prefix >= MIN_FANOUT_PREFIX {
+                groups[k] = Some((j, prefix));
+                k = j;
+            } else {
+                k += 1;
+            }
+        }
+        groups
+    }
+
     /// Whether cached positions of a sequence of length `a` are valid for one of length `b`.
     /// Only LongRoPE makes them differ: it picks its factors from the whole sequence length
     /// (see `DecoderModel::forward_rows`), so both must fall on the same side of the
@@ -362,6 +435,39 @@ impl LocalEngine {
     }
 }
 
+/// The output for `targets` from the statistics `rs` of the hidden rows `rows` (deduplicated,
+/// ascending, relative to `start`: row `r` predicts position `start + r + 1`).
+pub(super) fn assemble(
+    targets: &[usize],
+    rows: &[usize],
+    start: usize,
+    rs: &[RowStats],
+    want: bool,
+) -> PositionLogprobs {
+    let mut out = PositionLogprobs {
+        logprob: Vec::with_capacity(targets.len()),
+        topk_mean: want.then(|| Vec::with_capacity(targets.len())),
+        entropy: want.then(|| Vec::with_capacity(targets.len())),
+        vocab_mean: want.then(|| Vec::with_capacity(targets.len())),
+    };
+    let mut ri = 0;
+    for &t in targets {
+        while rows[ri] + start + 1 != t {
+            ri += 1;
+        }
+        let r = rs[ri];
+        out.logprob.push(r.logprob);
+        if let (Some(a), Some(b), Some(c)) =
+            (&mut out.topk_mean, &mut out.entropy, &mut out.vocab_mean)
+        {
+            a.push(r.topk_mean);
+            b.push(r.entropy);
+            c.push(r.vocab_mean);
+        }
+    }
+    out
+}
+
 /// Token positions a batch ran through the model, versus independent passes (each up to
 /// its last target).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -370,6 +476,8 @@ pub struct BatchCost {
     pub computed_positions: usize,
     /// Positions independent `score` calls would compute.
     pub independent_positions: usize,
+    /// Requests scored in batched fan-out passes (continuations of one shared prefix).
+    pub fanout_requests: usize,
 }
 
 /// Length of the longest common prefix of two id sequences.

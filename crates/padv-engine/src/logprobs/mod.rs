@@ -7,6 +7,7 @@
 //! soft-capping is applied before any statistic.
 
 mod engine;
+mod fanout;
 mod head;
 mod stats;
 

@@ -1,0 +1,148 @@
+//! Fan-out: requests that continue one shared prefix (K candidate actions after a history,
+//! rollouts of one task after its system prompt) run as **one** batched pass after the prefix
+//! is computed once.
+//!
+//! Continuing each request in turn from the prefix's KV cache already avoids recomputing the
+//! prefix, but every continuation is then a separate forward pass: a few dozen rows that cannot
+//! keep the cores busy and stream every weight once more. Here the prefix cache is copied into
+//! one row per request ([`KvCache::repeat_rows`]), the continuations are padded to a common
+//! length and run as a `[K, L]` batch. Padding follows every row a request reads, so causality
+//! keeps it out of every score; results equal independent passes to float rounding.
+
+use candle_core::Tensor;
+use padv_core::{PositionLogprobs, ScoreRequest, StatsRequest};
+
+use super::engine::{assemble, ctx, EngineError, LocalEngine};
+use super::head::score_hidden;
+use crate::decoder::KvCache;
+
+/// Shortest shared prefix worth a fan-out.
+pub(crate) const MIN_FANOUT_PREFIX: usize = 16;
+/// Most positions (rows × padded length) in one batched continuation pass.
+const MAX_FANOUT_POSITIONS: usize = 8192;
+
+impl LocalEngine {
+    /// Whether `r` passes every check `score_from` makes with an empty cache and has targets,
+    /// so a fan-out never has to report an error: a request that fails is left to the
+    /// sequential path, which reports it alone.
+    pub(super) fn fanout_eligible(&self, r: &ScoreRequest<'_>) -> bool {
+        let v = self.model().config().vocab_size;
+        match (r.targets.first(), r.targets.last()) {
+            (Some(&first), Some(&last)) => {
+                first >= 1
+                    && last < r.ids.len()
+                    && r.targets.windows(2).all(|w| w[0] <= w[1])
+                    && r.ids.iter().all(|&i| (i as usize) < v)
+            }
+            _ => false,
+        }
+    }
+
+    /// Scores `reqs`, which all share `ids[..prefix]` and have every target past `prefix`
+    /// (and are [`LocalEngine::fanout_eligible`]), computing the prefix once and the
+    /// continuations in batches. Results in the order of `reqs`.
+    pub(super) fn score_fanout(
+        &self,
+        reqs: &[ScoreRequest<'_>],
+        prefix: usize,
+        stats: StatsRequest,
+    ) -> Result<Vec<PositionLogprobs>, EngineError> {
+        let dev = self.model().device();
+        let full_len = reqs.iter().map(|r| r.ids.len()).max().unwrap_or(0);
+        let mut base = self.model().new_cache();
+        let ids = Tensor::from_slice(&reqs[0].ids[..prefix], (1, prefix), dev)
+            .map_err(ctx("token ids"))?;
+        self.model()
+            .forward_rows(&ids, 0, &mut base, &[prefix - 1], full_len)
+            .map_err(ctx("forward pass over the shared prefix"))?;
+        // Similar lengths together, so padding stays small.
+        let len = |r: &ScoreRequest<'_>| r.targets.last().map_or(0, |&l| l - prefix);
+        let mut by_len: Vec<usize> = (0..reqs.len()).collect();
+        by_len.sort_by_key(|&i| len(&reqs[i]));
+        let mut out: Vec<Option<PositionLogprobs>> = vec![None; reqs.len()];
+        let mut i = 0;
+        while i < by_len.len() {
+            let shortest = len(&reqs[by_len[i]]).max(1);
+            let mut j = i + 1;
+            while j < by_len.len() {
+                let l = len(&reqs[by_len[j]]);
+                if (j + 1 - i) * l > MAX_FANOUT_POSITIONS || l > 2 * shortest {
+                    break;
+                }
+                j += 1;
+            }
+            let batch: Vec<ScoreRequest<'_>> = by_len[i..j].iter().map(|&k| reqs[k]).collect();
+            let got = self.fanout_batch(&batch, prefix, &base, stats, full_len)?;
+            for (&k, r) in by_len[i..j].iter().zip(got) {
+                out[k] = Some(r);
+            }
+            i = j;
+        }
+        Ok(out.into_iter().flatten().collect())
+    }
+
+    /// One `[m, L]` pass continuing `base` (which holds `prefix` positions).
+    fn fanout_batch(
+        &self,
+        reqs: &[ScoreRequest<'_>],
+        prefix: usize,
+        base: &KvCache,
+        stats: StatsRequest,
+        full_len: usize,
+    ) -> Result<Vec<PositionLogprobs>, EngineError> {
+        let dev = self.model().device();
+        let m = reqs.len();
+        let len = reqs
+            .iter()
+            .map(|r| r.targets.last().map_or(0, |&l| l - prefix))
+            .max()
+            .unwrap_or(0);
+        let mut flat = Vec::with_capacity(m * len);
+        let mut needed = vec![false; len];
+        for r in reqs {
+            let last = r.targets.last().copied().unwrap_or(prefix);
+            flat.extend_from_slice(&r.ids[prefix..last]);
+            // Padding (any valid id) after the last row this request reads.
+            flat.resize(flat.len() + len - (last - prefix), 0);
+            for &t in r.targets {
+                needed[t - 1 - prefix] = true;
+            }
+        }
+        let rows: Vec<usize> = (0..len).filter(|&p| needed[p]).collect();
+        let mut cache = base
+            .repeat_rows(m)
+            .map_err(ctx("copying the prefix cache"))?;
+        let ids = Tensor::from_vec(flat, (m, len), dev).map_err(ctx("token ids"))?;
+        let hidden = self
+            .model()
+            .forward_rows(&ids, prefix, &mut cache, &rows, full_len)
+            .map_err(ctx("forward pass over the continuations"))?;
+        let want = stats.distribution_stats;
+        let mut out = Vec::with_capacity(m);
+        for (k, r) in reqs.iter().enumerate() {
+            let mut mine: Vec<usize> = r.targets.iter().map(|t| t - 1 - prefix).collect();
+            mine.dedup();
+            let idx: Vec<u32> = mine
+                .iter()
+                .map(|p| rows.binary_search(p).unwrap_or(0) as u32)
+                .collect();
+            let index = Tensor::new(idx.as_slice(), dev).map_err(ctx("row index"))?;
+            let h = hidden
+                .get(k)
+                .and_then(|h| h.index_select(&index, 0))
+                .map_err(ctx("selecting rows"))?;
+            let row_targets: Vec<u32> = mine.iter().map(|p| r.ids[prefix + p + 1]).collect();
+            let rs = score_hidden(
+                &h,
+                self.model().lm_head(),
+                &row_targets,
+                self.model().config().final_softcap,
+                want,
+                self.chunk_rows(),
+            )
+            .map_err(ctx("output projection"))?;
+            out.push(assemble(r.targets, &mine, prefix, &rs, want));
+        }
+        Ok(out)
+    }
+}
