@@ -68,9 +68,10 @@ impl KvCache {
         Ok(())
     }
 
-    /// A cache of `k` rows, each a copy of this one-row cache: K continuations of one
-    /// history branch from a prefix computed once (`[1, T, ..]` → `[k, T, ..]`, copied so
-    /// each row can grow on its own). Errors when the cache holds more than one row.
+    /// A cache of `k` rows, each this one-row cache: K continuations of one history branch
+    /// from a prefix computed once (`[1, T, ..]` → `[k, T, ..]`). The rows are a broadcast
+    /// view, not copies: the next forward concatenates the new keys and values onto them,
+    /// which writes each row out once anyway. Errors when the cache holds more than one row.
     pub fn repeat_rows(&self, k: usize) -> candle_core::Result<KvCache> {
         let mut layers = Vec::with_capacity(self.layers.len());
         for layer in &self.layers {
@@ -84,8 +85,8 @@ impl KvCache {
                         );
                     }
                     Some((
-                        key.repeat((k, 1, 1, 1))?.contiguous()?,
-                        value.repeat((k, 1, 1, 1))?.contiguous()?,
+                        key.broadcast_as((k, key.dim(1)?, key.dim(2)?, key.dim(3)?))?,
+                        value.broadcast_as((k, value.dim(1)?, value.dim(2)?, value.dim(3)?))?,
                     ))
                 }
             });
