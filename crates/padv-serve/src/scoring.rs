@@ -9,7 +9,9 @@ use padv_core::formats::{read_str, Format, ReadOptions};
 use padv_core::score::{
     step_scores, trajectory_score, Method, PaMode, ScoreSpec, StepAgg, TokenAgg,
 };
-use padv_core::{LogprobRecord, StatsRequest, StepLogprobs, Trajectory};
+use padv_core::{
+    LogprobRecord, PositionLogprobs, ScoreRequest, StatsRequest, StepLogprobs, Trajectory,
+};
 use padv_engine::decoder::KvCache;
 use padv_engine::logprobs::EngineError;
 use padv_engine::tokenize::{Segment, Tokenized};
@@ -303,7 +305,40 @@ pub fn score_targets(
         .reference
         .score_from(ids, targets, StatsRequest::default(), &mut cache.reference)
         .map_err(engine_err("reference"))?;
-    let n = targets.len();
+    merge(pol, refr, targets.len())
+}
+
+/// Scores several `(ids, targets)` requests with both models through the engine's batch path,
+/// which computes a prefix they share once (see `LocalEngine::score_batch_shared`: K
+/// candidates after one history run as one fan-out pass). Returns the values per request and
+/// the positions the policy computed.
+pub fn score_requests(
+    models: &Models,
+    requests: &[ScoreRequest<'_>],
+) -> ApiResult<(Vec<Vec<PosVals>>, usize)> {
+    let (pol, cost) = models.policy.score_batch_shared(
+        requests,
+        StatsRequest {
+            distribution_stats: true,
+        },
+    );
+    let (refr, _) = models
+        .reference
+        .score_batch_shared(requests, StatsRequest::default());
+    let mut out = Vec::with_capacity(requests.len());
+    for ((p, r), req) in pol.into_iter().zip(refr).zip(requests) {
+        out.push(merge(
+            p.map_err(engine_err("policy"))?,
+            r.map_err(engine_err("reference"))?,
+            req.targets.len(),
+        )?);
+    }
+    Ok((out, cost.computed_positions))
+}
+
+/// The policy's values (with distribution statistics) and the reference's log-probs of `n`
+/// positions, per position.
+fn merge(pol: PositionLogprobs, refr: PositionLogprobs, n: usize) -> ApiResult<Vec<PosVals>> {
     let (Some(tk), Some(en), Some(vm)) = (&pol.topk_mean, &pol.entropy, &pol.vocab_mean) else {
         return Err(ApiError::Internal(
             "policy returned no distribution statistics".into(),
@@ -332,16 +367,6 @@ pub fn score_targets(
             reference: refr.logprob[i],
         })
         .collect())
-}
-
-/// Fills `cache` with the first `len` positions of `ids` (no-op when `len` is 0 or the cache
-/// already holds them). `score_from` runs the tokens before its last target, so asking for
-/// position `len` runs exactly `0..len`; the one extra log-prob is discarded.
-pub fn prefill(models: &Models, ids: &[u32], len: usize, cache: &mut PairCache) -> ApiResult<()> {
-    if len == 0 || len <= cache.seq_len() || len >= ids.len() {
-        return Ok(());
-    }
-    score_targets(models, &ids[..=len], &[len], cache).map(|_| ())
 }
 
 /// A log-prob record from per-position values: one step per action span, in order.

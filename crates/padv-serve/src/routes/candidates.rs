@@ -2,7 +2,8 @@
 //! candidate's step score per method, and the best candidate.
 //!
 //! The history is computed once: both models run the token prefix the K sequences share into
-//! a KV cache, then each candidate continues from a clone of it (clones share the tensors).
+//! a KV cache, then all K candidates continue from it in one batched pass (the engine's
+//! fan-out, `LocalEngine::score_batch_shared`).
 //! With a chat template that rewrites earlier turns (Qwen3 and kin), each candidate is scored
 //! in its own turn's context, `render(history, add_generation_prompt)` + the candidate, as
 //! `padv score` scores an action; that context is the shared prefix.
@@ -12,14 +13,15 @@ use std::collections::BTreeMap;
 use axum::extract::State;
 use axum::Json;
 use padv_core::score::{Method, PaMode, StepAgg, TokenAgg};
+use padv_core::ScoreRequest;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::error::{ApiError, ApiJson, ApiResult};
 use crate::routes::score::params;
 use crate::scoring::{
-    chat_trajectory, common_prefix, encode_last_message, prefill, record_from, report,
-    score_targets, PairCache, PosVals,
+    chat_trajectory, common_prefix, encode_last_message, record_from, report, score_requests,
+    PosVals,
 };
 use crate::state::AppState;
 
@@ -138,15 +140,24 @@ pub async fn candidates(
                 let limit = tg.first().map_or(tk.ids.len(), |&t| t - 1);
                 shared = shared.min(limit);
             }
-            let mut base = PairCache::new(m);
-            prefill(m, first, shared, &mut base)?;
-            let shared = base.seq_len();
-            let mut computed = shared;
+            // Both models score the K sequences as one batch: the shared prefix once, then
+            // the candidates together (the engine's fan-out).
+            let requests: Vec<ScoreRequest<'_>> = tokens
+                .iter()
+                .zip(&cand_targets)
+                .map(|(tk, tg)| ScoreRequest {
+                    ids: &tk.ids,
+                    targets: tg,
+                })
+                .collect();
+            let (values, computed) = score_requests(m, &requests)?;
             let mut records = Vec::with_capacity(tokens.len());
-            for ((tk, tg), t) in tokens.iter().zip(&cand_targets).zip(&trajectories) {
-                let mut cache = base.clone();
-                let vals = score_targets(m, &tk.ids, tg, &mut cache)?;
-                computed += tg.last().map_or(0, |&l| l - shared);
+            for (((tk, tg), t), vals) in tokens
+                .iter()
+                .zip(&cand_targets)
+                .zip(&trajectories)
+                .zip(values)
+            {
                 let mut by_pos: Vec<Option<PosVals>> = vec![None; tk.ids.len()];
                 for (&p, v) in tg.iter().zip(vals) {
                     by_pos[p] = Some(v);
