@@ -354,7 +354,7 @@ async fn candidates_under_a_history_rewriting_template_score_as_padv_score() {
 async fn sessions_under_a_history_rewriting_template_score_as_padv_score() {
     let mut rw = rewriting();
     let st = rw.state.clone();
-    let msgs = vec![
+    let msgs = [
         msg("user", "What is 5 times 4?"),
         msg("assistant", "<think>\nfive fours\n</think>\n\n20."),
         msg("user", "And 6 times 3?"),

@@ -300,7 +300,7 @@ pub fn run(opts: &SearchOptions) -> Result<SearchSummary> {
             eps.len(),
         );
     }
-    let traj_scores: [(&str, &str, fn(&SearchRollout, f64) -> f64); 4] = [
+    let traj_scores: [(&str, &str, TrajectoryScore); 4] = [
         ("bon_pa_sum", "PA, sum over steps", |e, b| {
             e.step_pa(b).iter().sum()
         }),
@@ -383,6 +383,9 @@ pub fn run(opts: &SearchOptions) -> Result<SearchSummary> {
     )?;
     Ok(summary)
 }
+
+/// A whole episode's score for best-of-N, given β.
+type TrajectoryScore = fn(&SearchRollout, f64) -> f64;
 
 fn refs(v: &[SearchRollout]) -> Vec<&SearchRollout> {
     v.iter().collect()
