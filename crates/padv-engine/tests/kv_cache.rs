@@ -227,6 +227,37 @@ fn engine_continues_from_a_cached_prefix() {
     assert!(engine.score_from(&seq, &[p], stats, &mut cache).is_err());
 }
 
+/// Every field of `got` has `n` values, each within 1e-5 of `want`'s.
+fn assert_same_outputs(
+    got: &padv_core::PositionLogprobs,
+    want: &padv_core::PositionLogprobs,
+    n: usize,
+    what: &str,
+) {
+    let fields = [
+        (&got.logprob, &want.logprob),
+        (
+            got.entropy.as_ref().unwrap(),
+            want.entropy.as_ref().unwrap(),
+        ),
+        (
+            got.topk_mean.as_ref().unwrap(),
+            want.topk_mean.as_ref().unwrap(),
+        ),
+        (
+            got.vocab_mean.as_ref().unwrap(),
+            want.vocab_mean.as_ref().unwrap(),
+        ),
+    ];
+    for (x, y) in fields {
+        assert_eq!(x.len(), n, "{what}");
+        assert_eq!(y.len(), n, "{what}");
+        for (p, q) in x.iter().zip(y) {
+            assert!((p - q).abs() <= 1e-5, "{what}: {p} vs {q}");
+        }
+    }
+}
+
 /// `score_batch` (prefix sharing through one KV cache) equals independent `score` calls, in
 /// request order, for requests with no shared prefix, identical requests, one a prefix of
 /// another, targets inside the shared prefix, target 1, empty targets and a failing request.
@@ -311,27 +342,7 @@ fn check_batch_equals_independent(cfg: &DecoderConfig, attention: AttentionImpl)
             continue;
         };
         assert_eq!(got, got_trait, "request {k}");
-        let fields = [
-            (&got.logprob, &want.logprob),
-            (
-                got.entropy.as_ref().unwrap(),
-                want.entropy.as_ref().unwrap(),
-            ),
-            (
-                got.topk_mean.as_ref().unwrap(),
-                want.topk_mean.as_ref().unwrap(),
-            ),
-            (
-                got.vocab_mean.as_ref().unwrap(),
-                want.vocab_mean.as_ref().unwrap(),
-            ),
-        ];
-        for (x, y) in fields {
-            assert_eq!(x.len(), r.targets.len(), "request {k}");
-            for (p, q) in x.iter().zip(y) {
-                assert!((p - q).abs() <= 1e-5, "request {k}: {p} vs {q}");
-            }
-        }
+        assert_same_outputs(got, want, r.targets.len(), &format!("request {k}"));
     }
     assert!(
         batch[6].is_err(),
@@ -426,26 +437,7 @@ fn check_fanout_equals_independent(cfg: &DecoderConfig, attention: AttentionImpl
             continue;
         }
         let (got, want) = (got.as_ref().unwrap(), want.unwrap());
-        assert_eq!(got.logprob.len(), r.targets.len());
-        for (x, y) in [
-            (&got.logprob, &want.logprob),
-            (
-                got.entropy.as_ref().unwrap(),
-                want.entropy.as_ref().unwrap(),
-            ),
-            (
-                got.topk_mean.as_ref().unwrap(),
-                want.topk_mean.as_ref().unwrap(),
-            ),
-            (
-                got.vocab_mean.as_ref().unwrap(),
-                want.vocab_mean.as_ref().unwrap(),
-            ),
-        ] {
-            for (p, q) in x.iter().zip(y) {
-                assert!((p - q).abs() <= 1e-5, "candidate {k}: {p} vs {q}");
-            }
-        }
+        assert_same_outputs(got, &want, r.targets.len(), &format!("candidate {k}"));
     }
 }
 

@@ -160,27 +160,72 @@ pub fn score_trajectories(
     Ok(run.records)
 }
 
-/// Runs the demo; returns the summary (also written to `out/summary.json`).
-pub fn run(opts: &DemoOptions) -> Result<DemoSummary> {
-    let started = Instant::now();
-    let (train_cfg, manifest) = read_manifest(&opts.pair)?;
-    let policy_dir = opts
-        .policy
-        .clone()
-        .unwrap_or_else(|| opts.pair.join("policy"));
-    let reference_dir = opts.pair.join("reference");
-    std::fs::create_dir_all(&opts.out).map_err(|source| AgentError::Io {
-        path: opts.out.clone(),
+/// A pair opened for evaluation: how it was trained, its two checkpoints and the tokenizer.
+pub(crate) struct OpenedPair {
+    /// The training configuration (map distribution, β).
+    pub train: crate::train::TrainConfig,
+    /// The manifest as written.
+    pub manifest: serde_json::Value,
+    /// The evaluated policy checkpoint (`pair/policy` unless another is given).
+    pub policy_dir: PathBuf,
+    /// `pair/reference`.
+    pub reference_dir: PathBuf,
+    /// The policy's tokenizer.
+    pub tok: TextTokenizer,
+    /// The policy.
+    pub policy: Agent,
+    /// The reference.
+    pub reference: Agent,
+}
+
+/// Opens `pair` (with `policy` instead of `pair/policy` when given) and creates `out`.
+pub(crate) fn open_pair(pair: &Path, policy: Option<&Path>, out: &Path) -> Result<OpenedPair> {
+    let (train, manifest) = read_manifest(pair)?;
+    let policy_dir = policy.map_or_else(|| pair.join("policy"), Path::to_path_buf);
+    let reference_dir = pair.join("reference");
+    std::fs::create_dir_all(out).map_err(|source| AgentError::Io {
+        path: out.to_path_buf(),
         source,
     })?;
     let tok = TextTokenizer::from_dir(&policy_dir)?;
-    let sampler = Sampler::new(&tok, crate::tokenizer::END_OF_TURN)?;
     let policy = Agent::load(&policy_dir, &tok)?;
     let reference = Agent::load(&reference_dir, &tok)?;
+    Ok(OpenedPair {
+        train,
+        manifest,
+        policy_dir,
+        reference_dir,
+        tok,
+        policy,
+        reference,
+    })
+}
 
-    let lakes: Vec<Lake> = (0..opts.maps)
-        .map(|i| Lake::generate(&train_cfg.lake, heldout_map_seed(opts.seed, i)))
-        .collect::<std::result::Result<_, _>>()?;
+/// The held-out maps `0..maps` of the pair's map distribution for `seed`.
+pub(crate) fn heldout_lakes(
+    train: &crate::train::TrainConfig,
+    seed: u64,
+    maps: usize,
+) -> Result<Vec<Lake>> {
+    Ok((0..maps)
+        .map(|i| Lake::generate(&train.lake, heldout_map_seed(seed, i)))
+        .collect::<std::result::Result<_, _>>()?)
+}
+
+/// Runs the demo; returns the summary (also written to `out/summary.json`).
+pub fn run(opts: &DemoOptions) -> Result<DemoSummary> {
+    let started = Instant::now();
+    let OpenedPair {
+        train: train_cfg,
+        manifest,
+        policy_dir,
+        reference_dir,
+        tok,
+        policy,
+        reference,
+    } = open_pair(&opts.pair, opts.policy.as_deref(), &opts.out)?;
+    let sampler = Sampler::new(&tok, crate::tokenizer::END_OF_TURN)?;
+    let lakes = heldout_lakes(&train_cfg, opts.seed, opts.maps)?;
     let t0 = Instant::now();
     // The two models' rollouts are independent (own seeds); sampling is mostly
     // single-threaded element-wise work, so running them side by side uses both cores.

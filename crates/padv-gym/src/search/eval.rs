@@ -24,15 +24,13 @@ use std::time::Instant;
 
 use padv_core::eval::{quantile_sorted, SplitMix64};
 use padv_core::Trajectory;
-use padv_engine::tokenize::TextTokenizer;
 use serde::Serialize;
 
 use super::{search_batch, Chooser, SearchConfig, SearchRollout};
-use crate::agent::{Agent, AgentError, Result};
-use crate::lake::Lake;
+use crate::agent::{AgentError, Result};
+use crate::demo::{heldout_lakes, open_pair};
 use crate::sample::{Job, SampleConfig, Sampler};
 use crate::solver::{solve, Values};
-use crate::train::{heldout_map_seed, read_manifest};
 
 /// Options of the guided-search experiment.
 #[derive(Debug, Clone, PartialEq)]
@@ -159,23 +157,12 @@ pub fn run(opts: &SearchOptions) -> Result<SearchSummary> {
         )));
     }
     let started = Instant::now();
-    let (train_cfg, _) = read_manifest(&opts.pair)?;
-    let policy_dir = opts
-        .policy
-        .clone()
-        .unwrap_or_else(|| opts.pair.join("policy"));
-    let reference_dir = opts.pair.join("reference");
-    std::fs::create_dir_all(&opts.out).map_err(|source| AgentError::Io {
-        path: opts.out.clone(),
-        source,
-    })?;
-    let tok = TextTokenizer::from_dir(&policy_dir)?;
-    let sampler = Sampler::new(&tok, crate::tokenizer::END_OF_TURN)?;
-    let policy = Agent::load(&policy_dir, &tok)?.inference_model()?;
-    let reference = Agent::load(&reference_dir, &tok)?.inference_model()?;
-    let lakes: Vec<Lake> = (0..opts.maps)
-        .map(|i| Lake::generate(&train_cfg.lake, heldout_map_seed(opts.seed, i)))
-        .collect::<std::result::Result<_, _>>()?;
+    let pair = open_pair(&opts.pair, opts.policy.as_deref(), &opts.out)?;
+    let (train_cfg, policy_dir) = (&pair.train, &pair.policy_dir);
+    let sampler = Sampler::new(&pair.tok, crate::tokenizer::END_OF_TURN)?;
+    let policy = pair.policy.inference_model()?;
+    let reference = pair.reference.inference_model()?;
+    let lakes = heldout_lakes(train_cfg, opts.seed, opts.maps)?;
     let values: Vec<Values> = lakes.iter().map(solve).collect();
     let beta = train_cfg.beta;
 

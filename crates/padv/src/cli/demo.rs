@@ -18,6 +18,14 @@ pub struct DemoArgs {
     /// records.jsonl, eval-{uq,bon,fa}.json, summary.json.
     #[arg(long, default_value = "padv-demo")]
     pub out: PathBuf,
+    /// Which pair, policy, maps and seed.
+    #[command(flatten)]
+    pub heldout: HeldoutArgs,
+}
+
+/// The pair and held-out maps an evaluation in the gym runs on (`padv demo`, `padv gym search`).
+#[derive(Debug, Args)]
+pub struct HeldoutArgs {
     /// Seed of the held-out maps, sampling and slips.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
@@ -34,12 +42,13 @@ pub struct DemoArgs {
 
 /// Runs the demo.
 pub fn run(a: DemoArgs) -> anyhow::Result<()> {
-    let mut opts = DemoOptions::new(a.quick, a.out.clone(), a.seed);
-    if let Some(p) = a.pair {
+    let h = a.heldout;
+    let mut opts = DemoOptions::new(a.quick, a.out.clone(), h.seed);
+    if let Some(p) = h.pair {
         opts.pair = p;
     }
-    opts.policy = a.policy;
-    if let Some(m) = a.maps {
+    opts.policy = h.policy;
+    if let Some(m) = h.maps {
         opts.maps = m;
     }
     let summary = run_demo(&opts).with_context(|| format!("padv demo into {}", a.out.display()))?;

@@ -30,18 +30,9 @@ pub struct SearchArgs {
     /// Output directory: search_summary.json and the episodes of each chooser as chat JSONL.
     #[arg(long, default_value = "padv-search")]
     pub out: PathBuf,
-    /// Seed of the held-out maps, sampling and slips.
-    #[arg(long, default_value_t = 1)]
-    pub seed: u64,
-    /// Pair directory (default: the pair committed in crates/padv-gym/pair).
-    #[arg(long)]
-    pub pair: Option<PathBuf>,
-    /// Use this policy checkpoint instead of PAIR/policy.
-    #[arg(long)]
-    pub policy: Option<PathBuf>,
-    /// Held-out maps.
-    #[arg(long)]
-    pub maps: Option<usize>,
+    /// Which pair, policy, maps and seed.
+    #[command(flatten)]
+    pub heldout: super::demo::HeldoutArgs,
     /// Candidates per step, and N of the best-of-N baseline.
     #[arg(long)]
     pub k: Option<usize>,
@@ -109,12 +100,13 @@ pub fn run(cmd: GymCommand) -> anyhow::Result<()> {
 
 fn search(a: SearchArgs) -> anyhow::Result<()> {
     use padv_gym::search::eval::{print_table, run, SearchOptions};
-    let mut opts = SearchOptions::new(a.quick, a.out.clone(), a.seed);
-    if let Some(p) = a.pair {
+    let h = a.heldout;
+    let mut opts = SearchOptions::new(a.quick, a.out.clone(), h.seed);
+    if let Some(p) = h.pair {
         opts.pair = p;
     }
-    opts.policy = a.policy;
-    if let Some(n) = a.maps {
+    opts.policy = h.policy;
+    if let Some(n) = h.maps {
         opts.maps = n;
     }
     if let Some(n) = a.k {
