@@ -7,7 +7,7 @@
 //!
 //! **Shared history.** The K candidates of a step continue one history. Its keys and values
 //! are computed once per model and kept across steps (a one-row [`KvCache`] per model and
-//! episode, extended by each step's new tokens); for a decision the cache is copied into K
+//! episode, extended by each step's new tokens); for a decision the cache is broadcast into K
 //! rows ([`KvCache::repeat_rows`]), the policy samples the K candidates in lockstep, and the
 //! reference scores all K in one forward pass over `[K, longest candidate]`. A row that has
 //! ended its action is padded; padding follows every position read, so causality keeps it
