@@ -4,7 +4,7 @@
 //!
 //! Continuing each request in turn from the prefix's KV cache already avoids recomputing the
 //! prefix, but every continuation is then a separate forward pass: a few dozen rows that cannot
-//! keep the cores busy and stream every weight once more. Here the prefix cache is copied into
+//! keep the cores busy and stream every weight once more. Here the prefix cache is broadcast to
 //! one row per request ([`KvCache::repeat_rows`]), the continuations are padded to a common
 //! length and run as a `[K, L]` batch. Padding follows every row a request reads, so causality
 //! keeps it out of every score; results equal independent passes to float rounding.
