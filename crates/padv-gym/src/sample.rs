@@ -42,6 +42,20 @@ pub struct SampleConfig {
     pub max_action_tokens: usize,
 }
 
+impl SampleConfig {
+    /// Refuses a temperature that is not > 0 and a zero action length.
+    pub fn validate(&self) -> Result<()> {
+        if self.temperature.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater)
+            || self.max_action_tokens == 0
+        {
+            return Err(AgentError::Invalid(format!(
+                "sampling needs temperature > 0 and max_action_tokens > 0, got {self:?}"
+            )));
+        }
+        Ok(())
+    }
+}
+
 impl Default for SampleConfig {
     fn default() -> Self {
         SampleConfig {
@@ -93,7 +107,7 @@ pub struct Sampler<'a> {
     end_id: u32,
     pad_id: u32,
     /// Tokens allowed while acting.
-    pub(crate) allowed: Vec<bool>,
+    allowed: Vec<bool>,
 }
 
 impl<'a> Sampler<'a> {
@@ -147,6 +161,26 @@ impl<'a> Sampler<'a> {
     /// The tokenizer.
     pub fn tokenizer(&self) -> &TextTokenizer {
         self.tok
+    }
+
+    /// The next token of an action that has `action_len` tokens so far: sampled from
+    /// `logits` among the gym's tokens at `cfg.temperature`, or the end-of-turn, forced once
+    /// the action has `cfg.max_action_tokens`. Returns the id, its log-prob under the full
+    /// temperature-1 distribution, and whether it was forced.
+    pub(crate) fn next_action_token(
+        &self,
+        logits: &[f32],
+        action_len: usize,
+        cfg: &SampleConfig,
+        rng: &mut SplitMix64,
+    ) -> (u32, f32, bool) {
+        if action_len >= cfg.max_action_tokens {
+            let end = self.end_id;
+            (end, log_softmax_at(logits, end as usize), true)
+        } else {
+            let (id, lp) = sample(logits, &self.allowed, cfg.temperature, rng);
+            (id, lp, false)
+        }
     }
 
     pub(crate) fn render(&self, t: &Trajectory) -> Result<String> {
@@ -244,21 +278,14 @@ pub fn rollout_batch(
     jobs: &[Job],
     cfg: &SampleConfig,
 ) -> Result<Vec<Rollout>> {
-    if cfg.temperature.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater)
-        || cfg.max_action_tokens == 0
-    {
-        return Err(AgentError::Invalid(format!(
-            "sampling needs temperature > 0 and max_action_tokens > 0, got {cfg:?}"
-        )));
-    }
+    cfg.validate()?;
     if jobs.is_empty() {
         return Ok(Vec::new());
     }
-    let rows: Vec<Row> = jobs
+    let mut rows: Vec<Row> = jobs
         .iter()
         .map(|job| Row::new(job, sampler))
         .collect::<Result<_>>()?;
-    let mut rows = rows;
     let b = rows.len();
     let mut cache = model.new_cache();
     // Prefill the common prefix length minus one; the last known position of the shortest
@@ -307,20 +334,8 @@ pub fn rollout_batch(
             if row.done || row.ids.len() != pos {
                 continue;
             }
-            let forced = row.action.len() >= cfg.max_action_tokens;
-            let (id, lp) = if forced {
-                (
-                    sampler.end_id,
-                    log_softmax_at(logits, sampler.end_id as usize),
-                )
-            } else {
-                sample(
-                    logits,
-                    &sampler.allowed,
-                    cfg.temperature,
-                    &mut row.sample_rng,
-                )
-            };
+            let (id, lp, forced) =
+                sampler.next_action_token(logits, row.action.len(), cfg, &mut row.sample_rng);
             row.ids.push(id);
             row.sampled.push(true);
             row.forced.push(forced);
@@ -452,12 +467,7 @@ pub(crate) fn log_softmax_at(logits: &[f32], i: usize) -> f32 {
 
 /// Samples from softmax(logits / T) restricted to `allowed`; returns the id and its
 /// log-prob under the unrestricted temperature-1 distribution.
-pub(crate) fn sample(
-    logits: &[f32],
-    allowed: &[bool],
-    temperature: f64,
-    rng: &mut SplitMix64,
-) -> (u32, f32) {
+fn sample(logits: &[f32], allowed: &[bool], temperature: f64, rng: &mut SplitMix64) -> (u32, f32) {
     let scaled: Vec<f64> = logits
         .iter()
         .zip(allowed.iter().chain(std::iter::repeat(&false)))

@@ -28,7 +28,7 @@ use serde::Serialize;
 use crate::agent::{ctx, AgentError, Result};
 use crate::lake::Action;
 use crate::protocol::parse_action;
-use crate::sample::{finish_action, finish_row, log_softmax_at, sample, Job, Rollout, Row};
+use crate::sample::{finish_action, finish_row, log_softmax_at, Job, Rollout, Row};
 use crate::sample::{SampleConfig, Sampler};
 use crate::solver::Values;
 
@@ -218,14 +218,12 @@ pub fn search_episode(
     chooser: Chooser,
     cfg: &SearchConfig,
 ) -> Result<SearchRollout> {
-    if cfg.k == 0
-        || cfg.sample.temperature.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater)
-        || cfg.sample.max_action_tokens == 0
-    {
+    if cfg.k == 0 {
         return Err(AgentError::Invalid(format!(
-            "guided search needs k ≥ 1, temperature > 0 and max_action_tokens > 0, got {cfg:?}"
+            "guided search needs k ≥ 1, got {cfg:?}"
         )));
     }
+    cfg.sample.validate()?;
     let mut row = Row::new(job, sampler)?;
     let mut policy_cache = policy.new_cache();
     let mut reference_cache = reference.new_cache();
@@ -340,20 +338,8 @@ fn sample_candidates(
                 *next = sampler.pad_id();
                 continue;
             }
-            let forced = c.ids.len() >= cfg.sample.max_action_tokens;
-            let (id, lp) = if forced {
-                (
-                    sampler.end_id(),
-                    log_softmax_at(logits, sampler.end_id() as usize),
-                )
-            } else {
-                sample(
-                    logits,
-                    &sampler.allowed,
-                    cfg.sample.temperature,
-                    &mut row.sample_rng,
-                )
-            };
+            let (id, lp, forced) =
+                sampler.next_action_token(logits, c.ids.len(), &cfg.sample, &mut row.sample_rng);
             c.ids.push(id);
             c.token_logprob.push(lp);
             if id == sampler.end_id() {

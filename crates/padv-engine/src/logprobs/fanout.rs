@@ -122,10 +122,14 @@ impl LocalEngine {
         for (k, r) in reqs.iter().enumerate() {
             let mut mine: Vec<usize> = r.targets.iter().map(|t| t - 1 - prefix).collect();
             mine.dedup();
-            let idx: Vec<u32> = mine
+            let idx = mine
                 .iter()
-                .map(|p| rows.binary_search(p).unwrap_or(0) as u32)
-                .collect();
+                .map(|p| {
+                    rows.binary_search(p).map(|i| i as u32).map_err(|_| {
+                        EngineError::Invalid(format!("fan-out: row {p} was not computed"))
+                    })
+                })
+                .collect::<Result<Vec<u32>, _>>()?;
             let index = Tensor::new(idx.as_slice(), dev).map_err(ctx("row index"))?;
             let h = hidden
                 .get(k)

@@ -378,9 +378,11 @@ fn refs(v: &[SearchRollout]) -> Vec<&SearchRollout> {
     v.iter().collect()
 }
 
+/// Mean; NaN for an empty list (never a plausible 0.0). Every list averaged here has an
+/// element: maps ≥ 1, and an episode has at least one step.
 fn mean(v: &[f64]) -> f64 {
     if v.is_empty() {
-        0.0
+        f64::NAN
     } else {
         v.iter().sum::<f64>() / v.len() as f64
     }
