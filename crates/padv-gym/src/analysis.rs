@@ -175,7 +175,7 @@ mod tests {
     use padv_core::eval::SplitMix64;
 
     fn episode(lake: &Lake, id: &str, moves: &[&str]) -> Episode {
-        let mut b = EpisodeBuilder::new(lake, id, "m");
+        let mut b = EpisodeBuilder::new(lake, crate::protocol::ActionStyle::Terse, id, "m");
         let mut rng = SplitMix64::new(0);
         for m in moves {
             b.act(m, &mut rng).unwrap();

@@ -118,7 +118,7 @@ pub fn rollouts(
             seed: seeds.next_u64(),
         })
         .collect();
-    let cfg = SampleConfig::default();
+    let cfg = SampleConfig::for_style(sampler.style());
     let mut out = Vec::with_capacity(jobs.len());
     for chunk in jobs.chunks(batch.max(1)) {
         out.extend(rollout_batch(&model, sampler, chunk, &cfg)?);
@@ -224,7 +224,7 @@ pub fn run(opts: &DemoOptions) -> Result<DemoSummary> {
         policy,
         reference,
     } = open_pair(&opts.pair, opts.policy.as_deref(), &opts.out)?;
-    let sampler = Sampler::new(&tok, crate::tokenizer::END_OF_TURN)?;
+    let sampler = Sampler::new(&tok, crate::tokenizer::END_OF_TURN, train_cfg.style)?;
     let lakes = heldout_lakes(&train_cfg, opts.seed, opts.maps)?;
     let t0 = Instant::now();
     // The two models' rollouts are independent (own seeds); sampling is mostly

@@ -187,6 +187,10 @@ impl GymTokenizer {
     }
 }
 
+/// The pre-tokenizer's pattern: any one character, newlines included, written without
+/// inline flags so that every regex engine `tokenizers` builds on accepts it.
+pub const SINGLE_CHARACTER: &str = r"[\s\S]";
+
 /// Builds the `tokenizers` tokenizer: WordLevel over single characters, a split
 /// pre-tokenizer isolating every character, the special tokens as added tokens, a `Fuse`
 /// decoder, no normalizer and no post-processor (the template writes BOS itself).
@@ -206,7 +210,9 @@ pub fn build_tokenizer() -> Result<Tokenizer, GymError> {
         .map_err(err)?;
     let mut tok = Tokenizer::new(model);
     let split = Split::new(
-        SplitPattern::Regex("(?s).".to_string()),
+        // `[\s\S]`, not `(?s).`: the Oniguruma engine of Python's `tokenizers` rejects
+        // inline flag groups ("undefined group option"), and the pair must load there too.
+        SplitPattern::Regex(SINGLE_CHARACTER.to_string()),
         SplitDelimiterBehavior::Isolated,
         false,
     )

@@ -27,7 +27,37 @@ named_enum! {
         /// steps (first on ties); the first action if no difference is ≤ 0 or there are
         /// fewer than two steps.
         SharpestAbsDrop = "sharpest_abs_drop",
+        /// The lowest-scoring step, whatever its sign (first on ties): what the theory
+        /// suggests for progress advantage, whose step score is the action's advantage —
+        /// the decisive mistake is the action that gave away the most.
+        LowestStep = "lowest_step",
     }
+}
+
+/// The predictors in the order of every per-record prediction array
+/// ([`RecordPrediction`]), which then holds the `first_action` and `last_action` priors.
+pub(crate) const PREDICTORS: [FaPredictor; 4] = [
+    FaPredictor::MinCumulative,
+    FaPredictor::SharpestDrop,
+    FaPredictor::SharpestAbsDrop,
+    FaPredictor::LowestStep,
+];
+
+/// Entries of a per-record prediction array: the predictors, then the two priors.
+pub(crate) const N_PREDICTIONS: usize = PREDICTORS.len() + 2;
+
+/// The predictions of every [`PREDICTORS`] entry, then the first and the last scored
+/// action; `None` without scored steps.
+pub(crate) fn predictions(steps: &[(usize, f64)]) -> Option<[usize; N_PREDICTIONS]> {
+    let &(first, _) = steps.first()?;
+    let &(last, _) = steps.last()?;
+    let mut out = [first; N_PREDICTIONS];
+    for (o, p) in out.iter_mut().zip(PREDICTORS) {
+        *o = p.predict(steps).unwrap_or(first);
+    }
+    out[PREDICTORS.len()] = first;
+    out[PREDICTORS.len() + 1] = last;
+    Some(out)
 }
 
 impl FaPredictor {
@@ -43,6 +73,10 @@ impl FaPredictor {
     /// assert_eq!(FaPredictor::SharpestDrop.predict(&steps), Some(3));
     /// // differences -3 (3), 2.5 (5), -1.5 (7) -> message 3
     /// assert_eq!(FaPredictor::SharpestAbsDrop.predict(&steps), Some(3));
+    /// // lowest score, whatever its sign: -2 at message 3; with all scores positive, the
+    /// // smallest one
+    /// assert_eq!(FaPredictor::LowestStep.predict(&steps), Some(3));
+    /// assert_eq!(FaPredictor::LowestStep.predict(&[(1, 0.5), (3, 0.2), (5, 0.9)]), Some(3));
     /// ```
     pub fn predict(self, steps: &[(usize, f64)]) -> Option<usize> {
         let first = steps.first()?.0;
@@ -60,6 +94,15 @@ impl FaPredictor {
             }
             FaPredictor::SharpestDrop => {
                 let mut best = (0.0, first);
+                for &(mi, s) in steps {
+                    if s < best.0 {
+                        best = (s, mi);
+                    }
+                }
+                best.1
+            }
+            FaPredictor::LowestStep => {
+                let mut best = (f64::INFINITY, first);
                 for &(mi, s) in steps {
                     if s < best.0 {
                         best = (s, mi);
@@ -109,9 +152,9 @@ pub struct FaResult {
     pub n_no_steps: usize,
     /// The most frequent `mistake_step` among the evaluated records (smallest on ties).
     pub most_common_step: Option<usize>,
-    /// The three predictors, then the trivial priors `first_action` (always the first
-    /// scored action) and `most_common_step` (always the mode above; NOTE: tuned on the
-    /// evaluation data, so an optimistic prior).
+    /// The predictors, then the trivial priors `first_action` (always the first scored
+    /// action), `last_action` (always the last one) and `most_common_step` (always the mode
+    /// above; NOTE: tuned on the evaluation data, so an optimistic prior).
     pub rows: Vec<FaMetrics>,
 }
 
@@ -153,8 +196,8 @@ pub fn attribution(
 struct Accumulator {
     n_no_mistake: usize,
     n_no_steps: usize,
-    /// Per evaluated record: gold, then predictions in row order (3 predictors, first action).
-    evaluated: Vec<(usize, [usize; 4])>,
+    /// Per evaluated record: gold, then predictions in row order ([`predictions`]).
+    evaluated: Vec<(usize, [usize; N_PREDICTIONS])>,
 }
 
 impl Accumulator {
@@ -163,20 +206,11 @@ impl Accumulator {
             self.n_no_mistake += 1;
             return;
         };
-        let Some(&(first, _)) = steps.first() else {
+        let Some(preds) = predictions(steps) else {
             self.n_no_steps += 1;
             return;
         };
-        let p = |pred: FaPredictor| pred.predict(steps).unwrap_or(first);
-        self.evaluated.push((
-            gold,
-            [
-                p(FaPredictor::MinCumulative),
-                p(FaPredictor::SharpestDrop),
-                p(FaPredictor::SharpestAbsDrop),
-                first,
-            ],
-        ));
+        self.evaluated.push((gold, preds));
     }
 
     fn finish(self) -> FaResult {
@@ -198,12 +232,11 @@ impl Accumulator {
             )
             .map(|(step, _)| step);
 
-        let names = [
-            FaPredictor::MinCumulative.name(),
-            FaPredictor::SharpestDrop.name(),
-            FaPredictor::SharpestAbsDrop.name(),
-            "first_action",
-        ];
+        let names: Vec<&str> = PREDICTORS
+            .iter()
+            .map(|p| p.name())
+            .chain(["first_action", "last_action"])
+            .collect();
         let mut rows: Vec<FaMetrics> = names
             .iter()
             .enumerate()
@@ -248,8 +281,8 @@ pub(crate) fn metrics(name: &str, pairs: impl Iterator<Item = (usize, usize)>) -
 
 /// Per record: `None` without a `mistake_step`, `Some(None)` with one but no scored step,
 /// else `Some(Some((gold, predictions)))`, predictions in [`FaResult::rows`] order
-/// (the three predictors, then the first action).
-pub(crate) type RecordPrediction = Option<Option<(usize, [usize; 4])>>;
+/// ([`predictions`]: the predictors, then the first and the last action).
+pub(crate) type RecordPrediction = Option<Option<(usize, [usize; N_PREDICTIONS])>>;
 
 /// [`RecordPrediction`]s of one cell, for the cross-validated choice of predictor.
 pub(crate) fn record_predictions(
@@ -265,19 +298,7 @@ pub(crate) fn record_predictions(
         .map(|(r, &mistake)| {
             let gold = mistake?;
             scorer.step_scores_into(r, &mut steps);
-            let Some(&(first, _)) = steps.first() else {
-                return Some(None);
-            };
-            let p = |pred: FaPredictor| pred.predict(&steps).unwrap_or(first);
-            Some(Some((
-                gold,
-                [
-                    p(FaPredictor::MinCumulative),
-                    p(FaPredictor::SharpestDrop),
-                    p(FaPredictor::SharpestAbsDrop),
-                    first,
-                ],
-            )))
+            Some(predictions(&steps).map(|p| (gold, p)))
         })
         .collect())
 }
@@ -412,12 +433,18 @@ mod tests {
             (fa.accuracy, fa.mae, fa.acc_within_1, fa.acc_within_2),
             (Some(0.0), Some(2.0), Some(0.0), Some(1.0))
         );
+        // lowest_step: A -> 3 (exact); B: tie 1, 1 -> the first, 2 (error 2).
+        let ls = row("lowest_step");
+        assert_eq!((ls.accuracy, ls.mae), (Some(0.5), Some(1.0)));
+        // last_action: A -> 5 (error 2), B -> 4 (exact).
+        let la = row("last_action");
+        assert_eq!((la.accuracy, la.mae), (Some(0.5), Some(1.0)));
         let mcs = row("most_common_step");
         // errors 0 and 1
         assert_eq!(
             (mcs.accuracy, mcs.mae, mcs.acc_within_1),
             (Some(0.5), Some(0.5), Some(1.0))
         );
-        assert_eq!(r.rows.len(), 5);
+        assert_eq!(r.rows.len(), 7);
     }
 }

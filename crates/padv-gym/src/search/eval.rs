@@ -159,7 +159,7 @@ pub fn run(opts: &SearchOptions) -> Result<SearchSummary> {
     let started = Instant::now();
     let pair = open_pair(&opts.pair, opts.policy.as_deref(), &opts.out)?;
     let (train_cfg, policy_dir) = (&pair.train, &pair.policy_dir);
-    let sampler = Sampler::new(&pair.tok, crate::tokenizer::END_OF_TURN)?;
+    let sampler = Sampler::new(&pair.tok, crate::tokenizer::END_OF_TURN, pair.train.style)?;
     let policy = pair.policy.inference_model()?;
     let reference = pair.reference.inference_model()?;
     let lakes = heldout_lakes(train_cfg, opts.seed, opts.maps)?;

@@ -27,6 +27,7 @@ pub use sft::SftConfig;
 
 use crate::agent::{write_json, Agent, AgentConfig, AgentError, Result};
 use crate::lake::{Lake, LakeConfig};
+use crate::protocol::ActionStyle;
 use crate::sample::Sampler;
 
 /// Shape of the agent's decoder (the vocabulary comes from the tokenizer).
@@ -66,6 +67,9 @@ pub struct TrainConfig {
     pub lake: LakeConfig,
     /// KL coefficient β of the RL objective (and of PA).
     pub beta: f64,
+    /// How actions are written (pairs trained before styles existed are terse).
+    #[serde(default)]
+    pub style: ActionStyle,
     /// Decoder shape.
     pub model: ModelShape,
     /// SFT of the reference.
@@ -77,14 +81,18 @@ pub struct TrainConfig {
 }
 
 impl TrainConfig {
-    /// Defaults with `lake`, saving the early (10%) and middle (50%) policies.
-    pub fn new(seed: u64, lake: LakeConfig, beta: f64) -> Self {
-        let rl = RlConfig::default();
+    /// Defaults with `lake` and `style`, saving the early (10%) and middle (50%) policies.
+    pub fn new(seed: u64, lake: LakeConfig, beta: f64, style: ActionStyle) -> Self {
+        let rl = RlConfig {
+            max_action_tokens: style.max_action_tokens(),
+            ..RlConfig::default()
+        };
         let save_at = vec![(rl.iterations / 10).max(1), (rl.iterations / 2).max(1)];
         TrainConfig {
             seed,
             lake,
             beta,
+            style,
             model: ModelShape::default(),
             sft: SftConfig::default(),
             rl,
@@ -125,10 +133,11 @@ pub fn demonstrations(
         let values = crate::solver::solve(&lake);
         let traj = sft::play_scripted(
             &lake,
+            cfg.style,
             format!("sft-{m}"),
             format!("{s:x}"),
             &mut rng,
-            |l, st, r| expert.action_text(l, &values, st, r),
+            |l, st, r| expert.action_text(l, &values, st, cfg.style, r),
         );
         success += traj.reward.unwrap_or(0.0);
         let tokens = tok.tokenize_chat(sampler.template(), &traj, usize::MAX)?;
@@ -177,6 +186,8 @@ fn check_reusable(cfg: &TrainConfig, earlier: &Path) -> Result<f64> {
         Some("seed")
     } else if theirs.lake != cfg.lake {
         Some("lake")
+    } else if theirs.style != cfg.style {
+        Some("style")
     } else if theirs.model != cfg.model {
         Some("model")
     } else if theirs.sft != cfg.sft {
@@ -223,7 +234,7 @@ pub fn train_pair(
     std::fs::create_dir_all(&tok_dir).map_err(io(&tok_dir))?;
     crate::tokenizer::write_tokenizer_files(&tok_dir)?;
     let tok = TextTokenizer::from_dir(&tok_dir)?;
-    let sampler = Sampler::new(&tok, crate::tokenizer::END_OF_TURN)?;
+    let sampler = Sampler::new(&tok, crate::tokenizer::END_OF_TURN, cfg.style)?;
     let shape = AgentConfig {
         hidden_size: cfg.model.hidden_size,
         num_layers: cfg.model.num_layers,

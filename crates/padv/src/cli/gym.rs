@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use padv_gym::lake::LakeConfig;
+use padv_gym::protocol::ActionStyle;
 use padv_gym::train::{train_pair, TrainConfig};
 
 /// Gym commands.
@@ -56,6 +57,10 @@ pub struct TrainArgs {
     /// KL coefficient β.
     #[arg(long, default_value_t = 0.1)]
     pub beta: f64,
+    /// How actions are written: `terse` (`go down`) or `verbose` (a free-text remark line,
+    /// then `go down`).
+    #[arg(long, default_value = "terse", value_parser = parse_style)]
+    pub style: ActionStyle,
     /// Slip probability of each move.
     #[arg(long)]
     pub slip: Option<f64>,
@@ -88,6 +93,11 @@ pub struct TrainArgs {
     /// settings. For sweeps over β, where the reference does not depend on β.
     #[arg(long, value_name = "PAIR_DIR")]
     pub reuse_reference: Option<PathBuf>,
+}
+
+/// Parses `terse` / `verbose`.
+pub(crate) fn parse_style(s: &str) -> Result<ActionStyle, String> {
+    ActionStyle::parse(s).ok_or_else(|| format!("unknown action style {s:?} (terse, verbose)"))
 }
 
 /// Runs a gym command.
@@ -134,7 +144,7 @@ fn train(a: TrainArgs) -> anyhow::Result<()> {
     if let Some(p) = a.slip {
         lake.slip = p;
     }
-    let mut cfg = TrainConfig::new(a.seed, lake, a.beta);
+    let mut cfg = TrainConfig::new(a.seed, lake, a.beta, a.style);
     if let Some(n) = a.iterations {
         cfg.rl.iterations = n;
         cfg.save_at = vec![(n / 10).max(1), (n / 2).max(1)];

@@ -9,16 +9,11 @@ use super::common::{
     bootstrap_mean_ci, cross_validate_means, item_folds, mean, Better, Chance, Direction, Opts,
     Selection,
 };
-use crate::eval::attribution::{metrics, record_predictions, RecordPrediction};
-use crate::eval::{fa_grid, ConfidenceInterval, EvalError, FaMetrics, FaPredictor, FaRow};
+use crate::eval::attribution::{
+    metrics, record_predictions, RecordPrediction, N_PREDICTIONS, PREDICTORS,
+};
+use crate::eval::{fa_grid, ConfidenceInterval, EvalError, FaMetrics, FaRow};
 use crate::score::{cells_by_method, Method, ScoreSpec, ScoreTable};
-
-/// Predictor names in [`RecordPrediction`] order.
-const PREDICTORS: [FaPredictor; 3] = [
-    FaPredictor::MinCumulative,
-    FaPredictor::SharpestDrop,
-    FaPredictor::SharpestAbsDrop,
-];
 
 /// Failure-attribution results.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -28,8 +23,8 @@ pub struct FaReport {
     /// Records without one (not evaluated).
     pub n_no_mistake: usize,
     /// Score-free baselines on the annotated records of the first cell: `first_action`,
-    /// `most_common_step` (mode of the evaluation data itself: optimistic) and
-    /// `most_common_step_cv` (each fold predicts the mode of the other folds).
+    /// `last_action`, `most_common_step` (mode of the evaluation data itself: optimistic)
+    /// and `most_common_step_cv` (each fold predicts the mode of the other folds).
     pub priors: Vec<FaPrior>,
     /// One entry per method, in grid order.
     pub methods: Vec<FaMethod>,
@@ -86,6 +81,11 @@ pub struct FaHeadline {
     pub accuracy_ci: Option<ConfidenceInterval>,
     /// The chosen (cell, predictor) on all annotated records.
     pub metrics: FaMetrics,
+    /// Set when the chosen (cell, predictor) predicts exactly what a score-free prior does
+    /// on every annotated record (`first_action` or `last_action`): its accuracy is then the
+    /// prior's, whatever the scores. E.g. `min_cumulative` of step scores that are never
+    /// positive always lands on the last action.
+    pub same_as_prior: Option<String>,
 }
 
 pub(super) fn directions() -> Vec<Direction> {
@@ -130,7 +130,7 @@ pub(super) fn report(
 
 /// One evaluated record: the gold mistake step and the predictions in
 /// [`RecordPrediction`] order.
-type Item = (usize, [usize; 4]);
+type Item = (usize, [usize; N_PREDICTIONS]);
 
 /// Per cell of the group, the items of the records every cell evaluates (annotated, with a
 /// scored step in each), so that the candidates of the choice are compared on the same records.
@@ -159,11 +159,24 @@ fn predictor_metrics(
         PREDICTORS[pred].name(),
         items.iter().map(|(g, p)| (*g, p[pred])),
     );
+
     let exact: Vec<f64> = items
         .iter()
         .map(|(g, p)| f64::from(u8::from(*g == p[pred])))
         .collect();
     (m, bootstrap_mean_ci(&exact, opts.bootstrap, opts.seed))
+}
+
+/// The prior `pred` coincides with on every item, if any.
+fn same_as_prior(pred: usize, items: &[Item]) -> Option<String> {
+    if items.is_empty() {
+        return None;
+    }
+    let k = PREDICTORS.len();
+    [(k, "first_action"), (k + 1, "last_action")]
+        .into_iter()
+        .find(|&(j, _)| items.iter().all(|(_, p)| p[pred] == p[j]))
+        .map(|(_, name)| name.to_string())
 }
 
 fn method_report(
@@ -190,6 +203,7 @@ fn method_report(
                 cv_mae: None,
                 accuracy_ci,
                 metrics,
+                same_as_prior: same_as_prior(0, &per_cell[0]),
             },
             best_in_grid_optimistic: None,
         });
@@ -245,6 +259,7 @@ fn method_report(
             },
             accuracy_ci,
             metrics,
+            same_as_prior: same_as_prior(c.pred, &per_cell[c.cell]),
         }
     };
     // Best on all records: the same lexicographic key, first on ties.
@@ -273,10 +288,17 @@ fn method_report(
 fn priors(preds: &[RecordPrediction], opts: &Opts) -> Vec<FaPrior> {
     let items: Vec<Item> = preds.iter().filter_map(|p| p.flatten()).collect();
     let golds: Vec<usize> = items.iter().map(|(g, _)| *g).collect();
-    let mut out = vec![FaPrior {
-        metrics: metrics("first_action", items.iter().map(|(g, p)| (*g, p[3]))),
-        optimistic: false,
-    }];
+    let k = PREDICTORS.len();
+    let mut out = vec![
+        FaPrior {
+            metrics: metrics("first_action", items.iter().map(|(g, p)| (*g, p[k]))),
+            optimistic: false,
+        },
+        FaPrior {
+            metrics: metrics("last_action", items.iter().map(|(g, p)| (*g, p[k + 1]))),
+            optimistic: false,
+        },
+    ];
     if let Some(mode) = mode_of(golds.iter().copied()) {
         out.push(FaPrior {
             metrics: metrics("most_common_step", golds.iter().map(|&g| (g, mode))),
@@ -343,6 +365,7 @@ impl FaReport {
             .map(|p| {
                 let meaning = match p.metrics.predictor.as_str() {
                     "first_action" => "always the first action",
+                    "last_action" => "always the last action",
                     "most_common_step" => "always the most common mistake step (optimistic)",
                     _ => "most common mistake step of the other folds",
                 };

@@ -206,7 +206,10 @@ fn fa_table(r: &FaReport, out: &mut String) {
             h.label.clone(),
             h.metrics.predictor.clone(),
             chosen(h.selection, h.chosen_in_folds, h.folds),
-            fmt_opt(h.cv_accuracy, 3),
+            match &h.same_as_prior {
+                Some(p) => format!("{} (= {p} prior)", fmt_opt(h.cv_accuracy, 3)),
+                None => fmt_opt(h.cv_accuracy, 3),
+            },
             fmt_ci(h.cv_accuracy_ci.as_ref(), 3),
             fmt_opt(h.cv_mae, 2),
             fmt_opt(h.metrics.accuracy, 3),
