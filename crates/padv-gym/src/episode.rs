@@ -252,6 +252,10 @@ pub struct TruthRecord {
     pub action_messages: Vec<usize>,
     /// The decisive mistake's message index, if any.
     pub mistake_message: Option<usize>,
+    /// The soft ground truth of each step (`A_h` at its own history, relative to the
+    /// reference at the pair's β), when measured ([`crate::oracle::rollout_truth`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub soft: Vec<crate::oracle::StepSoft>,
 }
 
 impl TruthRecord {
@@ -265,6 +269,7 @@ impl TruthRecord {
             action_messages: (0..truth.steps.len()).map(action_message_index).collect(),
             mistake_message: truth.decisive_mistake.map(action_message_index),
             truth,
+            soft: Vec::new(),
         }
     }
 }

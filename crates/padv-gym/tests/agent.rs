@@ -119,6 +119,12 @@ fn training_is_deterministic() {
     cfg.rl.maps_per_iteration = 2;
     cfg.rl.group = 2;
     cfg.save_at = vec![1];
+    // The distance-to-optimum monitor and the closest-policy choice run too.
+    cfg.monitor = padv_gym::train::MonitorConfig {
+        maps: 2,
+        rollouts: 2,
+        every: 1,
+    };
     let run = |dir: &Path| {
         train_pair(&cfg, dir, serde_json::Value::Null, None).unwrap();
         std::fs::read(dir.join("policy/model.safetensors")).unwrap()

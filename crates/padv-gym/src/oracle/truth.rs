@@ -7,7 +7,7 @@
 //! far the history's reference is from the projection ([`ProjectionGap`]).
 
 use padv_engine::decoder::DecoderModel;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::probe::probe_sequences;
 use super::projection::MapTruth;
@@ -17,7 +17,7 @@ use crate::lake::{Action, State};
 use crate::sample::{Rollout, Sampler};
 
 /// Soft truth of one step.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StepSoft {
     /// The state the action was taken in.
     pub state: State,

@@ -88,6 +88,13 @@ pub struct TrainArgs {
     /// SFT learning rate.
     #[arg(long)]
     pub sft_lr: Option<f64>,
+    /// Validation maps on which KL(policy ‖ oracle) is measured during RL (0: off, and the
+    /// last policy is kept instead of the closest).
+    #[arg(long)]
+    pub monitor_maps: Option<usize>,
+    /// Measure every this many RL iterations.
+    #[arg(long)]
+    pub monitor_every: Option<usize>,
     /// Skip SFT: copy the reference of this earlier training output (its manifest must show
     /// the same seed, map family and SFT settings), then run RL with this run's β and RL
     /// settings. For sweeps over β, where the reference does not depend on β.
@@ -166,6 +173,13 @@ fn train(a: TrainArgs) -> anyhow::Result<()> {
     }
     if let Some(x) = a.sft_lr {
         cfg.sft.lr = x;
+    }
+    if let Some(n) = a.monitor_maps {
+        cfg.monitor.maps = n;
+        cfg.rl.keep_best = n > 0;
+    }
+    if let Some(n) = a.monitor_every {
+        cfg.monitor.every = n;
     }
     let provenance = serde_json::json!({
         "command": std::env::args().collect::<Vec<_>>().join(" "),
