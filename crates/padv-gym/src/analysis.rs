@@ -79,13 +79,15 @@ pub fn join_steps_with(
                 })?;
             let advantage = match which {
                 Truth::Hard => truth.truth.steps[k].advantage,
-                Truth::Soft => truth
-                    .soft
-                    .get(k)
-                    .ok_or_else(|| {
-                        GymError::Join(format!("trajectory {id}: step {k} has no soft truth"))
-                    })?
-                    .advantage,
+                Truth::Soft => {
+                    truth
+                        .soft
+                        .get(k)
+                        .ok_or_else(|| {
+                            GymError::Join(format!("trajectory {id}: step {k} has no soft truth"))
+                        })?
+                        .advantage
+                }
             };
             if score.is_finite() {
                 out.push(StepPair {

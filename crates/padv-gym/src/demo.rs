@@ -40,8 +40,9 @@ use padv_engine::tokenize::{TextTokenizer, TokenizeOptions};
 use serde::Serialize;
 
 pub use eval::{DemoSummary, MethodRow, PlayerSummary};
+pub(crate) use report::columns;
 pub use report::print_table;
-pub use seeds::{print_seeds_table, run_seeds, SeedsSummary};
+pub use seeds::{print_seeds_table, run_seeds, SeedsSummary, Spread};
 
 use crate::agent::{write_bytes, Agent, AgentError, Result};
 use crate::lake::Lake;
@@ -130,7 +131,9 @@ impl Player {
     /// What the player is, for the table.
     pub fn what(self) -> &'static str {
         match self {
-            Player::Oracle => "pi_ref tilted by exp(A_soft/beta), no training: what the theory describes",
+            Player::Oracle => {
+                "pi_ref tilted by exp(A_soft/beta), no training: what the theory describes"
+            }
             Player::Policy => "the RL checkpoint: how far RL got",
             Player::Reference => "the SFT checkpoint, scored by the trained pair (PA off-policy)",
         }
@@ -364,13 +367,35 @@ pub fn run(opts: &DemoOptions) -> Result<DemoSummary> {
     let t = Instant::now();
     let oracle_jobs = jobs(&lakes, n, opts.seed ^ 0x0AC1E, Player::Oracle.name());
     let (pol, (refr, orc)) = rayon::join(
-        || rollouts(&policy_m, &sampler, &lakes, n, opts.seed, opts.batch, "policy"),
+        || {
+            rollouts(
+                &policy_m, &sampler, &lakes, n, opts.seed, opts.batch, "policy",
+            )
+        },
         || {
             rayon::join(
-                || rollouts(&reference_m, &sampler, &lakes, n, opts.seed ^ 0xF00D, opts.batch, "reference"),
+                || {
+                    rollouts(
+                        &reference_m,
+                        &sampler,
+                        &lakes,
+                        n,
+                        opts.seed ^ 0xF00D,
+                        opts.batch,
+                        "reference",
+                    )
+                },
                 || {
                     let cfg = SampleConfig::for_style(style);
-                    oracle_rollouts(&reference_m, &sampler, &oracle_jobs, &job_maps, beta, &trie, &cfg)
+                    oracle_rollouts(
+                        &reference_m,
+                        &sampler,
+                        &oracle_jobs,
+                        &job_maps,
+                        beta,
+                        &trie,
+                        &cfg,
+                    )
                 },
             )
         },
@@ -384,7 +409,11 @@ pub fn run(opts: &DemoOptions) -> Result<DemoSummary> {
         labeled.push(eval::label(&lakes, r, n)?);
     }
     let t = Instant::now();
-    let all: Vec<Rollout> = labeled.iter().flatten().map(|l| l.rollout.clone()).collect();
+    let all: Vec<Rollout> = labeled
+        .iter()
+        .flatten()
+        .map(|l| l.rollout.clone())
+        .collect();
     let all_maps: Vec<&MapTruth> = (0..3).flat_map(|_| job_maps.iter().copied()).collect();
     let soft = rollout_truth(&reference_m, &all, &all_maps, &sampler, &trie)?;
     let mut soft = soft.into_iter();
@@ -417,7 +446,12 @@ pub fn run(opts: &DemoOptions) -> Result<DemoSummary> {
         &map_refs,
     )
     .map_err(AgentError::Invalid)?;
-    let oracle_records = score_with(&tok, &mut oracle_backend, &mut ref_engine, &trajs(&labeled[0]))?;
+    let oracle_records = score_with(
+        &tok,
+        &mut oracle_backend,
+        &mut ref_engine,
+        &trajs(&labeled[0]),
+    )?;
     timings.score_s = t.elapsed().as_secs_f64();
 
     let mut labeled = labeled.into_iter();

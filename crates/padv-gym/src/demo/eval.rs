@@ -197,7 +197,11 @@ fn mean(xs: impl IntoIterator<Item = f64>) -> f64 {
 }
 
 /// Headlines of every method from the three reports.
-fn headlines(uq: &EvalReport, bon: &EvalReport, fa: &EvalReport) -> BTreeMap<String, [Headline; 3]> {
+fn headlines(
+    uq: &EvalReport,
+    bon: &EvalReport,
+    fa: &EvalReport,
+) -> BTreeMap<String, [Headline; 3]> {
     use padv_core::eval::report::ReportBody;
     let mut out: BTreeMap<String, [Option<Headline>; 3]> = BTreeMap::new();
     if let ReportBody::Uq(r) = &uq.results {
@@ -331,12 +335,18 @@ fn player_summary(
     }
 
     // The theory's step scores, straight from the records.
-    let step_sums = |f: &dyn Fn(&padv_core::StepLogprobs) -> f64| -> Vec<(String, Vec<(usize, f64)>)> {
-        records
-            .iter()
-            .map(|r| (r.id.clone(), r.steps.iter().map(|s| (s.message_index, f(s))).collect()))
-            .collect()
-    };
+    let step_sums =
+        |f: &dyn Fn(&padv_core::StepLogprobs) -> f64| -> Vec<(String, Vec<(usize, f64)>)> {
+            records
+                .iter()
+                .map(|r| {
+                    (
+                        r.id.clone(),
+                        r.steps.iter().map(|s| (s.message_index, f(s))).collect(),
+                    )
+                })
+                .collect()
+        };
     let log_ratio = |s: &padv_core::StepLogprobs| -> f64 {
         match &s.reference {
             Some(q) => s.policy.iter().zip(q).map(|(p, q)| (*p - *q) as f64).sum(),
@@ -370,7 +380,11 @@ fn player_summary(
     };
 
     // Priors.
-    let steps_n: Vec<f64> = run.labeled.iter().map(|l| l.advantages.len() as f64).collect();
+    let steps_n: Vec<f64> = run
+        .labeled
+        .iter()
+        .map(|l| l.advantages.len() as f64)
+        .collect();
     let neg_steps: Vec<Option<f64>> = steps_n.iter().map(|s| Some(-s)).collect();
     let fewer = uq(
         &neg_steps,
@@ -395,10 +409,18 @@ fn player_summary(
             priors.insert(format!("fa_{}", p.metrics.predictor), p.metrics.accuracy);
         }
     }
-    let failures = run.labeled.iter().filter(|l| l.rollout.reward <= 0.0).count();
+    let failures = run
+        .labeled
+        .iter()
+        .filter(|l| l.rollout.reward <= 0.0)
+        .count();
     Ok(PlayerSummary {
         what: run.player.what().to_string(),
-        success: mean(run.labeled.iter().map(|l| f64::from(u8::from(l.rollout.reward > 0.0)))),
+        success: mean(
+            run.labeled
+                .iter()
+                .map(|l| f64::from(u8::from(l.rollout.reward > 0.0))),
+        ),
         rollouts: run.labeled.len(),
         steps: steps_n.iter().sum::<f64>() as usize,
         failures,
@@ -407,7 +429,11 @@ fn player_summary(
             .iter()
             .filter(|l| l.rollout.trajectory.mistake_step.is_some())
             .count(),
-        mean_action_tokens: mean(records.iter().flat_map(|r| r.steps.iter().map(|s| s.len() as f64))),
+        mean_action_tokens: mean(
+            records
+                .iter()
+                .flat_map(|r| r.steps.iter().map(|s| s.len() as f64)),
+        ),
         methods,
         priors,
         step_pa_vs_soft,
@@ -528,7 +554,11 @@ mod tests {
 
     #[test]
     fn headline_labels_round_trip_to_specs() {
-        for label in ["pa/min/last/agg_of_diff", "policy_logprob/sum/sum", "deepconf_tail/mean/last"] {
+        for label in [
+            "pa/min/last/agg_of_diff",
+            "policy_logprob/sum/sum",
+            "deepconf_tail/mean/last",
+        ] {
             let s = spec_of(label, 0.1).unwrap();
             assert_eq!(s.label(), label);
         }

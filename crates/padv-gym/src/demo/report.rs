@@ -13,9 +13,8 @@ pub(crate) fn f(x: Option<f64>, digits: usize) -> String {
 }
 
 fn with_ci(h: &Headline) -> String {
-    let ci = h
-        .ci
-        .map_or_else(String::new, |[a, b]| format!(" [{a:.2},{b:.2}]"));
+    let ci =
+        h.ci.map_or_else(String::new, |[a, b]| format!(" [{a:.2},{b:.2}]"));
     let prior = h
         .same_as_prior
         .as_ref()
@@ -41,7 +40,10 @@ pub(crate) fn columns(rows: &[Vec<String>], out: &mut String) {
                 line.push_str("  ");
             }
             line.push_str(cell);
-            line.extend(std::iter::repeat_n(' ', widths[c].saturating_sub(cell.chars().count())));
+            line.extend(std::iter::repeat_n(
+                ' ',
+                widths[c].saturating_sub(cell.chars().count()),
+            ));
         }
         let _ = writeln!(out, "{}", line.trim_end());
     }
@@ -116,7 +118,10 @@ fn player_block(name: &str, p: &PlayerSummary, samples: &serde_json::Value, out:
         .iter()
         .map(|(m, r)| format!("{m}: {} | {} | {}", r.uq.cell, r.bon.cell, r.fa.cell))
         .collect();
-    let _ = writeln!(out, "headline cells (UQ | BoN | FA), each chosen by its own 5-fold CV:");
+    let _ = writeln!(
+        out,
+        "headline cells (UQ | BoN | FA), each chosen by its own 5-fold CV:"
+    );
     for c in cells {
         let _ = writeln!(out, "  {c}");
     }

@@ -28,8 +28,14 @@ pub struct Spread {
 }
 
 impl Spread {
-    fn of(values: Vec<Option<f64>>) -> Spread {
-        let xs: Vec<f64> = values.iter().flatten().copied().filter(|x| x.is_finite()).collect();
+    /// The spread of `values` (undefined and non-finite ones are left out of the moments).
+    pub fn of(values: Vec<Option<f64>>) -> Spread {
+        let xs: Vec<f64> = values
+            .iter()
+            .flatten()
+            .copied()
+            .filter(|x| x.is_finite())
+            .collect();
         let mean = mean_of(&xs);
         let sd = if xs.len() >= 2 {
             (xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (xs.len() - 1) as f64).sqrt()
@@ -45,7 +51,8 @@ impl Spread {
         }
     }
 
-    fn show(&self) -> String {
+    /// `mean ± sd` (just the mean for one value).
+    pub fn show(&self) -> String {
         if self.sd.is_finite() {
             format!("{} ± {}", f(Some(self.mean), 3), f(Some(self.sd), 3))
         } else {
@@ -86,9 +93,8 @@ pub fn run_seeds(opts: &DemoOptions, seeds: &[u64]) -> Result<SeedsSummary> {
     let mut aggregate: BTreeMap<String, BTreeMap<String, Spread>> = BTreeMap::new();
     for p in Player::ALL {
         let name = p.name();
-        let get = |g: &dyn Fn(&DemoSummary) -> Option<f64>| {
-            Spread::of(per_seed.iter().map(g).collect())
-        };
+        let get =
+            |g: &dyn Fn(&DemoSummary) -> Option<f64>| Spread::of(per_seed.iter().map(g).collect());
         let mut row = BTreeMap::new();
         row.insert(
             "success".to_string(),
@@ -100,7 +106,11 @@ pub fn run_seeds(opts: &DemoOptions, seeds: &[u64]) -> Result<SeedsSummary> {
         );
         row.insert(
             "step_pa_rho_soft".to_string(),
-            get(&|s| s.players.get(name).and_then(|x| x.step_pa_vs_soft.spearman_pooled)),
+            get(&|s| {
+                s.players
+                    .get(name)
+                    .and_then(|x| x.step_pa_vs_soft.spearman_pooled)
+            }),
         );
         let methods: Vec<String> = per_seed
             .first()
@@ -108,16 +118,29 @@ pub fn run_seeds(opts: &DemoOptions, seeds: &[u64]) -> Result<SeedsSummary> {
             .map(|x| x.methods.keys().cloned().collect())
             .unwrap_or_default();
         for m in methods {
-            let cell = |s: &DemoSummary| s.players.get(name).and_then(|x| x.methods.get(&m).cloned());
+            let cell =
+                |s: &DemoSummary| s.players.get(name).and_then(|x| x.methods.get(&m).cloned());
             row.insert(format!("{m}/uq"), get(&|s| cell(s).and_then(|r| r.uq.cv)));
             row.insert(format!("{m}/bon"), get(&|s| cell(s).and_then(|r| r.bon.cv)));
             row.insert(format!("{m}/fa"), get(&|s| cell(s).and_then(|r| r.fa.cv)));
-            row.insert(format!("{m}/rho_soft"), get(&|s| cell(s).and_then(|r| r.rho_soft)));
+            row.insert(
+                format!("{m}/rho_soft"),
+                get(&|s| cell(s).and_then(|r| r.rho_soft)),
+            );
         }
-        for k in ["uq_fewer_steps_auroc", "bon_random", "bon_oracle", "fa_last_action"] {
+        for k in [
+            "uq_fewer_steps_auroc",
+            "bon_random",
+            "bon_oracle",
+            "fa_last_action",
+        ] {
             row.insert(
                 format!("prior/{k}"),
-                get(&|s| s.players.get(name).and_then(|x| x.priors.get(k).copied().flatten())),
+                get(&|s| {
+                    s.players
+                        .get(name)
+                        .and_then(|x| x.priors.get(k).copied().flatten())
+                }),
             );
         }
         aggregate.insert(name.to_string(), row);
@@ -196,7 +219,11 @@ pub fn print_seeds_table(s: &SeedsSummary) -> String {
         rows.push(vec![
             "chance / priors".into(),
             format!("0.5 (fewer steps {})", g("prior/uq_fewer_steps_auroc")),
-            format!("random {} | pass@N {}", g("prior/bon_random"), g("prior/bon_oracle")),
+            format!(
+                "random {} | pass@N {}",
+                g("prior/bon_random"),
+                g("prior/bon_oracle")
+            ),
             format!("last action {}", g("prior/fa_last_action")),
             String::new(),
         ]);

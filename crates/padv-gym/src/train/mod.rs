@@ -86,14 +86,14 @@ pub struct TrainConfig {
 }
 
 impl TrainConfig {
-    /// The committed pairs' recipe with `lake` and `style`: 200 RL iterations of 12 maps ×
+    /// The committed pairs' recipe with `lake` and `style`: 150 RL iterations of 6 maps ×
     /// 8 rollouts, cosine learning-rate decay, `KL(π_θ ‖ π_o)` measured every 10 iterations
     /// on 32 validation maps × 4 rollouts and the closest policy kept; the early (10 %) and
     /// middle (50 %) policies are saved too.
     pub fn new(seed: u64, lake: LakeConfig, beta: f64, style: ActionStyle) -> Self {
         let rl = RlConfig {
-            iterations: 200,
-            maps_per_iteration: 12,
+            iterations: 150,
+            maps_per_iteration: 6,
             max_action_tokens: style.max_action_tokens(),
             schedule: LrSchedule::Cosine,
             keep_best: true,

@@ -101,7 +101,9 @@ impl<'a> KlMonitor<'a> {
     /// Whether iteration `it` of `iterations` is measured.
     pub fn due(&self, it: usize, iterations: usize) -> bool {
         self.cfg.maps > 0
-            && (it == 0 || it == iterations || (self.cfg.every > 0 && it % self.cfg.every == 0))
+            && (it == 0
+                || it == iterations
+                || (self.cfg.every > 0 && it.is_multiple_of(self.cfg.every)))
     }
 
     /// Measures `policy` (same rollout seeds every time, so curves compare like with like).
@@ -125,7 +127,12 @@ impl<'a> KlMonitor<'a> {
             .map(|j| &self.maps[j / self.cfg.rollouts.max(1)])
             .collect();
         let truth = rollout_truth(self.reference, &rollouts, &maps, self.sampler, &self.trie)?;
-        let ref_lp = reference_logprobs(self.reference, &rollouts, self.sampler.pad_id(), micro_batch)?;
+        let ref_lp = reference_logprobs(
+            self.reference,
+            &rollouts,
+            self.sampler.pad_id(),
+            micro_batch,
+        )?;
         let (mut to_oracle, mut to_ref, mut steps) = (0.0, 0.0, 0usize);
         for ((r, st), lp) in rollouts.iter().zip(&truth).zip(&ref_lp) {
             let spans: Vec<_> = r.tokens.spans.iter().filter(|s| s.is_action).collect();

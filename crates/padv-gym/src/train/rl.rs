@@ -260,7 +260,9 @@ pub fn rl(
         validation: Vec::new(),
     };
     let mut best = f64::INFINITY;
-    let mut measure = |it: usize, outcome: &mut RlOutcome| -> Result<Option<super::monitor::KlMeasurement>> {
+    let mut measure = |it: usize,
+                       outcome: &mut RlOutcome|
+     -> Result<Option<super::monitor::KlMeasurement>> {
         let Some(m) = cx.monitor.filter(|m| m.due(it, cfg.iterations)) else {
             return Ok(None);
         };

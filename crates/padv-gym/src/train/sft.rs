@@ -155,7 +155,15 @@ pub fn sft(
         let passes = parallel_passes(&chunks, |chunk| {
             let seqs: Vec<&[u32]> = chunk.iter().map(|&i| demos[i].ids.as_slice()).collect();
             let w: Vec<Vec<f32>> = chunk.iter().map(|&i| weights[i].clone()).collect();
-            weighted_nll_pass(&model, &vars, &seqs, &w, pad, n_targets.max(1.0) as f64, "SFT")
+            weighted_nll_pass(
+                &model,
+                &vars,
+                &seqs,
+                &w,
+                pad,
+                n_targets.max(1.0) as f64,
+                "SFT",
+            )
         })?;
         let (grads, loss_sum, tokens) = sum_passes(passes, &vars)?;
         let Some(mut grads) = grads else { continue };

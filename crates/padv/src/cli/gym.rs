@@ -116,10 +116,10 @@ pub fn run(cmd: GymCommand) -> anyhow::Result<()> {
 }
 
 fn search(a: SearchArgs) -> anyhow::Result<()> {
-    use padv_gym::search::eval::{print_table, run, SearchOptions};
+    use padv_gym::search::eval::{print_seeds_table, print_table, run, run_seeds, SearchOptions};
     let h = a.heldout;
     let mut opts = SearchOptions::new(a.quick, a.out.clone(), h.seed);
-    if let Some(p) = h.pair {
+    if let Some(p) = h.pair_dir() {
         opts.pair = p;
     }
     opts.policy = h.policy;
@@ -132,14 +132,23 @@ fn search(a: SearchArgs) -> anyhow::Result<()> {
     if let Some(n) = a.episodes {
         opts.episodes = n;
     }
-    let summary =
-        run(&opts).with_context(|| format!("padv gym search into {}", a.out.display()))?;
-    if a.json {
-        println!("{}", serde_json::to_string_pretty(&summary)?);
+    let context = || format!("padv gym search into {}", a.out.display());
+    if !h.seeds.is_empty() {
+        let summary = run_seeds(&opts, &h.seeds).with_context(context)?;
+        if a.json {
+            println!("{}", serde_json::to_string_pretty(&summary)?);
+        } else {
+            print!("{}", print_seeds_table(&summary));
+        }
     } else {
-        print!("{}", print_table(&summary));
-        println!("wrote {}", a.out.join("search_summary.json").display());
+        let summary = run(&opts).with_context(context)?;
+        if a.json {
+            println!("{}", serde_json::to_string_pretty(&summary)?);
+        } else {
+            print!("{}", print_table(&summary));
+        }
     }
+    eprintln!("wrote {}", a.out.join("search_summary.json").display());
     Ok(())
 }
 
