@@ -24,10 +24,10 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
-pub use bon::{BonCell, BonHeadline, BonMethod, BonReport, KValue};
+pub use bon::{BonCell, BonHeadline, BonMethod, BonReport, KBand, KValue};
 pub use common::{Better, Chance, Direction, Selection};
 pub use fa::{FaCell, FaHeadline, FaMethod, FaPrior, FaReport};
-pub use uq::{UqHeadline, UqMethod, UqReport};
+pub use uq::{CalibrationSettings, UqHeadline, UqMethod, UqReport};
 
 use super::EvalError;
 use crate::record::validate;
@@ -59,7 +59,8 @@ pub struct EvalConfig {
     pub methods: Vec<Method>,
     /// Bootstrap resamples for confidence intervals (0 disables them).
     pub bootstrap: usize,
-    /// Folds of the cross-validated choice of aggregation (grid only; at least 2).
+    /// Folds of the cross-validated choice of aggregation (grid; at least 2) and of the UQ
+    /// report's held-out calibration (with or without a grid).
     pub folds: usize,
     /// Seed of the bootstrap and of the fold assignment.
     pub seed: u64,
@@ -190,6 +191,7 @@ pub fn evaluate(
     let opts = common::Opts {
         bootstrap: cfg.bootstrap,
         folds: if cfg.grid { cfg.folds } else { 0 },
+        calibration_folds: cfg.folds,
         seed: cfg.seed,
     };
     let (results, chance, better, note) = match kind {
