@@ -13,6 +13,28 @@ pub enum BenchCommand {
     Eval(BenchEvalArgs),
     /// Time the local engine scoring real tau2 trajectories at several sequence lengths.
     Engine(super::bench_engine::BenchEngineArgs),
+    /// Time `padv report` (three grid evaluations + the HTML page) on synthetic records.
+    Report(BenchReportArgs),
+}
+
+/// Arguments of `padv bench report`.
+#[derive(Debug, Args)]
+pub struct BenchReportArgs {
+    /// Synthetic trajectories (8 rollouts per task; failures carry a mistake step).
+    #[arg(long, default_value_t = 10_000)]
+    trajectories: usize,
+    /// Action steps per trajectory.
+    #[arg(long, default_value_t = 20)]
+    steps: usize,
+    /// Tokens per step.
+    #[arg(long, default_value_t = 50)]
+    tokens: usize,
+    /// Bootstrap resamples (as `padv report --bootstrap`).
+    #[arg(long, default_value_t = 1000)]
+    bootstrap: usize,
+    /// Folder the page is written to (report.html).
+    #[arg(long, value_name = "DIR", default_value = "bench-out/report")]
+    out: PathBuf,
 }
 
 /// Arguments of `padv bench eval`.
@@ -61,5 +83,47 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
             super::output::print_text(&super::output::to_json(&report)?)
         }
         BenchCommand::Engine(a) => super::bench_engine::run(a),
+        BenchCommand::Report(a) => bench_report(&a),
     }
+}
+
+/// Times what `padv report` does after reading the records: the three grid evaluations,
+/// then the page (charts, traces, HTML) and its atomic write. Prints JSON.
+fn bench_report(a: &BenchReportArgs) -> anyhow::Result<()> {
+    use std::time::Instant;
+    let records = padv_core::score::synthetic_records(a.trajectories, a.steps, a.tokens, 1);
+    let cfg = padv_core::eval::EvalConfig {
+        grid: true,
+        bootstrap: a.bootstrap,
+        ..padv_core::eval::EvalConfig::default()
+    };
+    let t0 = Instant::now();
+    let reports = padv_core::eval::EvalKind::ALL
+        .iter()
+        .map(|k| padv_core::eval::evaluate(&records, *k, &cfg))
+        .collect::<Result<Vec<_>, _>>()
+        .context("evaluating")?;
+    let eval_s = t0.elapsed().as_secs_f64();
+    let t1 = Instant::now();
+    let input =
+        padv_report::ReportInput::new("synthetic records", &records, reports.iter().collect());
+    let path = padv_report::write_report(&a.out, &input, &padv_report::ReportOptions::default())
+        .context("writing the report")?;
+    let page_s = t1.elapsed().as_secs_f64();
+    let bytes = std::fs::metadata(&path).map_or(0, |m| m.len());
+    let out = serde_json::json!({
+        "benchmark": "report",
+        "records": records.len(),
+        "steps_per_record": a.steps,
+        "tokens_per_step": a.tokens,
+        "bootstrap": a.bootstrap,
+        "threads": rayon::current_num_threads(),
+        "evaluate_seconds": eval_s,
+        "page_seconds": page_s,
+        "total_seconds": eval_s + page_s,
+        "page_share_of_total": page_s / (eval_s + page_s),
+        "report": path.display().to_string(),
+        "bytes": bytes,
+    });
+    super::output::print_text(&super::output::to_json(&out)?)
 }

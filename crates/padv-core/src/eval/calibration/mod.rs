@@ -70,6 +70,9 @@ pub enum CalibrationError {
     /// Too few labelled, scored records, or one class only.
     #[error("cannot fit a calibration: {0}")]
     NotEnoughData(String),
+    /// The cell to calibrate does not exist or cannot be scored.
+    #[error("cannot fit a calibration: {0}")]
+    NoCell(String),
     /// A calibration file could not be read or written.
     #[error("{path}: {source}")]
     Io {
@@ -371,6 +374,49 @@ impl Calibration {
     }
 }
 
+/// Fits a map of `kind` on all `records` for the headline cell of `method` in a UQ
+/// `report` of the same records (`padv eval uq --calibrate-out`): the cell the
+/// cross-validation chose in a grid, the given cell otherwise.
+pub fn fit_headline(
+    records: &[crate::LogprobRecord],
+    report: &crate::eval::EvalReport,
+    method: Method,
+    kind: CalibrationKind,
+) -> Result<Calibration, CalibrationError> {
+    let crate::eval::report::ReportBody::Uq(uq) = &report.results else {
+        return Err(CalibrationError::NoCell(format!(
+            "a calibration is fitted from a UQ report, not a {} one",
+            report.evaluation
+        )));
+    };
+    let (Some(spec), Some(m)) = (
+        uq.headline_spec(method),
+        uq.methods.iter().find(|m| m.method == method),
+    ) else {
+        let have: Vec<String> = uq.methods.iter().map(|m| m.method.to_string()).collect();
+        return Err(CalibrationError::NoCell(format!(
+            "method {method} was not evaluated (evaluated: {})",
+            have.join(", ")
+        )));
+    };
+    let table = crate::score::ScoreTable::precompute(records)
+        .map_err(|e| CalibrationError::NoCell(e.to_string()))?;
+    let scores = table
+        .trajectory_scores(&spec)
+        .map_err(|e| CalibrationError::NoCell(e.to_string()))?;
+    let mut cal = Calibration::fit(&scores, table.labels(), spec, kind)?;
+    let h = &m.headline;
+    cal.fitted.cell_selection = match (h.selection, h.chosen_in_folds) {
+        (crate::eval::report::Selection::CrossValidated, Some(n)) => format!(
+            "the UQ headline cell of {method}: the aggregation chosen by {n} of {} folds of a \
+             {}-fold cross-validation of AUROC",
+            h.folds, h.folds
+        ),
+        _ => format!("the given cell of {method}"),
+    };
+    Ok(cal)
+}
+
 /// Finite scores and success outcomes of the records that have both and pass `keep`.
 fn labelled_scores(
     scores: &[Option<f64>],
@@ -426,6 +472,19 @@ pub fn cross_validated<'a>(
     if k < 2 {
         out.note = Some(format!(
             "calibration not evaluated: held-out predictions need at least 2 folds, got {k}"
+        ));
+        return out;
+    }
+    // Both classes must be there at all (any fold's cell will do to count them).
+    let (_, all) = labelled_scores(scores_of(0), rewards, |i| {
+        folds.get(i).copied().flatten().is_some()
+    });
+    let n_pos_all = all.iter().filter(|&&y| y).count();
+    let n_neg_all = all.len() - n_pos_all;
+    if n_pos_all < 2 || n_neg_all < 2 {
+        out.note = Some(format!(
+            "nothing to evaluate: {n_pos_all} successes and {n_neg_all} failures among the \
+             labelled, scored records; calibration needs at least 2 of each"
         ));
         return out;
     }

@@ -133,7 +133,6 @@ fn calibration_table(r: &UqReport, out: &mut String) {
         "ECE iso".to_string(),
         "n".to_string(),
     ]];
-    let mut notes: Vec<String> = Vec::new();
     for m in &r.methods {
         let c = &m.calibration;
         let (p, i) = (c.platt.as_ref(), c.isotonic.as_ref());
@@ -149,27 +148,14 @@ fn calibration_table(r: &UqReport, out: &mut String) {
             fmt_opt(i.map(|x| x.ece), 3),
             c.n.to_string(),
         ]);
-        if let Some(note) = &c.note {
-            let line = format!("{}: {note}", m.method);
-            notes.push(line);
-        }
     }
     align(&rows, out);
-    // The same reason for every method is said once.
-    let first_reason = |n: &String| n.split_once(": ").map_or(n.clone(), |x| x.1.to_string());
-    if !notes.is_empty() && notes.len() == r.methods.len() && {
-        let f = first_reason(&notes[0]);
-        notes.iter().all(|n| first_reason(n) == f)
-    } {
-        let _ = writeln!(
-            out,
-            "calibration NOTE (every method): {}",
-            first_reason(&notes[0])
-        );
-    } else {
-        for n in notes {
-            let _ = writeln!(out, "calibration NOTE {n}");
+    for (method, note) in r.calibration_notes() {
+        match method {
+            Some(m) => writeln!(out, "calibration NOTE {m}: {note}"),
+            None => writeln!(out, "calibration NOTE (every method): {note}"),
         }
+        .ok();
     }
 }
 

@@ -274,6 +274,27 @@ impl UqReport {
         ]
     }
 
+    /// The methods' calibration notes, in method order: one entry without a method when
+    /// every method has the same note (said once, not eleven times).
+    pub fn calibration_notes(&self) -> Vec<(Option<Method>, String)> {
+        let notes: Vec<(Method, &String)> = self
+            .methods
+            .iter()
+            .filter_map(|m| m.calibration.note.as_ref().map(|n| (m.method, n)))
+            .collect();
+        match notes.first() {
+            Some((_, first))
+                if notes.len() == self.methods.len() && notes.iter().all(|(_, n)| n == first) =>
+            {
+                vec![(None, (*first).clone())]
+            }
+            _ => notes
+                .into_iter()
+                .map(|(m, n)| (Some(m), n.clone()))
+                .collect(),
+        }
+    }
+
     /// The spec of `method`'s headline cell, if the method was evaluated.
     pub fn headline_spec(&self, method: Method) -> Option<ScoreSpec> {
         let m = self.methods.iter().find(|m| m.method == method)?;
