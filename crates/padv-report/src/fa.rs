@@ -16,7 +16,7 @@ use plotters::style::RGBColor;
 use crate::colors;
 use crate::page::{figure, int_cell, method_cell, note, num_cell};
 use crate::plots::{stacked, LineChart, Mark, Series, Stroke};
-use crate::text::{clean, clean_cut, num};
+use crate::text::{clean, clean_cut, score};
 use crate::{Ctx, ReportError};
 
 /// Traces with more steps than this are drawn without a dot per step.
@@ -371,7 +371,7 @@ fn trace(
                         div class=(step_class(*mi, row.gold, &predicted)) {
                             strong { "message " (mi) }
                             @if let Some(m) = m { " · " (clean(&m.role)) @if let Some(n) = &m.name { " (" (clean(n)) ")" } }
-                            @for (tm, s) in traced.iter().zip(scores) { " · " (tm.method) " " (num(*s)) }
+                            @for (tm, s) in traced.iter().zip(scores) { " · " (tm.method) " " (score(*s)) }
                             @if Some(*mi) == row.gold { " · " strong { "annotated mistake" } }
                             @if predicted.contains(mi) { " · " strong { "predicted" } }
                             pre { (m.map_or("(message not in the trajectory file)".to_string(), |m| clean_cut(&message_text(m), ctx.opts.max_step_chars))) }

@@ -39,6 +39,15 @@ pub(crate) fn section(ctx: &Ctx<'_>) -> Result<Markup, ReportError> {
         let range = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
             (a.min(v), b.max(v))
         });
+        if !range.0.is_finite() {
+            blocks.push(html! {
+                div.heat data-metric=(m.key) {
+                    h3 { (m.name) }
+                    (note("no cell has a value (nothing to evaluate, see the section above): nothing to map"))
+                }
+            });
+            continue;
+        }
         let mut figures = Vec::new();
         for (method, mode, cells) in groups(&m.cells) {
             let chosen = m
@@ -86,7 +95,7 @@ pub(crate) fn section(ctx: &Ctx<'_>) -> Result<Markup, ReportError> {
                 Some(mode) => format!("{method} ({mode})"),
                 None => method.to_string(),
             };
-            figures.push(figure(&plot, html! { strong { (title) } " — rows: token aggregation; columns: step aggregation" }));
+            figures.push(figure(&plot, html! { strong { (title) } }));
         }
         blocks.push(html! {
             div.heat data-metric=(m.key) {
@@ -99,7 +108,7 @@ pub(crate) fn section(ctx: &Ctx<'_>) -> Result<Markup, ReportError> {
         section #grid {
             h2 { "Aggregation grid: how robust is each headline?" }
             p {
-                "Every cell evaluated on all records; colours span the lowest to the highest value of the metric over all methods (viridis: dark = low). "
+                "Rows: token aggregation; columns: step aggregation (methods with a fixed step aggregation have one column). Every cell evaluated on all records; colours span the lowest to the highest value of the metric over all methods (viridis: dark = low). "
                 "★ and the red outline mark the cell chosen by cross-validation (the headline); a headline on a plateau of similar cells is robust, one on an isolated peak is not. "
                 "The FA maps show each cell's exact-step accuracy with the method's headline predictor."
             }

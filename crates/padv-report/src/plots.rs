@@ -49,8 +49,22 @@ pub(crate) struct Band {
 /// A highlighted point (a predicted step) or a vertical line (an annotated step).
 #[derive(Debug, Clone)]
 pub(crate) enum Mark {
-    Point { x: f64, y: f64, color: RGBColor },
-    Vertical { x: f64, color: RGBColor },
+    Point {
+        x: f64,
+        y: f64,
+        color: RGBColor,
+    },
+    Vertical {
+        x: f64,
+        color: RGBColor,
+    },
+    /// A dot whose size carries a weight (e.g. how many predictions a bin holds).
+    Dot {
+        x: f64,
+        y: f64,
+        radius: u32,
+        color: RGBColor,
+    },
 }
 
 /// A line chart: axes, series, bands and marks.
@@ -149,6 +163,7 @@ fn draw_line_chart(
 ) -> Result<usize, ReportError> {
     let mut chart = ChartBuilder::on(area)
         .margin(6)
+        .margin_right(20)
         .x_label_area_size(32)
         .y_label_area_size(56)
         .build_cartesian_2d(c.x.0..c.x.1, c.y.0..c.y.1)
@@ -238,14 +253,28 @@ fn draw_line_chart(
         }
     }
     for m in &c.marks {
-        if let Mark::Point { x, y, color } = m {
-            points += 1;
-            chart
-                .draw_series([
-                    Circle::new((*x, *y), 6, color.filled()),
-                    Circle::new((*x, *y), 6, BLACK.stroke_width(1)),
-                ])
-                .map_err(plot_err)?;
+        match m {
+            Mark::Point { x, y, color } => {
+                points += 1;
+                chart
+                    .draw_series([
+                        Circle::new((*x, *y), 6, color.filled()),
+                        Circle::new((*x, *y), 6, BLACK.stroke_width(1)),
+                    ])
+                    .map_err(plot_err)?;
+            }
+            Mark::Dot {
+                x,
+                y,
+                radius,
+                color,
+            } => {
+                points += 1;
+                chart
+                    .draw_series([Circle::new((*x, *y), *radius, color.mix(0.55).filled())])
+                    .map_err(plot_err)?;
+            }
+            Mark::Vertical { .. } => {}
         }
     }
     Ok(points)
@@ -287,6 +316,7 @@ pub(crate) fn two_histograms(
         root.fill(&WHITE).map_err(plot_err)?;
         let mut chart = ChartBuilder::on(&root)
             .margin(6)
+            .margin_right(20)
             .x_label_area_size(32)
             .y_label_area_size(48)
             .build_cartesian_2d(lo..hi, 0.0..top)

@@ -37,6 +37,15 @@ pub(crate) fn num(v: Option<f64>) -> String {
     }
 }
 
+/// A score for the page: 3 decimals, or 3 significant digits in scientific notation when it
+/// is too small for them (PA of one step can be 1e-4); `–` when absent or not finite.
+pub(crate) fn score(v: Option<f64>) -> String {
+    match v {
+        Some(x) if x.is_finite() && x != 0.0 && x.abs() < 0.01 => format!("{x:.2e}"),
+        _ => num(v),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -57,5 +66,8 @@ mod tests {
         assert_eq!(num(Some(0.5)), "0.500");
         assert_eq!(num(Some(f64::NAN)), "–");
         assert_eq!(num(None), "–");
+        assert_eq!(score(Some(-0.000_962_5)), "-9.62e-4");
+        assert_eq!(score(Some(0.0)), "0.000");
+        assert_eq!(score(Some(1.5)), "1.500");
     }
 }

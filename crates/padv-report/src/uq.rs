@@ -9,7 +9,7 @@ use padv_core::is_success_reward;
 
 use crate::colors;
 use crate::page::{figure, legend, method_cell, note, num_cell};
-use crate::plots::{line_chart, two_histograms, LineChart, Series, Stroke};
+use crate::plots::{line_chart, two_histograms, LineChart, Mark, Series, Stroke};
 use crate::text::num;
 use crate::{Ctx, ReportError};
 
@@ -229,6 +229,25 @@ fn reliability_figures(methods: &[UqMethod]) -> Result<Markup, ReportError> {
                 .iter()
                 .filter_map(|b| Some((b.mean_predicted?, b.success_rate?)))
                 .collect();
+            // Dot area in proportion to the bin's predictions: a bin of 3 weighs little.
+            let most = metrics
+                .reliability
+                .iter()
+                .map(|b| b.n)
+                .max()
+                .unwrap_or(1)
+                .max(1);
+            for b in &metrics.reliability {
+                if let (Some(x), Some(y)) = (b.mean_predicted, b.success_rate) {
+                    let radius = 2 + (9.0 * (b.n as f64 / most as f64).sqrt()).round() as u32;
+                    c.marks.push(Mark::Dot {
+                        x,
+                        y,
+                        radius,
+                        color,
+                    });
+                }
+            }
             c.series.push(Series {
                 label: Some(format!(
                     "{name}: Brier {:.3}, ECE {:.3}",
@@ -255,7 +274,7 @@ fn reliability_figures(methods: &[UqMethod]) -> Result<Markup, ReportError> {
             })
             .collect();
         out.push(figure(&plot, html! {
-            strong { (m.method) } " — " (m.calibration.n) " held-out predictions; a point per non-empty bin of 10 (mean prediction, success rate)"
+            strong { (m.method) } " — " (m.calibration.n) " held-out predictions; a dot per non-empty bin of 10 at (mean prediction, success rate), its area in proportion to the bin's predictions"
             (legend(&items))
         }));
     }
