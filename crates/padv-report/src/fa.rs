@@ -30,12 +30,20 @@ struct Traced {
     color: RGBColor,
 }
 
+/// One method's trace of one trajectory.
+struct Trace {
+    /// `(message_index, score)` of each scored step.
+    steps: Vec<(usize, f64)>,
+    /// The step its predictor picks.
+    predicted: Option<usize>,
+}
+
 /// One traced trajectory.
 struct Row {
     record: usize,
     gold: Option<usize>,
-    /// Per traced method: its scored steps and predicted step.
-    steps: Vec<(Vec<(usize, f64)>, Option<usize>)>,
+    /// One trace per traced method.
+    steps: Vec<Trace>,
 }
 
 pub(crate) fn section(ctx: &Ctx<'_>, max_traces: usize) -> Result<Markup, ReportError> {
@@ -62,8 +70,8 @@ pub(crate) fn section(ctx: &Ctx<'_>, max_traces: usize) -> Result<Markup, Report
                 .zip(&scorers)
                 .map(|(t, s)| {
                     let steps = s.step_scores(r);
-                    let pred = t.predictor.predict(&steps);
-                    (steps, pred)
+                    let predicted = t.predictor.predict(&steps);
+                    Trace { steps, predicted }
                 })
                 .collect(),
         })
@@ -226,7 +234,7 @@ fn outcome(label: Option<f64>) -> String {
     match label {
         None => "unlabelled".to_string(),
         Some(r) if is_success_reward(r) => "success".to_string(),
-        Some(r) if r == 0.0 => "failure".to_string(),
+        Some(0.0) => "failure".to_string(),
         Some(r) => format!("failure (reward {r})"),
     }
 }
@@ -248,11 +256,11 @@ fn table(ctx: &Ctx<'_>, rows: &[Row], traced: &[Traced]) -> Markup {
                         td.n { (i + 1) }
                         td.mono data-v=(clean(&ctx.table.ids()[row.record])) { a href=(format!("#trace-{i}")) { (clean(&ctx.table.ids()[row.record])) } }
                         td { (outcome(ctx.table.labels()[row.record])) }
-                        td.n { (row.steps.first().map_or(0, |s| s.0.len())) }
+                        td.n { (row.steps.first().map_or(0, |t| t.steps.len())) }
                         (int_cell(row.gold))
-                        @for (_, pred) in &row.steps {
-                            (int_cell(*pred))
-                            (int_cell(error(*pred, row.gold)))
+                        @for t in &row.steps {
+                            (int_cell(t.predicted))
+                            (int_cell(error(t.predicted, row.gold)))
                         }
                     }
                 }
@@ -271,7 +279,7 @@ fn trace(
     let all_x = row
         .steps
         .iter()
-        .flat_map(|(s, _)| s.iter().map(|p| p.0 as f64))
+        .flat_map(|t| t.steps.iter().map(|p| p.0 as f64))
         .chain(row.gold.map(|g| g as f64));
     let (x0, x1) = all_x.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), x| {
         (a.min(x), b.max(x))
@@ -279,52 +287,60 @@ fn trace(
     let charts: Vec<LineChart> = traced
         .iter()
         .zip(&row.steps)
-        .map(|(tm, (steps, pred))| {
-            let ys = steps.iter().map(|p| p.1);
-            let (y0, y1) = ys.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), y| {
-                (a.min(y), b.max(y))
-            });
-            let pad = ((y1 - y0) * 0.08).max(1e-6);
-            let mut c = LineChart::new(
-                (760, 130),
-                (x0 - 0.5, x1 + 0.5),
-                (y0 - pad, y1 + pad),
-                "message index",
-                &format!("{} step score", tm.method),
-            );
-            c.x_integer = true;
-            // A dot per step while they can be told apart; beyond, the line alone.
-            let dots = steps.len() <= MAX_DOTTED_STEPS;
-            c.series.push(Series {
-                label: None,
-                color: tm.color,
-                points: steps.iter().map(|&(m, v)| (m as f64, v)).collect(),
-                stroke: Stroke::Line { width: 2, dots },
-            });
-            if let Some(g) = row.gold {
-                c.marks.push(Mark::Vertical {
-                    x: g as f64,
-                    color: colors::ANNOTATED,
+        .map(
+            |(
+                tm,
+                Trace {
+                    steps,
+                    predicted: pred,
+                },
+            )| {
+                let ys = steps.iter().map(|p| p.1);
+                let (y0, y1) = ys.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), y| {
+                    (a.min(y), b.max(y))
                 });
-            }
-            if let Some(p) = pred {
-                if let Some(&(_, v)) = steps.iter().find(|s| s.0 == *p) {
-                    c.marks.push(Mark::Point {
-                        x: *p as f64,
-                        y: v,
-                        color: tm.color,
+                let pad = ((y1 - y0) * 0.08).max(1e-6);
+                let mut c = LineChart::new(
+                    (760, 130),
+                    (x0 - 0.5, x1 + 0.5),
+                    (y0 - pad, y1 + pad),
+                    "message index",
+                    &format!("{} step score", tm.method),
+                );
+                c.x_integer = true;
+                // A dot per step while they can be told apart; beyond, the line alone.
+                let dots = steps.len() <= MAX_DOTTED_STEPS;
+                c.series.push(Series {
+                    label: None,
+                    color: tm.color,
+                    points: steps.iter().map(|&(m, v)| (m as f64, v)).collect(),
+                    stroke: Stroke::Line { width: 2, dots },
+                });
+                if let Some(g) = row.gold {
+                    c.marks.push(Mark::Vertical {
+                        x: g as f64,
+                        color: colors::ANNOTATED,
                     });
                 }
-            }
-            c
-        })
+                if let Some(p) = pred {
+                    if let Some(&(_, v)) = steps.iter().find(|s| s.0 == *p) {
+                        c.marks.push(Mark::Point {
+                            x: *p as f64,
+                            y: v,
+                            color: tm.color,
+                        });
+                    }
+                }
+                c
+            },
+        )
         .collect();
     let plot = stacked(&charts, (760, 130 * charts.len() as u32))?;
     let id = clean(&ctx.table.ids()[row.record]);
     let preds: Vec<String> = traced
         .iter()
         .zip(&row.steps)
-        .map(|(tm, (_, p))| {
+        .map(|(tm, Trace { predicted: p, .. })| {
             format!(
                 "{} predicts {}",
                 tm.method,
@@ -342,7 +358,7 @@ fn trace(
         let mut mis: Vec<usize> = row
             .steps
             .iter()
-            .flat_map(|(s, _)| s.iter().map(|p| p.0))
+            .flat_map(|t| t.steps.iter().map(|p| p.0))
             .collect();
         mis.sort_unstable();
         mis.dedup();
@@ -352,13 +368,13 @@ fn trace(
                     mi,
                     row.steps
                         .iter()
-                        .map(|(s, _)| s.iter().find(|p| p.0 == mi).map(|p| p.1))
+                        .map(|t| t.steps.iter().find(|p| p.0 == mi).map(|p| p.1))
                         .collect(),
                 )
             })
             .collect()
     };
-    let predicted: Vec<usize> = row.steps.iter().filter_map(|(_, p)| *p).collect();
+    let predicted: Vec<usize> = row.steps.iter().filter_map(|t| t.predicted).collect();
     Ok(html! {
         div.trace id=(format!("trace-{i}")) {
             h3 { a href="#fa-table" title="back to the table" { "↑" } " " span.mono { (id) } " — " (outcome(ctx.table.labels()[row.record])) ", annotated step " (row.gold.map_or("–".to_string(), |g| g.to_string())) }

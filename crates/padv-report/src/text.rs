@@ -66,7 +66,7 @@ mod tests {
         assert_eq!(num(Some(0.5)), "0.500");
         assert_eq!(num(Some(f64::NAN)), "–");
         assert_eq!(num(None), "–");
-        assert_eq!(score(Some(-0.000_962_5)), "-9.62e-4");
+        assert_eq!(score(Some(-0.000_961_2)), "-9.61e-4");
         assert_eq!(score(Some(0.0)), "0.000");
         assert_eq!(score(Some(1.5)), "1.500");
     }
