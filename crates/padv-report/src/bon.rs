@@ -118,17 +118,7 @@ pub(crate) fn section(ctx: &Ctx<'_>) -> Result<Markup, ReportError> {
             }));
             all.series.push(curve);
         }
-        overview_legend = all
-            .series
-            .iter()
-            .map(|s| {
-                (
-                    s.color,
-                    s.label.clone().unwrap_or_default(),
-                    s.stroke == Stroke::Dashed,
-                )
-            })
-            .collect();
+        overview_legend = all.series.clone();
         overview = Some(line_chart(&all)?);
     }
     Ok(html! {

@@ -91,16 +91,18 @@ pub(crate) fn note(text: &str) -> Markup {
     html! { p.note { (crate::text::clean(text)) } }
 }
 
-/// A legend in HTML (a swatch and a label per series): readable at any zoom, and never on
-/// top of a curve. `dashed` entries are reference levels.
-pub(crate) fn legend(items: &[(plotters::style::RGBColor, String, bool)]) -> Markup {
+/// A legend in HTML (a swatch and the label of each labelled series): readable at any
+/// zoom, and never on top of a curve. Dashed series (reference levels) get a dashed swatch.
+pub(crate) fn legend(series: &[crate::plots::Series]) -> Markup {
     html! {
         ul.legend {
-            @for (color, label, dashed) in items {
-                li {
-                    span class=(if *dashed { "swatch dashed" } else { "swatch" })
-                        style=(format!("--c:{}", crate::colors::hex(*color))) {}
-                    (crate::text::clean(label))
+            @for s in series {
+                @if let Some(label) = &s.label {
+                    li {
+                        span class=(if s.stroke == crate::plots::Stroke::Dashed { "swatch dashed" } else { "swatch" })
+                            style=(format!("--c:{}", crate::colors::hex(s.color))) {}
+                        (crate::text::clean(label))
+                    }
                 }
             }
         }

@@ -113,6 +113,16 @@ fn widen((lo, hi): (f64, f64)) -> (f64, f64) {
     }
 }
 
+/// An axis label: 2 decimals, or scientific notation for very small or large values.
+fn axis_number(v: &f64) -> String {
+    let a = v.abs();
+    if a != 0.0 && !(0.01..10_000.0).contains(&a) {
+        format!("{v:.1e}")
+    } else {
+        format!("{v:.2}")
+    }
+}
+
 fn plot_err<E: std::fmt::Display>(e: E) -> ReportError {
     ReportError::Plot(e.to_string())
 }
@@ -169,14 +179,6 @@ fn draw_line_chart(
         .build_cartesian_2d(c.x.0..c.x.1, c.y.0..c.y.1)
         .map_err(plot_err)?;
     let integer = |v: &f64| format!("{}", v.round() as i64);
-    let decimal = |v: &f64| {
-        let a = v.abs();
-        if a != 0.0 && !(0.01..10_000.0).contains(&a) {
-            format!("{v:.1e}")
-        } else {
-            format!("{v:.2}")
-        }
-    };
     let mut mesh = chart.configure_mesh();
     mesh.x_desc(c.x_desc.as_str())
         .y_desc(c.y_desc.as_str())
@@ -185,13 +187,13 @@ fn draw_line_chart(
         .bold_line_style(GRID_BOLD)
         .label_style((FONT, 14))
         .axis_desc_style((FONT, 14))
-        .y_label_formatter(&decimal)
+        .y_label_formatter(&axis_number)
         .x_labels(if c.x_integer { 12 } else { 8 })
         .y_labels(6);
     if c.x_integer {
         mesh.x_label_formatter(&integer);
     } else {
-        mesh.x_label_formatter(&decimal);
+        mesh.x_label_formatter(&axis_number);
     }
     mesh.draw().map_err(plot_err)?;
 
@@ -321,14 +323,6 @@ pub(crate) fn two_histograms(
             .y_label_area_size(48)
             .build_cartesian_2d(lo..hi, 0.0..top)
             .map_err(plot_err)?;
-        let fmt = |v: &f64| {
-            let a = v.abs();
-            if a != 0.0 && !(0.01..10_000.0).contains(&a) {
-                format!("{v:.1e}")
-            } else {
-                format!("{v:.2}")
-            }
-        };
         chart
             .configure_mesh()
             .x_desc(x_desc)
@@ -339,8 +333,8 @@ pub(crate) fn two_histograms(
             .axis_desc_style((FONT, 13))
             .x_labels(6)
             .y_labels(5)
-            .x_label_formatter(&fmt)
-            .y_label_formatter(&fmt)
+            .x_label_formatter(&axis_number)
+            .y_label_formatter(&axis_number)
             .draw()
             .map_err(plot_err)?;
         for (color, fr) in [(a.1, &fa), (b.1, &fb)] {

@@ -100,17 +100,6 @@ pub(crate) fn section(ctx: &Ctx<'_>) -> Result<Markup, ReportError> {
     } else {
         None
     };
-    let roc_legend: Vec<_> = roc
-        .series
-        .iter()
-        .map(|s| {
-            (
-                s.color,
-                s.label.clone().unwrap_or_default(),
-                s.stroke == Stroke::Dashed,
-            )
-        })
-        .collect();
     let reliability = reliability_figures(&uq.methods)?;
     let s = &uq.calibration_settings;
     Ok(html! {
@@ -136,7 +125,7 @@ pub(crate) fn section(ctx: &Ctx<'_>) -> Result<Markup, ReportError> {
                 }
                 div {
                     h3 { "Legend: method, AUROC [95 % bootstrap CI]" }
-                    (legend(&roc_legend))
+                    (legend(&roc.series))
                     h3 { "Calibration (held-out)" }
                     p.muted {
                         "Score → P(success) maps fitted on " (s.folds.saturating_sub(1)) " of " (s.folds)
@@ -262,20 +251,9 @@ fn reliability_figures(methods: &[UqMethod]) -> Result<Markup, ReportError> {
             });
         }
         let plot = line_chart(&c)?;
-        let items: Vec<_> = c
-            .series
-            .iter()
-            .map(|s| {
-                (
-                    s.color,
-                    s.label.clone().unwrap_or_default(),
-                    s.stroke == Stroke::Dashed,
-                )
-            })
-            .collect();
         out.push(figure(&plot, html! {
             strong { (m.method) } " — " (m.calibration.n) " held-out predictions; a dot per non-empty bin of 10 at (mean prediction, success rate), its area in proportion to the bin's predictions"
-            (legend(&items))
+            (legend(&c.series))
         }));
     }
     Ok(html! {

@@ -23,15 +23,8 @@ pub struct BenchReportArgs {
     /// Synthetic trajectories (8 rollouts per task; failures carry a mistake step).
     #[arg(long, default_value_t = 10_000)]
     trajectories: usize,
-    /// Action steps per trajectory.
-    #[arg(long, default_value_t = 20)]
-    steps: usize,
-    /// Tokens per step.
-    #[arg(long, default_value_t = 50)]
-    tokens: usize,
-    /// Bootstrap resamples (as `padv report --bootstrap`).
-    #[arg(long, default_value_t = 1000)]
-    bootstrap: usize,
+    #[command(flatten)]
+    shape: SyntheticShape,
     /// Folder the page is written to (report.html).
     #[arg(long, value_name = "DIR", default_value = "bench-out/report")]
     out: PathBuf,
@@ -43,6 +36,19 @@ pub struct BenchEvalArgs {
     /// Synthetic trajectories.
     #[arg(long, default_value_t = 100_000)]
     trajectories: usize,
+    #[command(flatten)]
+    shape: SyntheticShape,
+    /// Compute the bootstrap CI for every grid cell (otherwise only for each method's best cell).
+    #[arg(long)]
+    bootstrap_all_cells: bool,
+    /// Folder to also write the JSON report into, as bench-eval.json (created if missing).
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+}
+
+/// The synthetic records' shape and the bootstrap, shared by the evaluation benchmarks.
+#[derive(Debug, Args)]
+pub struct SyntheticShape {
     /// Action steps per trajectory.
     #[arg(long, default_value_t = 20)]
     steps: usize,
@@ -52,12 +58,6 @@ pub struct BenchEvalArgs {
     /// Bootstrap resamples per grid cell.
     #[arg(long, default_value_t = 1000)]
     bootstrap: usize,
-    /// Compute the bootstrap CI for every grid cell (otherwise only for each method's best cell).
-    #[arg(long)]
-    bootstrap_all_cells: bool,
-    /// Folder to also write the JSON report into, as bench-eval.json (created if missing).
-    #[arg(long, value_name = "DIR")]
-    out: Option<PathBuf>,
 }
 
 /// Run `padv bench …`.
@@ -66,12 +66,12 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Eval(a) => {
             let mut opts = BenchOptions {
                 n_traj: a.trajectories,
-                n_steps: a.steps,
-                n_tokens: a.tokens,
+                n_steps: a.shape.steps,
+                n_tokens: a.shape.tokens,
                 bootstrap_all_cells: a.bootstrap_all_cells,
                 ..BenchOptions::default()
             };
-            opts.uq.n_boot = a.bootstrap;
+            opts.uq.n_boot = a.shape.bootstrap;
             let report =
                 run_full_grid_benchmark(&opts).context("running the evaluation benchmark")?;
             if let Some(dir) = &a.out {
@@ -91,10 +91,11 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
 /// then the page (charts, traces, HTML) and its atomic write. Prints JSON.
 fn bench_report(a: &BenchReportArgs) -> anyhow::Result<()> {
     use std::time::Instant;
-    let records = padv_core::score::synthetic_records(a.trajectories, a.steps, a.tokens, 1);
+    let shape = &a.shape;
+    let records = padv_core::score::synthetic_records(a.trajectories, shape.steps, shape.tokens, 1);
     let cfg = padv_core::eval::EvalConfig {
         grid: true,
-        bootstrap: a.bootstrap,
+        bootstrap: shape.bootstrap,
         ..padv_core::eval::EvalConfig::default()
     };
     let t0 = Instant::now();
@@ -114,9 +115,9 @@ fn bench_report(a: &BenchReportArgs) -> anyhow::Result<()> {
     let out = serde_json::json!({
         "benchmark": "report",
         "records": records.len(),
-        "steps_per_record": a.steps,
-        "tokens_per_step": a.tokens,
-        "bootstrap": a.bootstrap,
+        "steps_per_record": shape.steps,
+        "tokens_per_step": shape.tokens,
+        "bootstrap": shape.bootstrap,
         "threads": rayon::current_num_threads(),
         "evaluate_seconds": eval_s,
         "page_seconds": page_s,

@@ -356,13 +356,9 @@ impl Calibration {
             )));
         }
         cal.map.validate().map_err(invalid)?;
-        let spec = ScoreSpec::builder()
-            .method(cal.spec.method)
-            .token_agg(cal.spec.token_agg)
-            .step_agg(cal.spec.step_agg)
-            .pa_mode(cal.spec.pa_mode)
-            .beta(cal.spec.beta)
-            .build()
+        let spec = cal
+            .spec
+            .validated()
             .map_err(|e| invalid(format!("spec: {e}")))?;
         if spec.method != cal.method {
             return Err(invalid(format!(

@@ -130,13 +130,7 @@ pub fn evaluate(
     cfg: &EvalConfig,
 ) -> Result<EvalReport, EvalError> {
     check_records(records)?;
-    let spec = ScoreSpec::builder()
-        .method(cfg.spec.method)
-        .token_agg(cfg.spec.token_agg)
-        .step_agg(cfg.spec.step_agg)
-        .pa_mode(cfg.spec.pa_mode)
-        .beta(cfg.spec.beta)
-        .build()?;
+    let spec = cfg.spec.validated()?;
     if cfg.grid && cfg.folds < 2 {
         return Err(EvalError::InvalidConfig(format!(
             "a grid needs at least 2 cross-validation folds to choose its headline \
