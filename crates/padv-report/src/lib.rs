@@ -16,16 +16,12 @@
 //! and (through [`write_report`]) the gym demo.
 //!
 //! ```
-//! use padv_core::eval::{evaluate, EvalConfig, EvalKind};
+//! use padv_core::eval::EvalConfig;
 //! use padv_core::score::synthetic_records;
-//! use padv_report::{render_html, ReportInput, ReportOptions};
+//! use padv_report::{evaluate_all, render_html, ReportInput, ReportOptions};
 //!
 //! let records = synthetic_records(64, 4, 3, 7);
-//! let cfg = EvalConfig { grid: true, bootstrap: 20, ..EvalConfig::default() };
-//! let reports: Vec<_> = EvalKind::ALL
-//!     .iter()
-//!     .map(|k| evaluate(&records, *k, &cfg))
-//!     .collect::<Result<_, _>>()?;
+//! let reports = evaluate_all(&records, &EvalConfig { bootstrap: 20, ..EvalConfig::default() })?;
 //! let input = ReportInput::new("synthetic", &records, reports.iter().collect());
 //! let html = render_html(&input, &ReportOptions::default())?;
 //! assert!(html.starts_with("<!DOCTYPE html>") && html.contains("<svg"));
@@ -47,7 +43,7 @@ mod uq;
 use std::path::{Path, PathBuf};
 
 use padv_core::eval::report::{BonReport, FaReport, ReportBody, UqReport};
-use padv_core::eval::{EvalError, EvalReport};
+use padv_core::eval::{evaluate, EvalConfig, EvalError, EvalKind, EvalReport};
 use padv_core::score::{ScoreError, ScoreTable};
 use padv_core::{LogprobRecord, Trajectory};
 
@@ -138,6 +134,22 @@ impl Default for ReportOptions {
             max_bytes: 4_800_000,
         }
     }
+}
+
+/// The three evaluations a page shows, over the grid of every method × aggregation (whatever
+/// `cfg.grid` says: the page maps the grid), in the order UQ, best-of-N, FA.
+pub fn evaluate_all(
+    records: &[LogprobRecord],
+    cfg: &EvalConfig,
+) -> Result<Vec<EvalReport>, ReportError> {
+    let cfg = EvalConfig {
+        grid: true,
+        ..cfg.clone()
+    };
+    Ok(EvalKind::ALL
+        .iter()
+        .map(|kind| evaluate(records, *kind, &cfg))
+        .collect::<Result<_, _>>()?)
 }
 
 /// The HTML page (a complete document) for `input`.

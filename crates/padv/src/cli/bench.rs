@@ -99,11 +99,7 @@ fn bench_report(a: &BenchReportArgs) -> anyhow::Result<()> {
         ..padv_core::eval::EvalConfig::default()
     };
     let t0 = Instant::now();
-    let reports = padv_core::eval::EvalKind::ALL
-        .iter()
-        .map(|k| padv_core::eval::evaluate(&records, *k, &cfg))
-        .collect::<Result<Vec<_>, _>>()
-        .context("evaluating")?;
+    let reports = padv_report::evaluate_all(&records, &cfg).context("evaluating")?;
     let eval_s = t0.elapsed().as_secs_f64();
     let t1 = Instant::now();
     let input =

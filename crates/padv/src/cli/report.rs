@@ -5,13 +5,13 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::Args;
-use padv_core::eval::{EvalKind, EvalReport};
+use padv_core::eval::EvalReport;
 use padv_core::formats::{expand_inputs, read_inputs, ReadOptions};
 use padv_core::record::read_records;
 use padv_core::{LogprobRecord, Trajectory};
-use padv_report::{write_report, ReportInput, ReportOptions, RunInfo, SourceFile};
+use padv_report::{evaluate_all, write_report, ReportInput, ReportOptions, RunInfo, SourceFile};
 
-use super::eval::{evaluate_records, record_files, EvalOptions};
+use super::eval::{record_files, EvalOptions};
 
 /// Arguments of `padv report`.
 #[derive(Debug, Args)]
@@ -46,10 +46,7 @@ pub fn run(args: ReportArgs) -> anyhow::Result<()> {
     }
     let (trajectories, trajectory_sources) = read_trajectories(&args.trajectories)?;
     sources.extend(trajectory_sources);
-    let reports = EvalKind::ALL
-        .iter()
-        .map(|kind| evaluate_records(&records, *kind, &cfg, None))
-        .collect::<anyhow::Result<Vec<EvalReport>>>()?;
+    let reports = evaluate_all(&records, &cfg).context("evaluating the records")?;
     let run = files.first().and_then(|f| run_info(f));
     let title = args
         .input
