@@ -137,13 +137,16 @@ impl Default for ReportOptions {
 }
 
 /// The three evaluations a page shows, over the grid of every method × aggregation (whatever
-/// `cfg.grid` says: the page maps the grid), in the order UQ, best-of-N, FA.
+/// `cfg.grid` says: the page maps the grid), in the order UQ, best-of-N, FA. Bootstrap
+/// intervals are computed for the headline cells only (the page shows no other), which are
+/// the same intervals a full computation gives them.
 pub fn evaluate_all(
     records: &[LogprobRecord],
     cfg: &EvalConfig,
 ) -> Result<Vec<EvalReport>, ReportError> {
     let cfg = EvalConfig {
         grid: true,
+        cell_intervals: false,
         ..cfg.clone()
     };
     Ok(EvalKind::ALL

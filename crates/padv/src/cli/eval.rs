@@ -132,6 +132,7 @@ impl EvalOptions {
             bootstrap: self.bootstrap,
             folds: self.folds,
             seed: self.seed,
+            cell_intervals: true,
         })
     }
 }

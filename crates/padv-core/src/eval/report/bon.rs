@@ -4,6 +4,7 @@
 //! implementation's Mean@N), Pass@N (oracle), and a grid's headline aggregation chosen by
 //! cross-validation over folds of tasks.
 
+use rayon::prelude::*;
 use serde::Serialize;
 
 use super::common::{
@@ -165,7 +166,11 @@ fn cell(row: &BonRow, outcomes: &[[f64; 2]], opts: &Opts) -> BonCell {
         spec: row.spec,
         n_no_score: row.result.n_no_score,
         success_rate: some(row.result.bon_success_rate),
-        success_ci: bootstrap_mean_ci(&success, opts.bootstrap, opts.seed),
+        success_ci: if opts.cell_intervals {
+            bootstrap_mean_ci(&success, opts.bootstrap, opts.seed)
+        } else {
+            None
+        },
         mean_reward: some(row.result.bon_mean_reward),
         bon_at_k: row
             .result
@@ -189,7 +194,7 @@ pub(super) fn report(
     for spec in specs {
         outcomes.push(picks(&tasks, &table.trajectory_scores(spec)?, labels));
     }
-    let cells: Vec<BonCell> = rows
+    let mut cells: Vec<BonCell> = rows
         .iter()
         .zip(&outcomes)
         .map(|(row, o)| cell(row, o, opts))
@@ -249,9 +254,33 @@ pub(super) fn report(
             })
         })
         .collect::<Vec<BonMethod>>();
-    for m in &mut methods {
-        let per_task = bon_at_k_per_task(table, &m.headline.cell.spec)?;
-        m.headline.bon_at_k_band = curve_band(&per_task, opts);
+    // Per headline: the band of its curve and, when only headlines get intervals, its own
+    // interval exactly as every cell would have had it. Methods in parallel.
+    let extras: Vec<Result<_, EvalError>> = methods
+        .par_iter()
+        .map(|m| {
+            let band = curve_band(&bon_at_k_per_task(table, &m.headline.cell.spec)?, opts);
+            let ci = if opts.cell_intervals {
+                None
+            } else {
+                cells
+                    .iter()
+                    .position(|c| c.label == m.headline.cell.label)
+                    .map(|i| {
+                        let success: Vec<f64> = outcomes[i].iter().map(|o| o[0]).collect();
+                        (i, bootstrap_mean_ci(&success, opts.bootstrap, opts.seed))
+                    })
+            };
+            Ok((band, ci))
+        })
+        .collect();
+    for (m, r) in methods.iter_mut().zip(extras) {
+        let (band, ci) = r?;
+        m.headline.bon_at_k_band = band;
+        if let Some((i, ci)) = ci {
+            cells[i].success_ci = ci;
+            m.headline.cell.success_ci = ci;
+        }
     }
     let n_tasks_with_choice = tasks
         .iter()

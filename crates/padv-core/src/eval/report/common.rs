@@ -21,6 +21,8 @@ pub(crate) struct Opts {
     /// without a grid (with one, the same folds as the headline's cross-validation).
     pub calibration_folds: usize,
     pub seed: u64,
+    /// Bootstrap every cell of a grid, or only each method's headline cell.
+    pub cell_intervals: bool,
 }
 
 /// Which way a metric improves.

@@ -277,6 +277,49 @@ fn best_of_n_counts_real_choices_and_labels_k() {
 }
 
 #[test]
+fn headline_intervals_do_not_depend_on_bootstrapping_every_cell() {
+    let recs = synthetic_records(150, 4, 3, 8);
+    for kind in [EvalKind::Uq, EvalKind::Bon] {
+        let all = evaluate(&recs, kind, &cfg(true)).unwrap();
+        let some = evaluate(
+            &recs,
+            kind,
+            &EvalConfig {
+                cell_intervals: false,
+                ..cfg(true)
+            },
+        )
+        .unwrap();
+        match (&all.results, &some.results) {
+            (ReportBody::Uq(a), ReportBody::Uq(b)) => {
+                for (x, y) in a.methods.iter().zip(&b.methods) {
+                    assert!(x.headline.result.auroc_ci.is_some());
+                    assert_eq!(x.headline, y.headline);
+                }
+                // Other cells go without.
+                assert!(
+                    b.cells
+                        .iter()
+                        .filter(|c| c.result.auroc_ci.is_some())
+                        .count()
+                        <= b.methods.len()
+                );
+            }
+            (ReportBody::Bon(a), ReportBody::Bon(b)) => {
+                for (x, y) in a.methods.iter().zip(&b.methods) {
+                    assert!(x.headline.cell.success_ci.is_some());
+                    assert_eq!(x.headline, y.headline);
+                }
+                assert!(
+                    b.cells.iter().filter(|c| c.success_ci.is_some()).count() <= b.methods.len()
+                );
+            }
+            _ => panic!("wrong report kinds"),
+        }
+    }
+}
+
+#[test]
 fn mean_at_n_is_the_random_picks_mean_reward_beside_its_success_rate() {
     // Non-binary rewards. Task a: rewards 1, 0.5, 0 (one success); task b: 0.25, 1.
     // Random pick's success rate: (1/3 + 1/2) / 2 = 5/12.

@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 
+use rayon::prelude::*;
 use serde::Serialize;
 
 use super::common::{Better, Chance, Direction, Opts, Selection, CI_LEVEL};
@@ -12,8 +13,8 @@ use crate::eval::calibration::{
     cross_validated, HeldoutCalibration, ECE_BINS, LOG_LOSS_EPS, PLATT_C,
 };
 use crate::eval::{
-    cross_validate, stratified_folds, uq_grid, CellAuroc, CvResult, EvalError, UqOptions, UqResult,
-    UqRow,
+    cross_validate, stratified_folds, uq, uq_grid, CellAuroc, CvResult, EvalError, UqOptions,
+    UqResult, UqRow,
 };
 use crate::is_success_reward;
 use crate::score::{cells_by_method, Method, ScoreSpec, ScoreTable};
@@ -105,15 +106,43 @@ pub(super) fn report(
     opts: &Opts,
 ) -> Result<UqReport, EvalError> {
     let uq_opts = UqOptions {
-        n_boot: opts.bootstrap,
+        n_boot: if opts.cell_intervals {
+            opts.bootstrap
+        } else {
+            0
+        },
         ci_level: CI_LEVEL,
         seed: opts.seed,
         folds: opts.folds,
     };
-    let cells = uq_grid(table, specs, &uq_opts)?;
+    let mut cells = uq_grid(table, specs, &uq_opts)?;
     let labelled: Vec<f64> = table.labels().iter().flatten().copied().collect();
     let n_pos = labelled.iter().filter(|&&r| is_success_reward(r)).count();
     let mut methods = by_method(&cells, opts.folds);
+    if !opts.cell_intervals && opts.bootstrap > 0 {
+        // The headline cells' intervals, exactly as the grid would have computed them.
+        let one = UqOptions {
+            n_boot: opts.bootstrap,
+            folds: 0,
+            ..uq_opts
+        };
+        let intervals: Vec<Result<_, EvalError>> = methods
+            .par_iter()
+            .map(|m| {
+                let Some(i) = cells.iter().position(|c| c.label == m.headline.label) else {
+                    return Ok(None);
+                };
+                let scores = table.trajectory_scores(&cells[i].spec)?;
+                Ok(Some((i, uq(&scores, table.labels(), &one)?.auroc_ci)))
+            })
+            .collect();
+        for (m, r) in methods.iter_mut().zip(intervals) {
+            if let Some((i, ci)) = r? {
+                cells[i].result.auroc_ci = ci;
+                m.headline.result.auroc_ci = ci;
+            }
+        }
+    }
     calibrate(table, &cells, &mut methods, opts)?;
     Ok(UqReport {
         n_labelled: labelled.len(),
@@ -154,35 +183,41 @@ fn calibrate(
 ) -> Result<(), EvalError> {
     let k = opts.calibration_folds;
     let assign = stratified_folds(table.labels(), k, opts.seed);
-    let mut scores: HashMap<String, Vec<Option<f64>>> = HashMap::new();
-    for m in methods.iter_mut() {
-        let per_fold: Vec<String> = (0..k)
-            .map(|f| {
-                m.cv.as_ref()
-                    .and_then(|cv| cv.choices.iter().find(|c| c.fold == f))
-                    .map_or_else(|| m.headline.label.clone(), |c| c.chosen.clone())
-            })
-            .collect();
-        for label in &per_fold {
-            if !scores.contains_key(label) {
-                let Some(row) = cells.iter().find(|c| &c.label == label) else {
-                    continue;
-                };
-                scores.insert(label.clone(), table.trajectory_scores(&row.spec)?);
+    let empty: Vec<Option<f64>> = vec![None; table.len()];
+    let results: Vec<Result<HeldoutCalibration, EvalError>> = methods
+        .par_iter()
+        .map(|m| {
+            let per_fold: Vec<&str> = (0..k)
+                .map(|f| {
+                    m.cv.as_ref()
+                        .and_then(|cv| cv.choices.iter().find(|c| c.fold == f))
+                        .map_or(m.headline.label.as_str(), |c| c.chosen.as_str())
+                })
+                .collect();
+            let mut scores: HashMap<&str, Vec<Option<f64>>> = HashMap::new();
+            for &label in &per_fold {
+                if !scores.contains_key(label) {
+                    let Some(row) = cells.iter().find(|c| c.label == label) else {
+                        continue;
+                    };
+                    scores.insert(label, table.trajectory_scores(&row.spec)?);
+                }
             }
-        }
-        let empty: Vec<Option<f64>> = vec![None; table.len()];
-        m.calibration = cross_validated(
-            |f| {
-                per_fold
-                    .get(f)
-                    .and_then(|l| scores.get(l))
-                    .map_or(empty.as_slice(), Vec::as_slice)
-            },
-            table.labels(),
-            &assign,
-            k,
-        );
+            Ok(cross_validated(
+                |f| {
+                    per_fold
+                        .get(f)
+                        .and_then(|l| scores.get(l))
+                        .map_or(empty.as_slice(), Vec::as_slice)
+                },
+                table.labels(),
+                &assign,
+                k,
+            ))
+        })
+        .collect();
+    for (m, r) in methods.iter_mut().zip(results) {
+        m.calibration = r?;
     }
     Ok(())
 }
