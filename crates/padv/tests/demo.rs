@@ -1,5 +1,9 @@
 //! `padv demo --quick` end to end on the committed gym pair: the summary has every field the
-//! issue asks for, and its numbers agree with the files it wrote.
+//! issue asks for, and its numbers agree with the files it wrote; `padv report` on its
+//! records gives a complete, well-formed page.
+
+#[path = "../../padv-report/tests/support/html_check.rs"]
+mod html_check;
 
 use std::path::Path;
 use std::process::Command;
@@ -140,6 +144,35 @@ fn quick_demo_end_to_end() {
         inspect.status.success(),
         "{}",
         String::from_utf8_lossy(&inspect.stderr)
+    );
+
+    // The HTML report of the demo's records (real signal: PA and the baselines differ).
+    let report = Command::new(env!("CARGO_BIN_EXE_padv"))
+        .args(["report", "--bootstrap", "100", "--input"])
+        .arg(out.join("records.jsonl"))
+        .arg("--trajectories")
+        .arg(out.join("trajectories.jsonl"))
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        report.status.success(),
+        "{}",
+        String::from_utf8_lossy(&report.stderr)
+    );
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(html.len() < 5_000_000);
+    let page = html_check::check_page(&html);
+    assert_eq!(
+        page.traces, labelled,
+        "one trace per failure with a decisive mistake"
+    );
+    assert_eq!(page.step_texts, page.traces);
+    assert!(page.figures > page.traces + 20, "{page:?}");
+    assert!(
+        !page.text.contains("nothing to evaluate"),
+        "the demo has both classes and choices"
     );
 }
 

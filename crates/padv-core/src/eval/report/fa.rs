@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use rayon::prelude::*;
 use serde::Serialize;
 
 use super::common::{
@@ -116,7 +117,7 @@ pub(super) fn report(
         .map(|s| record_predictions(table, s))
         .collect::<Result<_, _>>()?;
     let methods = cells_by_method(specs.iter().map(|s| s.method))
-        .into_iter()
+        .into_par_iter()
         .filter_map(|(m, idx)| method_report(m, &idx, &cells, &preds, opts))
         .collect();
     Ok(FaReport {
