@@ -146,14 +146,29 @@ fn quick_demo_end_to_end() {
         String::from_utf8_lossy(&inspect.stderr)
     );
 
-    // The HTML report of the demo's records (real signal: PA and the baselines differ).
+    // The demo writes each player's HTML page (padv report's), and `padv report` on the
+    // written files gives a page too.
+    for player in ["oracle", "policy", "reference"] {
+        let html = std::fs::read_to_string(out.join(player).join("report.html")).unwrap();
+        assert!(html.len() < 5_000_000);
+        let page = html_check::check_page(&html);
+        let labelled = summary["players"][player]["failures_with_mistake"]
+            .as_u64()
+            .unwrap() as usize;
+        assert_eq!(
+            page.traces, labelled,
+            "{player}: one trace per failure with a decisive mistake"
+        );
+        assert_eq!(page.step_texts, page.traces);
+        assert!(page.figures > page.traces + 20, "{player}: {page:?}");
+    }
     let report = Command::new(env!("CARGO_BIN_EXE_padv"))
         .args(["report", "--bootstrap", "100", "--input"])
-        .arg(out.join("records.jsonl"))
+        .arg(out.join("policy").join("records.jsonl"))
         .arg("--trajectories")
-        .arg(out.join("trajectories.jsonl"))
+        .arg(out.join("policy").join("trajectories.jsonl"))
         .arg("--out")
-        .arg(&out)
+        .arg(out.join("cli-report"))
         .output()
         .unwrap();
     assert!(
@@ -161,18 +176,11 @@ fn quick_demo_end_to_end() {
         "{}",
         String::from_utf8_lossy(&report.stderr)
     );
-    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
-    assert!(html.len() < 5_000_000);
+    let html = std::fs::read_to_string(out.join("cli-report").join("report.html")).unwrap();
     let page = html_check::check_page(&html);
-    assert_eq!(
-        page.traces, labelled,
-        "one trace per failure with a decisive mistake"
-    );
-    assert_eq!(page.step_texts, page.traces);
-    assert!(page.figures > page.traces + 20, "{page:?}");
     assert!(
         !page.text.contains("nothing to evaluate"),
-        "the demo has both classes and choices"
+        "the demo's policy has both classes and choices"
     );
 }
 

@@ -299,6 +299,8 @@ fn player_summary(
         bootstrap: opts.bootstrap,
         folds: opts.folds,
         seed: opts.seed,
+        // Intervals of the headline cells only: every cell's would cost a bootstrap each.
+        cell_intervals: false,
     };
     let mut reports = Vec::with_capacity(3);
     for kind in [EvalKind::Uq, EvalKind::Bon, EvalKind::Fa] {
@@ -309,6 +311,29 @@ fn player_summary(
         )?;
         reports.push(r);
     }
+    // The page of the three evaluations (padv report's), step texts included.
+    let trajectories: Vec<padv_core::Trajectory> = run
+        .labeled
+        .iter()
+        .map(|l| l.rollout.trajectory.clone())
+        .collect();
+    let input = padv_report::ReportInput {
+        trajectories: &trajectories,
+        ..padv_report::ReportInput::new(
+            &format!("padv demo: {}", run.player.name()),
+            records,
+            reports.iter().collect(),
+        )
+    };
+    padv_report::write_report(
+        dir,
+        &input,
+        &padv_report::ReportOptions {
+            seed: opts.seed,
+            ..padv_report::ReportOptions::default()
+        },
+    )
+    .map_err(|e| bad(&e))?;
     let truths: Vec<TruthRecord> = run.labeled.iter().map(|l| l.truth.clone()).collect();
     let table = ScoreTable::precompute(records).map_err(|e| bad(&e))?;
     let mut methods = BTreeMap::new();
@@ -401,7 +426,7 @@ fn player_summary(
     priors.insert("uq_fewer_steps_auroc".to_string(), fewer.auroc);
     use padv_core::eval::report::ReportBody;
     if let ReportBody::Bon(b) = &reports[1].results {
-        priors.insert("bon_random".to_string(), b.mean_at_n);
+        priors.insert("bon_random".to_string(), b.random_pick_success_rate);
         priors.insert("bon_oracle".to_string(), b.pass_at_n);
     }
     if let ReportBody::Fa(f) = &reports[2].results {
