@@ -32,24 +32,11 @@ fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
+#[path = "../../padv-core/tests/support/shared_data.rs"]
+mod shared_data;
+
 fn data_dir() -> Option<PathBuf> {
-    let dir = std::env::var_os("PADV_DATA_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo().join("../shared/data"));
-    if dir.is_dir() {
-        return Some(dir);
-    }
-    let required = std::env::var("PADV_REQUIRE_DATA").is_ok_and(|v| v == "1");
-    assert!(
-        !required,
-        "{} is missing and PADV_REQUIRE_DATA=1: the real-data report test cannot run",
-        dir.display()
-    );
-    eprintln!(
-        "note: {} not found; skipping a real-data report test",
-        dir.display()
-    );
-    None
+    shared_data::shared_data(env!("CARGO_MANIFEST_DIR"))
 }
 
 fn model(name: &str) -> String {
