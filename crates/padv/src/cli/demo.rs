@@ -40,7 +40,7 @@ pub struct HeldoutArgs {
     /// Pair directory (default: the pair committed in crates/padv-gym/pair).
     #[arg(long)]
     pub pair: Option<PathBuf>,
-    /// Evaluate this policy checkpoint instead of PAIR/policy (e.g. PAIR/policy-iter-0005, an intermediate RL policy).
+    /// Evaluate this policy checkpoint instead of PAIR/policy (e.g. PAIR/policy-iter-0015, an intermediate RL policy).
     #[arg(long)]
     pub policy: Option<PathBuf>,
     /// Number of held-out maps (overrides the --quick/full default).
