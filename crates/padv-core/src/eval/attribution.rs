@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::EvalError;
 use crate::score::names::named_enum;
-use crate::score::{ScoreSpec, ScoreTable};
+use crate::score::{Method, ScoreSpec, ScoreTable};
 
 named_enum! {
     /// A rule that turns step scores into a predicted mistake step.
@@ -27,6 +27,32 @@ named_enum! {
         /// steps (first on ties); the first action if no difference is ≤ 0 or there are
         /// fewer than two steps.
         SharpestAbsDrop = "sharpest_abs_drop",
+        /// The lowest-scoring step (first on ties), with no fallback: for a PRM's
+        /// P(correct), which is never negative (the reference's ThinkPRM "min" predictor).
+        MinStep = "min_step",
+        /// The first step scored below 0.5 (a PRM judging it more likely wrong than right;
+        /// the reference's ThinkPRM predictor); the lowest-scoring step when none is (padv's
+        /// fallback: the reference's is not recorded).
+        EarliestBelowHalf = "earliest_below_half",
+    }
+}
+
+/// The three predictors failure attribution evaluates for a method: the reference's PA
+/// predictors for log-prob scores, its ThinkPRM predictors (min, sharpest absolute drop,
+/// earliest below 0.5) for judges' step values.
+pub fn predictors_for(method: Method) -> [FaPredictor; 3] {
+    if method == Method::Judge {
+        [
+            FaPredictor::MinStep,
+            FaPredictor::SharpestAbsDrop,
+            FaPredictor::EarliestBelowHalf,
+        ]
+    } else {
+        [
+            FaPredictor::MinCumulative,
+            FaPredictor::SharpestDrop,
+            FaPredictor::SharpestAbsDrop,
+        ]
     }
 }
 
@@ -77,8 +103,24 @@ impl FaPredictor {
                 }
                 best.map_or(first, |(_, mi)| mi)
             }
+            FaPredictor::MinStep => min_step(steps),
+            FaPredictor::EarliestBelowHalf => steps
+                .iter()
+                .find(|&&(_, s)| s < 0.5)
+                .map_or_else(|| min_step(steps), |&(mi, _)| mi),
         })
     }
+}
+
+/// The message of the lowest score, first on ties (`steps` is not empty).
+fn min_step(steps: &[(usize, f64)]) -> usize {
+    let mut best = steps[0];
+    for &(mi, s) in &steps[1..] {
+        if s < best.1 {
+            best = (mi, s);
+        }
+    }
+    best.0
 }
 
 /// Accuracy of one predictor (or trivial prior) on the evaluated records.
@@ -109,9 +151,9 @@ pub struct FaResult {
     pub n_no_steps: usize,
     /// The most frequent `mistake_step` among the evaluated records (smallest on ties).
     pub most_common_step: Option<usize>,
-    /// The three predictors, then the trivial priors `first_action` (always the first
-    /// scored action) and `most_common_step` (always the mode above; NOTE: tuned on the
-    /// evaluation data, so an optimistic prior).
+    /// The three predictors ([`predictors_for`] the method), then the trivial priors
+    /// `first_action` (always the first scored action) and `most_common_step` (always the
+    /// mode above; NOTE: tuned on the evaluation data, so an optimistic prior).
     pub rows: Vec<FaMetrics>,
 }
 
@@ -127,11 +169,20 @@ pub struct FaRow {
     pub result: FaResult,
 }
 
-/// Evaluate every predictor on records given as step scores and annotated mistake steps
-/// (aligned slices).
+/// Evaluate the log-prob methods' predictors ([`predictors_for`] a non-judge method) on
+/// records given as step scores and annotated mistake steps (aligned slices).
 pub fn attribution(
     step_scores: &[Vec<(usize, f64)>],
     mistake_steps: &[Option<usize>],
+) -> Result<FaResult, EvalError> {
+    attribution_with(step_scores, mistake_steps, predictors_for(Method::Pa))
+}
+
+/// [`attribution`] with the given three predictors.
+pub fn attribution_with(
+    step_scores: &[Vec<(usize, f64)>],
+    mistake_steps: &[Option<usize>],
+    predictors: [FaPredictor; 3],
 ) -> Result<FaResult, EvalError> {
     if step_scores.len() != mistake_steps.len() {
         return Err(EvalError::LengthMismatch {
@@ -140,7 +191,7 @@ pub fn attribution(
             found: step_scores.len(),
         });
     }
-    let mut acc = Accumulator::default();
+    let mut acc = Accumulator::new(predictors);
     for (steps, mistake) in step_scores.iter().zip(mistake_steps) {
         acc.add(steps, *mistake);
     }
@@ -149,15 +200,35 @@ pub fn attribution(
 
 /// Collects per-record predictions; records are added one at a time so the grid can reuse
 /// one step buffer per cell.
-#[derive(Default)]
 struct Accumulator {
+    predictors: [FaPredictor; 3],
     n_no_mistake: usize,
     n_no_steps: usize,
     /// Per evaluated record: gold, then predictions in row order (3 predictors, first action).
     evaluated: Vec<(usize, [usize; 4])>,
 }
 
+/// Predictions of `predictors` and the first action, for a record with steps.
+fn predict_all(predictors: [FaPredictor; 3], steps: &[(usize, f64)], first: usize) -> [usize; 4] {
+    let p = |pred: FaPredictor| pred.predict(steps).unwrap_or(first);
+    [
+        p(predictors[0]),
+        p(predictors[1]),
+        p(predictors[2]),
+        first,
+    ]
+}
+
 impl Accumulator {
+    fn new(predictors: [FaPredictor; 3]) -> Accumulator {
+        Accumulator {
+            predictors,
+            n_no_mistake: 0,
+            n_no_steps: 0,
+            evaluated: Vec::new(),
+        }
+    }
+
     fn add(&mut self, steps: &[(usize, f64)], mistake: Option<usize>) {
         let Some(gold) = mistake else {
             self.n_no_mistake += 1;
@@ -167,16 +238,8 @@ impl Accumulator {
             self.n_no_steps += 1;
             return;
         };
-        let p = |pred: FaPredictor| pred.predict(steps).unwrap_or(first);
-        self.evaluated.push((
-            gold,
-            [
-                p(FaPredictor::MinCumulative),
-                p(FaPredictor::SharpestDrop),
-                p(FaPredictor::SharpestAbsDrop),
-                first,
-            ],
-        ));
+        self.evaluated
+            .push((gold, predict_all(self.predictors, steps, first)));
     }
 
     fn finish(self) -> FaResult {
@@ -199,9 +262,9 @@ impl Accumulator {
             .map(|(step, _)| step);
 
         let names = [
-            FaPredictor::MinCumulative.name(),
-            FaPredictor::SharpestDrop.name(),
-            FaPredictor::SharpestAbsDrop.name(),
+            self.predictors[0].name(),
+            self.predictors[1].name(),
+            self.predictors[2].name(),
             "first_action",
         ];
         let mut rows: Vec<FaMetrics> = names
@@ -248,7 +311,7 @@ pub(crate) fn metrics(name: &str, pairs: impl Iterator<Item = (usize, usize)>) -
 
 /// Per record: `None` without a `mistake_step`, `Some(None)` with one but no scored step,
 /// else `Some(Some((gold, predictions)))`, predictions in [`FaResult::rows`] order
-/// (the three predictors, then the first action).
+/// (the three predictors of the cell's method, then the first action).
 pub(crate) type RecordPrediction = Option<Option<(usize, [usize; 4])>>;
 
 /// [`RecordPrediction`]s of one cell, for the cross-validated choice of predictor.
@@ -257,6 +320,7 @@ pub(crate) fn record_predictions(
     spec: &ScoreSpec,
 ) -> Result<Vec<RecordPrediction>, EvalError> {
     let scorer = table.scorer(spec)?;
+    let predictors = predictors_for(spec.method);
     let mut steps = Vec::new();
     Ok(table
         .mistake_steps()
@@ -268,16 +332,7 @@ pub(crate) fn record_predictions(
             let Some(&(first, _)) = steps.first() else {
                 return Some(None);
             };
-            let p = |pred: FaPredictor| pred.predict(&steps).unwrap_or(first);
-            Some(Some((
-                gold,
-                [
-                    p(FaPredictor::MinCumulative),
-                    p(FaPredictor::SharpestDrop),
-                    p(FaPredictor::SharpestAbsDrop),
-                    first,
-                ],
-            )))
+            Some(Some((gold, predict_all(predictors, &steps, first))))
         })
         .collect())
 }
@@ -304,7 +359,7 @@ pub fn fa_grid(table: &ScoreTable, specs: &[ScoreSpec]) -> Result<Vec<FaRow>, Ev
         .par_iter()
         .map(|spec| {
             let scorer = table.scorer(spec)?;
-            let mut acc = Accumulator::default();
+            let mut acc = Accumulator::new(predictors_for(spec.method));
             let mut steps = Vec::new();
             for (r, &mistake) in table.mistake_steps().iter().enumerate() {
                 if mistake.is_some() {
@@ -373,6 +428,23 @@ mod tests {
             Some(3)
         );
         assert_eq!(FaPredictor::SharpestAbsDrop.predict(&[]), None);
+    }
+
+    #[test]
+    fn prm_predictors() {
+        let steps = [(1, 0.9), (3, 0.6), (5, 0.1), (7, 0.05)];
+        // min: 0.05 at 7; abs drop: -0.3 (3), -0.5 (5), -0.05 (7) -> 5; earliest < 0.5: 5.
+        assert_eq!(FaPredictor::MinStep.predict(&steps), Some(7));
+        assert_eq!(FaPredictor::SharpestAbsDrop.predict(&steps), Some(5));
+        assert_eq!(FaPredictor::EarliestBelowHalf.predict(&steps), Some(5));
+        // Nothing below 0.5: the lowest step (first on ties).
+        let steps = [(1, 0.9), (3, 0.6), (5, 0.6)];
+        assert_eq!(FaPredictor::EarliestBelowHalf.predict(&steps), Some(3));
+        assert_eq!(FaPredictor::MinStep.predict(&steps), Some(3));
+        // SharpestDrop would give the first action for probabilities: why judges use MinStep.
+        assert_eq!(FaPredictor::SharpestDrop.predict(&steps), Some(1));
+        assert_eq!(predictors_for(Method::Judge)[0], FaPredictor::MinStep);
+        assert_eq!(predictors_for(Method::Pa)[0], FaPredictor::MinCumulative);
     }
 
     #[test]

@@ -8,6 +8,7 @@ use crate::eval::{
     cross_validate, uq_grid, CellAuroc, CvResult, EvalError, UqOptions, UqResult, UqRow,
 };
 use crate::is_success_reward;
+use crate::judge::JudgeName;
 use crate::score::{cells_by_method, Method, ScoreSpec, ScoreTable};
 
 /// Uncertainty-quantification results.
@@ -28,6 +29,9 @@ pub struct UqReport {
 pub struct UqMethod {
     /// The method.
     pub method: Method,
+    /// The judge, for a judge's row (`method` is then `judge`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub judge: Option<JudgeName>,
     /// Cells of this method in the grid.
     pub n_cells: usize,
     /// The headline row.
@@ -91,14 +95,15 @@ pub(super) fn report(
 
 /// Methods in first-appearance order with their headline.
 fn by_method(cells: &[UqRow], folds: usize) -> Vec<UqMethod> {
-    cells_by_method(cells.iter().map(|c| c.spec.method))
+    cells_by_method(cells.iter().map(|c| c.spec.group()))
         .into_iter()
         .filter_map(|(m, idx)| {
             let group: Vec<&UqRow> = idx.iter().map(|&i| &cells[i]).collect();
             let first = *group.first()?;
             if folds < 2 {
                 return Some(UqMethod {
-                    method: m,
+                    method: m.method,
+                    judge: m.judge,
                     n_cells: group.len(),
                     headline: UqHeadline {
                         label: first.label.clone(),
@@ -112,7 +117,7 @@ fn by_method(cells: &[UqRow], folds: usize) -> Vec<UqMethod> {
                     best_in_grid_optimistic: None,
                 });
             }
-            let cv = cross_validate(m.name(), &group);
+            let cv = cross_validate(&m.name(), &group);
             // Modal fold choice, first in grid order on ties; the first cell if no fold
             // could choose (then cv_auroc is None and the note says why).
             let mut best: (&UqRow, usize) = (first, 0);
@@ -123,7 +128,8 @@ fn by_method(cells: &[UqRow], folds: usize) -> Vec<UqMethod> {
                 }
             }
             Some(UqMethod {
-                method: m,
+                method: m.method,
+                judge: m.judge,
                 n_cells: group.len(),
                 headline: UqHeadline {
                     label: best.0.label.clone(),
