@@ -17,3 +17,5 @@ pub mod checkpoint;
 pub mod decoder;
 #[cfg(feature = "decoder")]
 pub mod logprobs;
+#[cfg(feature = "decoder")]
+pub mod merge;

@@ -28,6 +28,7 @@ pub use hub::{hub_cache_dirs, resolve_model_path, resolve_model_path_in};
 pub use raw::{RawConfig, Tristate};
 pub use resolve::resolve;
 pub use weights::{weight_files, SharedWeights, Weights};
+pub(crate) use content_hash::file_digests;
 
 use crate::decoder::DecoderConfig;
 
