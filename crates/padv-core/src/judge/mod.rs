@@ -63,6 +63,19 @@ impl JudgeScores {
     }
 }
 
+/// The reference implementation's outcome-RM score of a sequence classifier's logits:
+/// `1 + Σ sigmoid(logit)` (WildReward-8B's head maps to a 1–5 satisfaction scale).
+///
+/// ```
+/// assert_eq!(padv_core::judge::outcome_rm_score(&[0.0, 0.0]), 2.0);
+/// ```
+pub fn outcome_rm_score(logits: &[f32]) -> f64 {
+    1.0 + logits
+        .iter()
+        .map(|&x| 1.0 / (1.0 + (-f64::from(x)).exp()))
+        .sum::<f64>()
+}
+
 /// Checks one record's `judges` field: valid names, finite values, steps in strictly
 /// increasing message order, and (when `num_messages` is known) message indices inside the
 /// trajectory. The message names the judge and the field.

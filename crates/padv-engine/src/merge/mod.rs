@@ -64,7 +64,9 @@ pub use engine::{load_merged, merged_fingerprint};
 pub use spec::{DareRescale, MergeMethod, MergeSpec, DEFAULT_DENSITY};
 pub use write::{write_merged, FilesFrom, MergeReport, PROVENANCE_FILE};
 
-use st::{decode, elem_size, encode, is_mergeable, Entry, StCheckpoint};
+#[cfg(test)]
+use st::decode;
+use st::{elem_size, encode, is_mergeable, Entry, StCheckpoint};
 
 /// Entries per streamed chunk.
 const CHUNK: usize = 1 << 20;
