@@ -25,6 +25,7 @@
 //!   trajectory id and message index), with errors for unknown and repeated ids.
 
 pub mod attach;
+pub mod cache;
 mod name;
 pub mod prompts;
 pub mod verdict;
