@@ -14,7 +14,13 @@ use std::path::Path;
 use candle_core::{DType, Device, Tensor};
 use padv_core::fingerprint::Fnv64;
 
+use padv_core::judge::cache::JudgeCache;
+use padv_core::judge::prompts::{wildreward_prompt, WILDREWARD_MAX_TOKENS};
+use padv_core::judge::{outcome_rm_score, JudgeScores};
+use padv_core::Trajectory;
+
 use crate::checkpoint::{read_raw_config, Checkpoint, CheckpointError};
+use crate::tokenize::TextTokenizer;
 use crate::decoder::{DecoderModel, KvCache, ModelOptions};
 use crate::logprobs::{EngineError, EngineOptions};
 
@@ -149,6 +155,56 @@ impl SequenceClassifier {
         }
         Ok(logits)
     }
+}
+
+/// One trajectory's outcome-RM result: its scores and whether the logits came from the
+/// cache, or why there is none.
+pub type OutcomeRmResult = Result<(JudgeScores, bool), String>;
+
+/// Scores every trajectory with an outcome reward model as the reference implementation
+/// does: the WildReward prompt ([`wildreward_prompt`]), tokenised with the model's own
+/// tokenizer with its special tokens, cut to the first [`WILDREWARD_MAX_TOKENS`] tokens,
+/// and `1 + Σ sigmoid(logits)` ([`outcome_rm_score`]) as the trajectory value. Logits are
+/// cached under the classifier's fingerprint and the ids, so a rerun resumes.
+/// `progress(done, total)` is called after each trajectory.
+pub fn run_outcome_rm(
+    clf: &SequenceClassifier,
+    tok: &TextTokenizer,
+    trajectories: &[Trajectory],
+    cache: Option<&JudgeCache>,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Vec<OutcomeRmResult> {
+    let mut out = Vec::with_capacity(trajectories.len());
+    for (i, t) in trajectories.iter().enumerate() {
+        let result = (|| {
+            let mut ids = tok
+                .encode_with_special_tokens(&wildreward_prompt(t))
+                .map_err(|e| format!("tokenising the prompt: {e}"))?;
+            ids.truncate(WILDREWARD_MAX_TOKENS);
+            let key = cache_key(clf.fingerprint(), &ids);
+            let (logits, cached) = match cache.and_then(|c| c.get::<Vec<f32>>(&key)) {
+                Some(l) if l.len() == clf.num_labels() => (l, true),
+                _ => {
+                    let l = clf.logits(&ids).map_err(|e| e.to_string())?;
+                    if let Some(c) = cache {
+                        c.put(&key, &l)
+                            .map_err(|e| format!("writing the cache {}: {e}", c.dir().display()))?;
+                    }
+                    (l, false)
+                }
+            };
+            Ok((
+                JudgeScores {
+                    trajectory: Some(outcome_rm_score(&logits)),
+                    steps: Vec::new(),
+                },
+                cached,
+            ))
+        })();
+        out.push(result);
+        progress(i + 1, trajectories.len());
+    }
+    out
 }
 
 /// A content key for caching a classifier's answer to `ids`.

@@ -10,7 +10,8 @@ use anyhow::Context;
 use clap::{Args, Subcommand};
 use padv_core::eval::{evaluate, EvalConfig, EvalKind, EvalReport};
 use padv_core::record::read_records;
-use padv_core::score::{Method, PaMode, ScoreSpec, StepAgg, TokenAgg};
+use padv_core::judge::JudgeName;
+use padv_core::score::{JudgeLevel, JudgeRef, Method, PaMode, ScoreSpec, StepAgg, TokenAgg};
 use padv_core::LogprobRecord;
 
 use super::names::named;
@@ -71,6 +72,14 @@ pub struct EvalOptions {
     /// β, the KL coefficient (scales scores; rankings do not depend on it). Must be > 0.
     #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
     beta: f64,
+    /// With --method judge: the judge to evaluate (its name in the records' `judges`, e.g.
+    /// as attached by `padv judge --name`).
+    #[arg(long, value_name = "NAME")]
+    judge: Option<String>,
+    /// With --method judge: its trajectory value, or its step values aggregated with
+    /// --step-agg (default: trajectory when the records carry trajectory values, else steps).
+    #[arg(long, value_parser = named::<JudgeLevel>())]
+    judge_level: Option<JudgeLevel>,
     /// Evaluate the grid of methods × token aggregations × step aggregations (× PA modes).
     #[arg(long)]
     grid: bool,
@@ -92,12 +101,47 @@ impl EvalOptions {
     /// The configuration, validated here (β, folds) so that a bad flag fails before any
     /// expensive work, such as loading two models in `padv score --eval`.
     pub fn config(&self) -> anyhow::Result<EvalConfig> {
+        self.config_with_level(self.judge_level.unwrap_or(JudgeLevel::Trajectory))
+    }
+
+    /// [`EvalOptions::config`] with the judge level resolved on `records` when
+    /// --judge-level is not given.
+    pub fn config_for(&self, records: &[LogprobRecord]) -> anyhow::Result<EvalConfig> {
+        let level = self.judge_level.unwrap_or_else(|| {
+            let name = self.judge.as_deref().unwrap_or("");
+            let has_trajectory = records
+                .iter()
+                .any(|r| r.judges.get(name).is_some_and(|j| j.trajectory.is_some()));
+            if has_trajectory {
+                JudgeLevel::Trajectory
+            } else {
+                JudgeLevel::Steps
+            }
+        });
+        self.config_with_level(level)
+    }
+
+    fn config_with_level(&self, level: JudgeLevel) -> anyhow::Result<EvalConfig> {
+        let judge = match (&self.judge, self.method) {
+            (Some(name), Method::Judge) => Some(JudgeRef {
+                name: JudgeName::new(name)?,
+                level,
+            }),
+            (None, Method::Judge) => {
+                anyhow::bail!("--method judge needs --judge NAME (the judge's name in the records)")
+            }
+            (Some(_), _) if !self.grid => {
+                anyhow::bail!("--judge applies to --method judge")
+            }
+            _ => None,
+        };
         let spec = ScoreSpec::builder()
             .method(self.method)
             .token_agg(self.token_agg)
             .step_agg(self.step_agg)
             .pa_mode(self.pa_mode)
             .beta(self.beta)
+            .judge(judge)
             .build()
             .context("invalid score specification")?;
         if self.grid && self.folds < 2 {
@@ -124,12 +168,13 @@ pub fn run(cmd: EvalCommand) -> anyhow::Result<()> {
         EvalCommand::Bon(a) => (EvalKind::Bon, a),
         EvalCommand::Fa(a) => (EvalKind::Fa, a),
     };
-    let cfg = args.opts.config()?;
+    args.opts.config()?;
     let mut records = Vec::new();
     for path in record_files(&args.input)? {
         // The error names the file already; a context naming it again would print it twice.
         records.extend(read_records(&path)?);
     }
+    let cfg = args.opts.config_for(&records)?;
     let report = evaluate_records(&records, kind, &cfg, args.out.as_deref())?;
     if args.json {
         super::output::print_text(&super::output::to_json(&report)?)
