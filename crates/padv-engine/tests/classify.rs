@@ -35,14 +35,21 @@ fn ids_of(v: &serde_json::Value) -> Vec<u32> {
 }
 
 fn floats(v: &serde_json::Value) -> Vec<f64> {
-    v.as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect()
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap())
+        .collect()
 }
 
 fn check_family(family: &str) -> f64 {
     let dir = fixture(&format!("{family}_cls"));
     let exp = expected(&dir);
     let clf = SequenceClassifier::load(&dir, EngineOptions::default()).unwrap();
-    assert_eq!(clf.num_labels(), exp["num_labels"].as_u64().unwrap() as usize);
+    assert_eq!(
+        clf.num_labels(),
+        exp["num_labels"].as_u64().unwrap() as usize
+    );
     let mut worst = 0.0f64;
     for case in exp["cases"].as_array().unwrap() {
         let ids = ids_of(&case["ids"]);
@@ -109,7 +116,11 @@ fn wildreward_prompt_ids_and_score_end_to_end() {
             .unwrap();
         let t: Trajectory = serde_json::from_value(case["trajectory"].clone()).unwrap();
         let prompt = wildreward_prompt(&t);
-        assert_eq!(prompt, w["prompt"].as_str().unwrap(), "{family}: prompt text");
+        assert_eq!(
+            prompt,
+            w["prompt"].as_str().unwrap(),
+            "{family}: prompt text"
+        );
         let tok = TextTokenizer::from_dir(&dir).unwrap();
         let mut ids = tok.encode_with_special_tokens(&prompt).unwrap();
         ids.truncate(WILDREWARD_MAX_TOKENS);
@@ -118,7 +129,10 @@ fn wildreward_prompt_ids_and_score_end_to_end() {
         let score = outcome_rm_score(&clf.logits(&ids).unwrap());
         let want = w["score"].as_f64().unwrap();
         eprintln!("{family}: WildReward score {score:.6} vs transformers {want:.6}");
-        assert!((score - want).abs() < 2.0 * TOL, "{family}: {score} vs {want}");
+        assert!(
+            (score - want).abs() < 2.0 * TOL,
+            "{family}: {score} vs {want}"
+        );
     }
 }
 

@@ -7,11 +7,15 @@
 use std::path::{Path, PathBuf};
 
 use padv_core::{LogprobBackend, StatsRequest};
-use padv_engine::merge::{load_merged, write_merged, DareRescale, FilesFrom, MergeMethod, MergeSpec, Merger};
 use padv_engine::logprobs::{EngineOptions, LocalEngine};
+use padv_engine::merge::{
+    load_merged, write_merged, DareRescale, FilesFrom, MergeMethod, MergeSpec, Merger,
+};
 
 fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/models").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/models")
+        .join(name)
 }
 
 fn ids() -> Vec<u32> {
@@ -41,58 +45,155 @@ fn written(root: &Path, s: MergeSpec) -> LocalEngine {
 }
 
 fn max_diff(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
 }
 
 #[test]
 fn merged_checkpoints_interpolate_between_reference_and_policy() {
     let root = tempfile::tempdir().unwrap();
-    let reference = logprobs(&mut LocalEngine::load(&fixture("qwen2_ref"), EngineOptions::default()).unwrap());
-    let policy = logprobs(&mut LocalEngine::load(&fixture("qwen2"), EngineOptions::default()).unwrap());
+    let reference =
+        logprobs(&mut LocalEngine::load(&fixture("qwen2_ref"), EngineOptions::default()).unwrap());
+    let policy =
+        logprobs(&mut LocalEngine::load(&fixture("qwen2"), EngineOptions::default()).unwrap());
     let gap = max_diff(&reference, &policy);
     assert!(gap > 0.1, "the fixture pair must differ ({gap})");
 
     // Endpoints: exactly the parents' numbers (the merged folders hold their bytes).
-    assert_eq!(logprobs(&mut written(root.path(), spec(MergeMethod::Linear, 0.0))), reference);
-    assert_eq!(logprobs(&mut written(root.path(), spec(MergeMethod::Linear, 1.0))), policy);
-    assert_eq!(logprobs(&mut written(root.path(), spec(MergeMethod::Ties, 0.0))), reference);
+    assert_eq!(
+        logprobs(&mut written(root.path(), spec(MergeMethod::Linear, 0.0))),
+        reference
+    );
+    assert_eq!(
+        logprobs(&mut written(root.path(), spec(MergeMethod::Linear, 1.0))),
+        policy
+    );
+    assert_eq!(
+        logprobs(&mut written(root.path(), spec(MergeMethod::Ties, 0.0))),
+        reference
+    );
 
     // In between: continuous in alpha, strictly away from both parents at 0.5.
     let near = logprobs(&mut written(root.path(), spec(MergeMethod::Linear, 0.01)));
     let half = logprobs(&mut written(root.path(), spec(MergeMethod::Linear, 0.5)));
     let d_near = max_diff(&near, &reference);
-    assert!(d_near > 0.0 && d_near < 0.1 * gap, "alpha 0.01: {d_near} vs gap {gap}");
+    assert!(
+        d_near > 0.0 && d_near < 0.1 * gap,
+        "alpha 0.01: {d_near} vs gap {gap}"
+    );
     let (to_ref, to_pol) = (max_diff(&half, &reference), max_diff(&half, &policy));
-    assert!(to_ref > 10.0 * d_near && to_pol > 0.05 * gap, "alpha 0.5: {to_ref} {to_pol}");
+    assert!(
+        to_ref > 10.0 * d_near && to_pol > 0.05 * gap,
+        "alpha 0.5: {to_ref} {to_pol}"
+    );
     // One task vector: task_arithmetic and EMR are linear (same bytes, same numbers).
-    assert_eq!(logprobs(&mut written(root.path(), spec(MergeMethod::TaskArithmetic, 0.5))), half);
-    assert_eq!(logprobs(&mut written(root.path(), spec(MergeMethod::Emr, 0.5))), half);
+    assert_eq!(
+        logprobs(&mut written(
+            root.path(),
+            spec(MergeMethod::TaskArithmetic, 0.5)
+        )),
+        half
+    );
+    assert_eq!(
+        logprobs(&mut written(root.path(), spec(MergeMethod::Emr, 0.5))),
+        half
+    );
 
     // In memory: the same numbers as the written folder, for a sparsifying method too.
-    for s in [spec(MergeMethod::Linear, 0.5), spec(MergeMethod::DareTies, 0.75)] {
-        let mut mem = load_merged(&fixture("qwen2_ref"), &[fixture("qwen2")], s, EngineOptions::default()).unwrap();
-        assert_eq!(logprobs(&mut mem), logprobs(&mut written(root.path(), s)), "{}", s.label());
+    for s in [
+        spec(MergeMethod::Linear, 0.5),
+        spec(MergeMethod::DareTies, 0.75),
+    ] {
+        let mut mem = load_merged(
+            &fixture("qwen2_ref"),
+            &[fixture("qwen2")],
+            s,
+            EngineOptions::default(),
+        )
+        .unwrap();
+        assert_eq!(
+            logprobs(&mut mem),
+            logprobs(&mut written(root.path(), s)),
+            "{}",
+            s.label()
+        );
     }
 }
 
 #[test]
 fn merged_fingerprints_change_with_every_input() {
     let fp = |reference: &Path, policy: &Path, s: MergeSpec| {
-        load_merged(reference, &[policy.to_path_buf()], s, EngineOptions::default())
-            .unwrap()
-            .fingerprint()
+        load_merged(
+            reference,
+            &[policy.to_path_buf()],
+            s,
+            EngineOptions::default(),
+        )
+        .unwrap()
+        .fingerprint()
     };
     let (r, p) = (fixture("qwen2_ref"), fixture("qwen2"));
-    let base = fp(&r, &p, MergeSpec::new(MergeMethod::DareTies, 0.5, Some(0.2), 0, DareRescale::InvDensity).unwrap());
-    assert!(base.starts_with("padv-merged/qwen2/dare_ties-a0.5-d0.2-s0/"), "{base}");
+    let base = fp(
+        &r,
+        &p,
+        MergeSpec::new(
+            MergeMethod::DareTies,
+            0.5,
+            Some(0.2),
+            0,
+            DareRescale::InvDensity,
+        )
+        .unwrap(),
+    );
+    assert!(
+        base.starts_with("padv-merged/qwen2/dare_ties-a0.5-d0.2-s0/"),
+        "{base}"
+    );
     let variants = [
-        MergeSpec::new(MergeMethod::DareTies, 0.25, Some(0.2), 0, DareRescale::InvDensity).unwrap(),
-        MergeSpec::new(MergeMethod::DareTies, 0.5, Some(0.3), 0, DareRescale::InvDensity).unwrap(),
-        MergeSpec::new(MergeMethod::DareTies, 0.5, Some(0.2), 1, DareRescale::InvDensity).unwrap(),
+        MergeSpec::new(
+            MergeMethod::DareTies,
+            0.25,
+            Some(0.2),
+            0,
+            DareRescale::InvDensity,
+        )
+        .unwrap(),
+        MergeSpec::new(
+            MergeMethod::DareTies,
+            0.5,
+            Some(0.3),
+            0,
+            DareRescale::InvDensity,
+        )
+        .unwrap(),
+        MergeSpec::new(
+            MergeMethod::DareTies,
+            0.5,
+            Some(0.2),
+            1,
+            DareRescale::InvDensity,
+        )
+        .unwrap(),
         MergeSpec::new(MergeMethod::DareTies, 0.5, Some(0.2), 0, DareRescale::L1).unwrap(),
-        MergeSpec::new(MergeMethod::DareLinear, 0.5, Some(0.2), 0, DareRescale::InvDensity).unwrap(),
+        MergeSpec::new(
+            MergeMethod::DareLinear,
+            0.5,
+            Some(0.2),
+            0,
+            DareRescale::InvDensity,
+        )
+        .unwrap(),
     ];
-    let base_spec = MergeSpec::new(MergeMethod::DareTies, 0.5, Some(0.2), 0, DareRescale::InvDensity).unwrap();
+    let base_spec = MergeSpec::new(
+        MergeMethod::DareTies,
+        0.5,
+        Some(0.2),
+        0,
+        DareRescale::InvDensity,
+    )
+    .unwrap();
     for v in variants {
         assert_ne!(fp(&r, &p, v), base, "{}", v.label());
     }
@@ -106,7 +207,11 @@ fn merged_fingerprints_change_with_every_input() {
             std::fs::copy(e.path(), copy.join(e.file_name())).unwrap();
         }
         // Unchanged copy: same fingerprint (content, not paths).
-        let (rr, pp) = if which == "ref" { (copy.clone(), p.clone()) } else { (r.clone(), copy.clone()) };
+        let (rr, pp) = if which == "ref" {
+            (copy.clone(), p.clone())
+        } else {
+            (r.clone(), copy.clone())
+        };
         assert_eq!(fp(&rr, &pp, base_spec), base, "{which} copy");
         let w = copy.join("model.safetensors");
         let mut bytes = std::fs::read(&w).unwrap();

@@ -27,8 +27,14 @@ fn main() {
             std::process::exit(2);
         }
     };
-    let name = plain.get(1).map_or("mock-judge", |s| s.as_str()).to_string();
-    let mock = mock_judge::MockJudge { name: name.clone(), logprobs };
+    let name = plain
+        .get(1)
+        .map_or("mock-judge", |s| s.as_str())
+        .to_string();
+    let mock = mock_judge::MockJudge {
+        name: name.clone(),
+        logprobs,
+    };
     let server = match server::Server::start_on(&format!("127.0.0.1:{port}"), mock) {
         Ok(s) => s,
         Err(e) => {

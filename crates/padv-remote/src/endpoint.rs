@@ -121,7 +121,9 @@ impl Endpoint {
             ));
         };
         if max_model_len < 2 {
-            return Err(ep.http.protocol("GET /v1/models", "max_model_len is below 2"));
+            return Err(ep
+                .http
+                .protocol("GET /v1/models", "max_model_len is below 2"));
         }
         ep.identity = ModelIdentity {
             kind,

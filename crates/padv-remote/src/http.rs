@@ -161,7 +161,10 @@ mod tests {
         let e = HttpTarget::new("https://api.example.com", Duration::from_secs(1), 1, None)
             .unwrap_err()
             .to_string();
-        assert!(e.contains("https is not supported") && e.contains("proxy"), "{e}");
+        assert!(
+            e.contains("https is not supported") && e.contains("proxy"),
+            "{e}"
+        );
         assert!(HttpTarget::new("ftp://x", Duration::from_secs(1), 1, None).is_err());
         let t = HttpTarget::new(
             "http://127.0.0.1:9/",

@@ -34,8 +34,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use padv_core::judge::cache::{cache_key, JudgeCache};
-use padv_core::judge::prompts::{llm_judge_prompt, thinkprm_prompt, PrmTemplate, THINKPRM_ANSWER_PREFIX};
-use padv_core::judge::verdict::{judge_probability, prm_verdicts, GeneratedToken, PrmVerdicts, TopToken, VerdictSource};
+use padv_core::judge::prompts::{
+    llm_judge_prompt, thinkprm_prompt, PrmTemplate, THINKPRM_ANSWER_PREFIX,
+};
+use padv_core::judge::verdict::{
+    judge_probability, prm_verdicts, GeneratedToken, PrmVerdicts, TopToken, VerdictSource,
+};
 use padv_core::judge::{JudgeScores, JudgeStep};
 use padv_core::Trajectory;
 
@@ -182,7 +186,9 @@ impl JudgeClient {
             return Err(RemoteError::Config("concurrency must be at least 1".into()));
         }
         if opts.model.is_empty() {
-            return Err(RemoteError::Config("the judge's model name is empty".into()));
+            return Err(RemoteError::Config(
+                "the judge's model name is empty".into(),
+            ));
         }
         if !opts.temperature.is_finite() || opts.temperature < 0.0 {
             return Err(RemoteError::Config(format!(
@@ -232,10 +238,17 @@ impl JudgeClient {
     /// The JSON body of one request.
     pub fn request_body(&self, prompt: &Prompt) -> Value {
         let o = &self.opts;
-        let mut body = json!({"model": o.model, "max_tokens": o.max_tokens, "temperature": o.temperature});
+        let mut body =
+            json!({"model": o.model, "max_tokens": o.max_tokens, "temperature": o.temperature});
         let obj = body.as_object_mut().expect("a JSON object literal");
         match (o.api, prompt) {
-            (JudgeApi::Chat, Prompt::Chat { messages, continue_final }) => {
+            (
+                JudgeApi::Chat,
+                Prompt::Chat {
+                    messages,
+                    continue_final,
+                },
+            ) => {
                 let msgs: Vec<Value> = messages
                     .iter()
                     .map(|(r, c)| json!({"role": r, "content": c}))
@@ -284,7 +297,11 @@ impl JudgeClient {
         let keys: Vec<String> = bodies.iter().map(|b| cache_key(&[&fp, b])).collect();
         let mut out: Vec<Option<Result<(Generation, bool), RemoteError>>> = keys
             .iter()
-            .map(|k| cache.and_then(|c| c.get::<Generation>(k)).map(|g| Ok((g, true))))
+            .map(|k| {
+                cache
+                    .and_then(|c| c.get::<Generation>(k))
+                    .map(|g| Ok((g, true)))
+            })
             .collect();
         let todo: Vec<usize> = (0..prompts.len()).filter(|&i| out[i].is_none()).collect();
         let path = self.opts.api.path();
@@ -297,12 +314,14 @@ impl JudgeClient {
                 let target = &self.targets[e];
                 let g = self.fleet.attempt(e, || {
                     let bytes = target.post(path, bodies[i].as_bytes(), &what)?;
-                    parse_answer(self.opts.api, &bytes)
-                        .map_err(|m| target.protocol(&what, &m))
+                    parse_answer(self.opts.api, &bytes).map_err(|m| target.protocol(&what, &m))
                 })?;
                 if let Some(c) = cache {
                     if let Err(err) = c.put(&keys[i], &g) {
-                        tracing::warn!("could not cache a judge answer in {}: {err}", c.dir().display());
+                        tracing::warn!(
+                            "could not cache a judge answer in {}: {err}",
+                            c.dir().display()
+                        );
                     }
                 }
                 Ok(g)
@@ -486,7 +505,10 @@ fn build(
             template,
             answer_prefix,
         } => {
-            let p = thinkprm_prompt(t, template.unwrap_or_else(|| PrmTemplate::for_trajectory(t)));
+            let p = thinkprm_prompt(
+                t,
+                template.unwrap_or_else(|| PrmTemplate::for_trajectory(t)),
+            );
             let prefix = answer_prefix.then_some(THINKPRM_ANSWER_PREFIX);
             (p.prompt.clone(), prefix, Some(p))
         }
@@ -611,7 +633,10 @@ fn read(
                 });
             }
             let (scores, error) = if steps.is_empty() {
-                (None, Some("the trajectory has no action step to judge".to_string()))
+                (
+                    None,
+                    Some("the trajectory has no action step to judge".to_string()),
+                )
             } else {
                 (
                     Some(JudgeScores {
@@ -636,9 +661,9 @@ fn read(
                     trajectory: Some(v),
                     steps: Vec::new(),
                 }),
-                error: p.is_none().then(|| {
-                    "the answer has no readable 'PROBABILITY: p' line".to_string()
-                }),
+                error: p
+                    .is_none()
+                    .then(|| "the answer has no readable 'PROBABILITY: p' line".to_string()),
                 cached,
                 verdicts: None,
             }
@@ -668,9 +693,17 @@ mod tests {
         assert_eq!(g.tokens.as_ref().unwrap()[0].top.len(), 2);
         assert!(g.tokens.as_ref().unwrap()[1].top.is_empty());
         // No log-probs: fine; no text: an error naming the field.
-        let g = parse_answer(JudgeApi::Chat, br#"{"choices": [{"message": {"content": "t"}, "logprobs": null}]}"#).unwrap();
+        let g = parse_answer(
+            JudgeApi::Chat,
+            br#"{"choices": [{"message": {"content": "t"}, "logprobs": null}]}"#,
+        )
+        .unwrap();
         assert!(g.tokens.is_none());
-        let e = parse_answer(JudgeApi::Chat, br#"{"choices": [{"message": {"content": null}}]}"#).unwrap_err();
+        let e = parse_answer(
+            JudgeApi::Chat,
+            br#"{"choices": [{"message": {"content": null}}]}"#,
+        )
+        .unwrap_err();
         assert!(e.contains("message.content"), "{e}");
         assert!(parse_answer(JudgeApi::Completions, b"not json").is_err());
     }
@@ -687,7 +720,10 @@ mod tests {
         )
         .unwrap();
         let b = c.request_body(&Prompt::Chat {
-            messages: vec![("user".into(), "u".into()), ("assistant".into(), "p".into())],
+            messages: vec![
+                ("user".into(), "u".into()),
+                ("assistant".into(), "p".into()),
+            ],
             continue_final: true,
         });
         assert_eq!(b["continue_final_message"], true);

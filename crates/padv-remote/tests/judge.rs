@@ -32,8 +32,24 @@ fn trajectories() -> Vec<Trajectory> {
             messages: vec![
                 msg("user", "Book a flight to Paris.", false),
                 msg("assistant", "Searching flights.", true),
-                msg("tool", if i % 2 == 0 { "found 3" } else { "error: no route" }, false),
-                msg("assistant", if i < 3 { "Booked flight 2." } else { "Sorry, I cannot book it." }, true),
+                msg(
+                    "tool",
+                    if i % 2 == 0 {
+                        "found 3"
+                    } else {
+                        "error: no route"
+                    },
+                    false,
+                ),
+                msg(
+                    "assistant",
+                    if i < 3 {
+                        "Booked flight 2."
+                    } else {
+                        "Sorry, I cannot book it."
+                    },
+                    true,
+                ),
             ],
             ..Default::default()
         })
@@ -49,7 +65,7 @@ fn server(logprobs: bool) -> Server {
 
 fn client(s: &Server, api: JudgeApi) -> JudgeClient {
     JudgeClient::connect(
-        &[s.url.clone()],
+        std::slice::from_ref(&s.url),
         JudgeOptions {
             api,
             model: "mock".into(),
@@ -97,7 +113,11 @@ fn prm_probabilities_come_from_the_top_logprobs() {
         assert_eq!(counts.prm_steps_from_text + counts.prm_steps_missing, 0);
         for (t, item) in ts.iter().zip(&items) {
             let scores = item.scores.as_ref().unwrap();
-            let got: Vec<(usize, f64)> = scores.steps.iter().map(|s| (s.message_index, s.score)).collect();
+            let got: Vec<(usize, f64)> = scores
+                .steps
+                .iter()
+                .map(|s| (s.message_index, s.score))
+                .collect();
             let want = mock_probabilities(t);
             assert_eq!(got.len(), 2);
             assert_eq!((got[0].0, got[1].0), (1, 3), "action message indices");
@@ -108,7 +128,10 @@ fn prm_probabilities_come_from_the_top_logprobs() {
         // A failing step ("Sorry, I cannot...") is judged below 0.5 by the mock.
         assert!(items[4].scores.as_ref().unwrap().steps[1].score < 0.5);
         // The key went out as a bearer token, and appears in no output.
-        assert_eq!(s.last_authorization().as_deref(), Some("Bearer sk-test-123"));
+        assert_eq!(
+            s.last_authorization().as_deref(),
+            Some("Bearer sk-test-123")
+        );
         assert!(!c.fingerprint().contains("sk-test"));
     }
 }
@@ -120,9 +143,19 @@ fn without_logprobs_the_verdict_text_is_read_and_counted() {
     let ts = trajectories();
     let (items, counts) = run_judge(&c, PRM, &ts, None, None, 8, &mut |_, _| {});
     assert_eq!(counts.prm_steps_from_text, 12);
-    assert_eq!((counts.prm_steps_from_logprobs, counts.answers_with_logprobs), (0, 0));
+    assert_eq!(
+        (counts.prm_steps_from_logprobs, counts.answers_with_logprobs),
+        (0, 0)
+    );
     for (t, item) in ts.iter().zip(&items) {
-        for (s, p) in item.scores.as_ref().unwrap().steps.iter().zip(mock_probabilities(t)) {
+        for (s, p) in item
+            .scores
+            .as_ref()
+            .unwrap()
+            .steps
+            .iter()
+            .zip(mock_probabilities(t))
+        {
             assert_eq!(s.score, if p >= 0.5 { 1.0 } else { 0.0 });
         }
     }
@@ -135,7 +168,9 @@ fn malformed_verdicts_missing_logprobs_and_bad_answers() {
     let ts = trajectories();
     s.inject([
         // 1: log-probs dropped: the text is read.
-        Fault::Edit(Box::new(|v| v["choices"][0]["logprobs"] = serde_json::Value::Null)),
+        Fault::Edit(Box::new(|v| {
+            v["choices"][0]["logprobs"] = serde_json::Value::Null
+        })),
         // 2: a verdict that is neither word, and no verdict for step 2: 0.5 each.
         Fault::Edit(Box::new(|v| {
             v["choices"][0]["logprobs"] = serde_json::Value::Null;
@@ -146,7 +181,14 @@ fn malformed_verdicts_missing_logprobs_and_bad_answers() {
     ]);
     let (items, counts) = run_judge(&c, PRM, &ts[..3], None, None, 1, &mut |_, _| {});
     let steps = |i: usize| -> Vec<f64> {
-        items[i].scores.as_ref().unwrap().steps.iter().map(|s| s.score).collect()
+        items[i]
+            .scores
+            .as_ref()
+            .unwrap()
+            .steps
+            .iter()
+            .map(|s| s.score)
+            .collect()
     };
     assert!(steps(0).iter().all(|&p| p == 1.0 || p == 0.0));
     assert_eq!(steps(1), vec![0.5, 0.5]);
@@ -189,7 +231,12 @@ fn an_interrupted_run_resumes_from_the_cache() {
     let s = server(true);
     let c = client(&s, JudgeApi::Chat);
     // First run: the server dies (400, not retried) for two of the six requests.
-    s.inject([Fault::Pass, Fault::Status(400, "bad"), Fault::Pass, Fault::Status(400, "bad")]);
+    s.inject([
+        Fault::Pass,
+        Fault::Status(400, "bad"),
+        Fault::Pass,
+        Fault::Status(400, "bad"),
+    ]);
     let (first, counts) = run_judge(&c, PRM, &ts, None, Some(&cache), 1, &mut |_, _| {});
     assert_eq!((counts.scored, counts.failed), (4, 2));
     let posts = s.posts();
@@ -215,7 +262,15 @@ fn llm_judge_probabilities_and_unparsable_answers() {
     s.inject([Fault::Edit(Box::new(|v| {
         v["choices"][0]["text"] = "I think it went well.".into();
     }))]);
-    let (items, counts) = run_judge(&c, HttpJudgeKind::LlmJudge, &ts, None, None, 1, &mut |_, _| {});
+    let (items, counts) = run_judge(
+        &c,
+        HttpJudgeKind::LlmJudge,
+        &ts,
+        None,
+        None,
+        1,
+        &mut |_, _| {},
+    );
     assert_eq!((counts.llm_unparsable, counts.failed), (1, 1));
     assert!(items[0].error.as_ref().unwrap().contains("PROBABILITY"));
     // t1: "error" in a tool answer -> 0.75; t4: "error" + "Sorry" + "cannot" -> 0.45.
@@ -230,7 +285,8 @@ fn a_completions_prompt_goes_through_the_templater() {
     let s = server(true);
     let c = client(&s, JudgeApi::Completions);
     let ts = trajectories();
-    let templater = |user: &str| -> Result<String, String> { Ok(format!("<|user|>{user}<|assistant|>")) };
+    let templater =
+        |user: &str| -> Result<String, String> { Ok(format!("<|user|>{user}<|assistant|>")) };
     let (items, _) = run_judge(&c, PRM, &ts[..1], Some(&templater), None, 1, &mut |_, _| {});
     assert!(items[0].scores.is_some());
     let failing = |_: &str| -> Result<String, String> { Err("template error".into()) };

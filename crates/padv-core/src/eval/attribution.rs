@@ -211,12 +211,7 @@ struct Accumulator {
 /// Predictions of `predictors` and the first action, for a record with steps.
 fn predict_all(predictors: [FaPredictor; 3], steps: &[(usize, f64)], first: usize) -> [usize; 4] {
     let p = |pred: FaPredictor| pred.predict(steps).unwrap_or(first);
-    [
-        p(predictors[0]),
-        p(predictors[1]),
-        p(predictors[2]),
-        first,
-    ]
+    [p(predictors[0]), p(predictors[1]), p(predictors[2]), first]
 }
 
 impl Accumulator {

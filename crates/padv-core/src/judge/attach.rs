@@ -289,7 +289,10 @@ pub fn attach(
         }
     }
     if !replace {
-        if let Some(r) = records.iter().find(|r| r.judges.contains_key(judge.as_str())) {
+        if let Some(r) = records
+            .iter()
+            .find(|r| r.judges.contains_key(judge.as_str()))
+        {
             return Err(AttachError::AlreadyPresent {
                 judge: judge.to_string(),
                 id: r.id.clone(),

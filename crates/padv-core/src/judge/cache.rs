@@ -58,7 +58,10 @@ impl JudgeCache {
         match serde_json::from_slice(&bytes) {
             Ok(v) => Some(v),
             Err(e) => {
-                tracing::warn!("cache entry {} unreadable ({e}); asking again", path.display());
+                tracing::warn!(
+                    "cache entry {} unreadable ({e}); asking again",
+                    path.display()
+                );
                 None
             }
         }

@@ -21,9 +21,7 @@ pub struct JudgeName(&'static str);
 
 /// A judge name that is empty, too long, or has characters other than `[A-Za-z0-9._-]`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "invalid judge name {0:?}: use 1 to 64 characters from A-Z, a-z, 0-9, '.', '_' and '-'"
-)]
+#[error("invalid judge name {0:?}: use 1 to 64 characters from A-Z, a-z, 0-9, '.', '_' and '-'")]
 pub struct InvalidJudgeName(pub String);
 
 fn interned() -> &'static Mutex<HashSet<&'static str>> {

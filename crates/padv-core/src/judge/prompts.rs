@@ -118,7 +118,8 @@ pub fn last_chars(s: &str, n: usize) -> &str {
 /// Fills `{name}` placeholders in one pass, so text substituted for one placeholder is never
 /// scanned for another (a trajectory that contains "{solution}" stays as it is).
 fn fill(template: &str, values: &[(&str, &str)]) -> String {
-    let mut out = String::with_capacity(template.len() + values.iter().map(|v| v.1.len()).sum::<usize>());
+    let mut out =
+        String::with_capacity(template.len() + values.iter().map(|v| v.1.len()).sum::<usize>());
     let mut rest = template;
     'outer: while let Some(open) = rest.find('{') {
         for (name, value) in values {
@@ -158,7 +159,11 @@ pub fn task_text(t: &Trajectory) -> &str {
 pub fn transcript_line(m: &Message) -> String {
     let mut line = format!("[{}]: {}", m.role, m.content.as_deref().unwrap_or(""));
     for c in &m.tool_calls {
-        line.push_str(&format!("\ntool_call: {}({})", c.name, py_repr(&c.arguments)));
+        line.push_str(&format!(
+            "\ntool_call: {}({})",
+            c.name,
+            py_repr(&c.arguments)
+        ));
     }
     line
 }
@@ -346,13 +351,17 @@ mod tests {
     fn wildreward_prompt_by_hand() {
         let t = tau2_like();
         let p = wildreward_prompt(&t);
-        let expected_response = "[system]: Policy.\n[user]:   \n[user]: Cancel my trip {solution}.\n\
+        let expected_response =
+            "[system]: Policy.\n[user]:   \n[user]: Cancel my trip {solution}.\n\
             [assistant]: Let me look.\ntool_call: get_user({'user_id': 'u1', 'n': 2})\n\
             [tool]: {\"name\": \"Ann\"}\n[assistant]: Done.";
-        assert!(p.contains(&format!(
-            "## Context (History)\n\n\n## User Query\nCancel my trip {{solution}}.\n\n\
+        assert!(
+            p.contains(&format!(
+                "## Context (History)\n\n\n## User Query\nCancel my trip {{solution}}.\n\n\
              ## Assistant Response\n{expected_response}\n\n# Output"
-        )), "{p}");
+            )),
+            "{p}"
+        );
         assert!(p.starts_with("# Task Description\nYou are an expert"));
         assert!(p.ends_with("(1, 2, 3, 4, or 5)."));
     }
@@ -388,7 +397,10 @@ mod tests {
             action_text: ActionText::Verbatim,
             ..Default::default()
         };
-        assert_eq!(PrmTemplate::for_trajectory(&t), PrmTemplate::FailureAttribution);
+        assert_eq!(
+            PrmTemplate::for_trajectory(&t),
+            PrmTemplate::FailureAttribution
+        );
         let p = thinkprm_prompt(&t, PrmTemplate::FailureAttribution);
         assert_eq!(p.step_messages, vec![0, 1, 2]);
         assert_eq!(p.step_is_action, vec![false, true, true]);

@@ -272,7 +272,10 @@ mod tests {
         let toks = vec![
             tok("Step 1 is ", &[]),
             tok("\\boxed{", &[]),
-            tok("correct", &[("correct", -0.2), ("incorrect", -1.8), ("cor", -5.0)]),
+            tok(
+                "correct",
+                &[("correct", -0.2), ("incorrect", -1.8), ("cor", -5.0)],
+            ),
             tok("}", &[]),
             tok("\nStep 2 is \\boxed", &[]),
             tok("{incorrect", &[("{incorrect", -0.1), ("{correct", -2.4)]),
@@ -307,14 +310,23 @@ mod tests {
                 (0.5, VerdictSource::Missing)
             ]
         );
-        assert_eq!((v.boxed, v.malformed, v.out_of_range, v.unanchored), (5, 1, 2, 1));
+        assert_eq!(
+            (v.boxed, v.malformed, v.out_of_range, v.unanchored),
+            (5, 1, 2, 1)
+        );
         // Only one of the two words in the top-k: the other counts as -inf.
-        let toks = vec![tok("Step 1 is \\boxed{", &[]), tok("correct}", &[("correct}", -0.3)])];
+        let toks = vec![
+            tok("Step 1 is \\boxed{", &[]),
+            tok("correct}", &[("correct}", -0.3)]),
+        ];
         let text: String = toks.iter().map(|t| t.token.as_str()).collect();
         let v = prm_verdicts(&text, Some(&toks), 1);
         assert_eq!(v.steps, vec![(1.0, VerdictSource::Logprobs)]);
         // Neither word in the top-k: the text decides.
-        let toks = vec![tok("Step 1 is \\boxed{", &[]), tok("incorrect}", &[("x", -0.3)])];
+        let toks = vec![
+            tok("Step 1 is \\boxed{", &[]),
+            tok("incorrect}", &[("x", -0.3)]),
+        ];
         let text: String = toks.iter().map(|t| t.token.as_str()).collect();
         let v = prm_verdicts(&text, Some(&toks), 1);
         assert_eq!(v.steps, vec![(0.0, VerdictSource::Text)]);
@@ -326,7 +338,10 @@ mod tests {
     #[test]
     fn probabilities() {
         assert_eq!(judge_probability("PROBABILITY: 1"), Some(1.0));
-        assert_eq!(judge_probability("Probability: 0.2\nPROBABILITY: **0.6**"), Some(0.6));
+        assert_eq!(
+            judge_probability("Probability: 0.2\nPROBABILITY: **0.6**"),
+            Some(0.6)
+        );
         assert_eq!(judge_probability("PROBABILITY: 1.5"), None);
         assert_eq!(judge_probability("PROBABILITY: 150%"), None);
         assert_eq!(judge_probability("no line"), None);

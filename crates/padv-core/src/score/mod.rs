@@ -50,5 +50,7 @@ pub use error::ScoreError;
 pub use names::ParseNameError;
 pub use scorer::{step_scores, trajectory_score, Scorer};
 pub(crate) use spec::{cells_by_method, MethodGroup};
-pub use spec::{grid, judge_grid, JudgeLevel, JudgeRef, Method, PaMode, ScoreSpec, ScoreSpecBuilder};
+pub use spec::{
+    grid, judge_grid, JudgeLevel, JudgeRef, Method, PaMode, ScoreSpec, ScoreSpecBuilder,
+};
 pub use table::ScoreTable;

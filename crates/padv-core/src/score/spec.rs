@@ -248,7 +248,10 @@ impl ScoreSpec {
     pub(crate) fn group(&self) -> MethodGroup {
         MethodGroup {
             method: self.method,
-            judge: self.judge.filter(|_| self.method == Method::Judge).map(|j| j.name),
+            judge: self
+                .judge
+                .filter(|_| self.method == Method::Judge)
+                .map(|j| j.name),
         }
     }
 
@@ -500,11 +503,17 @@ mod tests {
             .build()
             .unwrap();
         assert_eq!(p, ScoreSpec::default());
-        let e = ScoreSpec::builder().method(Method::Judge).build().unwrap_err();
+        let e = ScoreSpec::builder()
+            .method(Method::Judge)
+            .build()
+            .unwrap_err();
         assert!(e.to_string().contains("judge's name"), "{e}");
         // Serialized, a judge cell names its judge; other specs are as before.
         let json = serde_json::to_string(&cells[1]).unwrap();
-        assert!(json.contains(r#""judge":{"name":"prm","level":"steps"}"#), "{json}");
+        assert!(
+            json.contains(r#""judge":{"name":"prm","level":"steps"}"#),
+            "{json}"
+        );
         let back: ScoreSpec = serde_json::from_str(&json).unwrap();
         assert_eq!(back, cells[1]);
     }

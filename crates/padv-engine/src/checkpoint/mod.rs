@@ -23,12 +23,12 @@ use candle_core::{DType, Device};
 use candle_nn::VarBuilder;
 use padv_core::fingerprint::Fnv64;
 
+pub(crate) use content_hash::file_digests;
 pub use error::{CheckpointError, Result};
 pub use hub::{hub_cache_dirs, resolve_model_path, resolve_model_path_in};
 pub use raw::{RawConfig, Tristate};
 pub use resolve::resolve;
 pub use weights::{weight_files, SharedWeights, Weights};
-pub(crate) use content_hash::file_digests;
 
 use crate::decoder::DecoderConfig;
 
@@ -86,7 +86,10 @@ impl Checkpoint {
         let (raw, config_bytes) = read_raw_config(dir)?;
         let path = dir.join("config.json");
         let archs = raw.architectures.clone().unwrap_or_default();
-        if !archs.iter().any(|a| a.ends_with("ForSequenceClassification")) {
+        if !archs
+            .iter()
+            .any(|a| a.ends_with("ForSequenceClassification"))
+        {
             return Err(CheckpointError::InvalidField {
                 path,
                 field: "architectures".into(),

@@ -20,9 +20,9 @@ use padv_core::judge::{outcome_rm_score, JudgeScores};
 use padv_core::Trajectory;
 
 use crate::checkpoint::{read_raw_config, Checkpoint, CheckpointError};
-use crate::tokenize::TextTokenizer;
 use crate::decoder::{DecoderModel, KvCache, ModelOptions};
 use crate::logprobs::{EngineError, EngineOptions};
+use crate::tokenize::TextTokenizer;
 
 /// A loaded sequence classifier.
 #[derive(Debug, Clone)]
@@ -47,20 +47,20 @@ impl SequenceClassifier {
     pub fn load(dir: &Path, opts: EngineOptions) -> Result<Self, EngineError> {
         let (ckpt, num_labels) = Checkpoint::open_classifier(dir)?;
         let (raw, _) = read_raw_config(dir)?;
-        let pad_token_id = match &raw.pad_token_id {
-            None | Some(serde_json::Value::Null) => None,
-            Some(v) => Some(v.as_u64().and_then(|x| u32::try_from(x).ok()).ok_or_else(|| {
-                EngineError::Checkpoint(CheckpointError::InvalidField {
-                    path: dir.join("config.json"),
-                    field: "pad_token_id".into(),
-                    reason: format!("{v} is not a token id"),
-                })
-            })?),
-        };
-        let device = opts
-            .device
-            .device()
-            .map_err(candle("opening the device"))?;
+        let pad_token_id =
+            match &raw.pad_token_id {
+                None | Some(serde_json::Value::Null) => None,
+                Some(v) => Some(v.as_u64().and_then(|x| u32::try_from(x).ok()).ok_or_else(
+                    || {
+                        EngineError::Checkpoint(CheckpointError::InvalidField {
+                            path: dir.join("config.json"),
+                            field: "pad_token_id".into(),
+                            reason: format!("{v} is not a token id"),
+                        })
+                    },
+                )?),
+            };
+        let device = opts.device.device().map_err(candle("opening the device"))?;
         let dtype = opts.dtype.dtype();
         let vb = ckpt.var_builder(dtype, &device);
         let context = format!("loading {}", dir.display());
@@ -123,9 +123,9 @@ impl SequenceClassifier {
 
     /// The head's logits for the sequence `ids`.
     pub fn logits(&self, ids: &[u32]) -> Result<Vec<f32>, EngineError> {
-        let p = self
-            .pooled_index(ids)
-            .ok_or_else(|| EngineError::Invalid("an empty sequence has nothing to classify".into()))?;
+        let p = self.pooled_index(ids).ok_or_else(|| {
+            EngineError::Invalid("an empty sequence has nothing to classify".into())
+        })?;
         let v = self.vocab_size();
         if let Some(bad) = ids.iter().find(|&&i| i as usize >= v) {
             return Err(EngineError::Invalid(format!(

@@ -38,11 +38,19 @@ fn candle_dtype(d: safetensors::Dtype) -> Option<DType> {
 struct MergedBackend(Arc<Merger>);
 
 impl MergedBackend {
-    fn load(&self, name: &str, expected: Option<&Shape>, dtype: DType, dev: &Device) -> candle_core::Result<Tensor> {
+    fn load(
+        &self,
+        name: &str,
+        expected: Option<&Shape>,
+        dtype: DType,
+        dev: &Device,
+    ) -> candle_core::Result<Tensor> {
         let m = &self.0;
         let shape = m
             .shape(name)
-            .ok_or_else(|| candle_core::Error::Msg(format!("merged reference: tensor `{name}` not found")))?
+            .ok_or_else(|| {
+                candle_core::Error::Msg(format!("merged reference: tensor `{name}` not found"))
+            })?
             .to_vec();
         if let Some(exp) = expected {
             if exp.dims() != shape.as_slice() {
@@ -52,13 +60,18 @@ impl MergedBackend {
                 );
             }
         }
-        let stored = m
-            .dtype(name)
-            .and_then(candle_dtype)
-            .ok_or_else(|| candle_core::Error::Msg(format!("merged reference: tensor `{name}` is not a float tensor")))?;
+        let stored = m.dtype(name).and_then(candle_dtype).ok_or_else(|| {
+            candle_core::Error::Msg(format!(
+                "merged reference: tensor `{name}` is not a float tensor"
+            ))
+        })?;
         let bytes = m.tensor_bytes(name).map_err(candle_core::Error::wrap)?;
         let t = Tensor::from_raw_buffer(&bytes, stored, &shape, &Device::Cpu)?;
-        let t = if stored == dtype { t } else { t.to_dtype(dtype)? };
+        let t = if stored == dtype {
+            t
+        } else {
+            t.to_dtype(dtype)?
+        };
         if dev.is_cpu() {
             Ok(t)
         } else {
@@ -68,7 +81,14 @@ impl MergedBackend {
 }
 
 impl SimpleBackend for MergedBackend {
-    fn get(&self, s: Shape, name: &str, _h: candle_nn::Init, dtype: DType, dev: &Device) -> candle_core::Result<Tensor> {
+    fn get(
+        &self,
+        s: Shape,
+        name: &str,
+        _h: candle_nn::Init,
+        dtype: DType,
+        dev: &Device,
+    ) -> candle_core::Result<Tensor> {
         self.load(name, Some(&s), dtype, dev)
     }
 
@@ -123,16 +143,18 @@ pub fn load_merged(
     opts: EngineOptions,
 ) -> Result<LocalEngine, EngineError> {
     let ckpt = Checkpoint::open(reference)?;
-    let merger = Merger::open(reference, tasks, spec).map_err(|e: MergeError| EngineError::Invalid(e.to_string()))?;
-    let device = opts
-        .device
-        .device()
-        .map_err(|source| EngineError::Candle {
-            context: format!("opening device {:?}", opts.device),
-            source,
-        })?;
+    let merger = Merger::open(reference, tasks, spec)
+        .map_err(|e: MergeError| EngineError::Invalid(e.to_string()))?;
+    let device = opts.device.device().map_err(|source| EngineError::Candle {
+        context: format!("opening device {:?}", opts.device),
+        source,
+    })?;
     let dtype = opts.dtype.dtype();
-    let vb = VarBuilder::from_backend(Box::new(MergedBackend(Arc::new(merger))), dtype, device.clone());
+    let vb = VarBuilder::from_backend(
+        Box::new(MergedBackend(Arc::new(merger))),
+        dtype,
+        device.clone(),
+    );
     let head = ckpt.model_head_prefix().map(|p| vb.pp(p));
     let model = DecoderModel::with_prefixes(
         &ckpt.config,
@@ -144,7 +166,11 @@ pub fn load_merged(
         },
     )
     .map_err(|source| EngineError::Candle {
-        context: format!("building the merged reference {} ({})", reference.display(), spec.label()),
+        context: format!(
+            "building the merged reference {} ({})",
+            reference.display(),
+            spec.label()
+        ),
         source,
     })?;
     let mut fingerprint = merged_fingerprint(&ckpt, tasks, &spec, dtype, &device)?;

@@ -161,7 +161,11 @@ impl Merger {
     /// Opens the reference and the task models (`tasks[0]` is the policy), checks that every
     /// merged tensor of the reference exists in each with a compatible shape, and (EMR)
     /// computes λ with one pass over all tensors.
-    pub fn open(reference: &Path, tasks: &[PathBuf], spec: MergeSpec) -> Result<Merger, MergeError> {
+    pub fn open(
+        reference: &Path,
+        tasks: &[PathBuf],
+        spec: MergeSpec,
+    ) -> Result<Merger, MergeError> {
         if tasks.is_empty() {
             return Err(MergeError::Spec("no policy to merge".into()));
         }
@@ -606,7 +610,10 @@ enum TieKeep {
     All,
     None,
     /// |τ| > threshold, plus the first `allowance` entries equal to it (in storage order).
-    Above { threshold: f64, allowance: usize },
+    Above {
+        threshold: f64,
+        allowance: usize,
+    },
 }
 
 impl TieKeep {
@@ -697,7 +704,8 @@ fn dare_keep(key: u64, task: usize, idx: u64, density: f64) -> bool {
 /// A digest of a checkpoint folder's `config.json` and every byte of its weight files, for
 /// fingerprints and the provenance note (the same content hash the local engine's cache uses).
 pub fn content_digest(dir: &Path) -> Result<String, MergeError> {
-    let files = crate::checkpoint::weight_files(dir).map_err(|e| MergeError::Input(e.to_string()))?;
+    let files =
+        crate::checkpoint::weight_files(dir).map_err(|e| MergeError::Input(e.to_string()))?;
     let mut sized = Vec::with_capacity(files.len());
     for f in files {
         let len = std::fs::metadata(&f)
@@ -708,7 +716,8 @@ pub fn content_digest(dir: &Path) -> Result<String, MergeError> {
             .len();
         sized.push((f, len));
     }
-    let digests = crate::checkpoint::file_digests(&sized).map_err(|e| MergeError::Input(e.to_string()))?;
+    let digests =
+        crate::checkpoint::file_digests(&sized).map_err(|e| MergeError::Input(e.to_string()))?;
     let mut h = Fnv64::new();
     let config = dir.join("config.json");
     if let Ok(bytes) = std::fs::read(&config) {

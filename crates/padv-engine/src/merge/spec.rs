@@ -153,14 +153,14 @@ impl MergeSpec {
         rescale: DareRescale,
     ) -> Result<MergeSpec, MergeError> {
         if !alpha.is_finite() {
-            return Err(MergeError::Spec(format!("alpha {alpha} is not a finite number")));
+            return Err(MergeError::Spec(format!(
+                "alpha {alpha} is not a finite number"
+            )));
         }
         let density = if method.uses_density() {
             let d = density.unwrap_or(DEFAULT_DENSITY);
             if !(d > 0.0 && d <= 1.0) {
-                return Err(MergeError::Spec(format!(
-                    "density {d} is outside (0, 1]"
-                )));
+                return Err(MergeError::Spec(format!("density {d} is outside (0, 1]")));
             }
             d
         } else {
@@ -241,18 +241,23 @@ mod tests {
     #[test]
     fn specs_normalise_and_validate() {
         let a = MergeSpec::new(MergeMethod::Linear, 0.5, Some(0.3), 7, DareRescale::L1).unwrap();
-        assert_eq!((a.density, a.seed, a.rescale), (1.0, 0, DareRescale::InvDensity));
+        assert_eq!(
+            (a.density, a.seed, a.rescale),
+            (1.0, 0, DareRescale::InvDensity)
+        );
         assert_eq!(a.label(), "linear-a0.5");
         let d = MergeSpec::new(MergeMethod::DareTies, 1.0, None, 3, DareRescale::L1).unwrap();
         assert_eq!(d.label(), "dare_ties-a1-d0.2-s3-l1");
         assert!(MergeSpec::new(MergeMethod::Ties, 0.5, Some(0.0), 0, DareRescale::L1).is_err());
         assert!(MergeSpec::new(MergeMethod::Ties, 0.5, Some(1.5), 0, DareRescale::L1).is_err());
         assert!(MergeSpec::new(MergeMethod::Emr, f64::NAN, None, 0, DareRescale::L1).is_err());
-        assert_eq!("dare-ties".parse::<MergeMethod>().unwrap(), MergeMethod::DareTies);
+        assert_eq!(
+            "dare-ties".parse::<MergeMethod>().unwrap(),
+            MergeMethod::DareTies
+        );
         let e = MergeSpec::parse_sweep("linear", None, 0, DareRescale::InvDensity).unwrap_err();
         assert!(e.to_string().contains("METHOD:ALPHA"), "{e}");
-        let e = MergeSpec::parse_sweep("linear:0,x", None, 0, DareRescale::InvDensity)
-            .unwrap_err();
+        let e = MergeSpec::parse_sweep("linear:0,x", None, 0, DareRescale::InvDensity).unwrap_err();
         assert!(e.to_string().contains("\"x\""), "{e}");
         assert!(MergeSpec::parse_sweep("magic:0.5", None, 0, DareRescale::InvDensity).is_err());
     }

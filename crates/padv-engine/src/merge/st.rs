@@ -88,12 +88,14 @@ impl StCheckpoint {
                 .map_err(|_| bad("shorter than the 8-byte header length".into()))?;
             let n = u64::from_le_bytes(len8);
             if n > 100_000_000 || 8 + n > size {
-                return Err(bad(format!("header length {n} exceeds the file size {size}")));
+                return Err(bad(format!(
+                    "header length {n} exceeds the file size {size}"
+                )));
             }
             let mut header = vec![0u8; n as usize];
             file.read_exact(&mut header).map_err(io)?;
-            let meta: Metadata = serde_json::from_slice(&header)
-                .map_err(|e| bad(format!("header: {e}")))?;
+            let meta: Metadata =
+                serde_json::from_slice(&header).map_err(|e| bad(format!("header: {e}")))?;
             let data_start = 8 + n;
             if data_start + meta.data_len() as u64 > size {
                 return Err(bad(format!(

@@ -131,7 +131,12 @@ fn is_weight_file(name: &str) -> bool {
 
 /// Copies every regular file below `from` except weight files and hidden entries into `to`
 /// (keeping sub-folders such as `additional_chat_templates/`); returns the relative paths.
-fn copy_side_files(from: &Path, to: &Path, rel: &Path, out: &mut Vec<String>) -> Result<(), MergeError> {
+fn copy_side_files(
+    from: &Path,
+    to: &Path,
+    rel: &Path,
+    out: &mut Vec<String>,
+) -> Result<(), MergeError> {
     let dir = from.join(rel);
     let mut entries: Vec<PathBuf> = std::fs::read_dir(&dir)
         .map_err(io(&dir))?
@@ -139,7 +144,11 @@ fn copy_side_files(from: &Path, to: &Path, rel: &Path, out: &mut Vec<String>) ->
         .collect();
     entries.sort();
     for path in entries {
-        let Some(name) = path.file_name().and_then(|n| n.to_str()).map(str::to_string) else {
+        let Some(name) = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .map(str::to_string)
+        else {
             continue;
         };
         if name.starts_with('.') || name == PROVENANCE_FILE {
@@ -166,10 +175,7 @@ pub fn write_merged(
     progress: &dyn Fn(u64, u64),
 ) -> Result<MergeReport, MergeError> {
     if out.exists() {
-        let empty = std::fs::read_dir(out)
-            .map_err(io(out))?
-            .next()
-            .is_none();
+        let empty = std::fs::read_dir(out).map_err(io(out))?.next().is_none();
         if !empty {
             return Err(MergeError::Write {
                 path: out.to_path_buf(),
@@ -268,7 +274,8 @@ fn write_into(
     let index = base.dir.join("model.safetensors.index.json");
     if index.is_file() {
         let text = std::fs::read_to_string(&index).map_err(io(&index))?;
-        let mut v: serde_json::Value = serde_json::from_str(&text).map_err(|e| MergeError::Input(format!("{}: {e}", index.display())))?;
+        let mut v: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|e| MergeError::Input(format!("{}: {e}", index.display())))?;
         if let Some(meta) = v.get_mut("metadata").and_then(|m| m.as_object_mut()) {
             meta.insert("total_size".into(), serde_json::json!(total));
         }

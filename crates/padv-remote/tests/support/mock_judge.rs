@@ -80,7 +80,10 @@ fn prm_tokens(prompt: &str) -> Vec<(String, Vec<(String, f64)>)> {
         let bad = failures(&text) > 0;
         let p = (if bad { 0.2 } else { 0.85 } + jitter(&text)).clamp(0.01, 0.99);
         let verdict = if p >= 0.5 { "correct" } else { "incorrect" };
-        toks.push((format!("Step {n}: checked.\nStep {n} is \\boxed{{"), Vec::new()));
+        toks.push((
+            format!("Step {n}: checked.\nStep {n} is \\boxed{{"),
+            Vec::new(),
+        ));
         toks.push((
             verdict.to_string(),
             vec![
@@ -113,7 +116,13 @@ impl MockJudge {
             prm_tokens(prompt)
         } else {
             let p = (0.9 - 0.15 * failures(prompt) as f64).clamp(0.05, 0.95);
-            vec![(format!("Looks {}.\nPROBABILITY: {p:.2}", if p >= 0.5 { "fine" } else { "doubtful" }), Vec::new())]
+            vec![(
+                format!(
+                    "Looks {}.\nPROBABILITY: {p:.2}",
+                    if p >= 0.5 { "fine" } else { "doubtful" }
+                ),
+                Vec::new(),
+            )]
         }
     }
 }

@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use padv_core::eval::{evaluate, EvalConfig, EvalKind, EvalReport};
-use padv_core::record::read_records;
 use padv_core::judge::JudgeName;
+use padv_core::record::read_records;
 use padv_core::score::{JudgeLevel, JudgeRef, Method, PaMode, ScoreSpec, StepAgg, TokenAgg};
 use padv_core::LogprobRecord;
 

@@ -20,10 +20,12 @@ use padv_core::judge::cache::JudgeCache;
 use padv_core::judge::prompts::PrmTemplate;
 use padv_core::judge::{JudgeName, JudgeScores};
 use padv_core::record::{read_records, write_records_atomic};
-use padv_engine::classify::{run_outcome_rm, SequenceClassifier};
 use padv_engine::checkpoint::resolve_model_path;
+use padv_engine::classify::{run_outcome_rm, SequenceClassifier};
 use padv_engine::tokenize::{ChatOptions, TextTokenizer};
-use padv_remote::judge::{run_judge, HttpJudgeKind, JudgeApi, JudgeClient, JudgeCounts, JudgeOptions};
+use padv_remote::judge::{
+    run_judge, HttpJudgeKind, JudgeApi, JudgeClient, JudgeCounts, JudgeOptions,
+};
 use serde::Serialize;
 
 use super::engine_opts::EngineArgs;
@@ -259,7 +261,9 @@ fn report_attach(path: &str, name: JudgeName, s: &AttachSummary) {
 }
 
 fn judge(a: JudgeRunArgs) -> anyhow::Result<()> {
-    let (Some(kind), Some(model), Some(out), Some(input)) = (a.kind, a.model.clone(), a.out.clone(), a.input.clone()) else {
+    let (Some(kind), Some(model), Some(out), Some(input)) =
+        (a.kind, a.model.clone(), a.out.clone(), a.input.clone())
+    else {
         anyhow::bail!("padv judge needs --kind, --model, --input and --out");
     };
     let name = JudgeName::new(a.name.as_deref().unwrap_or(kind.default_name()))?;
@@ -272,26 +276,41 @@ fn judge(a: JudgeRunArgs) -> anyhow::Result<()> {
         None
     } else {
         let dir = out.join("cache");
-        Some(JudgeCache::open(&dir).with_context(|| format!("opening the cache {}", dir.display()))?)
+        Some(
+            JudgeCache::open(&dir)
+                .with_context(|| format!("opening the cache {}", dir.display()))?,
+        )
     };
     let ts = &inputs.trajectories;
     let mut bar = super::progress::Counter::new(ts.len(), "judged");
-    let (results, fingerprint, counts): (Vec<Result<JudgeScores, String>>, String, Option<JudgeCounts>) = match kind {
+    let (results, fingerprint, counts): (
+        Vec<Result<JudgeScores, String>>,
+        String,
+        Option<JudgeCounts>,
+    ) = match kind {
         JudgeKind::OutcomeRm => {
             if !a.endpoint.is_empty() {
                 anyhow::bail!("--kind outcome-rm runs a local checkpoint (--model DIR); --endpoint is for prm and llm-judge");
             }
-            let dir = resolve_model_path(&model).with_context(|| format!("finding checkpoint {model:?}"))?;
+            let dir = resolve_model_path(&model)
+                .with_context(|| format!("finding checkpoint {model:?}"))?;
             let clf = SequenceClassifier::load(&dir, a.engine.options()?)
                 .with_context(|| format!("loading the reward model {}", dir.display()))?;
             let tok = TextTokenizer::from_dir(&dir)
                 .with_context(|| format!("loading the tokenizer from {}", dir.display()))?;
             let r = run_outcome_rm(&clf, &tok, ts, cache.as_ref(), &mut |d, t| bar.update(d, t));
-            (r.into_iter().map(|x| x.map(|(s, _)| s)).collect(), clf.fingerprint().to_string(), None)
+            (
+                r.into_iter().map(|x| x.map(|(s, _)| s)).collect(),
+                clf.fingerprint().to_string(),
+                None,
+            )
         }
         JudgeKind::Prm | JudgeKind::LlmJudge => {
             if a.endpoint.is_empty() {
-                anyhow::bail!("--kind {} needs --endpoint URL (an OpenAI-compatible server)", kind.default_name().replace('_', "-"));
+                anyhow::bail!(
+                    "--kind {} needs --endpoint URL (an OpenAI-compatible server)",
+                    kind.default_name().replace('_', "-")
+                );
             }
             let api_key = match &a.api_key_env {
                 None => None,
@@ -335,23 +354,42 @@ fn judge(a: JudgeRunArgs) -> anyhow::Result<()> {
             let template = match &a.chat_template_from {
                 None => None,
                 Some(dir) => {
-                    let tok = TextTokenizer::from_dir(dir)
-                        .with_context(|| format!("loading the chat template from {}", dir.display()))?;
-                    Some(tok.chat_template(&ChatOptions::default()).context("compiling the chat template")?)
+                    let tok = TextTokenizer::from_dir(dir).with_context(|| {
+                        format!("loading the chat template from {}", dir.display())
+                    })?;
+                    Some(
+                        tok.chat_template(&ChatOptions::default())
+                            .context("compiling the chat template")?,
+                    )
                 }
             };
             let render = |user: &str| -> Result<String, String> {
                 let Some(t) = &template else {
                     return Ok(user.to_string());
                 };
-                t.render_json(&serde_json::json!([{"role": "user", "content": user}]), true)
-                    .map(|r| r.text)
+                t.render_json(
+                    &serde_json::json!([{"role": "user", "content": user}]),
+                    true,
+                )
+                .map(|r| r.text)
             };
-            let templater: Option<padv_remote::judge::Templater<'_>> = template.as_ref().map(|_| &render as _);
-            let (items, counts) = run_judge(&client, judge_kind, ts, templater, cache.as_ref(), a.batch_size, &mut |d, t| bar.update(d, t));
+            let templater: Option<padv_remote::judge::Templater<'_>> =
+                template.as_ref().map(|_| &render as _);
+            let (items, counts) = run_judge(
+                &client,
+                judge_kind,
+                ts,
+                templater,
+                cache.as_ref(),
+                a.batch_size,
+                &mut |d, t| bar.update(d, t),
+            );
             let results = items
                 .into_iter()
-                .map(|i| i.scores.ok_or_else(|| i.error.unwrap_or_else(|| "no score".into())))
+                .map(|i| {
+                    i.scores
+                        .ok_or_else(|| i.error.unwrap_or_else(|| "no score".into()))
+                })
                 .collect();
             (results, client.fingerprint(), Some(counts))
         }
@@ -367,7 +405,8 @@ fn judge(a: JudgeRunArgs) -> anyhow::Result<()> {
         }
     }
     let scores_path = out.join("scores.jsonl");
-    write_score_lines(&scores_path, &scored).with_context(|| format!("writing {}", scores_path.display()))?;
+    write_score_lines(&scores_path, &scored)
+        .with_context(|| format!("writing {}", scores_path.display()))?;
     let lines = read_score_lines(&scores_path)?;
     let attached = if a.attach.is_empty() {
         Vec::new()
@@ -403,7 +442,10 @@ fn judge(a: JudgeRunArgs) -> anyhow::Result<()> {
                 c.prm_steps_from_logprobs, c.prm_steps_from_text, c.prm_steps_missing, c.prm_malformed_verdicts
             );
         } else if c.llm_unparsable > 0 {
-            eprintln!("padv: {} answers had no readable PROBABILITY line", c.llm_unparsable);
+            eprintln!(
+                "padv: {} answers had no readable PROBABILITY line",
+                c.llm_unparsable
+            );
         }
     }
     for (id, why) in info.failures.iter().take(5) {
@@ -413,7 +455,11 @@ fn judge(a: JudgeRunArgs) -> anyhow::Result<()> {
         report_attach(path, name, s);
     }
     if info.scored == 0 {
-        anyhow::bail!("the judge scored none of the {} trajectories (see {})", info.trajectories, out.join("judge.json").display());
+        anyhow::bail!(
+            "the judge scored none of the {} trajectories (see {})",
+            info.trajectories,
+            out.join("judge.json").display()
+        );
     }
     Ok(())
 }

@@ -143,8 +143,10 @@ pub fn run(args: MergeArgs) -> anyhow::Result<()> {
     let bar = std::io::stderr().is_terminal().then(|| {
         let b = ProgressBar::new(0);
         b.set_style(
-            ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {bytes}/{total_bytes} ETA {eta}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            ProgressStyle::with_template(
+                "{spinner} [{elapsed_precise}] {bar:30} {bytes}/{total_bytes} ETA {eta}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
         );
         b
     });
@@ -182,7 +184,10 @@ pub fn run(args: MergeArgs) -> anyhow::Result<()> {
             report.copied_from_reference.len()
         );
     }
-    if spec.method != MergeMethod::Linear && spec.method != MergeMethod::TaskArithmetic && tasks.len() == 1 {
+    if spec.method != MergeMethod::Linear
+        && spec.method != MergeMethod::TaskArithmetic
+        && tasks.len() == 1
+    {
         let note = match spec.method {
             MergeMethod::Ties => "with one task vector TIES' sign election is the identity: this is θ_ref + α·(the top-d magnitudes of τ)",
             MergeMethod::DareTies => "with one task vector dare_ties equals dare_linear (same masks)",

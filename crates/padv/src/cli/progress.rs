@@ -95,36 +95,6 @@ pub fn human_duration(d: Duration) -> String {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations_read_naturally() {
-        assert_eq!(human_duration(Duration::from_millis(7400)), "7.4s");
-        assert_eq!(human_duration(Duration::from_secs(192)), "3m12s");
-        assert_eq!(human_duration(Duration::from_secs(4 * 3600 + 180)), "4h03m");
-    }
-
-    #[test]
-    fn line_has_count_rate_and_eta() {
-        let p = Progress {
-            done: 1,
-            total: 4,
-            skipped: 1,
-            computed_tokens: 1000,
-            elapsed: Duration::from_secs(2),
-        };
-        // 2 s per trajectory, 3 left: 6 s.
-        assert_eq!(
-            line(&p),
-            "scored 1/4 trajectories (1 skipped), 500 tok/s, ETA 6.0s"
-        );
-        let done = Progress { done: 4, ..p };
-        assert!(line(&done).ends_with("done in 2.0s"), "{}", line(&done));
-    }
-}
-
 /// A plain count of finished items for jobs that are not scoring runs (`padv judge`): a bar
 /// at a terminal, a log line every few seconds otherwise.
 pub struct Counter {
@@ -173,3 +143,34 @@ impl Counter {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_naturally() {
+        assert_eq!(human_duration(Duration::from_millis(7400)), "7.4s");
+        assert_eq!(human_duration(Duration::from_secs(192)), "3m12s");
+        assert_eq!(human_duration(Duration::from_secs(4 * 3600 + 180)), "4h03m");
+    }
+
+    #[test]
+    fn line_has_count_rate_and_eta() {
+        let p = Progress {
+            done: 1,
+            total: 4,
+            skipped: 1,
+            computed_tokens: 1000,
+            elapsed: Duration::from_secs(2),
+        };
+        // 2 s per trajectory, 3 left: 6 s.
+        assert_eq!(
+            line(&p),
+            "scored 1/4 trajectories (1 skipped), 500 tok/s, ETA 6.0s"
+        );
+        let done = Progress { done: 4, ..p };
+        assert!(line(&done).ends_with("done in 2.0s"), "{}", line(&done));
+    }
+}
+

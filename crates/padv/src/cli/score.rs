@@ -89,7 +89,11 @@ pub struct ReferenceMergeArgs {
     /// written), one run per α: METHOD:ALPHA[,ALPHA...], repeatable, e.g.
     /// `linear:0,0.25,0.5,0.75` or `ties:0.5`. Methods: linear, task_arithmetic, ties,
     /// dare_linear, dare_ties, emr (see `padv merge --help`). Results go to OUT/ref-<label>/.
-    #[arg(long = "reference-merge", value_name = "METHOD:ALPHAS", conflicts_with = "reference_endpoint")]
+    #[arg(
+        long = "reference-merge",
+        value_name = "METHOD:ALPHAS",
+        conflicts_with = "reference_endpoint"
+    )]
     pub reference_merge: Vec<String>,
     /// Density of ties / dare merges (default 0.2, the reference code's).
     #[arg(long = "merge-density", value_name = "D")]
@@ -153,27 +157,42 @@ struct PaHeadline {
 fn pa_headline(report: &EvalReport) -> Option<PaHeadline> {
     let evaluation = report.evaluation.to_string();
     match &report.results {
-        ReportBody::Uq(r) => r.methods.iter().find(|m| m.method == Method::Pa).map(|m| PaHeadline {
-            evaluation,
-            metric: "AUROC",
-            value: m.headline.result.auroc,
-            cv: m.headline.cv_auroc,
-            cell: m.headline.label.clone(),
-        }),
-        ReportBody::Bon(r) => r.methods.iter().find(|m| m.method == Method::Pa).map(|m| PaHeadline {
-            evaluation,
-            metric: "success",
-            value: m.headline.cell.success_rate,
-            cv: m.headline.cv_success_rate,
-            cell: m.headline.cell.label.clone(),
-        }),
-        ReportBody::Fa(r) => r.methods.iter().find(|m| m.method == Method::Pa).map(|m| PaHeadline {
-            evaluation,
-            metric: "accuracy",
-            value: m.headline.metrics.accuracy,
-            cv: m.headline.cv_accuracy,
-            cell: format!("{} {}", m.headline.label, m.headline.metrics.predictor),
-        }),
+        ReportBody::Uq(r) => {
+            r.methods
+                .iter()
+                .find(|m| m.method == Method::Pa)
+                .map(|m| PaHeadline {
+                    evaluation,
+                    metric: "AUROC",
+                    value: m.headline.result.auroc,
+                    cv: m.headline.cv_auroc,
+                    cell: m.headline.label.clone(),
+                })
+        }
+        ReportBody::Bon(r) => {
+            r.methods
+                .iter()
+                .find(|m| m.method == Method::Pa)
+                .map(|m| PaHeadline {
+                    evaluation,
+                    metric: "success",
+                    value: m.headline.cell.success_rate,
+                    cv: m.headline.cv_success_rate,
+                    cell: m.headline.cell.label.clone(),
+                })
+        }
+        ReportBody::Fa(r) => {
+            r.methods
+                .iter()
+                .find(|m| m.method == Method::Pa)
+                .map(|m| PaHeadline {
+                    evaluation,
+                    metric: "accuracy",
+                    value: m.headline.metrics.accuracy,
+                    cv: m.headline.cv_accuracy,
+                    cell: format!("{} {}", m.headline.label, m.headline.metrics.predictor),
+                })
+        }
     }
 }
 
@@ -258,9 +277,9 @@ fn prepare_out(args: &ScoreArgs) -> anyhow::Result<Option<LogprobCache>> {
         return Ok(None);
     }
     let dir = args.out.join("cache");
-    Ok(Some(
-        LogprobCache::open(&dir).with_context(|| format!("opening the cache {}", dir.display()))?,
-    ))
+    Ok(Some(LogprobCache::open(&dir).with_context(|| {
+        format!("opening the cache {}", dir.display())
+    })?))
 }
 
 /// What every scoring run of one command shares.
@@ -375,7 +394,9 @@ fn run_sweep(
     let tok = load_tokenizers(&policy_dir, &reference_dir)?;
     let cache = prepare_out(args)?;
     if cache.is_none() {
-        tracing::warn!("--no-cache with --reference-merge: the policy is recomputed for every merge");
+        tracing::warn!(
+            "--no-cache with --reference-merge: the policy is recomputed for every merge"
+        );
     }
     let run = Run {
         args,
@@ -424,17 +445,18 @@ fn run_sweep(
 
 /// The PA headline of every merge, one row each.
 fn sweep_table(entries: &[SweepEntry]) -> String {
-    let mut out = String::from("\nreference sweep: PA headline per merged reference (CV = cross-validated, grids only)\n");
+    let mut out = String::from(
+        "\nreference sweep: PA headline per merged reference (CV = cross-validated, grids only)\n",
+    );
     for e in entries {
-        let cells: Vec<String> = e
-            .pa
-            .iter()
-            .map(|h| {
-                let v = h.value.map_or("–".to_string(), |v| format!("{v:.3}"));
-                let cv = h.cv.map(|c| format!(" (CV {c:.3})")).unwrap_or_default();
-                format!("{} {} {v}{cv}", h.evaluation, h.metric)
-            })
-            .collect();
+        let cells: Vec<String> =
+            e.pa.iter()
+                .map(|h| {
+                    let v = h.value.map_or("–".to_string(), |v| format!("{v:.3}"));
+                    let cv = h.cv.map(|c| format!(" (CV {c:.3})")).unwrap_or_default();
+                    format!("{} {} {v}{cv}", h.evaluation, h.metric)
+                })
+                .collect();
         out.push_str(&format!("{:<28} {}\n", e.label, cells.join(" | ")));
     }
     out

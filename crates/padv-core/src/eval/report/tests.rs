@@ -370,7 +370,13 @@ fn print_sample_tables() {
 }
 
 /// A record with an outcome judge `rm` (trajectory value) and a PRM `prm` (step values).
-fn judged(id: &str, label: f64, rm: Option<f64>, prm: &[(usize, f64)], mistake: Option<usize>) -> LogprobRecord {
+fn judged(
+    id: &str,
+    label: f64,
+    rm: Option<f64>,
+    prm: &[(usize, f64)],
+    mistake: Option<usize>,
+) -> LogprobRecord {
     use crate::judge::{JudgeScores, JudgeStep};
     let mut r = rec(id, id, Some(label), 0.0);
     r.mistake_step = mistake;
@@ -437,7 +443,11 @@ fn judges_are_evaluated_beside_the_methods() {
     assert!(names.contains(&"judge:rm".to_string()), "{names:?}");
     assert!(names.contains(&"judge:prm".to_string()), "{names:?}");
     assert!(names.contains(&"pa".to_string()), "{names:?}");
-    let prm_row = u.methods.iter().find(|m| m.judge.map(|j| j.as_str()) == Some("prm")).unwrap();
+    let prm_row = u
+        .methods
+        .iter()
+        .find(|m| m.judge.map(|j| j.as_str()) == Some("prm"))
+        .unwrap();
     assert_eq!(prm_row.n_cells, 6);
     let table = r.to_table();
     assert!(table.contains("judge:prm"), "{table}");
@@ -464,7 +474,12 @@ fn judges_are_evaluated_beside_the_methods() {
     let names: Vec<&str> = rows.iter().map(|m| m.predictor.as_str()).collect();
     assert_eq!(
         &names[..4],
-        ["min_step", "sharpest_abs_drop", "earliest_below_half", "first_action"]
+        [
+            "min_step",
+            "sharpest_abs_drop",
+            "earliest_below_half",
+            "first_action"
+        ]
     );
     for m in &rows[..3] {
         assert!((m.accuracy.unwrap() - 2.0 / 3.0).abs() < 1e-12, "{m:?}");
