@@ -173,4 +173,3 @@ mod tests {
         assert!(line(&done).ends_with("done in 2.0s"), "{}", line(&done));
     }
 }
-
