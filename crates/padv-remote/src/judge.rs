@@ -238,9 +238,10 @@ impl JudgeClient {
     /// The JSON body of one request.
     pub fn request_body(&self, prompt: &Prompt) -> Value {
         let o = &self.opts;
-        let mut body =
-            json!({"model": o.model, "max_tokens": o.max_tokens, "temperature": o.temperature});
-        let obj = body.as_object_mut().expect("a JSON object literal");
+        let mut obj = serde_json::Map::new();
+        obj.insert("model".into(), json!(o.model));
+        obj.insert("max_tokens".into(), json!(o.max_tokens));
+        obj.insert("temperature".into(), json!(o.temperature));
         match (o.api, prompt) {
             (
                 JudgeApi::Chat,
@@ -278,7 +279,7 @@ impl JudgeClient {
                 }
             }
         }
-        body
+        Value::Object(obj)
     }
 
     /// Sends every prompt (concurrently over the servers, with retries), reading answers from

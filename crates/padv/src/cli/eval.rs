@@ -130,8 +130,8 @@ impl EvalOptions {
             (None, Method::Judge) => {
                 anyhow::bail!("--method judge needs --judge NAME (the judge's name in the records)")
             }
-            (Some(_), _) if !self.grid => {
-                anyhow::bail!("--judge applies to --method judge")
+            (Some(_), _) => {
+                anyhow::bail!("--judge applies to --method judge (a --grid includes every judge)")
             }
             _ => None,
         };
