@@ -135,65 +135,28 @@ fn merged_fingerprints_change_with_every_input() {
         .fingerprint()
     };
     let (r, p) = (fixture("qwen2_ref"), fixture("qwen2"));
-    let base = fp(
-        &r,
-        &p,
-        MergeSpec::new(
-            MergeMethod::DareTies,
-            0.5,
-            Some(0.2),
-            0,
-            DareRescale::InvDensity,
-        )
-        .unwrap(),
-    );
+    let dare = |method, alpha, density, seed, rescale| {
+        MergeSpec::new(method, alpha, Some(density), seed, rescale).unwrap()
+    };
+    let base_spec = dare(MergeMethod::DareTies, 0.5, 0.2, 0, DareRescale::InvDensity);
+    let base = fp(&r, &p, base_spec);
     assert!(
         base.starts_with("padv-merged/qwen2/dare_ties-a0.5-d0.2-s0/"),
         "{base}"
     );
     let variants = [
-        MergeSpec::new(
-            MergeMethod::DareTies,
-            0.25,
-            Some(0.2),
-            0,
-            DareRescale::InvDensity,
-        )
-        .unwrap(),
-        MergeSpec::new(
-            MergeMethod::DareTies,
-            0.5,
-            Some(0.3),
-            0,
-            DareRescale::InvDensity,
-        )
-        .unwrap(),
-        MergeSpec::new(
-            MergeMethod::DareTies,
-            0.5,
-            Some(0.2),
-            1,
-            DareRescale::InvDensity,
-        )
-        .unwrap(),
-        MergeSpec::new(MergeMethod::DareTies, 0.5, Some(0.2), 0, DareRescale::L1).unwrap(),
-        MergeSpec::new(
+        dare(MergeMethod::DareTies, 0.25, 0.2, 0, DareRescale::InvDensity),
+        dare(MergeMethod::DareTies, 0.5, 0.3, 0, DareRescale::InvDensity),
+        dare(MergeMethod::DareTies, 0.5, 0.2, 1, DareRescale::InvDensity),
+        dare(MergeMethod::DareTies, 0.5, 0.2, 0, DareRescale::L1),
+        dare(
             MergeMethod::DareLinear,
             0.5,
-            Some(0.2),
+            0.2,
             0,
             DareRescale::InvDensity,
-        )
-        .unwrap(),
+        ),
     ];
-    let base_spec = MergeSpec::new(
-        MergeMethod::DareTies,
-        0.5,
-        Some(0.2),
-        0,
-        DareRescale::InvDensity,
-    )
-    .unwrap();
     for v in variants {
         assert_ne!(fp(&r, &p, v), base, "{}", v.label());
     }

@@ -47,6 +47,21 @@ fn model(name: &str) -> String {
         .to_string()
 }
 
+/// `padv score` of `runs` with the fixture pair into `out`.
+fn score(runs: &Path, out: &Path) {
+    ok(&padv(&[
+        "score",
+        "--policy",
+        &model("qwen2"),
+        "--reference",
+        &model("qwen2_ref"),
+        "-i",
+        runs.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]));
+}
+
 /// Ten two-action trajectories of five tasks, half of them failures with a mistake step.
 fn trajectories(dir: &Path) -> PathBuf {
     let mut lines = Vec::new();
@@ -167,17 +182,7 @@ fn reference_merge_sweep_writes_one_folder_per_alpha() {
         "{stdout}"
     );
     let plain = dir.path().join("plain");
-    ok(&padv(&[
-        "score",
-        "--policy",
-        &model("qwen2"),
-        "--reference",
-        &model("qwen2_ref"),
-        "-i",
-        runs.to_str().unwrap(),
-        "--out",
-        plain.to_str().unwrap(),
-    ]));
+    score(&runs, &plain);
     let read = |p: PathBuf| read_records(&p.join("records.jsonl")).unwrap();
     let base = read(plain.clone());
     let a0 = read(out.join("ref-linear-a0"));
@@ -234,17 +239,7 @@ fn judges_are_scored_attached_and_evaluated() {
     let dir = tempfile::tempdir().unwrap();
     let runs = trajectories(dir.path());
     let scored = dir.path().join("scored");
-    ok(&padv(&[
-        "score",
-        "--policy",
-        &model("qwen2"),
-        "--reference",
-        &model("qwen2_ref"),
-        "-i",
-        runs.to_str().unwrap(),
-        "--out",
-        scored.to_str().unwrap(),
-    ]));
+    score(&runs, &scored);
 
     // A local outcome reward model.
     let rm = dir.path().join("rm");
@@ -414,17 +409,7 @@ fn import_checks_ids_and_leaves_records_untouched_on_error() {
     let dir = tempfile::tempdir().unwrap();
     let runs = trajectories(dir.path());
     let scored = dir.path().join("scored");
-    ok(&padv(&[
-        "score",
-        "--policy",
-        &model("qwen2"),
-        "--reference",
-        &model("qwen2_ref"),
-        "-i",
-        runs.to_str().unwrap(),
-        "--out",
-        scored.to_str().unwrap(),
-    ]));
+    score(&runs, &scored);
     let before = std::fs::read(scored.join("records.jsonl")).unwrap();
     let bad = dir.path().join("bad.jsonl");
     std::fs::write(

@@ -5,20 +5,11 @@
 //! read never needs the judge again. Entries are written atomically; an interrupted run
 //! resumes with the finished requests.
 
-use std::fs;
-use std::path::{Path, PathBuf};
-
-use serde::de::DeserializeOwned;
-use serde::Serialize;
-
-use crate::atomic::write_bytes_atomic;
 use crate::fingerprint::Fnv64;
 
-/// A folder of cached judge answers.
-#[derive(Debug, Clone)]
-pub struct JudgeCache {
-    dir: PathBuf,
-}
+/// A folder of cached judge answers (the log-prob cache's folder mechanics; keys from
+/// [`cache_key`]).
+pub use crate::record::cache::JsonCache as JudgeCache;
 
 /// The cache key of a request: a hash of its parts, in order (e.g. the judge's fingerprint,
 /// the prompt version and the request body).
@@ -29,49 +20,6 @@ pub fn cache_key(parts: &[&str]) -> String {
         h.write_part(p.as_bytes());
     }
     h.hex()
-}
-
-impl JudgeCache {
-    /// Opens (creating) a cache folder, removing temporaries left by killed writers.
-    pub fn open(dir: &Path) -> std::io::Result<Self> {
-        fs::create_dir_all(dir)?;
-        crate::atomic::remove_stale_temporaries(dir)?;
-        Ok(Self {
-            dir: dir.to_path_buf(),
-        })
-    }
-
-    /// The folder.
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
-    fn path(&self, key: &str) -> PathBuf {
-        self.dir.join(format!("{key}.json"))
-    }
-
-    /// The cached answer, if present and readable (an unreadable entry is treated as absent,
-    /// with a warning, and recomputed).
-    pub fn get<T: DeserializeOwned>(&self, key: &str) -> Option<T> {
-        let path = self.path(key);
-        let bytes = fs::read(&path).ok()?;
-        match serde_json::from_slice(&bytes) {
-            Ok(v) => Some(v),
-            Err(e) => {
-                tracing::warn!(
-                    "cache entry {} unreadable ({e}); asking again",
-                    path.display()
-                );
-                None
-            }
-        }
-    }
-
-    /// Stores an answer atomically.
-    pub fn put<T: Serialize>(&self, key: &str, value: &T) -> std::io::Result<()> {
-        let bytes = serde_json::to_vec(value).map_err(std::io::Error::other)?;
-        write_bytes_atomic(&self.path(key), &bytes)
-    }
 }
 
 #[cfg(test)]
@@ -87,7 +35,7 @@ mod tests {
         assert!(c.get::<String>(&k).is_none());
         c.put(&k, &"answer".to_string()).unwrap();
         assert_eq!(c.get::<String>(&k).as_deref(), Some("answer"));
-        std::fs::write(c.path(&k), "{broken").unwrap();
+        std::fs::write(dir.path().join(format!("{k}.json")), "{broken").unwrap();
         assert!(c.get::<String>(&k).is_none());
     }
 }

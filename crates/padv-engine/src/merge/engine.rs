@@ -11,12 +11,10 @@ use std::sync::Arc;
 
 use candle_core::{DType, Device, Shape, Tensor};
 use candle_nn::var_builder::SimpleBackend;
-use candle_nn::VarBuilder;
 use padv_core::fingerprint::Fnv64;
 
 use super::{content_digest, MergeError, MergeSpec, Merger};
 use crate::checkpoint::{device_label, Checkpoint};
-use crate::decoder::{DecoderModel, ModelOptions};
 use crate::logprobs::{EngineError, EngineOptions, LocalEngine};
 
 /// Bumped when the merge arithmetic changes, so cached log-probs of an older merge of the
@@ -145,37 +143,15 @@ pub fn load_merged(
     let ckpt = Checkpoint::open(reference)?;
     let merger = Merger::open(reference, tasks, spec)
         .map_err(|e: MergeError| EngineError::Invalid(e.to_string()))?;
-    let device = opts.device.device().map_err(|source| EngineError::Candle {
-        context: format!("opening device {:?}", opts.device),
-        source,
-    })?;
-    let dtype = opts.dtype.dtype();
-    let vb = VarBuilder::from_backend(
+    LocalEngine::load_from_backend(
+        &ckpt,
         Box::new(MergedBackend(Arc::new(merger))),
-        dtype,
-        device.clone(),
-    );
-    let head = ckpt.model_head_prefix().map(|p| vb.pp(p));
-    let model = DecoderModel::with_prefixes(
-        &ckpt.config,
-        vb.pp(&ckpt.body_prefix),
-        head,
-        ModelOptions {
-            trainable: opts.trainable,
-            attention: opts.attention,
-        },
-    )
-    .map_err(|source| EngineError::Candle {
-        context: format!(
+        opts,
+        &format!(
             "building the merged reference {} ({})",
             reference.display(),
             spec.label()
         ),
-        source,
-    })?;
-    let mut fingerprint = merged_fingerprint(&ckpt, tasks, &spec, dtype, &device)?;
-    if opts.trainable {
-        fingerprint.push_str(";trainable");
-    }
-    Ok(LocalEngine::from_model(model, fingerprint, opts.chunk_rows))
+        |dtype, device| merged_fingerprint(&ckpt, tasks, &spec, dtype, device),
+    )
 }

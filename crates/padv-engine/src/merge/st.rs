@@ -7,7 +7,6 @@
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::Read;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
@@ -15,7 +14,7 @@ use safetensors::tensor::Metadata;
 use safetensors::Dtype;
 
 use super::MergeError;
-use crate::checkpoint::weight_files;
+use crate::checkpoint::{open_safetensors, weight_files};
 
 /// Where one tensor's bytes are.
 #[derive(Debug, Clone)]
@@ -77,26 +76,10 @@ impl StCheckpoint {
                 path: path.clone(),
                 reason,
             };
-            let io = |e: std::io::Error| MergeError::Io {
-                path: path.clone(),
-                source: e,
-            };
-            let mut file = File::open(&path).map_err(io)?;
-            let size = file.metadata().map_err(io)?.len();
-            let mut len8 = [0u8; 8];
-            file.read_exact(&mut len8)
-                .map_err(|_| bad("shorter than the 8-byte header length".into()))?;
-            let n = u64::from_le_bytes(len8);
-            if n > 100_000_000 || 8 + n > size {
-                return Err(bad(format!(
-                    "header length {n} exceeds the file size {size}"
-                )));
-            }
-            let mut header = vec![0u8; n as usize];
-            file.read_exact(&mut header).map_err(io)?;
+            let (file, size, header, data_start) =
+                open_safetensors(&path).map_err(|e| MergeError::Input(e.to_string()))?;
             let meta: Metadata =
                 serde_json::from_slice(&header).map_err(|e| bad(format!("header: {e}")))?;
-            let data_start = 8 + n;
             if data_start + meta.data_len() as u64 > size {
                 return Err(bad(format!(
                     "the header describes {} bytes of data but the file has {}",
