@@ -184,3 +184,41 @@ fn merged_fingerprints_change_with_every_input() {
         assert_ne!(fp(&rr, &pp, base_spec), base, "{which} byte changed");
     }
 }
+
+#[test]
+fn sharded_references_keep_their_shards_and_index() {
+    // The llama fixture is stored as model.safetensors.index.json + two shards.
+    let root = tempfile::tempdir().unwrap();
+    let llama = fixture("llama");
+    let m = Merger::open(&llama, &[llama.clone()], spec(MergeMethod::Ties, 0.7)).unwrap();
+    let out = root.path().join("merged");
+    let report = write_merged(&m, &out, FilesFrom::Policy, &|_, _| {}).unwrap();
+    let index = |dir: &Path| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(dir.join("model.safetensors.index.json")).unwrap())
+            .unwrap()
+    };
+    let (a, b) = (index(&llama), index(&out));
+    assert_eq!(a["weight_map"], b["weight_map"], "same tensor -> shard map");
+    assert_eq!(report.weight_files.len(), 2);
+    for f in &report.weight_files {
+        let header = |dir: &Path| -> Vec<String> {
+            let bytes = std::fs::read(dir.join(f)).unwrap();
+            let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+            let v: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
+            let mut names: Vec<String> = v
+                .as_object()
+                .unwrap()
+                .keys()
+                .filter(|k| *k != "__metadata__")
+                .cloned()
+                .collect();
+            names.sort();
+            names
+        };
+        assert_eq!(header(&llama), header(&out), "{f}");
+    }
+    // A merge of a model with itself is the model: it loads and scores identically.
+    let mut original = LocalEngine::load(&llama, EngineOptions::default()).unwrap();
+    let mut merged = LocalEngine::load(&out, EngineOptions::default()).unwrap();
+    assert_eq!(logprobs(&mut merged), logprobs(&mut original));
+}
