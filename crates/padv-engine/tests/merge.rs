@@ -190,7 +190,12 @@ fn sharded_references_keep_their_shards_and_index() {
     // The llama fixture is stored as model.safetensors.index.json + two shards.
     let root = tempfile::tempdir().unwrap();
     let llama = fixture("llama");
-    let m = Merger::open(&llama, &[llama.clone()], spec(MergeMethod::Ties, 0.7)).unwrap();
+    let m = Merger::open(
+        &llama,
+        std::slice::from_ref(&llama),
+        spec(MergeMethod::Ties, 0.7),
+    )
+    .unwrap();
     let out = root.path().join("merged");
     let report = write_merged(&m, &out, FilesFrom::Policy, &|_, _| {}).unwrap();
     let index = |dir: &Path| -> serde_json::Value {
