@@ -8,19 +8,12 @@ use std::path::{Path, PathBuf};
 use padv_core::formats::{read_file, read_inputs, Format, ReadOptions, ReadReport};
 use padv_core::Trajectory;
 
-/// `shared/data` beside the repository root, or `$PADV_DATA_DIR` when set (for checkouts that
-/// do not sit beside `shared/`).
+#[path = "support/shared_data.rs"]
+mod shared_data;
+
+/// The shared data folder (see `support/shared_data.rs`: required in CI).
 fn data_dir() -> Option<PathBuf> {
-    let dir = match std::env::var_os("PADV_DATA_DIR") {
-        Some(dir) => PathBuf::from(dir),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data"),
-    };
-    if dir.is_dir() {
-        Some(dir)
-    } else {
-        eprintln!("note: {} not found; skipping real-data test", dir.display());
-        None
-    }
+    shared_data::shared_data(env!("CARGO_MANIFEST_DIR"))
 }
 
 fn strict() -> ReadOptions {

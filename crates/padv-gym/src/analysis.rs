@@ -34,12 +34,32 @@ pub struct StepPair {
     pub advantage: f64,
 }
 
-/// Joins step scores with ground truth. `scores` holds `(trajectory id, steps)`; a
-/// trajectory or step without ground truth is an error (the files do not belong together).
-/// Non-finite scores are dropped (a method can be undefined on a step).
+/// Which advantage a step score is compared with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Truth {
+    /// The hard `A*(s, a) = Q*(s, a) − V*(s)` of success probability.
+    Hard,
+    /// The soft `A_h = Q(s, a) − V_h` relative to the reference at the pair's β: what PA
+    /// equals at the optimum of KL-regularised RL.
+    Soft,
+}
+
+/// Joins step scores with the hard ground truth; see [`join_steps_with`].
 pub fn join_steps(
     scores: &[(String, Vec<(usize, f64)>)],
     truths: &[TruthRecord],
+) -> Result<Vec<StepPair>, GymError> {
+    join_steps_with(scores, truths, Truth::Hard)
+}
+
+/// Joins step scores with ground truth. `scores` holds `(trajectory id, steps)`; a
+/// trajectory or step without ground truth (or, for [`Truth::Soft`], without soft truth) is
+/// an error (the files do not belong together). Non-finite scores are dropped (a method can
+/// be undefined on a step).
+pub fn join_steps_with(
+    scores: &[(String, Vec<(usize, f64)>)],
+    truths: &[TruthRecord],
+    which: Truth,
 ) -> Result<Vec<StepPair>, GymError> {
     let by_id: HashMap<&str, &TruthRecord> = truths.iter().map(|t| (t.id.as_str(), t)).collect();
     let mut out = Vec::new();
@@ -57,12 +77,24 @@ pub fn join_steps(
                         "trajectory {id}: message {mi} is not an action step of the ground truth"
                     ))
                 })?;
+            let advantage = match which {
+                Truth::Hard => truth.truth.steps[k].advantage,
+                Truth::Soft => {
+                    truth
+                        .soft
+                        .get(k)
+                        .ok_or_else(|| {
+                            GymError::Join(format!("trajectory {id}: step {k} has no soft truth"))
+                        })?
+                        .advantage
+                }
+            };
             if score.is_finite() {
                 out.push(StepPair {
                     id: id.clone(),
                     message_index: mi,
                     score,
-                    advantage: truth.truth.steps[k].advantage,
+                    advantage,
                 });
             }
         }
@@ -175,7 +207,7 @@ mod tests {
     use padv_core::eval::SplitMix64;
 
     fn episode(lake: &Lake, id: &str, moves: &[&str]) -> Episode {
-        let mut b = EpisodeBuilder::new(lake, id, "m");
+        let mut b = EpisodeBuilder::new(lake, crate::protocol::ActionStyle::Terse, id, "m");
         let mut rng = SplitMix64::new(0);
         for m in moves {
             b.act(m, &mut rng).unwrap();

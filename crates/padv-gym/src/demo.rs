@@ -1,44 +1,66 @@
-//! `padv demo`: the whole idea on a real post-trained pair, against exact ground truth.
+//! `padv demo`: the whole idea on a real post-trained pair, against exact ground truth, with
+//! three players on the same held-out maps:
 //!
-//! 1. Loads the committed pair (`crates/padv-gym/pair`, found through
-//!    `CARGO_MANIFEST_DIR` at build time, or any directory given as `pair`) and the map
-//!    distribution and β it was trained with (its `manifest.json`).
-//! 2. Rolls the policy and the reference out on held-out maps (seeds with bit 62 set, never
-//!    used in training), `samples` rollouts per map.
-//! 3. Labels every policy rollout with the exact ground truth: success, A*(s,a) of every
-//!    step, and for failures the decisive mistake (`mistake_step`).
-//! 4. Writes `trajectories.jsonl` (chat JSONL: `padv inspect`/`padv score` read it),
-//!    `reference_trajectories.jsonl`, `ground_truth.jsonl`.
-//! 5. Scores the policy's trajectories with the pair through the library scoring code that
-//!    `padv score --renderer chat-template` runs, writing `records.jsonl`.
-//! 6. Evaluates UQ, best-of-N and failure attribution for every method and aggregation,
-//!    picks each method's headline row by cross-validation, adds the theory metrics, prints a
-//!    table and writes `summary.json`.
+//! - **oracle**: `π_o(y|h) ∝ π_ref(y|h)·e^{A_soft/β}` — the reference tilted by the exact
+//!   soft advantage, no training ([`crate::oracle`]). What the theory talks about: its PA
+//!   is the soft advantage by construction, so its rows show what *the method* can do;
+//! - **policy**: the RL-trained checkpoint. Its rows show how far RL got;
+//! - **reference**: the SFT checkpoint (scored by the trained pair: PA used off-policy).
+//!
+//! Steps:
+//! 1. Opens the pair (`crates/padv-gym/pair` or `pair-verbose`, or any directory) and the map
+//!    distribution, action style and β it was trained with (its `manifest.json`).
+//! 2. Projects the reference onto every reachable state of each held-out map (seeds with
+//!    bit 62 set, never used in training) and solves the soft values ([`oracle::project`]).
+//! 3. Rolls the three players out, `samples` rollouts per map; labels each rollout with the
+//!    hard ground truth (success, `A*`, the decisive mistake) and each step with the soft
+//!    truth at its own history ([`oracle::rollout_truth`]).
+//! 4. Scores every trajectory through the library pipeline `padv score --renderer
+//!    chat-template` runs: the policy's and the reference's with the checkpoint pair, the
+//!    oracle's with [`oracle::OracleBackend`] as its policy.
+//! 5. Evaluates UQ, best-of-N and failure attribution per player with
+//!    `padv_core::eval::evaluate` — each application choosing its own headline cell by
+//!    cross-validation — adds the theory metrics (Spearman of step scores with the soft and
+//!    the hard advantage, `KL(π ‖ π_o)` per step, the oracle's identity error, how far the
+//!    histories' reference is from the projection), prints a table and writes `summary.json`.
 
 mod eval;
 mod report;
+mod seeds;
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use padv_core::render::RendererKind;
-use padv_core::{LogprobRecord, Trajectory};
+use padv_core::{LogprobBackend, LogprobRecord, Trajectory};
+use padv_engine::decoder::DecoderModel;
 use padv_engine::logprobs::{EngineOptions, LocalEngine};
 use padv_engine::pipeline::{self, PipelineOptions};
 use padv_engine::tokenize::{TextTokenizer, TokenizeOptions};
+use serde::Serialize;
 
-pub use eval::{evaluate, DemoSummary};
+pub use eval::{DemoSummary, MethodRow, PlayerSummary};
+pub(crate) use report::columns;
 pub use report::print_table;
+pub use seeds::{print_seeds_table, run_seeds, SeedsSummary, Spread};
 
 use crate::agent::{write_bytes, Agent, AgentError, Result};
 use crate::lake::Lake;
+use crate::oracle::{
+    oracle_rollouts, project, rollout_truth, MapTruth, MoveTrie, OracleBackend, OracleStep,
+};
 use crate::sample::{rollout_batch, Job, Rollout, SampleConfig, Sampler};
 use crate::train::heldout_map_seed;
 pub use crate::train::read_manifest;
 
-/// The pair committed in the repository.
+/// The terse pair committed in the repository.
 pub fn default_pair_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("pair")
+}
+
+/// The verbose pair committed in the repository.
+pub fn verbose_pair_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("pair-verbose")
 }
 
 /// Options of the demo.
@@ -56,9 +78,9 @@ pub struct DemoOptions {
     pub samples: usize,
     /// Seed of the held-out maps, sampling and slips.
     pub seed: u64,
-    /// Bootstrap resamples of the AUROC intervals.
+    /// Bootstrap resamples of the confidence intervals.
     pub bootstrap: usize,
-    /// Cross-validation folds for the headline aggregation.
+    /// Cross-validation folds for the headline cells.
     pub folds: usize,
     /// Rollouts advanced together in one batch.
     pub batch: usize,
@@ -76,38 +98,79 @@ impl DemoOptions {
             seed,
             bootstrap: if quick { 200 } else { 1000 },
             folds: 5,
-            batch: 128,
+            batch: 256,
         }
     }
 }
 
-/// Episode of one held-out map rollout: what the evaluation needs besides the record.
+/// The demo's three players.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Player {
+    /// The reference tilted by the exact soft advantage.
+    Oracle,
+    /// The RL checkpoint.
+    Policy,
+    /// The SFT checkpoint.
+    Reference,
+}
+
+impl Player {
+    /// All players, in table order.
+    pub const ALL: [Player; 3] = [Player::Oracle, Player::Policy, Player::Reference];
+
+    /// Snake-case name (also the output sub-directory and the trajectory id prefix).
+    pub fn name(self) -> &'static str {
+        match self {
+            Player::Oracle => "oracle",
+            Player::Policy => "policy",
+            Player::Reference => "reference",
+        }
+    }
+
+    /// What the player is, for the table.
+    pub fn what(self) -> &'static str {
+        match self {
+            Player::Oracle => {
+                "pi_ref tilted by exp(A_soft/beta), no training: what the theory describes"
+            }
+            Player::Policy => "the RL checkpoint: how far RL got",
+            Player::Reference => "the SFT checkpoint, scored by the trained pair (PA off-policy)",
+        }
+    }
+}
+
+/// One held-out rollout with what the evaluation needs besides its record.
 #[derive(Debug, Clone)]
 pub struct Labeled {
     /// The rollout.
     pub rollout: Rollout,
-    /// A*(s_t, a_t) of each step.
+    /// A*(s_t, a_t) of each step (hard truth).
     pub advantages: Vec<f64>,
-    /// The ground-truth record (`ground_truth.jsonl`).
+    /// The ground-truth record (hard and soft truth of every step).
     pub truth: crate::episode::TruthRecord,
     /// V*(s_0) of the map.
     pub v0: f64,
 }
 
-/// Plays `samples` rollouts on each lake with `agent`, in batches of `batch` rows.
-/// Trajectory ids are `<prefix>-<map>-<sample>`, task ids `map-<map>`.
-pub fn rollouts(
-    agent: &Agent,
-    sampler: &Sampler,
-    lakes: &[Lake],
-    samples: usize,
-    seed: u64,
-    batch: usize,
-    prefix: &str,
-) -> Result<Vec<Rollout>> {
-    let model = agent.inference_model()?;
+/// Everything one player produced.
+#[derive(Debug, Clone)]
+pub struct PlayerRun {
+    /// Which player.
+    pub player: Player,
+    /// Its rollouts with ground truth, map-major (`samples` per map).
+    pub labeled: Vec<Labeled>,
+    /// Its log-prob records, in the same order.
+    pub records: Vec<LogprobRecord>,
+    /// The oracle's own identity per action (oracle only).
+    pub oracle_steps: Option<Vec<Vec<OracleStep>>>,
+}
+
+/// The jobs of `samples` rollouts per lake; ids `<prefix>-<map>-<sample>`, task ids
+/// `map-<map>`, episode seeds drawn from `seed`.
+pub(crate) fn jobs<'a>(lakes: &'a [Lake], samples: usize, seed: u64, prefix: &str) -> Vec<Job<'a>> {
     let mut seeds = padv_core::eval::SplitMix64::new(seed ^ 0xD3E0);
-    let jobs: Vec<Job> = lakes
+    lakes
         .iter()
         .enumerate()
         .flat_map(|(i, lake)| (0..samples).map(move |k| (i, k, lake)))
@@ -117,41 +180,54 @@ pub fn rollouts(
             task_id: format!("map-{i:03}"),
             seed: seeds.next_u64(),
         })
-        .collect();
-    let cfg = SampleConfig::default();
+        .collect()
+}
+
+/// Plays `samples` rollouts on each lake with `model`, in batches of `batch` rows.
+pub fn rollouts(
+    model: &DecoderModel,
+    sampler: &Sampler,
+    lakes: &[Lake],
+    samples: usize,
+    seed: u64,
+    batch: usize,
+    prefix: &str,
+) -> Result<Vec<Rollout>> {
+    let jobs = jobs(lakes, samples, seed, prefix);
+    let cfg = SampleConfig::for_style(sampler.style());
     let mut out = Vec::with_capacity(jobs.len());
     for chunk in jobs.chunks(batch.max(1)) {
-        out.extend(rollout_batch(&model, sampler, chunk, &cfg)?);
+        out.extend(rollout_batch(model, sampler, chunk, &cfg)?);
     }
     Ok(out)
 }
 
-/// Scores trajectories with the pair through the library pipeline that `padv score
-/// --renderer chat-template` runs ([`padv_engine::pipeline::score_trajectories`]), in strict
-/// mode: the demo's own rollouts must all score, so any skip is an error, not a footnote.
-pub fn score_trajectories(
-    policy_dir: &Path,
-    reference_dir: &Path,
-    trajectories: &[Trajectory],
-) -> Result<Vec<LogprobRecord>> {
-    let tok = TextTokenizer::from_dir(policy_dir)?;
-    let encoder = tok.encoder(&TokenizeOptions {
+/// The chat-template encoder of a pair's tokenizer (what `padv score --renderer
+/// chat-template` builds).
+fn chat_encoder(tok: &TextTokenizer) -> Result<padv_engine::tokenize::TrajectoryEncoder<'_>> {
+    Ok(tok.encoder(&TokenizeOptions {
         renderer: RendererKind::ChatTemplate,
         ..TokenizeOptions::default()
-    })?;
-    let engine = |dir: &Path| {
-        LocalEngine::load(dir, EngineOptions::default())
-            .map_err(|e| AgentError::Invalid(format!("loading {}: {e}", dir.display())))
-    };
-    let mut policy = engine(policy_dir)?;
-    let mut reference = engine(reference_dir)?;
+    })?)
+}
+
+/// Scores trajectories through the library pipeline in strict mode (the demo's own
+/// rollouts must all score, so any skip is an error, not a footnote).
+pub fn score_with(
+    tok: &TextTokenizer,
+    policy: &mut dyn LogprobBackend,
+    reference: &mut dyn LogprobBackend,
+    trajectories: &[Trajectory],
+) -> Result<Vec<LogprobRecord>> {
+    let encoder = chat_encoder(tok)?;
     let run = pipeline::score_trajectories(
         trajectories,
         &encoder,
-        &mut policy,
-        &mut reference,
+        policy,
+        reference,
         &PipelineOptions {
             strict: true,
+            batch_size: 128,
             ..PipelineOptions::default()
         },
         &mut |_| {},
@@ -160,9 +236,26 @@ pub fn score_trajectories(
     Ok(run.records)
 }
 
+fn load_engine(dir: &Path) -> Result<LocalEngine> {
+    LocalEngine::load(dir, EngineOptions::default())
+        .map_err(|e| AgentError::Invalid(format!("loading {}: {e}", dir.display())))
+}
+
+/// Scores trajectories with a checkpoint pair (see [`score_with`]).
+pub fn score_trajectories(
+    policy_dir: &Path,
+    reference_dir: &Path,
+    trajectories: &[Trajectory],
+) -> Result<Vec<LogprobRecord>> {
+    let tok = TextTokenizer::from_dir(policy_dir)?;
+    let mut policy = load_engine(policy_dir)?;
+    let mut reference = load_engine(reference_dir)?;
+    score_with(&tok, &mut policy, &mut reference, trajectories)
+}
+
 /// A pair opened for evaluation: how it was trained, its two checkpoints and the tokenizer.
 pub(crate) struct OpenedPair {
-    /// The training configuration (map distribution, β).
+    /// The training configuration (map distribution, style, β).
     pub train: crate::train::TrainConfig,
     /// The manifest as written.
     pub manifest: serde_json::Value,
@@ -212,11 +305,41 @@ pub(crate) fn heldout_lakes(
         .collect::<std::result::Result<_, _>>()?)
 }
 
+/// Writes `items` as JSON lines, atomically.
+pub(crate) fn write_jsonl<T: Serialize>(path: &Path, items: &[T]) -> Result<()> {
+    let mut buf = Vec::new();
+    for r in items {
+        serde_json::to_writer(&mut buf, r).map_err(|source| AgentError::Json {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        buf.push(b'\n');
+    }
+    write_bytes(path, &buf)
+}
+
+/// Wall-clock seconds of the demo's phases.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct Timings {
+    /// Projecting the reference and solving the soft values.
+    pub projection_s: f64,
+    /// Rolling the three players out.
+    pub rollout_s: f64,
+    /// Probing the reference at every step of every rollout (soft truth).
+    pub soft_truth_s: f64,
+    /// Scoring every trajectory through the pipeline.
+    pub score_s: f64,
+    /// Evaluating.
+    pub eval_s: f64,
+    /// Everything.
+    pub total_s: f64,
+}
+
 /// Runs the demo; returns the summary (also written to `out/summary.json`).
 pub fn run(opts: &DemoOptions) -> Result<DemoSummary> {
     let started = Instant::now();
     let OpenedPair {
-        train: train_cfg,
+        train,
         manifest,
         policy_dir,
         reference_dir,
@@ -224,78 +347,161 @@ pub fn run(opts: &DemoOptions) -> Result<DemoSummary> {
         policy,
         reference,
     } = open_pair(&opts.pair, opts.policy.as_deref(), &opts.out)?;
-    let sampler = Sampler::new(&tok, crate::tokenizer::END_OF_TURN)?;
-    let lakes = heldout_lakes(&train_cfg, opts.seed, opts.maps)?;
-    let t0 = Instant::now();
-    // The two models' rollouts are independent (own seeds); sampling is mostly
+    let style = train.style;
+    let beta = train.beta;
+    let sampler = Sampler::new(&tok, crate::tokenizer::END_OF_TURN, style)?;
+    let lakes = heldout_lakes(&train, opts.seed, opts.maps)?;
+    let policy_m = policy.inference_model()?;
+    let reference_m = reference.inference_model()?;
+    let trie = MoveTrie::new();
+    let mut timings = Timings::default();
+
+    let t = Instant::now();
+    let (maps, cost) = project(&reference_m, &lakes, style, beta, &trie)?;
+    timings.projection_s = t.elapsed().as_secs_f64();
+    let n = opts.samples.max(1);
+    let job_maps: Vec<&MapTruth> = (0..lakes.len() * n).map(|j| &maps[j / n]).collect();
+
+    // The three players' rollouts are independent (own seeds); sampling is mostly
     // single-threaded element-wise work, so running them side by side uses both cores.
-    let (pol, ref_rollouts) = rayon::join(
+    let t = Instant::now();
+    let oracle_jobs = jobs(&lakes, n, opts.seed ^ 0x0AC1E, Player::Oracle.name());
+    let (pol, (refr, orc)) = rayon::join(
         || {
             rollouts(
-                &policy,
-                &sampler,
-                &lakes,
-                opts.samples,
-                opts.seed,
-                opts.batch,
-                "policy",
+                &policy_m, &sampler, &lakes, n, opts.seed, opts.batch, "policy",
             )
         },
         || {
-            rollouts(
-                &reference,
-                &sampler,
-                &lakes,
-                opts.samples,
-                opts.seed ^ 0xF00D,
-                opts.batch,
-                "reference",
+            rayon::join(
+                || {
+                    rollouts(
+                        &reference_m,
+                        &sampler,
+                        &lakes,
+                        n,
+                        opts.seed ^ 0xF00D,
+                        opts.batch,
+                        "reference",
+                    )
+                },
+                || {
+                    let cfg = SampleConfig::for_style(style);
+                    oracle_rollouts(
+                        &reference_m,
+                        &sampler,
+                        &oracle_jobs,
+                        &job_maps,
+                        beta,
+                        &trie,
+                        &cfg,
+                    )
+                },
             )
         },
     );
-    let (mut pol, ref_rollouts) = (pol?, ref_rollouts?);
-    let rollout_s = t0.elapsed().as_secs_f64();
+    let (mut pol, mut refr, (mut orc, oracle_steps)) = (pol?, refr?, orc?);
+    timings.rollout_s = t.elapsed().as_secs_f64();
 
-    let labeled = eval::label(&lakes, &mut pol, opts.samples)?;
-    let trajectories: Vec<Trajectory> = labeled
+    // Hard truth, then the soft truth of every step (one probing pass over all rollouts).
+    let mut labeled: Vec<Vec<Labeled>> = Vec::with_capacity(3);
+    for r in [&mut orc, &mut pol, &mut refr] {
+        labeled.push(eval::label(&lakes, r, n)?);
+    }
+    let t = Instant::now();
+    let all: Vec<Rollout> = labeled
         .iter()
-        .map(|l| l.rollout.trajectory.clone())
+        .flatten()
+        .map(|l| l.rollout.clone())
         .collect();
-    crate::episode::write_chat_jsonl(&opts.out.join("trajectories.jsonl"), &trajectories)?;
-    let ref_trajs: Vec<Trajectory> = ref_rollouts.iter().map(|r| r.trajectory.clone()).collect();
-    crate::episode::write_chat_jsonl(&opts.out.join("reference_trajectories.jsonl"), &ref_trajs)?;
-    let truths: Vec<_> = labeled.iter().map(|l| l.truth.clone()).collect();
-    crate::episode::write_truth_jsonl(&opts.out.join("ground_truth.jsonl"), &truths)?;
+    let all_maps: Vec<&MapTruth> = (0..3).flat_map(|_| job_maps.iter().copied()).collect();
+    let soft = rollout_truth(&reference_m, &all, &all_maps, &sampler, &trie)?;
+    let mut soft = soft.into_iter();
+    for l in labeled.iter_mut().flatten() {
+        l.truth.soft = soft.next().unwrap_or_default();
+    }
+    timings.soft_truth_s = t.elapsed().as_secs_f64();
 
-    let t1 = Instant::now();
-    let records = score_trajectories(&policy_dir, &reference_dir, &trajectories)?;
-    let score_s = t1.elapsed().as_secs_f64();
-    let mut buf = Vec::new();
-    for r in &records {
-        serde_json::to_writer(&mut buf, r).map_err(|source| AgentError::Json {
-            path: opts.out.join("records.jsonl"),
+    // Scoring: the checkpoint pair for the policy's and the reference's rollouts, the
+    // oracle backend for the oracle's.
+    let t = Instant::now();
+    let mut ref_engine = load_engine(&reference_dir)?;
+    let mut pol_engine = load_engine(&policy_dir)?;
+    let trajs = |ls: &[Labeled]| -> Vec<Trajectory> {
+        ls.iter().map(|l| l.rollout.trajectory.clone()).collect()
+    };
+    let pair_trajs: Vec<Trajectory> = trajs(&labeled[1])
+        .into_iter()
+        .chain(trajs(&labeled[2]))
+        .collect();
+    let mut pair_records = score_with(&tok, &mut pol_engine, &mut ref_engine, &pair_trajs)?;
+    let ref_records = pair_records.split_off(labeled[1].len());
+    let map_refs: Vec<&MapTruth> = maps.iter().collect();
+    let mut oracle_backend = OracleBackend::new(
+        &reference_m,
+        &ref_engine.fingerprint(),
+        style,
+        beta,
+        &lakes,
+        &map_refs,
+    )
+    .map_err(AgentError::Invalid)?;
+    let oracle_records = score_with(
+        &tok,
+        &mut oracle_backend,
+        &mut ref_engine,
+        &trajs(&labeled[0]),
+    )?;
+    timings.score_s = t.elapsed().as_secs_f64();
+
+    let mut labeled = labeled.into_iter();
+    let mut next = || labeled.next().unwrap_or_default();
+    let runs = vec![
+        PlayerRun {
+            player: Player::Oracle,
+            labeled: next(),
+            records: oracle_records,
+            oracle_steps: Some(oracle_steps),
+        },
+        PlayerRun {
+            player: Player::Policy,
+            labeled: next(),
+            records: pair_records,
+            oracle_steps: None,
+        },
+        PlayerRun {
+            player: Player::Reference,
+            labeled: next(),
+            records: ref_records,
+            oracle_steps: None,
+        },
+    ];
+    let t = Instant::now();
+    let mut truths = Vec::new();
+    for run in &runs {
+        let dir = opts.out.join(run.player.name());
+        std::fs::create_dir_all(&dir).map_err(|source| AgentError::Io {
+            path: dir.clone(),
             source,
         })?;
-        buf.push(b'\n');
+        let trajectories: Vec<Trajectory> = trajs(&run.labeled);
+        crate::episode::write_chat_jsonl(&dir.join("trajectories.jsonl"), &trajectories)?;
+        write_jsonl(&dir.join("records.jsonl"), &run.records)?;
+        truths.extend(run.labeled.iter().map(|l| l.truth.clone()));
     }
-    write_bytes(&opts.out.join("records.jsonl"), &buf)?;
-
-    let ctx = eval::EvalContext {
+    crate::episode::write_truth_jsonl(&opts.out.join("ground_truth.jsonl"), &truths)?;
+    let cx = eval::EvalContext {
         opts,
-        train: &train_cfg,
+        train: &train,
         manifest: &manifest,
         policy_dir: &policy_dir,
-        labeled: &labeled,
-        reference: &ref_rollouts,
-        records: &records,
-        timings: eval::Timings {
-            rollout_s,
-            score_s,
-            total_s: 0.0,
-        },
+        projection: cost,
+        maps: &maps,
     };
-    let mut summary = evaluate(&ctx)?;
-    summary.timings.total_s = started.elapsed().as_secs_f64();
+    let mut summary = eval::summarise(&cx, &runs)?;
+    timings.eval_s = t.elapsed().as_secs_f64();
+    timings.total_s = started.elapsed().as_secs_f64();
+    summary.timings = timings;
     crate::agent::write_json(
         &opts.out.join("summary.json"),
         &serde_json::to_value(&summary).map_err(|source| AgentError::Json {

@@ -20,7 +20,7 @@ use padv_core::{Message, Trajectory};
 use crate::error::GymError;
 use crate::expert::Expert;
 use crate::lake::{Action, Lake, State, Status, Step};
-use crate::protocol::task_message;
+use crate::protocol::{task_message, ActionStyle};
 use crate::solver::Values;
 use crate::truth::EpisodeTruth;
 
@@ -117,15 +117,22 @@ impl Episode {
 #[derive(Debug, Clone)]
 pub struct EpisodeBuilder<'a> {
     lake: &'a Lake,
+    style: ActionStyle,
     state: State,
     episode: Episode,
 }
 
 impl<'a> EpisodeBuilder<'a> {
-    /// Starts an episode on `lake` in its initial state.
-    pub fn new(lake: &'a Lake, id: impl Into<String>, task_id: impl Into<String>) -> Self {
+    /// Starts an episode on `lake` in its initial state; actions are parsed as `style`.
+    pub fn new(
+        lake: &'a Lake,
+        style: ActionStyle,
+        id: impl Into<String>,
+        task_id: impl Into<String>,
+    ) -> Self {
         EpisodeBuilder {
             lake,
+            style,
             state: lake.initial(),
             episode: Episode {
                 id: id.into(),
@@ -165,7 +172,8 @@ impl<'a> EpisodeBuilder<'a> {
                 id: self.episode.id.clone(),
             });
         }
-        let step = crate::lake::Environment::step_text(self.lake, self.state, text, rng);
+        let step =
+            crate::lake::Environment::step_text(self.lake, self.state, text, self.style, rng);
         self.state = step.state;
         self.episode.turns.push(Turn {
             text: text.to_string(),
@@ -186,13 +194,14 @@ pub fn expert_episode(
     lake: &Lake,
     values: &Values,
     expert: &Expert,
+    style: ActionStyle,
     id: impl Into<String>,
     task_id: impl Into<String>,
     rng: &mut SplitMix64,
 ) -> Episode {
-    let mut b = EpisodeBuilder::new(lake, id, task_id);
+    let mut b = EpisodeBuilder::new(lake, style, id, task_id);
     while !b.is_done() {
-        let text = expert.action_text(lake, values, b.state(), rng);
+        let text = expert.action_text(lake, values, b.state(), style, rng);
         // Cannot fail: the loop only runs while the episode is running.
         if b.act(&text, rng).is_err() {
             break;
@@ -243,6 +252,10 @@ pub struct TruthRecord {
     pub action_messages: Vec<usize>,
     /// The decisive mistake's message index, if any.
     pub mistake_message: Option<usize>,
+    /// The soft ground truth of each step (`A_h` at its own history, relative to the
+    /// reference at the pair's β), when measured ([`crate::oracle::rollout_truth`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub soft: Vec<crate::oracle::StepSoft>,
 }
 
 impl TruthRecord {
@@ -256,6 +269,7 @@ impl TruthRecord {
             action_messages: (0..truth.steps.len()).map(action_message_index).collect(),
             mistake_message: truth.decisive_mistake.map(action_message_index),
             truth,
+            soft: Vec::new(),
         }
     }
 }
@@ -310,7 +324,7 @@ mod tests {
     #[test]
     fn trajectory_layout_and_builder() {
         let lake = Lake::from_rows(&["S.H", "...", "H.G"], 0.0, 6).unwrap();
-        let mut b = EpisodeBuilder::new(&lake, "e0", "map0");
+        let mut b = EpisodeBuilder::new(&lake, ActionStyle::Terse, "e0", "map0");
         let mut rng = SplitMix64::new(0);
         assert_eq!(b.act("go right", &mut rng).unwrap().state.pos, 1);
         assert_eq!(b.act("hmm", &mut rng).unwrap().action, Action::Invalid);
@@ -336,13 +350,14 @@ mod tests {
     fn expert_episodes_end_and_are_deterministic() {
         let config = LakeConfig::default();
         let expert = Expert::default();
-        for seed in 0..20 {
+        for (seed, style) in (0..20).zip(ActionStyle::ALL.into_iter().cycle()) {
             let lake = Lake::generate(&config, seed).unwrap();
             let values = solve(&lake);
             let a = expert_episode(
                 &lake,
                 &values,
                 &expert,
+                style,
                 "a",
                 "m",
                 &mut SplitMix64::new(seed),
@@ -351,6 +366,7 @@ mod tests {
                 &lake,
                 &values,
                 &expert,
+                style,
                 "a",
                 "m",
                 &mut SplitMix64::new(seed),

@@ -13,13 +13,20 @@
 //!   uniformly, ignoring holes and slips), otherwise a uniformly random non-optimal move;
 //!   either may by chance coincide with an optimal one;
 //! - otherwise it takes an optimal move (uniform among the moves tied for the best Q*).
+//!
+//! In the [`ActionStyle::Verbose`] style the expert first writes a remark line
+//! ([`remark`]): one to three facts it reads off the situation (its position, the moves
+//! left, the holes next to it, where the goal lies, which ways are safe), each in one of
+//! several phrasings, in random order, sometimes with a filler word — so the same content
+//! comes in many wordings and lengths. The remark is drawn before the move and does not
+//! depend on it: its tokens carry no information about the action's quality, only nuisance.
 
 use serde::{Deserialize, Serialize};
 
 use padv_core::eval::SplitMix64;
 
-use crate::lake::{Action, Lake, Move, State};
-use crate::protocol::action_phrase;
+use crate::lake::{Action, Lake, Move, State, Tile};
+use crate::protocol::{action_phrase, move_word, ActionStyle};
 use crate::solver::Values;
 
 /// The expert's unparsable phrase.
@@ -72,19 +79,131 @@ impl Expert {
         }
     }
 
-    /// The text of [`Expert::act`]'s action: the canonical phrase, or [`INVALID_PHRASE`].
+    /// The text of [`Expert::act`]'s action in `style`: the canonical phrase, or
+    /// [`INVALID_PHRASE`]; in the verbose style preceded by a [`remark`] line (drawn first,
+    /// so it is independent of the move).
     pub fn action_text(
         &self,
         lake: &Lake,
         values: &Values,
         s: State,
+        style: ActionStyle,
         rng: &mut SplitMix64,
     ) -> String {
-        match self.act(lake, values, s, rng) {
-            Action::Move(m) => action_phrase(m).to_string(),
-            Action::Invalid => INVALID_PHRASE.to_string(),
+        let remark = match style {
+            ActionStyle::Terse => None,
+            ActionStyle::Verbose => Some(remark(lake, s, rng)),
+        };
+        let line = match self.act(lake, values, s, rng) {
+            Action::Move(m) => action_phrase(m),
+            Action::Invalid => INVALID_PHRASE,
+        };
+        match remark {
+            Some(r) => format!("{r}\n{line}"),
+            None => line.to_string(),
         }
     }
+}
+
+/// The directions of `moves` as words joined by `sep` (`down and right`).
+fn words(moves: &[Move], sep: &str) -> String {
+    moves
+        .iter()
+        .map(|m| move_word(*m))
+        .collect::<Vec<_>>()
+        .join(sep)
+}
+
+/// One remark line about running state `s` of `lake`: what the verbose expert writes before
+/// its move. Only printable ASCII without `<`, `>` and newlines (the gym alphabet).
+pub fn remark(lake: &Lake, s: State, rng: &mut SplitMix64) -> String {
+    let (r, c) = lake.coords(s.pos);
+    let left = lake.config().max_steps.saturating_sub(s.t);
+    let holes: Vec<Move> = Move::ALL
+        .into_iter()
+        .filter(|m| {
+            lake.neighbour(s.pos, *m)
+                .is_some_and(|q| lake.tile(q) == Tile::Hole)
+        })
+        .collect();
+    let towards = greedy_moves(lake, s.pos);
+    let safe: Vec<Move> = towards
+        .iter()
+        .copied()
+        .filter(|m| !holes.contains(m))
+        .collect();
+    let pick = |rng: &mut SplitMix64, options: &[String]| options[rng.below(options.len())].clone();
+    let mut facts: Vec<String> = Vec::new();
+    let position = [
+        format!("at {r},{c}"),
+        format!("i am at row {r}, column {c}"),
+        format!("now on {r},{c}"),
+        format!("position {r},{c}"),
+    ];
+    let moves_left = [
+        format!("{left} moves left"),
+        format!("{left} left"),
+        format!("still {left} moves to go"),
+        format!("budget {left}"),
+    ];
+    let hole_fact = if holes.is_empty() {
+        vec![
+            "no hole next to me".to_string(),
+            "no holes around".to_string(),
+            "nothing dangerous nearby".to_string(),
+        ]
+    } else {
+        vec![
+            format!("hole to the {}", words(&holes, " and ")),
+            format!("careful, holes: {}", words(&holes, ", ")),
+            format!("must not step {}", words(&holes, " or ")),
+        ]
+    };
+    let goal_fact = if towards.is_empty() {
+        vec!["the goal is right here".to_string()]
+    } else {
+        vec![
+            format!("goal is {}", words(&towards, "-")),
+            format!("the goal lies {}", words(&towards, " and ")),
+            format!("heading for the goal, {}", words(&towards, " then ")),
+        ]
+    };
+    let safe_fact = if safe.is_empty() {
+        vec![
+            "no safe way straight to the goal".to_string(),
+            "the direct way is blocked".to_string(),
+        ]
+    } else {
+        vec![
+            format!("safe: {}", words(&safe, " ")),
+            format!("{} looks safe", words(&safe, " or ")),
+            format!("i can go {} safely", words(&safe, " or ")),
+        ]
+    };
+    let pool = [
+        position.to_vec(),
+        moves_left.to_vec(),
+        hole_fact,
+        goal_fact,
+        safe_fact,
+    ];
+    // One to three distinct facts, in random order.
+    let mut order: Vec<usize> = (0..pool.len()).collect();
+    rng.shuffle(&mut order);
+    let n_facts = 1 + rng.below(3);
+    for &i in order.iter().take(n_facts) {
+        facts.push(pick(rng, &pool[i]));
+    }
+    let sep = [", ", "; ", ". "][rng.below(3)];
+    let mut text = facts.join(sep);
+    if rng.below(3) == 0 {
+        let filler = ["ok", "hmm", "well", "let me see", "alright", "so"];
+        text = format!("{}, {text}", filler[rng.below(filler.len())]);
+    }
+    if rng.below(2) == 0 {
+        text.push('.');
+    }
+    text
 }
 
 /// Moves that bring the agent closer to the goal in Manhattan distance.
@@ -111,7 +230,7 @@ fn greedy_moves(lake: &Lake, pos: usize) -> Vec<Move> {
 mod tests {
     use super::*;
     use crate::lake::LakeConfig;
-    use crate::protocol::parse_action;
+    use crate::protocol::{parse_action, ActionStyle};
     use crate::solver::solve;
 
     #[test]
@@ -133,8 +252,8 @@ mod tests {
         let n = 20_000;
         let (mut invalid, mut suboptimal) = (0usize, 0usize);
         for _ in 0..n {
-            let text = expert.action_text(&lake, &values, s, &mut rng);
-            let a = parse_action(&text);
+            let text = expert.action_text(&lake, &values, s, ActionStyle::Terse, &mut rng);
+            let a = parse_action(&text, ActionStyle::Terse);
             match a {
                 Action::Invalid => invalid += 1,
                 _ if values.advantage(s, a) < -1e-12 => suboptimal += 1,
@@ -151,5 +270,54 @@ mod tests {
         // (1 − invalid) · mistake_rate.
         let max = (1.0 - p) * expert.mistake_rate * n as f64;
         assert!(suboptimal > 0 && (suboptimal as f64) < max + 5.0 * max.sqrt());
+    }
+
+    #[test]
+    fn verbose_remarks_vary_and_parse_to_the_same_moves() {
+        let lake = Lake::generate(&LakeConfig::default(), 5).unwrap();
+        let values = solve(&lake);
+        let s = lake.initial();
+        let expert = Expert::default();
+        let tok = crate::tokenizer::GymTokenizer::new();
+        let mut seen = std::collections::BTreeSet::new();
+        let mut lengths = std::collections::BTreeSet::new();
+        // The same draws give the same move in both styles: the remark comes from its own
+        // draws first, so compare move distributions instead, by counting.
+        let (mut terse, mut verbose) = ([0usize; 5], [0usize; 5]);
+        for i in 0..4000u64 {
+            let t = expert.action_text(
+                &lake,
+                &values,
+                s,
+                ActionStyle::Terse,
+                &mut SplitMix64::new(i),
+            );
+            let v = expert.action_text(
+                &lake,
+                &values,
+                s,
+                ActionStyle::Verbose,
+                &mut SplitMix64::new(i),
+            );
+            terse[parse_action(&t, ActionStyle::Terse).index()] += 1;
+            verbose[parse_action(&v, ActionStyle::Verbose).index()] += 1;
+            let (remark, line) = v.split_once('\n').unwrap();
+            assert!(!remark.is_empty() && !line.contains('\n'));
+            assert!(tok.encode(&v).is_ok(), "{v:?} is outside the gym alphabet");
+            lengths.insert(remark.len());
+            seen.insert(remark.to_string());
+        }
+        assert!(seen.len() > 200, "only {} distinct remarks", seen.len());
+        assert!(lengths.len() > 20 && *lengths.iter().next().unwrap() < 15);
+        assert!(*lengths.iter().last().unwrap() > 50);
+        // Same action distribution in both styles (within 5 binomial sds).
+        for a in 0..5 {
+            let p = terse[a] as f64 / 4000.0;
+            let sd = (4000.0 * p * (1.0 - p)).sqrt().max(1.0);
+            assert!(
+                (terse[a] as f64 - verbose[a] as f64).abs() < 5.0 * sd * 1.5,
+                "{terse:?} {verbose:?}"
+            );
+        }
     }
 }

@@ -256,8 +256,14 @@ pub trait Environment {
     fn initial(&self) -> State;
     /// How a state stands (terminal or not).
     fn status(&self, s: State) -> Status;
-    /// Parses the agent's text and samples the transition.
-    fn step_text(&self, s: State, text: &str, rng: &mut SplitMix64) -> Step;
+    /// Parses the agent's text (written in `style`) and samples the transition.
+    fn step_text(
+        &self,
+        s: State,
+        text: &str,
+        style: protocol::ActionStyle,
+        rng: &mut SplitMix64,
+    ) -> Step;
 }
 
 /// One map of a [`LakeConfig`] family.
@@ -539,6 +545,25 @@ impl Lake {
             }
         }
         let (next, moved, _) = branches[chosen];
+        self.make_step(s, a, moved, next)
+    }
+
+    /// Every possible transition of `a` in running state `s`, with its probability: the
+    /// intended direction first, then the slips (not merged, so each keeps its observation;
+    /// empty when `s` is terminal). What a caller that must follow a given branch, rather
+    /// than sample one, steps through (the canonical histories of the soft ground truth).
+    pub fn step_branches(&self, s: State, a: Action) -> Vec<(Step, f64)> {
+        if self.status(s).is_done() {
+            return Vec::new();
+        }
+        self.branches(s, a)
+            .into_iter()
+            .filter(|(_, _, p)| *p > 0.0)
+            .map(|(next, moved, p)| (self.make_step(s, a, moved, next), p))
+            .collect()
+    }
+
+    fn make_step(&self, s: State, a: Action, moved: Option<Move>, next: State) -> Step {
         let status = self.status(next);
         let mut step = Step {
             from: s,
@@ -567,8 +592,14 @@ impl Environment for Lake {
         Lake::status(self, s)
     }
 
-    fn step_text(&self, s: State, text: &str, rng: &mut SplitMix64) -> Step {
-        self.step(s, protocol::parse_action(text), rng)
+    fn step_text(
+        &self,
+        s: State,
+        text: &str,
+        style: protocol::ActionStyle,
+        rng: &mut SplitMix64,
+    ) -> Step {
+        self.step(s, protocol::parse_action(text, style), rng)
     }
 }
 

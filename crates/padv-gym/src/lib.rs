@@ -12,6 +12,7 @@ pub mod analysis;
 pub mod episode;
 pub mod expert;
 pub mod lake;
+pub mod oracle;
 pub mod protocol;
 pub mod soft;
 pub mod solver;

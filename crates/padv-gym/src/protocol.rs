@@ -2,8 +2,9 @@
 //!
 //! - The first user message ([`task_message`]) states the rules, the map (rows of
 //!   `S . H G`) and the initial observation.
-//! - Each assistant message is one action: a short phrase such as `go down`
-//!   ([`action_phrase`]) that the environment parses with [`parse_action`].
+//! - Each assistant message is one action, written in one of two [`ActionStyle`]s: `terse`
+//!   (exactly `go down`) or `verbose` (a free-text remark line, a newline, then `go down`),
+//!   parsed strictly by [`parse_action`] like a tool call with a fixed schema.
 //! - Each following user message is the environment's answer ([`observation_message`]).
 //!
 //! Observations are local and terse (about 20 characters) so that a tiny character-level
@@ -13,7 +14,64 @@
 //! the right is a hole; going down leads towards the goal without falling in". The full map
 //! is in the first message.
 
+use serde::{Deserialize, Serialize};
+
 use crate::lake::{Action, Lake, Move, State, Status, Step};
+
+/// How the agent writes an action message.
+///
+/// Why a strict grammar: the environment's action set must be a function of the text that
+/// leaves no probability mass unaccounted for, so that the reference's distribution over
+/// the environment's actions (`go X` for each move, everything else invalid) is exactly
+/// computable from the model — which the soft ground truth and the oracle rest on. Real
+/// agents face the same contract with tool-call schemas.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ActionStyle {
+    /// The message is exactly `go up|down|left|right`; every token but the direction is
+    /// deterministic, so the policy's log-prob carries no nuisance.
+    #[default]
+    Terse,
+    /// A remark line (any text without a newline: what the agent sees, in varying words and
+    /// lengths, independent of the move it then makes), a newline, then exactly `go X`. The
+    /// remark's tokens say nothing about the action's quality: the nuisance real agents'
+    /// free text carries.
+    Verbose,
+}
+
+impl ActionStyle {
+    /// Both styles, terse first.
+    pub const ALL: [ActionStyle; 2] = [ActionStyle::Terse, ActionStyle::Verbose];
+
+    /// The style's name (`terse`, `verbose`).
+    pub fn name(self) -> &'static str {
+        match self {
+            ActionStyle::Terse => "terse",
+            ActionStyle::Verbose => "verbose",
+        }
+    }
+
+    /// The longest action (in tokens, end-of-turn excluded) a sampler lets a model write
+    /// before forcing the end of the turn: room for the longest expert text with a wide
+    /// margin.
+    pub fn max_action_tokens(self) -> usize {
+        match self {
+            ActionStyle::Terse => 16,
+            ActionStyle::Verbose => 112,
+        }
+    }
+
+    /// Parses a style name.
+    pub fn parse(name: &str) -> Option<ActionStyle> {
+        ActionStyle::ALL.into_iter().find(|s| s.name() == name)
+    }
+}
+
+impl std::fmt::Display for ActionStyle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
 
 /// The canonical phrase for a move, as the expert writes it.
 pub fn action_phrase(m: Move) -> &'static str {
@@ -35,30 +93,28 @@ pub fn move_word(m: Move) -> &'static str {
     }
 }
 
-/// Parses an action message: the words (maximal runs of ASCII letters, case-insensitive)
-/// must name exactly one distinct direction among `up`, `down`, `left`, `right`; anything
-/// else (no direction, two different directions, empty text) is [`Action::Invalid`].
-/// Other words are allowed, so `go down`, `Down!` and `down, down` all mean down.
-pub fn parse_action(text: &str) -> Action {
-    let mut found: Option<Move> = None;
-    for word in text
-        .split(|c: char| !c.is_ascii_alphabetic())
-        .filter(|w| !w.is_empty())
-    {
-        let m = match word.to_ascii_lowercase().as_str() {
-            "up" => Move::Up,
-            "down" => Move::Down,
-            "left" => Move::Left,
-            "right" => Move::Right,
-            _ => continue,
-        };
-        match found {
-            None => found = Some(m),
-            Some(prev) if prev == m => {}
-            Some(_) => return Action::Invalid,
-        }
-    }
-    found.map_or(Action::Invalid, Action::Move)
+/// The move a move line names: exactly `go up`, `go down`, `go left` or `go right`.
+fn parse_move_line(line: &str) -> Option<Move> {
+    Move::ALL.into_iter().find(|m| action_phrase(*m) == line)
+}
+
+/// Parses an action message of `style`, strictly:
+/// - `terse`: the whole message is a move line, exactly `go up|down|left|right`;
+/// - `verbose`: a remark line (any text without a newline, possibly empty), one newline,
+///   then exactly such a move line.
+///
+/// Anything else (`Down!`, `go  down`, a missing remark line, a second newline) is
+/// [`Action::Invalid`]: the turn is wasted, like a malformed tool call.
+pub fn parse_action(text: &str, style: ActionStyle) -> Action {
+    let line = match style {
+        ActionStyle::Terse => Some(text),
+        ActionStyle::Verbose => text
+            .split_once('\n')
+            .map(|(_, rest)| rest)
+            .filter(|rest| !rest.contains('\n')),
+    };
+    line.and_then(parse_move_line)
+        .map_or(Action::Invalid, Action::Move)
 }
 
 /// The first user message: the rules in one line, the map, and where the agent stands.
@@ -109,6 +165,24 @@ pub fn observation_message(lake: &Lake, step: &Step) -> String {
         Status::Hole => format!("{event} hole {r},{c}"),
         Status::OutOfSteps => format!("{event} {r},{c} no moves left"),
     }
+}
+
+/// The state an observation of a running episode reports (`… r,c k hole H safe S`: row,
+/// column and moves left), `None` for an observation that ends the episode or does not
+/// parse. The inverse of [`observation_message`] on running states.
+pub fn parse_position(lake: &Lake, observation: &str) -> Option<State> {
+    let words: Vec<&str> = observation.split(' ').collect();
+    words.windows(2).find_map(|w| {
+        let (r, c) = w[0].split_once(',')?;
+        let (r, c): (usize, usize) = (r.parse().ok()?, c.parse().ok()?);
+        let left: usize = w[1].parse().ok()?;
+        let n = lake.size();
+        let max = lake.config().max_steps;
+        (r < n && c < n && left <= max).then_some(State {
+            pos: r * n + c,
+            t: max - left,
+        })
+    })
 }
 
 /// `r,c k hole H safe S`: the position (0-based, rows downwards), the moves left, the
@@ -166,21 +240,53 @@ mod tests {
     use padv_core::eval::SplitMix64;
 
     #[test]
-    fn parsing_needs_exactly_one_direction() {
+    fn parsing_is_strict_per_style() {
+        use ActionStyle::{Terse, Verbose};
         for m in Move::ALL {
-            assert_eq!(parse_action(action_phrase(m)), Action::Move(m));
-            assert_eq!(parse_action(move_word(m)), Action::Move(m));
+            assert_eq!(parse_action(action_phrase(m), Terse), Action::Move(m));
+            let verbose = format!("{} here, {} moves\n{}", move_word(m), 3, action_phrase(m));
+            assert_eq!(parse_action(&verbose, Verbose), Action::Move(m));
+            // The remark may name other directions: only the move line counts.
+            assert_eq!(
+                parse_action(
+                    &format!("up down left right\n{}", action_phrase(m)),
+                    Verbose
+                ),
+                Action::Move(m)
+            );
+            assert_eq!(
+                parse_action(&format!("\n{}", action_phrase(m)), Verbose),
+                Action::Move(m)
+            );
+            // Each style's form is invalid in the other.
+            assert_eq!(parse_action(action_phrase(m), Verbose), Action::Invalid);
+            assert_eq!(parse_action(&verbose, Terse), Action::Invalid);
         }
-        assert_eq!(parse_action("Down!"), Action::Move(Move::Down));
-        assert_eq!(parse_action("down, down"), Action::Move(Move::Down));
-        assert_eq!(parse_action("  go   LEFT\n"), Action::Move(Move::Left));
-        assert_eq!(parse_action(""), Action::Invalid);
-        assert_eq!(parse_action("go"), Action::Invalid);
-        assert_eq!(parse_action("up or down"), Action::Invalid);
-        // Words, not substrings: "upward" and "downright" name no direction.
-        assert_eq!(parse_action("go upward"), Action::Invalid);
-        assert_eq!(parse_action("downright"), Action::Invalid);
-        assert_eq!(parse_action("go2left"), Action::Move(Move::Left));
+        for bad in [
+            "",
+            "go",
+            "down",
+            "Down!",
+            "go Down",
+            "go  down",
+            " go down",
+            "go down ",
+            "go down.",
+            "go downn",
+            "go up or down",
+            "wait",
+        ] {
+            assert_eq!(parse_action(bad, Terse), Action::Invalid, "{bad:?}");
+            assert_eq!(
+                parse_action(&format!("ok\n{bad}"), Verbose),
+                Action::Invalid,
+                "{bad:?}"
+            );
+        }
+        assert_eq!(parse_action("a\nb\ngo down", Verbose), Action::Invalid);
+        assert_eq!(parse_action("ok\ngo down\n", Verbose), Action::Invalid);
+        assert_eq!(ActionStyle::parse("verbose"), Some(Verbose));
+        assert_eq!(ActionStyle::parse("loud"), None);
     }
 
     #[test]
@@ -203,5 +309,20 @@ mod tests {
         assert_eq!(step.observation, "down goal");
         let step = lake.step(State { pos: 4, t: 5 }, Action::Move(Move::Up), &mut rng);
         assert_eq!(step.observation, "up 0,1 no moves left");
+        assert_eq!(parse_position(&lake, &step.observation), None);
+        assert_eq!(parse_position(&lake, "down hole 2,1"), None);
+        assert_eq!(parse_position(&lake, "right goal"), None);
+        for s in [State { pos: 5, t: 2 }, State { pos: 0, t: 0 }] {
+            for a in Action::ALL {
+                let step = lake.step(s, a, &mut rng);
+                if !step.done() {
+                    assert_eq!(parse_position(&lake, &step.observation), Some(step.state));
+                }
+            }
+        }
+        assert_eq!(
+            parse_position(&lake, task.lines().last().unwrap()),
+            Some(lake.initial())
+        );
     }
 }

@@ -12,26 +12,36 @@
 //!
 //! **Lockstep batching.** All rows advance one position per forward call `[B, 1]`: a row
 //! feeds its next known token (prompt, observation, turn header) or the token it just
-//! sampled; a finished row feeds padding that nothing reads. Rows are independent sequences
-//! of equal length, so no attention mask is needed. The common prefix of the first prompts
-//! is prefilled in one call.
+//! sampled. Rows are independent sequences of equal length, so no attention mask is needed.
+//! The common prefix length of the first prompts is prefilled in one call. Finished rows
+//! leave the batch (their cache rows are dropped, [`KvCache::select_rows`]) once a quarter of
+//! it has finished, so the work follows the live episodes rather than the longest one.
+//!
+//! **Choosers.** What a row samples is decided by a [`TokenChooser`]: the model's own
+//! distribution ([`rollout_batch`]), or the oracle's tilt of the reference
+//! ([`crate::oracle`]), which needs batched work (decision probes) on the shared cache
+//! before the rows choose.
 //!
 //! **Actions.** While acting, sampling is restricted to non-special tokens and the
-//! end-of-turn token (the gym's alphabet); an action that reaches `max_action_tokens`
-//! without ending gets its end-of-turn token forced (recorded in [`Rollout::forced`]), and
-//! its text, being cut, usually parses as an invalid action — a realistic failure.
+//! end-of-turn token (the gym's alphabet); in the verbose style the end of the turn is also
+//! masked until the remark line has ended (its newline written), the structure real agent
+//! frameworks enforce on a tool call. An action that reaches `max_action_tokens` without
+//! ending gets its end-of-turn token forced (recorded in [`Rollout::forced`]), and its text,
+//! being cut, parses as an invalid action — a realistic failure. Log-probs are always those
+//! of the full, unmasked temperature-1 distribution (what `padv score` computes).
 
 use candle_core::{Device, Tensor};
 use padv_core::eval::SplitMix64;
 use padv_core::render::chat_messages;
 use padv_core::{Message, Trajectory};
-use padv_engine::decoder::DecoderModel;
+use padv_engine::decoder::{DecoderModel, KvCache};
+use padv_engine::logprobs::row_stats;
 use padv_engine::tokenize::{ChatOptions, ChatTemplate, Segment, TextTokenizer};
 
 use crate::agent::{ctx, AgentError, Result};
 use crate::episode::{Episode, Turn};
 use crate::lake::{Lake, State};
-use crate::protocol::{parse_action, task_message};
+use crate::protocol::{parse_action, task_message, ActionStyle};
 
 /// Sampling settings.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -56,12 +66,20 @@ impl SampleConfig {
     }
 }
 
-impl Default for SampleConfig {
-    fn default() -> Self {
+impl SampleConfig {
+    /// Temperature 1 and the style's action length limit.
+    pub fn for_style(style: ActionStyle) -> Self {
         SampleConfig {
             temperature: 1.0,
-            max_action_tokens: 16,
+            max_action_tokens: style.max_action_tokens(),
         }
+    }
+}
+
+impl Default for SampleConfig {
+    /// [`SampleConfig::for_style`] of the terse style.
+    fn default() -> Self {
+        SampleConfig::for_style(ActionStyle::Terse)
     }
 }
 
@@ -106,13 +124,18 @@ pub struct Sampler<'a> {
     template: ChatTemplate,
     end_id: u32,
     pad_id: u32,
+    newline_id: u32,
+    style: ActionStyle,
     /// Tokens allowed while acting.
     allowed: Vec<bool>,
+    /// The same without the end-of-turn (a verbose remark line that has not ended).
+    allowed_no_end: Vec<bool>,
 }
 
 impl<'a> Sampler<'a> {
-    /// Prepares sampling for the gym tokenizer `tok`, whose end-of-turn token is `end_token`.
-    pub fn new(tok: &'a TextTokenizer, end_token: &str) -> Result<Self> {
+    /// Prepares sampling of `style` actions for the gym tokenizer `tok`, whose end-of-turn
+    /// token is `end_token`.
+    pub fn new(tok: &'a TextTokenizer, end_token: &str, style: ActionStyle) -> Result<Self> {
         let template = tok.chat_template(&ChatOptions::default())?;
         let inner = tok.inner();
         let end_id = inner.token_to_id(end_token).ok_or_else(|| {
@@ -134,13 +157,59 @@ impl<'a> Sampler<'a> {
             .as_deref()
             .and_then(|p| inner.token_to_id(p))
             .unwrap_or(end_id);
+        let newline_id = match tok.encode("\n").as_deref() {
+            Ok([id]) => *id,
+            _ => {
+                return Err(AgentError::Invalid(
+                    "the tokenizer does not encode a newline as one token".into(),
+                ))
+            }
+        };
+        let mut allowed_no_end = allowed.clone();
+        if let Some(a) = allowed_no_end.get_mut(end_id as usize) {
+            *a = false;
+        }
         Ok(Sampler {
             tok,
             template,
             end_id,
             pad_id,
+            newline_id,
+            style,
             allowed,
+            allowed_no_end,
         })
+    }
+
+    /// The action style.
+    pub fn style(&self) -> ActionStyle {
+        self.style
+    }
+
+    /// The newline id (ends a verbose remark line).
+    pub fn newline_id(&self) -> u32 {
+        self.newline_id
+    }
+
+    /// Whether an action whose tokens so far are `action` is at its decision point: where
+    /// its move line begins (the start of a terse action; right after the newline that ends
+    /// a verbose remark line).
+    pub fn at_decision_point(&self, action: &[u32]) -> bool {
+        match self.style {
+            ActionStyle::Terse => action.is_empty(),
+            ActionStyle::Verbose => {
+                action.last() == Some(&self.newline_id)
+                    && action.iter().filter(|&&id| id == self.newline_id).count() == 1
+            }
+        }
+    }
+
+    /// The tokens a row may sample next, given its action so far.
+    pub(crate) fn mask(&self, action: &[u32]) -> &[bool] {
+        match self.style {
+            ActionStyle::Verbose if !action.contains(&self.newline_id) => &self.allowed_no_end,
+            _ => &self.allowed,
+        }
     }
 
     /// The end-of-turn id.
@@ -163,22 +232,22 @@ impl<'a> Sampler<'a> {
         self.tok
     }
 
-    /// The next token of an action that has `action_len` tokens so far: sampled from
-    /// `logits` among the gym's tokens at `cfg.temperature`, or the end-of-turn, forced once
-    /// the action has `cfg.max_action_tokens`. Returns the id, its log-prob under the full
-    /// temperature-1 distribution, and whether it was forced.
+    /// The next token of an action whose tokens so far are `action`: sampled from `logits`
+    /// among the tokens [`Sampler::mask`] allows at `cfg.temperature`, or the end-of-turn,
+    /// forced once the action has `cfg.max_action_tokens`. Returns the id, its log-prob
+    /// under the full temperature-1 distribution, and whether it was forced.
     pub(crate) fn next_action_token(
         &self,
         logits: &[f32],
-        action_len: usize,
+        action: &[u32],
         cfg: &SampleConfig,
         rng: &mut SplitMix64,
     ) -> (u32, f32, bool) {
-        if action_len >= cfg.max_action_tokens {
+        if action.len() >= cfg.max_action_tokens {
             let end = self.end_id;
             (end, log_softmax_at(logits, end as usize), true)
         } else {
-            let (id, lp) = sample(logits, &self.allowed, cfg.temperature, rng);
+            let (id, lp) = sample(logits, self.mask(action), cfg.temperature, rng);
             (id, lp, false)
         }
     }
@@ -270,6 +339,52 @@ pub(crate) fn message(role: &str, content: String, is_action: bool) -> Message {
     }
 }
 
+/// Decides the tokens rows sample in a lockstep batch.
+pub(crate) trait TokenChooser {
+    /// Called once per lockstep step before any row chooses, with the batch's cache (rows in
+    /// cache order, `pos` positions) and, per row that samples now, `(cache row, slot)`;
+    /// `logits[cache row]` is that row's next-token distribution. Batched work that every
+    /// choosing row needs (the oracle's decision probes) runs here.
+    fn prepare(
+        &mut self,
+        _model: &DecoderModel,
+        _cache: &KvCache,
+        _sampler: &Sampler,
+        _rows: &[Row],
+        _choosing: &[(usize, usize)],
+        _logits: &[Vec<f32>],
+    ) -> Result<()> {
+        Ok(())
+    }
+
+    /// The next token of row `slot` (`rows[slot]`): `(id, log-prob under the full
+    /// distribution the chooser samples from, forced)`.
+    fn choose(
+        &mut self,
+        slot: usize,
+        row: &mut Row,
+        logits: &[f32],
+        sampler: &Sampler,
+        cfg: &SampleConfig,
+    ) -> Result<(u32, f32, bool)>;
+}
+
+/// Samples from the model's own distribution.
+struct ModelSampling;
+
+impl TokenChooser for ModelSampling {
+    fn choose(
+        &mut self,
+        _slot: usize,
+        row: &mut Row,
+        logits: &[f32],
+        sampler: &Sampler,
+        cfg: &SampleConfig,
+    ) -> Result<(u32, f32, bool)> {
+        Ok(sampler.next_action_token(logits, &row.action, cfg, &mut row.sample_rng))
+    }
+}
+
 /// Plays every job to the end with `model`, all rows in one lockstep batch. Deterministic for
 /// the jobs' seeds (and the batch composition).
 pub fn rollout_batch(
@@ -277,6 +392,17 @@ pub fn rollout_batch(
     sampler: &Sampler,
     jobs: &[Job],
     cfg: &SampleConfig,
+) -> Result<Vec<Rollout>> {
+    run_lockstep(model, sampler, jobs, cfg, &mut ModelSampling)
+}
+
+/// The lockstep loop of [`rollout_batch`] with any chooser.
+pub(crate) fn run_lockstep(
+    model: &DecoderModel,
+    sampler: &Sampler,
+    jobs: &[Job],
+    cfg: &SampleConfig,
+    chooser: &mut dyn TokenChooser,
 ) -> Result<Vec<Rollout>> {
     cfg.validate()?;
     if jobs.is_empty() {
@@ -286,7 +412,8 @@ pub fn rollout_batch(
         .iter()
         .map(|job| Row::new(job, sampler))
         .collect::<Result<_>>()?;
-    let b = rows.len();
+    // Slots of the rows still in the batch, in cache-row order.
+    let mut live: Vec<usize> = (0..rows.len()).collect();
     let mut cache = model.new_cache();
     // Prefill the common prefix length minus one; the last known position of the shortest
     // prompt is fed in the loop, whose output is the first action's distribution.
@@ -297,6 +424,7 @@ pub fn rollout_batch(
         .unwrap_or(0)
         .saturating_sub(1);
     if prefill > 0 {
+        let b = rows.len();
         let flat: Vec<u32> = rows
             .iter()
             .flat_map(|r| r.ids[..prefill].to_vec())
@@ -308,15 +436,13 @@ pub fn rollout_batch(
     }
     let mut pos = prefill;
     let vocab = model.config().vocab_size;
-    while rows.iter().any(|r| !r.done) {
-        let input: Vec<u32> = rows
+    while !live.is_empty() {
+        let b = live.len();
+        let input: Vec<u32> = live
             .iter()
-            .map(|r| {
-                if r.done {
-                    sampler.pad_id
-                } else {
-                    r.ids.get(pos).copied().unwrap_or(sampler.pad_id)
-                }
+            .map(|&slot| {
+                let r = &rows[slot];
+                r.ids.get(pos).copied().unwrap_or(sampler.pad_id)
             })
             .collect();
         let ids = Tensor::from_vec(input, (b, 1), &Device::Cpu).map_err(ctx("step ids"))?;
@@ -329,13 +455,19 @@ pub fn rollout_batch(
             .and_then(|l| l.to_vec2::<f32>())
             .map_err(ctx("logits"))?;
         pos += 1;
-        for (row, logits) in rows.iter_mut().zip(&logits) {
-            // A row samples when everything it knows has been fed.
-            if row.done || row.ids.len() != pos {
-                continue;
-            }
-            let (id, lp, forced) =
-                sampler.next_action_token(logits, row.action.len(), cfg, &mut row.sample_rng);
+        // A row samples when everything it knows has been fed.
+        let choosing: Vec<(usize, usize)> = live
+            .iter()
+            .enumerate()
+            .filter(|(_, &slot)| !rows[slot].done && rows[slot].ids.len() == pos)
+            .map(|(i, &slot)| (i, slot))
+            .collect();
+        if !choosing.is_empty() {
+            chooser.prepare(model, &cache, sampler, &rows, &choosing, &logits)?;
+        }
+        for &(i, slot) in &choosing {
+            let row = &mut rows[slot];
+            let (id, lp, forced) = chooser.choose(slot, row, &logits[i], sampler, cfg)?;
             row.ids.push(id);
             row.sampled.push(true);
             row.forced.push(forced);
@@ -345,6 +477,16 @@ pub fn rollout_batch(
                 continue;
             }
             finish_action(row, sampler)?;
+        }
+        let done = live.iter().filter(|&&slot| rows[slot].done).count();
+        if done > 0 && (done == live.len() || done * 4 >= live.len()) {
+            let keep: Vec<usize> = (0..live.len()).filter(|&i| !rows[live[i]].done).collect();
+            if !keep.is_empty() {
+                cache = cache
+                    .select_rows(&keep)
+                    .map_err(ctx("dropping finished rows"))?;
+            }
+            live = keep.into_iter().map(|i| live[i]).collect();
         }
     }
     rows.into_iter().map(|r| finish_row(r, sampler)).collect()
@@ -357,7 +499,7 @@ pub(crate) fn finish_action(row: &mut Row, sampler: &Sampler) -> Result<()> {
     row.text.push_str(&text);
     row.text.push_str(&sampler.decode(&[sampler.end_id])?);
     row.action.clear();
-    let action = parse_action(&text);
+    let action = parse_action(&text, sampler.style);
     let step = row.job.lake.step(row.state, action, &mut row.env_rng);
     row.reward += step.reward;
     row.state = step.state;
@@ -453,16 +595,13 @@ pub(crate) fn finish_row(row: Row, sampler: &Sampler) -> Result<Rollout> {
     })
 }
 
-/// log softmax(logits)[i] over the full vocabulary.
+/// log softmax(logits)[i] over the full vocabulary, by the engine's one log-softmax
+/// ([`row_stats`]), so sampled and scored log-probs are computed the same way.
 pub(crate) fn log_softmax_at(logits: &[f32], i: usize) -> f32 {
-    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let lse = logits
-        .iter()
-        .map(|&z| ((z - max) as f64).exp())
-        .sum::<f64>()
-        .ln() as f32
-        + max;
-    logits.get(i).map_or(f32::NEG_INFINITY, |&z| z - lse)
+    if i >= logits.len() {
+        return f32::NEG_INFINITY;
+    }
+    row_stats(logits, i, None, false, &mut Vec::new()).logprob
 }
 
 /// Samples from softmax(logits / T) restricted to `allowed`; returns the id and its

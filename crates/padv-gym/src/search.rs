@@ -240,7 +240,7 @@ pub fn search_episode(
         let mut advantage = Vec::with_capacity(cands.len());
         for c in &cands {
             let text = sampler.decode(&c.ids[..c.ids.len() - 1])?;
-            let action: Action = parse_action(&text);
+            let action: Action = parse_action(&text, sampler.style());
             advantage.push(values.advantage(row.state, action));
         }
         let logprob: Vec<f64> = cands
@@ -339,7 +339,7 @@ fn sample_candidates(
                 continue;
             }
             let (id, lp, forced) =
-                sampler.next_action_token(logits, c.ids.len(), &cfg.sample, &mut row.sample_rng);
+                sampler.next_action_token(logits, &c.ids, &cfg.sample, &mut row.sample_rng);
             c.ids.push(id);
             c.token_logprob.push(lp);
             if id == sampler.end_id() {

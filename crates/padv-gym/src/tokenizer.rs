@@ -187,6 +187,10 @@ impl GymTokenizer {
     }
 }
 
+/// The pre-tokenizer's pattern: any one character, newlines included, written without
+/// inline flags so that every regex engine `tokenizers` builds on accepts it.
+pub const SINGLE_CHARACTER: &str = r"[\s\S]";
+
 /// Builds the `tokenizers` tokenizer: WordLevel over single characters, a split
 /// pre-tokenizer isolating every character, the special tokens as added tokens, a `Fuse`
 /// decoder, no normalizer and no post-processor (the template writes BOS itself).
@@ -206,7 +210,9 @@ pub fn build_tokenizer() -> Result<Tokenizer, GymError> {
         .map_err(err)?;
     let mut tok = Tokenizer::new(model);
     let split = Split::new(
-        SplitPattern::Regex("(?s).".to_string()),
+        // `[\s\S]`, not `(?s).`: the Oniguruma engine of Python's `tokenizers` rejects
+        // inline flag groups ("undefined group option"), and the pair must load there too.
+        SplitPattern::Regex(SINGLE_CHARACTER.to_string()),
         SplitDelimiterBehavior::Isolated,
         false,
     )
@@ -294,5 +300,66 @@ mod tests {
         assert!(g.encode("a<b").is_err());
         assert!(g.decode(&[END_ID]).is_err());
         assert!(!g.is_text(END_ID) && g.is_text(ids[0]));
+    }
+
+    /// Every `Regex` pattern in a tokenizer.json.
+    fn regexes(v: &serde_json::Value, out: &mut Vec<String>) {
+        match v {
+            serde_json::Value::Object(m) => {
+                for (k, x) in m {
+                    match (k.as_str(), x) {
+                        ("Regex", serde_json::Value::String(r)) => out.push(r.clone()),
+                        _ => regexes(x, out),
+                    }
+                }
+            }
+            serde_json::Value::Array(xs) => xs.iter().for_each(|x| regexes(x, out)),
+            _ => {}
+        }
+    }
+
+    /// Inline flag groups (`(?s)`, `(?i)`, `(?-u)`, …) that Oniguruma, the regex engine of
+    /// Python's `tokenizers`, rejects; `(?:`, `(?=`, `(?!`, `(?<` are fine.
+    fn inline_flags(pattern: &str) -> bool {
+        pattern
+            .match_indices("(?")
+            .any(|(i, _)| matches!(pattern[i + 2..].chars().next(), Some(c) if c.is_ascii_alphabetic() || c == '-'))
+    }
+
+    #[test]
+    fn tokenizer_patterns_load_in_every_engine() {
+        assert!(inline_flags("(?s)."));
+        assert!(inline_flags("a(?i:b)"));
+        assert!(!inline_flags("(?:ab)|(?=c)"));
+        assert!(!inline_flags(SINGLE_CHARACTER));
+        let dir = tempfile::tempdir().unwrap();
+        write_tokenizer_files(dir.path()).unwrap();
+        let mut files = vec![dir.path().join("tokenizer.json")];
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        for pair in ["pair", "pair-verbose"] {
+            let Ok(entries) = std::fs::read_dir(root.join(pair)) else {
+                continue;
+            };
+            for e in entries.flatten() {
+                let f = e.path().join("tokenizer.json");
+                if f.exists() {
+                    files.push(f);
+                }
+            }
+        }
+        assert!(files.len() > 1, "no committed tokenizer.json found");
+        for f in files {
+            let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&f).unwrap()).unwrap();
+            let mut pats = Vec::new();
+            regexes(&v, &mut pats);
+            assert!(!pats.is_empty(), "{}: no pattern", f.display());
+            for p in pats {
+                assert!(
+                    !inline_flags(&p),
+                    "{}: pattern {p:?} has an inline flag group",
+                    f.display()
+                );
+            }
+        }
     }
 }

@@ -11,6 +11,7 @@ use padv_engine::logprobs::{EngineOptions, LocalEngine};
 use padv_engine::tokenize::TextTokenizer;
 use padv_gym::agent::{Agent, AgentConfig};
 use padv_gym::lake::{Lake, LakeConfig};
+use padv_gym::protocol::ActionStyle;
 use padv_gym::sample::{rollout_batch, Job, SampleConfig, Sampler};
 use padv_gym::train::batch::{pad_batch, token_logprobs};
 use padv_gym::train::{train_pair, TrainConfig};
@@ -70,7 +71,7 @@ fn rollouts_are_exact_and_deterministic() {
     let tok = tokenizer(dir.path());
     let agent = Agent::init(&AgentConfig::tiny(tok.vocab_size()), &tok, 5).unwrap();
     spread(&agent);
-    let sampler = Sampler::new(&tok, padv_gym::tokenizer::END_OF_TURN).unwrap();
+    let sampler = Sampler::new(&tok, padv_gym::tokenizer::END_OF_TURN, ActionStyle::Terse).unwrap();
     let cfg = LakeConfig::default();
     let lakes: Vec<Lake> = (0..3).map(|s| Lake::generate(&cfg, s).unwrap()).collect();
     let jobs: Vec<Job> = (0..6)
@@ -109,7 +110,7 @@ fn rollouts_are_exact_and_deterministic() {
 
 #[test]
 fn training_is_deterministic() {
-    let mut cfg = TrainConfig::new(11, LakeConfig::default(), 0.1);
+    let mut cfg = TrainConfig::new(11, LakeConfig::default(), 0.1, ActionStyle::Terse);
     cfg.sft.episodes = 8;
     cfg.sft.steps = 2;
     cfg.sft.batch = 4;
@@ -118,6 +119,12 @@ fn training_is_deterministic() {
     cfg.rl.maps_per_iteration = 2;
     cfg.rl.group = 2;
     cfg.save_at = vec![1];
+    // The distance-to-optimum monitor and the closest-policy choice run too.
+    cfg.monitor = padv_gym::train::MonitorConfig {
+        maps: 2,
+        rollouts: 2,
+        every: 1,
+    };
     let run = |dir: &Path| {
         train_pair(&cfg, dir, serde_json::Value::Null, None).unwrap();
         std::fs::read(dir.join("policy/model.safetensors")).unwrap()

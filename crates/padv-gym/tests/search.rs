@@ -36,7 +36,12 @@ fn setup(maps: usize) -> Setup {
 
 fn play(s: &Setup, chooser: Chooser, k: usize, seed: u64) -> Vec<SearchRollout> {
     let pair = default_pair_dir();
-    let sampler = Sampler::new(&s.tok, padv_gym::tokenizer::END_OF_TURN).unwrap();
+    let sampler = Sampler::new(
+        &s.tok,
+        padv_gym::tokenizer::END_OF_TURN,
+        padv_gym::protocol::ActionStyle::Terse,
+    )
+    .unwrap();
     let policy = Agent::load(&pair.join("policy"), &s.tok)
         .unwrap()
         .inference_model()

@@ -32,6 +32,7 @@ fn episodes() -> Vec<(Episode, TruthRecord)> {
             &lake,
             &values,
             &sloppy,
+            padv_gym::protocol::ActionStyle::Terse,
             format!("map{seed}-r0"),
             format!("map{seed}"),
             &mut rng,

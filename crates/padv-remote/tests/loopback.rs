@@ -5,7 +5,6 @@
 
 mod support;
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use padv_core::formats::{read_file, ReadOptions};
@@ -80,17 +79,18 @@ fn builtin(i: usize) -> Trajectory {
     }
 }
 
+#[path = "../../padv-core/tests/support/shared_data.rs"]
+mod shared_data;
+
 /// Three built-in trajectories plus the first three of a real tau2-bench file when the data
 /// folder (`$PADV_DATA_DIR`, or `shared/data` beside the checkout) is present.
 fn trajectories() -> Vec<Trajectory> {
     let mut out: Vec<Trajectory> = (0..3).map(builtin).collect();
-    let dir = std::env::var_os("PADV_DATA_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data"));
-    let file = dir.join("tau2_bench_leaderboard/airline__gpt-5.4__ironshell__1trial.json");
-    match read_file(&file, &ReadOptions::default()) {
-        Ok(r) => out.extend(r.trajectories.into_iter().take(3)),
-        Err(e) => eprintln!("note: real data not read ({e}); built-in trajectories only"),
+    if let Some(dir) = shared_data::shared_data(env!("CARGO_MANIFEST_DIR")) {
+        let file = dir.join("tau2_bench_leaderboard/airline__gpt-5.4__ironshell__1trial.json");
+        let r = read_file(&file, &ReadOptions::default())
+            .unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        out.extend(r.trajectories.into_iter().take(3));
     }
     out
 }

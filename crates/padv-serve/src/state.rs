@@ -38,6 +38,10 @@ pub struct ServeConfig {
     /// Left truncation applied by the renderer, as in `padv score --max-length` (default
     /// 16,384), so served numbers equal offline ones.
     pub max_length: usize,
+    /// A fitted score → P(success) map (`padv eval uq --calibrate-out`, `padv serve
+    /// --calibration`): `/v1/score` then also returns the calibrated cell's score and
+    /// `p_success` (default none).
+    pub calibration: Option<Arc<padv_core::eval::calibration::Calibration>>,
 }
 
 impl Default for ServeConfig {
@@ -52,6 +56,7 @@ impl Default for ServeConfig {
             session_memory_bytes: 1 << 30,
             max_candidates: 64,
             max_length: 16_384,
+            calibration: None,
         }
     }
 }

@@ -23,20 +23,12 @@ fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
+#[path = "../../padv-core/tests/support/shared_data.rs"]
+mod shared_data;
+
+/// The shared data folder (required in CI, see `shared_data.rs`).
 fn data_dir() -> Option<PathBuf> {
-    let dir = match std::env::var_os("PADV_DATA_DIR") {
-        Some(d) => PathBuf::from(d),
-        None => repo().join("../shared/data"),
-    };
-    if dir.is_dir() {
-        Some(dir)
-    } else {
-        eprintln!(
-            "note: {} not found; skipping a real-data test",
-            dir.display()
-        );
-        None
-    }
+    shared_data::shared_data(env!("CARGO_MANIFEST_DIR"))
 }
 
 fn fixture(rel: &str) -> String {

@@ -1,5 +1,9 @@
 //! `padv demo --quick` end to end on the committed gym pair: the summary has every field the
-//! issue asks for, and its numbers agree with the files it wrote.
+//! issue asks for, and its numbers agree with the files it wrote; `padv report` on its
+//! records gives a complete, well-formed page.
+
+#[path = "../../padv-report/tests/support/html_check.rs"]
+mod html_check;
 
 use std::path::Path;
 use std::process::Command;
@@ -28,89 +32,155 @@ fn quick_demo_end_to_end() {
         String::from_utf8_lossy(&run.stderr)
     );
     let stdout = String::from_utf8_lossy(&run.stdout);
-    assert!(stdout.contains("AUROC"), "no table: {stdout}");
+    for needle in [
+        "== oracle",
+        "== policy",
+        "== reference",
+        "UQ AUROC",
+        "KL(π ‖ π_o)",
+    ] {
+        assert!(
+            stdout.contains(needle),
+            "no {needle:?} in the table: {stdout}"
+        );
+    }
 
     let summary: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
-    let trajs = read_jsonl(&out.join("trajectories.jsonl"));
     let truth = read_jsonl(&out.join("ground_truth.jsonl"));
-    let records = read_jsonl(&out.join("records.jsonl"));
-    assert_eq!(trajs.len(), 16 * 8);
-    assert_eq!(truth.len(), trajs.len());
-    assert_eq!(records.len(), trajs.len());
-
-    // Success rate recomputed from the written trajectories.
-    let successes = trajs
-        .iter()
-        .filter(|t| t["reward"].as_f64().unwrap_or(0.0) > 0.0)
-        .count();
-    let policy_success = summary["success"]["policy"].as_f64().unwrap();
-    assert!((policy_success - successes as f64 / trajs.len() as f64).abs() < 1e-12);
-    let reference = read_jsonl(&out.join("reference_trajectories.jsonl"));
-    let ref_successes = reference
-        .iter()
-        .filter(|t| t["reward"].as_f64().unwrap_or(0.0) > 0.0)
-        .count();
-    let ref_success = summary["success"]["reference"].as_f64().unwrap();
-    assert!((ref_success - ref_successes as f64 / reference.len() as f64).abs() < 1e-12);
-
-    // Decisive-mistake counts agree with the trajectories' labels.
-    let labelled = trajs
-        .iter()
-        .filter(|t| !t["mistake_step"].is_null())
-        .count();
-    assert_eq!(
-        summary["ground_truth"]["failures_with_decisive_mistake"].as_u64(),
-        Some(labelled as u64)
-    );
-    let failures = trajs.len() - successes;
-    assert_eq!(
-        summary["ground_truth"]["failures"].as_u64(),
-        Some(failures as u64)
-    );
-
-    // Every method has the required fields, and values are in range.
-    let methods = summary["methods"].as_object().unwrap();
-    for name in [
-        "pa",
-        "policy_logprob",
-        "neg_entropy",
-        "self_certainty",
-        "deepconf",
-    ] {
-        let m = methods
-            .get(name)
-            .unwrap_or_else(|| panic!("method {name} missing: {methods:?}"));
-        let auroc = m["uq"]["auroc"].as_f64().unwrap();
-        assert!((0.0..=1.0).contains(&auroc));
-        let ci = m["uq"]["auroc_ci"].as_array().unwrap();
-        assert!(ci[0].as_f64().unwrap() <= auroc && auroc <= ci[1].as_f64().unwrap());
-        let bon = &m["bon"];
-        let b = bon["bon_success_rate"].as_f64().unwrap();
-        let oracle = bon["pass_at_n_oracle"].as_f64().unwrap();
-        assert!(b <= oracle + 1e-12);
-        assert!((bon["mean_at_n"].as_f64().unwrap() - policy_success).abs() < 1e-9);
-        assert!(m["fa"]["min_cumulative"]["accuracy"].as_f64().is_some());
-        assert!(m["theory"]
-            .as_object()
-            .unwrap()
-            .contains_key("spearman_pa_vs_true_advantage"));
-        assert!(m["headline"].as_str().unwrap().starts_with(name));
+    assert_eq!(truth.len(), 3 * 16 * 8);
+    // Every step carries the hard and the soft truth.
+    for t in &truth {
+        let steps = t["truth"]["steps"].as_array().unwrap().len();
+        assert_eq!(
+            t["soft"].as_array().map_or(0, Vec::len),
+            steps,
+            "{}",
+            t["id"]
+        );
     }
+    let st = &summary["soft_truth"];
+    // The oracle's identity holds to 1e-9 as it sampled, and to f32 precision in its records.
+    assert!(st["oracle_identity_max_error"].as_f64().unwrap() <= 1e-9);
+    assert!(st["oracle_identity_actions"].as_u64().unwrap() > 100);
+    assert!(st["oracle_record_identity_max_error"].as_f64().unwrap() < 1e-4);
+    assert!(st["cost"]["states"].as_u64().unwrap() > 16 * 50);
+    assert!(st["gap"]["mean_tv"].as_f64().unwrap() >= 0.0);
+
+    for player in ["oracle", "policy", "reference"] {
+        let p = &summary["players"][player];
+        let trajs = read_jsonl(&out.join(player).join("trajectories.jsonl"));
+        let records = read_jsonl(&out.join(player).join("records.jsonl"));
+        assert_eq!(trajs.len(), 16 * 8);
+        assert_eq!(records.len(), trajs.len());
+        for kind in ["uq", "bon", "fa"] {
+            assert!(out.join(player).join(format!("eval-{kind}.json")).exists());
+        }
+        // Success rate recomputed from the written trajectories.
+        let successes = trajs
+            .iter()
+            .filter(|t| t["reward"].as_f64().unwrap_or(0.0) > 0.0)
+            .count();
+        let success = p["success"].as_f64().unwrap();
+        assert!((success - successes as f64 / trajs.len() as f64).abs() < 1e-12);
+        // Decisive-mistake counts agree with the trajectories' labels.
+        let labelled = trajs
+            .iter()
+            .filter(|t| !t["mistake_step"].is_null())
+            .count();
+        assert_eq!(p["failures_with_mistake"].as_u64(), Some(labelled as u64));
+        assert_eq!(
+            p["failures"].as_u64(),
+            Some((trajs.len() - successes) as u64)
+        );
+        // Every method has its own headline cell per application, each from that
+        // application's cross-validation; reference_logprob is among them.
+        let methods = p["methods"].as_object().unwrap();
+        for name in [
+            "pa",
+            "policy_logprob",
+            "reference_logprob",
+            "neg_entropy",
+            "deepconf",
+        ] {
+            let m = methods
+                .get(name)
+                .unwrap_or_else(|| panic!("{player}: method {name} missing"));
+            for kind in ["uq", "bon", "fa"] {
+                let cell = m[kind]["cell"].as_str().unwrap();
+                assert!(cell.starts_with(name), "{player} {name} {kind}: {cell}");
+                let cv = m[kind]["cv"].as_f64();
+                assert!(cv.is_none_or(|v| (0.0..=1.0).contains(&v)));
+            }
+            assert!(m["fa"]["predictor"].as_str().is_some());
+        }
+        assert_eq!(p["priors"]["bon_random"].as_f64(), Some(success));
+    }
+    // The oracle's step PA is its soft advantage: rank correlation 1, KL to itself 0.
+    let oracle = &summary["players"]["oracle"];
+    assert!(
+        oracle["step_pa_vs_soft"]["spearman_pooled"]
+            .as_f64()
+            .unwrap()
+            > 0.999
+    );
+    assert!(oracle["kl_to_oracle_per_step"].as_f64().unwrap().abs() < 1e-4);
+    assert!(
+        summary["players"]["policy"]["kl_to_oracle_per_step"]
+            .as_f64()
+            .unwrap()
+            > 0.0
+    );
     assert!(summary["setup"]["slip"].as_f64().is_some());
-    assert!(summary["setup"]["beta"].as_f64().is_some());
-    assert!(summary["lengths"]["mean_steps"].as_f64().unwrap() >= 1.0);
+    assert_eq!(summary["setup"]["style"].as_str(), Some("terse"));
 
     // The written trajectories are ordinary chat JSONL that `padv inspect` reads.
     let inspect = Command::new(env!("CARGO_BIN_EXE_padv"))
         .args(["inspect", "--input"])
-        .arg(out.join("trajectories.jsonl"))
+        .arg(out.join("policy").join("trajectories.jsonl"))
         .output()
         .unwrap();
     assert!(
         inspect.status.success(),
         "{}",
         String::from_utf8_lossy(&inspect.stderr)
+    );
+
+    // The demo writes each player's HTML page (padv report's), and `padv report` on the
+    // written files gives a page too.
+    for player in ["oracle", "policy", "reference"] {
+        let html = std::fs::read_to_string(out.join(player).join("report.html")).unwrap();
+        assert!(html.len() < 5_000_000);
+        let page = html_check::check_page(&html);
+        let labelled = summary["players"][player]["failures_with_mistake"]
+            .as_u64()
+            .unwrap() as usize;
+        assert_eq!(
+            page.traces, labelled,
+            "{player}: one trace per failure with a decisive mistake"
+        );
+        assert_eq!(page.step_texts, page.traces);
+        assert!(page.figures > page.traces + 20, "{player}: {page:?}");
+    }
+    let report = Command::new(env!("CARGO_BIN_EXE_padv"))
+        .args(["report", "--bootstrap", "100", "--input"])
+        .arg(out.join("policy").join("records.jsonl"))
+        .arg("--trajectories")
+        .arg(out.join("policy").join("trajectories.jsonl"))
+        .arg("--out")
+        .arg(out.join("cli-report"))
+        .output()
+        .unwrap();
+    assert!(
+        report.status.success(),
+        "{}",
+        String::from_utf8_lossy(&report.stderr)
+    );
+    let html = std::fs::read_to_string(out.join("cli-report").join("report.html")).unwrap();
+    let page = html_check::check_page(&html);
+    assert!(
+        !page.text.contains("nothing to evaluate"),
+        "the demo's policy has both classes and choices"
     );
 }
 
@@ -120,17 +190,50 @@ fn demo_is_deterministic_for_a_seed() {
     let run = |name: &str| {
         let out = dir.path().join(name);
         let r = Command::new(env!("CARGO_BIN_EXE_padv"))
-            .args(["demo", "--quick", "--maps", "4", "--seed", "9", "--out"])
+            .args(["demo", "--quick", "--maps", "2", "--seed", "9", "--out"])
             .arg(&out)
             .output()
             .unwrap();
         assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
-        (
-            std::fs::read(out.join("trajectories.jsonl")).unwrap(),
-            std::fs::read(out.join("records.jsonl")).unwrap(),
-        )
+        ["oracle", "policy", "reference"]
+            .iter()
+            .flat_map(|p| {
+                ["trajectories.jsonl", "records.jsonl"]
+                    .map(|f| std::fs::read(out.join(p).join(f)).unwrap())
+            })
+            .chain([std::fs::read(out.join("ground_truth.jsonl")).unwrap()])
+            .collect::<Vec<_>>()
     };
     assert_eq!(run("a"), run("b"));
+}
+
+/// `padv demo --seeds`: one directory per seed, and the aggregate is the mean of the
+/// seeds' own numbers.
+#[test]
+fn demo_over_seeds_aggregates_each_seed() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("seeds");
+    let r = Command::new(env!("CARGO_BIN_EXE_padv"))
+        .args(["demo", "--quick", "--maps", "2", "--seeds", "4,5", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+    let mut successes = Vec::new();
+    for seed in [4, 5] {
+        let s: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(out.join(format!("seed-{seed}")).join("summary.json")).unwrap(),
+        )
+        .unwrap();
+        successes.push(s["players"]["policy"]["success"].as_f64().unwrap());
+    }
+    let agg = &summary["aggregate"]["policy"]["success"];
+    let mean = (successes[0] + successes[1]) / 2.0;
+    assert!((agg["mean"].as_f64().unwrap() - mean).abs() < 1e-12);
+    assert_eq!(agg["values"].as_array().unwrap().len(), 2);
+    assert!(String::from_utf8_lossy(&r.stdout).contains("±"));
 }
 
 /// `padv gym search --quick --json`: the summary's success rates agree with the episodes it

@@ -353,7 +353,7 @@ fn judges_are_scored_attached_and_evaluated() {
     ]));
     let v: serde_json::Value = serde_json::from_str(&fa).unwrap();
     let rows = &v["results"]["cells"][0]["rows"];
-    assert_eq!(rows[0]["predictor"], "min_step");
+    assert_eq!(rows[0]["predictor"], "lowest_step");
     assert_eq!(rows[0]["accuracy"], 1.0);
     let table = ok(&padv(&[
         "eval",

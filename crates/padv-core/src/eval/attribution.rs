@@ -27,9 +27,11 @@ named_enum! {
         /// steps (first on ties); the first action if no difference is ≤ 0 or there are
         /// fewer than two steps.
         SharpestAbsDrop = "sharpest_abs_drop",
-        /// The lowest-scoring step (first on ties), with no fallback: for a PRM's
-        /// P(correct), which is never negative (the reference's ThinkPRM "min" predictor).
-        MinStep = "min_step",
+        /// The lowest-scoring step, whatever its sign (first on ties): what the theory
+        /// suggests for progress advantage, whose step score is the action's advantage —
+        /// the decisive mistake is the action that gave away the most. For a PRM's
+        /// P(correct) it is the reference's ThinkPRM "min" predictor.
+        LowestStep = "lowest_step",
         /// The first step scored below 0.5 (a PRM judging it more likely wrong than right;
         /// the reference's ThinkPRM predictor); the lowest-scoring step when none is (padv's
         /// fallback: the reference's is not recorded).
@@ -37,23 +39,54 @@ named_enum! {
     }
 }
 
-/// The three predictors failure attribution evaluates for a method: the reference's PA
-/// predictors for log-prob scores, its ThinkPRM predictors (min, sharpest absolute drop,
-/// earliest below 0.5) for judges' step values.
-pub fn predictors_for(method: Method) -> [FaPredictor; 3] {
+/// The predictors of the log-prob methods, in the order of every per-record prediction
+/// array ([`RecordPrediction`]), which then holds the `first_action` and `last_action`
+/// priors.
+pub(crate) const PREDICTORS: [FaPredictor; 4] = [
+    FaPredictor::MinCumulative,
+    FaPredictor::SharpestDrop,
+    FaPredictor::SharpestAbsDrop,
+    FaPredictor::LowestStep,
+];
+
+/// The predictors of judges' step values: the reference's ThinkPRM predictors (min,
+/// sharpest absolute drop, earliest below 0.5), then `min_cumulative` so every cell has four
+/// (for probabilities, which are never negative, it picks the first step: the report marks
+/// it as the `first_action` prior).
+pub(crate) const JUDGE_PREDICTORS: [FaPredictor; 4] = [
+    FaPredictor::LowestStep,
+    FaPredictor::SharpestAbsDrop,
+    FaPredictor::EarliestBelowHalf,
+    FaPredictor::MinCumulative,
+];
+
+/// The predictors failure attribution evaluates for a method.
+pub fn predictors_for(method: Method) -> [FaPredictor; 4] {
     if method == Method::Judge {
-        [
-            FaPredictor::MinStep,
-            FaPredictor::SharpestAbsDrop,
-            FaPredictor::EarliestBelowHalf,
-        ]
+        JUDGE_PREDICTORS
     } else {
-        [
-            FaPredictor::MinCumulative,
-            FaPredictor::SharpestDrop,
-            FaPredictor::SharpestAbsDrop,
-        ]
+        PREDICTORS
     }
+}
+
+/// Entries of a per-record prediction array: the predictors, then the two priors.
+pub(crate) const N_PREDICTIONS: usize = PREDICTORS.len() + 2;
+
+/// The predictions of every one of `predictors`, then the first and the last scored
+/// action; `None` without scored steps.
+pub(crate) fn predictions(
+    predictors: [FaPredictor; 4],
+    steps: &[(usize, f64)],
+) -> Option<[usize; N_PREDICTIONS]> {
+    let &(first, _) = steps.first()?;
+    let &(last, _) = steps.last()?;
+    let mut out = [first; N_PREDICTIONS];
+    for (o, p) in out.iter_mut().zip(predictors) {
+        *o = p.predict(steps).unwrap_or(first);
+    }
+    out[PREDICTORS.len()] = first;
+    out[PREDICTORS.len() + 1] = last;
+    Some(out)
 }
 
 impl FaPredictor {
@@ -69,6 +102,10 @@ impl FaPredictor {
     /// assert_eq!(FaPredictor::SharpestDrop.predict(&steps), Some(3));
     /// // differences -3 (3), 2.5 (5), -1.5 (7) -> message 3
     /// assert_eq!(FaPredictor::SharpestAbsDrop.predict(&steps), Some(3));
+    /// // lowest score, whatever its sign: -2 at message 3; with all scores positive, the
+    /// // smallest one
+    /// assert_eq!(FaPredictor::LowestStep.predict(&steps), Some(3));
+    /// assert_eq!(FaPredictor::LowestStep.predict(&[(1, 0.5), (3, 0.2), (5, 0.9)]), Some(3));
     /// ```
     pub fn predict(self, steps: &[(usize, f64)]) -> Option<usize> {
         let first = steps.first()?.0;
@@ -93,6 +130,15 @@ impl FaPredictor {
                 }
                 best.1
             }
+            FaPredictor::LowestStep => {
+                let mut best = (f64::INFINITY, first);
+                for &(mi, s) in steps {
+                    if s < best.0 {
+                        best = (s, mi);
+                    }
+                }
+                best.1
+            }
             FaPredictor::SharpestAbsDrop => {
                 let mut best: Option<(f64, usize)> = None;
                 for w in steps.windows(2) {
@@ -103,24 +149,12 @@ impl FaPredictor {
                 }
                 best.map_or(first, |(_, mi)| mi)
             }
-            FaPredictor::MinStep => min_step(steps),
-            FaPredictor::EarliestBelowHalf => steps
-                .iter()
-                .find(|&&(_, s)| s < 0.5)
-                .map_or_else(|| min_step(steps), |&(mi, _)| mi),
+            FaPredictor::EarliestBelowHalf => match steps.iter().find(|&&(_, s)| s < 0.5) {
+                Some(&(mi, _)) => mi,
+                None => FaPredictor::LowestStep.predict(steps)?,
+            },
         })
     }
-}
-
-/// The message of the lowest score, first on ties (`steps` is not empty).
-fn min_step(steps: &[(usize, f64)]) -> usize {
-    let mut best = steps[0];
-    for &(mi, s) in &steps[1..] {
-        if s < best.1 {
-            best = (mi, s);
-        }
-    }
-    best.0
 }
 
 /// Accuracy of one predictor (or trivial prior) on the evaluated records.
@@ -151,9 +185,9 @@ pub struct FaResult {
     pub n_no_steps: usize,
     /// The most frequent `mistake_step` among the evaluated records (smallest on ties).
     pub most_common_step: Option<usize>,
-    /// The three predictors ([`predictors_for`] the method), then the trivial priors
-    /// `first_action` (always the first scored action) and `most_common_step` (always the
-    /// mode above; NOTE: tuned on the evaluation data, so an optimistic prior).
+    /// The predictors ([`predictors_for`] the method), then the trivial priors `first_action`
+    /// (always the first scored action), `last_action` (always the last one) and `most_common_step` (always the mode
+    /// above; NOTE: tuned on the evaluation data, so an optimistic prior).
     pub rows: Vec<FaMetrics>,
 }
 
@@ -169,20 +203,20 @@ pub struct FaRow {
     pub result: FaResult,
 }
 
-/// Evaluate the log-prob methods' predictors ([`predictors_for`] a non-judge method) on
-/// records given as step scores and annotated mistake steps (aligned slices).
+/// Evaluate the log-prob methods' predictors on records given as step scores and annotated
+/// mistake steps (aligned slices).
 pub fn attribution(
     step_scores: &[Vec<(usize, f64)>],
     mistake_steps: &[Option<usize>],
 ) -> Result<FaResult, EvalError> {
-    attribution_with(step_scores, mistake_steps, predictors_for(Method::Pa))
+    attribution_with(step_scores, mistake_steps, PREDICTORS)
 }
 
-/// [`attribution`] with the given three predictors.
+/// [`attribution`] with the given predictors (e.g. [`predictors_for`] a judge).
 pub fn attribution_with(
     step_scores: &[Vec<(usize, f64)>],
     mistake_steps: &[Option<usize>],
-    predictors: [FaPredictor; 3],
+    predictors: [FaPredictor; 4],
 ) -> Result<FaResult, EvalError> {
     if step_scores.len() != mistake_steps.len() {
         return Err(EvalError::LengthMismatch {
@@ -201,21 +235,15 @@ pub fn attribution_with(
 /// Collects per-record predictions; records are added one at a time so the grid can reuse
 /// one step buffer per cell.
 struct Accumulator {
-    predictors: [FaPredictor; 3],
+    predictors: [FaPredictor; 4],
     n_no_mistake: usize,
     n_no_steps: usize,
-    /// Per evaluated record: gold, then predictions in row order (3 predictors, first action).
-    evaluated: Vec<(usize, [usize; 4])>,
-}
-
-/// Predictions of `predictors` and the first action, for a record with steps.
-fn predict_all(predictors: [FaPredictor; 3], steps: &[(usize, f64)], first: usize) -> [usize; 4] {
-    let p = |pred: FaPredictor| pred.predict(steps).unwrap_or(first);
-    [p(predictors[0]), p(predictors[1]), p(predictors[2]), first]
+    /// Per evaluated record: gold, then predictions in row order ([`predictions`]).
+    evaluated: Vec<(usize, [usize; N_PREDICTIONS])>,
 }
 
 impl Accumulator {
-    fn new(predictors: [FaPredictor; 3]) -> Accumulator {
+    fn new(predictors: [FaPredictor; 4]) -> Accumulator {
         Accumulator {
             predictors,
             n_no_mistake: 0,
@@ -229,12 +257,11 @@ impl Accumulator {
             self.n_no_mistake += 1;
             return;
         };
-        let Some(&(first, _)) = steps.first() else {
+        let Some(preds) = predictions(self.predictors, steps) else {
             self.n_no_steps += 1;
             return;
         };
-        self.evaluated
-            .push((gold, predict_all(self.predictors, steps, first)));
+        self.evaluated.push((gold, preds));
     }
 
     fn finish(self) -> FaResult {
@@ -256,12 +283,12 @@ impl Accumulator {
             )
             .map(|(step, _)| step);
 
-        let names = [
-            self.predictors[0].name(),
-            self.predictors[1].name(),
-            self.predictors[2].name(),
-            "first_action",
-        ];
+        let names: Vec<&str> = self
+            .predictors
+            .iter()
+            .map(|p| p.name())
+            .chain(["first_action", "last_action"])
+            .collect();
         let mut rows: Vec<FaMetrics> = names
             .iter()
             .enumerate()
@@ -306,8 +333,8 @@ pub(crate) fn metrics(name: &str, pairs: impl Iterator<Item = (usize, usize)>) -
 
 /// Per record: `None` without a `mistake_step`, `Some(None)` with one but no scored step,
 /// else `Some(Some((gold, predictions)))`, predictions in [`FaResult::rows`] order
-/// (the three predictors of the cell's method, then the first action).
-pub(crate) type RecordPrediction = Option<Option<(usize, [usize; 4])>>;
+/// ([`predictions`]: the predictors, then the first and the last action).
+pub(crate) type RecordPrediction = Option<Option<(usize, [usize; N_PREDICTIONS])>>;
 
 /// [`RecordPrediction`]s of one cell, for the cross-validated choice of predictor.
 pub(crate) fn record_predictions(
@@ -324,10 +351,7 @@ pub(crate) fn record_predictions(
         .map(|(r, &mistake)| {
             let gold = mistake?;
             scorer.step_scores_into(r, &mut steps);
-            let Some(&(first, _)) = steps.first() else {
-                return Some(None);
-            };
-            Some(Some((gold, predict_all(predictors, &steps, first))))
+            Some(predictions(predictors, &steps).map(|p| (gold, p)))
         })
         .collect())
 }
@@ -429,17 +453,16 @@ mod tests {
     fn prm_predictors() {
         let steps = [(1, 0.9), (3, 0.6), (5, 0.1), (7, 0.05)];
         // min: 0.05 at 7; abs drop: -0.3 (3), -0.5 (5), -0.05 (7) -> 5; earliest < 0.5: 5.
-        assert_eq!(FaPredictor::MinStep.predict(&steps), Some(7));
+        assert_eq!(FaPredictor::LowestStep.predict(&steps), Some(7));
         assert_eq!(FaPredictor::SharpestAbsDrop.predict(&steps), Some(5));
         assert_eq!(FaPredictor::EarliestBelowHalf.predict(&steps), Some(5));
         // Nothing below 0.5: the lowest step (first on ties).
         let steps = [(1, 0.9), (3, 0.6), (5, 0.6)];
         assert_eq!(FaPredictor::EarliestBelowHalf.predict(&steps), Some(3));
-        assert_eq!(FaPredictor::MinStep.predict(&steps), Some(3));
-        // SharpestDrop would give the first action for probabilities: why judges use MinStep.
+        // SharpestDrop gives the first action for probabilities: why judges use LowestStep.
         assert_eq!(FaPredictor::SharpestDrop.predict(&steps), Some(1));
-        assert_eq!(predictors_for(Method::Judge)[0], FaPredictor::MinStep);
-        assert_eq!(predictors_for(Method::Pa)[0], FaPredictor::MinCumulative);
+        assert_eq!(predictors_for(Method::Judge)[0], FaPredictor::LowestStep);
+        assert_eq!(predictors_for(Method::Pa), PREDICTORS);
     }
 
     #[test]
@@ -479,12 +502,18 @@ mod tests {
             (fa.accuracy, fa.mae, fa.acc_within_1, fa.acc_within_2),
             (Some(0.0), Some(2.0), Some(0.0), Some(1.0))
         );
+        // lowest_step: A -> 3 (exact); B: tie 1, 1 -> the first, 2 (error 2).
+        let ls = row("lowest_step");
+        assert_eq!((ls.accuracy, ls.mae), (Some(0.5), Some(1.0)));
+        // last_action: A -> 5 (error 2), B -> 4 (exact).
+        let la = row("last_action");
+        assert_eq!((la.accuracy, la.mae), (Some(0.5), Some(1.0)));
         let mcs = row("most_common_step");
         // errors 0 and 1
         assert_eq!(
             (mcs.accuracy, mcs.mae, mcs.acc_within_1),
             (Some(0.5), Some(0.5), Some(1.0))
         );
-        assert_eq!(r.rows.len(), 5);
+        assert_eq!(r.rows.len(), 7);
     }
 }

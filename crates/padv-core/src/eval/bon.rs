@@ -179,9 +179,7 @@ fn evaluate(groups: &Groups, scores: &[Option<f64>], rewards: &[Option<f64>]) ->
             curve.resize(n, carried);
         }
         for (k, slot) in curve.iter_mut().enumerate() {
-            // Subset size min(k + 1, n); rows[n - 1] is the full set.
-            let p = &picks.rows(n)[k.min(n - 1)];
-            *slot += p.iter().zip(&success).map(|(p, s)| p * s).sum::<f64>();
+            *slot += picks.expected(n, k, &success);
         }
     }
     let per_task = |x: f64| {
@@ -249,6 +247,14 @@ struct PickTable {
 }
 
 impl PickTable {
+    /// Expected success of the best-scored of a random `min(k + 1, n)`-subset of a task's
+    /// `n` rollouts, given their successes in rank order.
+    fn expected(&mut self, n: usize, k: usize, success: &[f64]) -> f64 {
+        // rows[n - 1] is the full set.
+        let p = &self.rows(n)[k.min(n - 1)];
+        p.iter().zip(success).map(|(p, s)| p * s).sum()
+    }
+
     fn rows(&mut self, n: usize) -> &[Vec<f64>] {
         if self.by_n.len() <= n {
             self.by_n.resize_with(n + 1, Vec::new);
@@ -258,6 +264,37 @@ impl PickTable {
         }
         &self.by_n[n]
     }
+}
+
+/// Per task with a labelled rollout (first-appearance order), its expected best-of-k
+/// success for `k = 1..=N_task` (the terms [`BonResult::bon_at_k`] averages; at larger `k`
+/// a task contributes its last value). For intervals over tasks.
+pub(crate) fn bon_at_k_per_task(
+    table: &ScoreTable,
+    spec: &ScoreSpec,
+) -> Result<Vec<Vec<f64>>, EvalError> {
+    let scores = table.trajectory_scores(spec)?;
+    let rewards = table.labels();
+    let groups = Groups::new(table.task_index(), table.n_tasks());
+    let mut picks = PickTable::default();
+    let mut out = Vec::new();
+    for members in groups.tasks() {
+        let mut rollouts: Vec<(f64, f64)> = members
+            .iter()
+            .filter_map(|&i| rewards[i].map(|r| (rank_key(scores[i]), r)))
+            .collect();
+        if rollouts.is_empty() {
+            continue;
+        }
+        rollouts.sort_by(|a, b| b.0.total_cmp(&a.0));
+        let success: Vec<f64> = rollouts
+            .iter()
+            .map(|&(_, r)| f64::from(u8::from(is_success_reward(r))))
+            .collect();
+        let n = success.len();
+        out.push((0..n).map(|k| picks.expected(n, k, &success)).collect());
+    }
+    Ok(out)
 }
 
 /// Best-of-N of every cell in `specs`, one row per spec (in order), computed in parallel.

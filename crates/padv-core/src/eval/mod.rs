@@ -5,7 +5,9 @@
 //!   [`cross_validate`] for an honest choice of aggregation;
 //! - [`best_of_n`] / [`bon_grid`]: pick the best-scored rollout per task, with the exact
 //!   expected best-of-k curve;
-//! - [`attribution`] / [`fa_grid`]: locate the decisive mistake step from step scores.
+//! - [`attribution`] / [`fa_grid`]: locate the decisive mistake step from step scores;
+//! - [`calibration`]: score → success-probability maps (Platt, isotonic), their held-out
+//!   Brier score, log-loss and calibration error, and saved maps for serving.
 //!
 //! Every result type is serde-serializable; the grid functions evaluate cells in parallel
 //! and return one row per [`ScoreSpec`](crate::score::ScoreSpec), in the given order.
@@ -14,6 +16,7 @@ pub(crate) mod attribution;
 mod bench;
 pub(crate) mod bon;
 mod bootstrap;
+pub mod calibration;
 mod cv;
 #[cfg(test)]
 mod grid_tests;

@@ -255,6 +255,12 @@ impl ScoreSpec {
         }
     }
 
+    /// The spec validated and normalized as [`ScoreSpecBuilder::build`] does it: for specs
+    /// that arrive whole (deserialized, or from a configuration) rather than field by field.
+    pub fn validated(&self) -> Result<ScoreSpec, ScoreError> {
+        ScoreSpecBuilder { spec: *self }.build()
+    }
+
     /// A short, unique name for the cell: `method/token/step`, plus `/pa-mode` for PA,
     /// e.g. `pa/mean/min/diff-of-agg` or `deepconf_tail/mean/last`; a judge's cells are
     /// `judge:NAME` (trajectory value) and `judge:NAME/STEP-AGG` (step values). β is not part

@@ -98,6 +98,76 @@ impl KvCache {
         })
     }
 
+    /// A cache of the given rows of this one, in the given order (a row may repeat): what a
+    /// batch keeps when some of its sequences finish (drop them) or when several
+    /// continuations must branch from chosen rows (repeat them). The rows are copied.
+    pub fn select_rows(&self, rows: &[usize]) -> candle_core::Result<KvCache> {
+        let mut layers = Vec::with_capacity(self.layers.len());
+        for layer in &self.layers {
+            layers.push(match layer {
+                None => None,
+                Some((key, value)) => {
+                    let n = key.dim(0)?;
+                    if let Some(&bad) = rows.iter().find(|&&r| r >= n) {
+                        candle_core::bail!("select_rows: row {bad} of a {n}-row cache");
+                    }
+                    let idx: Vec<u32> = rows.iter().map(|&r| r as u32).collect();
+                    let idx = Tensor::from_vec(idx, rows.len(), key.device())?;
+                    // A truncated cache is a strided view, which `index_select` does not take.
+                    let (key, value) = (key.contiguous()?, value.contiguous()?);
+                    Some((key.index_select(&idx, 0)?, value.index_select(&idx, 0)?))
+                }
+            });
+        }
+        Ok(KvCache {
+            layers,
+            seq_len: self.seq_len,
+            store: self.store,
+        })
+    }
+
+    /// The rows of several caches of equal length stacked into one (in order): batches
+    /// whose rows share a position gathered into one pass. Errors when the lengths or layer
+    /// layouts differ.
+    pub fn concat_rows(caches: &[KvCache]) -> candle_core::Result<KvCache> {
+        let Some(first) = caches.first() else {
+            candle_core::bail!("concat_rows of no caches");
+        };
+        if caches.len() == 1 {
+            return Ok(first.clone());
+        }
+        let n_layers = first.layers.len();
+        if let Some(c) = caches
+            .iter()
+            .find(|c| c.seq_len != first.seq_len || c.layers.len() != n_layers)
+        {
+            candle_core::bail!(
+                "concat_rows: caches of {} and {} positions (or different layer counts)",
+                first.seq_len,
+                c.seq_len
+            );
+        }
+        let mut layers = Vec::with_capacity(n_layers);
+        for i in 0..n_layers {
+            let parts: Vec<&(Tensor, Tensor)> =
+                caches.iter().filter_map(|c| c.layers[i].as_ref()).collect();
+            layers.push(match parts.len() {
+                0 => None,
+                n if n == caches.len() => {
+                    let ks: Vec<Tensor> = parts.iter().map(|(k, _)| k.clone()).collect();
+                    let vs: Vec<Tensor> = parts.iter().map(|(_, v)| v.clone()).collect();
+                    Some((Tensor::cat(&ks, 0)?, Tensor::cat(&vs, 0)?))
+                }
+                _ => candle_core::bail!("concat_rows: layer {i} is empty in some caches"),
+            });
+        }
+        Ok(KvCache {
+            layers,
+            seq_len: first.seq_len,
+            store: first.store,
+        })
+    }
+
     pub(crate) fn layer(&self, i: usize) -> Option<&(Tensor, Tensor)> {
         self.layers.get(i).and_then(|l| l.as_ref())
     }
@@ -167,5 +237,46 @@ mod tests {
         assert_eq!(c.seq_len(), 0);
         assert!(c.layer(0).is_none());
         assert!(c.is_storing());
+    }
+
+    #[test]
+    fn select_rows_picks_and_repeats_rows() {
+        // Three rows whose entries are 100·row + position·3 + channel.
+        let mut c = KvCache::new(1);
+        let k = Tensor::from_vec(
+            (0..3)
+                .flat_map(|r| (0..6).map(move |x| (100 * r + x) as f32))
+                .collect::<Vec<_>>(),
+            (3, 2, 1, 3),
+            &Device::Cpu,
+        )
+        .unwrap();
+        c.set_layer(0, (k.clone(), k));
+        c.advance(2);
+        let s = c.select_rows(&[2, 0, 2]).unwrap();
+        assert_eq!(s.seq_len(), 2);
+        let (k, v) = s.layer(0).unwrap();
+        let rows: Vec<Vec<f32>> = k.reshape((3, 6)).unwrap().to_vec2().unwrap();
+        let row = |r: usize| (0..6).map(|x| (100 * r + x) as f32).collect::<Vec<_>>();
+        assert_eq!(rows, vec![row(2), row(0), row(2)]);
+        assert_eq!(v.dims(), &[3, 2, 1, 3]);
+        assert!(c.select_rows(&[3]).is_err());
+        // Stacking rows of two caches of one length.
+        let both = KvCache::concat_rows(&[s.clone(), c.select_rows(&[1]).unwrap()]).unwrap();
+        let (k, _) = both.layer(0).unwrap();
+        assert_eq!(k.dims(), &[4, 2, 1, 3]);
+        let rows: Vec<Vec<f32>> = k.reshape((4, 6)).unwrap().to_vec2().unwrap();
+        assert_eq!(rows, vec![row(2), row(0), row(2), row(1)]);
+        let mut short = c.clone();
+        short.truncate(1).unwrap();
+        assert!(KvCache::concat_rows(&[c.clone(), short]).is_err());
+        // Truncate, then select: only the kept positions travel.
+        let mut t = c.clone();
+        t.truncate(1).unwrap();
+        let (k, _) = t.select_rows(&[1]).unwrap().layer(0).cloned().unwrap();
+        assert_eq!(
+            k.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+            vec![100.0, 101.0, 102.0]
+        );
     }
 }

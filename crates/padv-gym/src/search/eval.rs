@@ -159,7 +159,7 @@ pub fn run(opts: &SearchOptions) -> Result<SearchSummary> {
     let started = Instant::now();
     let pair = open_pair(&opts.pair, opts.policy.as_deref(), &opts.out)?;
     let (train_cfg, policy_dir) = (&pair.train, &pair.policy_dir);
-    let sampler = Sampler::new(&pair.tok, crate::tokenizer::END_OF_TURN)?;
+    let sampler = Sampler::new(&pair.tok, crate::tokenizer::END_OF_TURN, pair.train.style)?;
     let policy = pair.policy.inference_model()?;
     let reference = pair.reference.inference_model()?;
     let lakes = heldout_lakes(train_cfg, opts.seed, opts.maps)?;
@@ -517,5 +517,129 @@ pub fn print_table(s: &SearchSummary) -> String {
          best-A*: share of contested steps (candidates differing in A*) where the chosen action had the best A*; regret: mean over steps of max A* − chosen A* \
          (lower is better); in brackets what a random pick among the same candidates gets."
     );
+    out
+}
+
+/// Guided search over several seeds.
+#[derive(Debug, Clone, Serialize)]
+pub struct SearchSeedsSummary {
+    /// The seeds, in order.
+    pub seeds: Vec<u64>,
+    /// Per method: success, its paired difference from plain sampling, and the regret per
+    /// step, over the seeds.
+    pub aggregate: Vec<(
+        String,
+        std::collections::BTreeMap<String, crate::demo::Spread>,
+    )>,
+    /// Every seed's summary.
+    pub per_seed: Vec<SearchSummary>,
+}
+
+/// Runs the experiment for each seed into `opts.out/seed-N` and aggregates.
+pub fn run_seeds(opts: &SearchOptions, seeds: &[u64]) -> Result<SearchSeedsSummary> {
+    if seeds.is_empty() {
+        return Err(AgentError::Invalid("no seeds given".into()));
+    }
+    let mut per_seed = Vec::with_capacity(seeds.len());
+    for &seed in seeds {
+        let o = SearchOptions {
+            seed,
+            out: opts.out.join(format!("seed-{seed}")),
+            ..opts.clone()
+        };
+        per_seed.push(run(&o)?);
+    }
+    let mut aggregate = Vec::new();
+    for m in per_seed
+        .first()
+        .map(|s| s.methods.clone())
+        .unwrap_or_default()
+    {
+        let pick = |f: &dyn Fn(&MethodResult) -> Option<f64>| {
+            crate::demo::Spread::of(
+                per_seed
+                    .iter()
+                    .map(|s| s.methods.iter().find(|x| x.method == m.method).and_then(f))
+                    .collect(),
+            )
+        };
+        let mut row = std::collections::BTreeMap::new();
+        row.insert("success".to_string(), pick(&|x| Some(x.success)));
+        row.insert("vs_sample".to_string(), pick(&|x| Some(x.vs_sample)));
+        row.insert(
+            "vs_sample_ci_excludes_zero".to_string(),
+            pick(&|x| {
+                Some(f64::from(u8::from(
+                    x.vs_sample_ci[0] > 0.0 || x.vs_sample_ci[1] < 0.0,
+                )))
+            }),
+        );
+        row.insert("regret".to_string(), pick(&|x| x.regret));
+        aggregate.push((m.label.clone(), row));
+    }
+    let out = SearchSeedsSummary {
+        seeds: seeds.to_vec(),
+        aggregate,
+        per_seed,
+    };
+    crate::agent::write_json(
+        &opts.out.join("search_summary.json"),
+        &serde_json::to_value(&out).map_err(|source| AgentError::Json {
+            path: opts.out.join("search_summary.json"),
+            source,
+        })?,
+    )?;
+    Ok(out)
+}
+
+/// The table over seeds: mean ± sd of each method's success, its difference from plain
+/// sampling, and the share of seeds whose interval of that difference excludes 0.
+pub fn print_seeds_table(s: &SearchSeedsSummary) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let first = s.per_seed.first();
+    let _ = writeln!(
+        out,
+        "Guided search over seeds {:?}: {} held-out maps per seed, K = N = {}; mean ± sd over seeds",
+        s.seeds,
+        first.map_or(0, |x| x.maps),
+        first.map_or(0, |x| x.k),
+    );
+    let mut rows = vec![vec![
+        "method".to_string(),
+        "success".into(),
+        "vs plain (paired)".into(),
+        "seeds with CI excluding 0".into(),
+        "regret / step".into(),
+        "per seed vs plain".into(),
+    ]];
+    for (label, row) in &s.aggregate {
+        let g = |k: &str| row.get(k).map_or_else(|| "-".into(), |x| x.show());
+        let per = row.get("vs_sample").map_or_else(String::new, |x| {
+            x.values
+                .iter()
+                .map(|v| v.map_or("-".into(), |v| format!("{v:+.3}")))
+                .collect::<Vec<_>>()
+                .join(" ")
+        });
+        let excl = row
+            .get("vs_sample_ci_excludes_zero")
+            .map_or_else(String::new, |x| {
+                format!(
+                    "{}/{}",
+                    x.values.iter().flatten().filter(|v| **v > 0.5).count(),
+                    x.values.len()
+                )
+            });
+        rows.push(vec![
+            label.clone(),
+            g("success"),
+            g("vs_sample"),
+            excl,
+            g("regret"),
+            per,
+        ]);
+    }
+    crate::demo::columns(&rows, &mut out);
     out
 }

@@ -84,6 +84,7 @@ pub fn parallel_passes<T: Sync>(
 /// errors.
 pub fn weighted_nll_pass(
     model: &DecoderModel,
+    vars: &[Var],
     seqs: &[&[u32]],
     weights: &[Vec<f32>],
     pad: u32,
@@ -102,7 +103,16 @@ pub fn weighted_nll_pass(
     let value = loss
         .to_scalar::<f32>()
         .map_err(ctx(format!("{what} loss")))? as f64;
-    let grads = loss.backward().map_err(ctx(format!("{what} backward")))?;
+    let mut all = loss.backward().map_err(ctx(format!("{what} backward")))?;
+    // `backward` returns the gradient of every node of the graph (every activation); keep
+    // the parameters' only, or a batch of passes waiting to be summed holds all of them
+    // (a 128-rollout RL batch reached 20 GB).
+    let mut grads = GradStore::default();
+    for v in vars {
+        if let Some(g) = all.remove(v.as_tensor()) {
+            grads.insert(v.as_tensor(), g);
+        }
+    }
     Ok(Pass {
         loss: value,
         tokens,

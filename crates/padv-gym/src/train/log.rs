@@ -30,6 +30,12 @@ pub struct LogEntry {
     pub objective: Option<f64>,
     /// Tokens processed per second in this step (forward and backward; RL includes sampling).
     pub tokens_per_s: f64,
+    /// RL: the learning rate of this iteration's step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lr: Option<f64>,
+    /// RL: the distance to the optimum measured after this iteration (validation maps).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validation: Option<super::monitor::KlMeasurement>,
     /// Seconds since training started.
     pub elapsed_s: f64,
 }

@@ -11,6 +11,7 @@
 
 pub mod batch;
 pub mod log;
+pub mod monitor;
 pub mod rl;
 pub mod sft;
 
@@ -22,11 +23,13 @@ use padv_engine::tokenize::{Segment, TextTokenizer};
 use serde::{Deserialize, Serialize};
 
 pub use log::{LogEntry, TrainLog};
-pub use rl::{heldout_map_seed, train_map_seed, RlConfig};
+pub use monitor::{validation_map_seed, KlMeasurement, KlMonitor, MonitorConfig};
+pub use rl::{heldout_map_seed, train_map_seed, LrSchedule, RlConfig, RlOutcome};
 pub use sft::SftConfig;
 
 use crate::agent::{write_json, Agent, AgentConfig, AgentError, Result};
 use crate::lake::{Lake, LakeConfig};
+use crate::protocol::ActionStyle;
 use crate::sample::Sampler;
 
 /// Shape of the agent's decoder (the vocabulary comes from the tokenizer).
@@ -66,6 +69,9 @@ pub struct TrainConfig {
     pub lake: LakeConfig,
     /// KL coefficient β of the RL objective (and of PA).
     pub beta: f64,
+    /// How actions are written (pairs trained before styles existed are terse).
+    #[serde(default)]
+    pub style: ActionStyle,
     /// Decoder shape.
     pub model: ModelShape,
     /// SFT of the reference.
@@ -74,21 +80,40 @@ pub struct TrainConfig {
     pub rl: RlConfig,
     /// RL iterations after which the policy is saved as `policy-iter-NNNN`.
     pub save_at: Vec<usize>,
+    /// Distance to the optimum measured during RL (off for pairs trained before it existed).
+    #[serde(default)]
+    pub monitor: MonitorConfig,
 }
 
 impl TrainConfig {
-    /// Defaults with `lake`, saving the early (10%) and middle (50%) policies.
-    pub fn new(seed: u64, lake: LakeConfig, beta: f64) -> Self {
-        let rl = RlConfig::default();
+    /// The committed pairs' recipe with `lake` and `style`: 150 RL iterations of 6 maps ×
+    /// 8 rollouts, cosine learning-rate decay, `KL(π_θ ‖ π_o)` measured every 10 iterations
+    /// on 32 validation maps × 4 rollouts and the closest policy kept; the early (10 %) and
+    /// middle (50 %) policies are saved too.
+    pub fn new(seed: u64, lake: LakeConfig, beta: f64, style: ActionStyle) -> Self {
+        let rl = RlConfig {
+            iterations: 150,
+            maps_per_iteration: 6,
+            max_action_tokens: style.max_action_tokens(),
+            schedule: LrSchedule::Cosine,
+            keep_best: true,
+            ..RlConfig::default()
+        };
         let save_at = vec![(rl.iterations / 10).max(1), (rl.iterations / 2).max(1)];
         TrainConfig {
             seed,
             lake,
             beta,
+            style,
             model: ModelShape::default(),
             sft: SftConfig::default(),
             rl,
             save_at,
+            monitor: MonitorConfig {
+                maps: 32,
+                rollouts: 4,
+                every: 10,
+            },
         }
     }
 }
@@ -125,10 +150,11 @@ pub fn demonstrations(
         let values = crate::solver::solve(&lake);
         let traj = sft::play_scripted(
             &lake,
+            cfg.style,
             format!("sft-{m}"),
             format!("{s:x}"),
             &mut rng,
-            |l, st, r| expert.action_text(l, &values, st, r),
+            |l, st, r| expert.action_text(l, &values, st, cfg.style, r),
         );
         success += traj.reward.unwrap_or(0.0);
         let tokens = tok.tokenize_chat(sampler.template(), &traj, usize::MAX)?;
@@ -141,6 +167,18 @@ pub fn demonstrations(
         out.push(seq);
     }
     Ok((out, success / cfg.sft.episodes.max(1) as f64))
+}
+
+/// CPU time (user + system) this process has used, from `/proc/self/stat`; `None` where
+/// that file does not exist. Recorded next to the wall time because a shared machine can
+/// stretch the wall time while the work stays the same.
+pub fn cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0)
 }
 
 /// Reads `manifest.json` of a pair: the training configuration.
@@ -177,6 +215,8 @@ fn check_reusable(cfg: &TrainConfig, earlier: &Path) -> Result<f64> {
         Some("seed")
     } else if theirs.lake != cfg.lake {
         Some("lake")
+    } else if theirs.style != cfg.style {
+        Some("style")
     } else if theirs.model != cfg.model {
         Some("model")
     } else if theirs.sft != cfg.sft {
@@ -223,7 +263,7 @@ pub fn train_pair(
     std::fs::create_dir_all(&tok_dir).map_err(io(&tok_dir))?;
     crate::tokenizer::write_tokenizer_files(&tok_dir)?;
     let tok = TextTokenizer::from_dir(&tok_dir)?;
-    let sampler = Sampler::new(&tok, crate::tokenizer::END_OF_TURN)?;
+    let sampler = Sampler::new(&tok, crate::tokenizer::END_OF_TURN, cfg.style)?;
     let shape = AgentConfig {
         hidden_size: cfg.model.hidden_size,
         num_layers: cfg.model.num_layers,
@@ -267,6 +307,27 @@ pub fn train_pair(
 
     let policy = Agent::load(&ref_dir, &tok)?;
     let ref_model = reference.inference_model()?;
+    let monitor = if cfg.monitor.maps > 0 {
+        tracing::info!(
+            "projecting the reference on {} validation maps",
+            cfg.monitor.maps
+        );
+        Some(KlMonitor::new(
+            &ref_model,
+            &sampler,
+            &cfg.lake,
+            cfg.beta,
+            &cfg.monitor,
+            cfg.seed,
+        )?)
+    } else {
+        None
+    };
+    if cfg.rl.keep_best && monitor.is_none() {
+        return Err(AgentError::Invalid(
+            "rl.keep_best needs the monitor (monitor.maps > 0)".into(),
+        ));
+    }
     let cx = rl::RlContext {
         policy: &policy,
         reference: &ref_model,
@@ -274,11 +335,20 @@ pub fn train_pair(
         lake: &cfg.lake,
         beta: cfg.beta,
         seed: cfg.seed,
+        monitor: monitor.as_ref(),
     };
-    rl::rl(&cx, &cfg.rl, &cfg.save_at, &mut log, started, |it, p| {
-        p.save(&intermediate_dir(out, it), &tok)
-    })?;
-    policy.save(&out.join("policy"), &tok)?;
+    let outcome = rl::rl(
+        &cx,
+        &cfg.rl,
+        &cfg.save_at,
+        &mut log,
+        started,
+        |it, p| p.save(&intermediate_dir(out, it), &tok),
+        |_, p| p.save(&out.join("policy"), &tok),
+    )?;
+    if !cfg.rl.keep_best {
+        policy.save(&out.join("policy"), &tok)?;
+    }
     let wall_s = started.elapsed().as_secs_f64();
 
     let manifest = serde_json::json!({
@@ -289,6 +359,8 @@ pub fn train_pair(
         "expert_success_on_demonstrations": expert_success,
         "reference_reused_from": reuse_reference.map(|p| p.display().to_string()),
         "wall_time_s": wall_s,
+        "cpu_time_s": cpu_seconds(),
+        "rl_outcome": outcome,
         "training_log": "train_log.jsonl",
         "final": log.entries.last(),
         "intermediate_policies": cfg.save_at.iter().map(|&it| intermediate_dir(Path::new(""), it)).collect::<Vec<_>>(),

@@ -48,6 +48,41 @@ pub struct RlConfig {
     pub max_action_tokens: usize,
     /// Sequences per forward/backward pass.
     pub micro_batch: usize,
+    /// Learning-rate schedule after the warm-up (the first 10 % of iterations).
+    #[serde(default)]
+    pub schedule: LrSchedule,
+    /// Keep as the policy the iteration closest to the optimum (lowest validation
+    /// `KL(π_θ ‖ π_o)`) instead of the last one; needs the monitor.
+    #[serde(default)]
+    pub keep_best: bool,
+}
+
+/// How the RL learning rate evolves after the warm-up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LrSchedule {
+    /// The peak rate throughout.
+    #[default]
+    Constant,
+    /// Cosine decay from the peak to 10 % of it at the last iteration.
+    Cosine,
+}
+
+impl RlConfig {
+    /// The learning rate of iteration `it` (1-based).
+    pub fn lr_at(&self, it: usize) -> f64 {
+        let warm = (self.iterations / 10).max(1);
+        if it <= warm {
+            return self.lr * it as f64 / warm as f64;
+        }
+        match self.schedule {
+            LrSchedule::Constant => self.lr,
+            LrSchedule::Cosine => {
+                let p = (it - warm) as f64 / (self.iterations - warm).max(1) as f64;
+                self.lr * (0.1 + 0.9 * 0.5 * (1.0 + (std::f64::consts::PI * p).cos()))
+            }
+        }
+    }
 }
 
 impl Default for RlConfig {
@@ -61,6 +96,8 @@ impl Default for RlConfig {
             clip: 1.0,
             max_action_tokens: 16,
             micro_batch: 8,
+            schedule: LrSchedule::Constant,
+            keep_best: false,
         }
     }
 }
@@ -73,10 +110,11 @@ pub fn train_map_seed(seed: u64, it: usize, m: usize) -> u64 {
     r.next_u64() & !(1u64 << 62)
 }
 
-/// Seed of held-out map `i` (never a training map: bit 62 is set).
+/// Seed of held-out map `i` (bit 62 set: never a training map; bit 61 clear: never a
+/// validation map, [`super::monitor::validation_map_seed`]).
 pub fn heldout_map_seed(seed: u64, i: usize) -> u64 {
     let mut r = SplitMix64::new(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ i as u64);
-    r.next_u64() | (1u64 << 62)
+    (r.next_u64() | (1u64 << 62)) & !(1u64 << 61)
 }
 
 /// Per-rollout statistics of one RL batch.
@@ -169,10 +207,24 @@ pub struct RlContext<'a> {
     pub beta: f64,
     /// Master seed.
     pub seed: u64,
+    /// The distance-to-optimum monitor (`None`: not measured).
+    pub monitor: Option<&'a super::monitor::KlMonitor<'a>>,
+}
+
+/// Where RL ended up: the iteration kept as the policy and the measurements.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RlOutcome {
+    /// The iteration whose weights are the policy (the last, or the closest to the
+    /// optimum with `keep_best`).
+    pub kept_iteration: usize,
+    /// `(iteration, measurement)` of every monitor measurement (iteration 0 is the
+    /// reference itself).
+    pub validation: Vec<(usize, super::monitor::KlMeasurement)>,
 }
 
 /// Runs RL; `checkpoint(iteration, policy)` is called after every iteration listed in
-/// `save_at`.
+/// `save_at`, and `keep(policy)` whenever the monitor finds a policy closer to the optimum
+/// than every earlier one (with `keep_best`).
 pub fn rl(
     cx: &RlContext,
     cfg: &RlConfig,
@@ -180,7 +232,8 @@ pub fn rl(
     log: &mut TrainLog,
     started: Instant,
     mut checkpoint: impl FnMut(usize, &Agent) -> Result<()>,
-) -> Result<()> {
+    mut keep: impl FnMut(usize, &Agent) -> Result<()>,
+) -> Result<RlOutcome> {
     if cfg.group < 2 || cfg.maps_per_iteration == 0 {
         return Err(AgentError::Invalid(
             "RL needs group >= 2 and at least one map per iteration".into(),
@@ -202,6 +255,34 @@ pub fn rl(
         temperature: 1.0,
         max_action_tokens: cfg.max_action_tokens,
     };
+    let mut outcome = RlOutcome {
+        kept_iteration: cfg.iterations,
+        validation: Vec::new(),
+    };
+    let mut best = f64::INFINITY;
+    let mut measure = |it: usize,
+                       outcome: &mut RlOutcome|
+     -> Result<Option<super::monitor::KlMeasurement>> {
+        let Some(m) = cx.monitor.filter(|m| m.due(it, cfg.iterations)) else {
+            return Ok(None);
+        };
+        let snapshot = cx.policy.inference_model()?;
+        let k = m.measure(&snapshot, cfg.micro_batch)?;
+        tracing::info!(
+            "RL iteration {it}: KL to the oracle {:.4} nats/step, to the reference {:.4}, validation success {:.3}",
+            k.kl_to_oracle,
+            k.kl_to_reference,
+            k.success
+        );
+        outcome.validation.push((it, k));
+        if cfg.keep_best && k.kl_to_oracle < best {
+            best = k.kl_to_oracle;
+            outcome.kept_iteration = it;
+            keep(it, cx.policy)?;
+        }
+        Ok(Some(k))
+    };
+    measure(0, &mut outcome)?;
     for it in 1..=cfg.iterations {
         let t0 = Instant::now();
         let lakes: Vec<(u64, Lake)> = (0..cfg.maps_per_iteration)
@@ -241,18 +322,18 @@ pub fn rl(
             rollouts.chunks(mb).zip(adv.chunks(mb)).collect();
         let passes = parallel_passes(&chunks, |&(chunk, a)| {
             let seqs: Vec<&[u32]> = chunk.iter().map(|r| r.tokens.ids.as_slice()).collect();
-            weighted_nll_pass(&model, &seqs, a, pad, n_trained.max(1) as f64, "RL")
+            weighted_nll_pass(&model, &vars, &seqs, a, pad, n_trained.max(1) as f64, "RL")
         })?;
         let (grads, loss_sum, tokens) = sum_passes(passes, &vars)?;
         let mut norm = 0.0;
         if let Some(mut grads) = grads {
             norm = clip_grad_norm(&mut grads, &vars, cfg.clip)?;
-            let warm = (cfg.iterations / 10).max(1);
-            opt.set_learning_rate(cfg.lr * (it.min(warm) as f64 / warm as f64));
+            opt.set_learning_rate(cfg.lr_at(it));
             opt.step(&grads).map_err(ctx("RL optimiser step"))?;
         }
         let mean_reward =
             rollouts.iter().map(|r| r.reward).sum::<f64>() / rollouts.len().max(1) as f64;
+        let validation = measure(it, &mut outcome)?;
         log.push(LogEntry {
             phase: "rl".into(),
             step: it,
@@ -262,11 +343,13 @@ pub fn rl(
             mean_kl: Some(stats.mean_kl),
             objective: Some(mean_reward - cx.beta * stats.mean_kl),
             tokens_per_s: tokens as f64 / t0.elapsed().as_secs_f64().max(1e-9),
+            lr: Some(cfg.lr_at(it)),
+            validation,
             elapsed_s: started.elapsed().as_secs_f64(),
         })?;
         if save_at.contains(&it) {
             checkpoint(it, cx.policy)?;
         }
     }
-    Ok(())
+    Ok(outcome)
 }

@@ -14,7 +14,7 @@ use super::batch::{clip_grad_norm, parallel_passes, sorted_vars, sum_passes, wei
 use super::log::{LogEntry, TrainLog};
 use crate::agent::{ctx, Agent, Result};
 use crate::lake::{Lake, State};
-use crate::protocol::{parse_action, task_message};
+use crate::protocol::{parse_action, task_message, ActionStyle};
 use crate::sample::message;
 
 /// SFT hyper-parameters.
@@ -64,6 +64,7 @@ pub fn lr_at(step: usize, steps: usize, peak: f64) -> f64 {
 /// trajectory (task, then alternating action / observation).
 pub fn play_scripted(
     lake: &Lake,
+    style: ActionStyle,
     id: String,
     task_id: String,
     rng: &mut SplitMix64,
@@ -82,7 +83,7 @@ pub fn play_scripted(
     let mut reward = 0.0;
     loop {
         let text = policy(lake, s, rng);
-        let step = lake.step(s, parse_action(&text), rng);
+        let step = lake.step(s, parse_action(&text, style), rng);
         reward += step.reward;
         traj.messages.push(message("assistant", text, true));
         traj.messages
@@ -154,7 +155,15 @@ pub fn sft(
         let passes = parallel_passes(&chunks, |chunk| {
             let seqs: Vec<&[u32]> = chunk.iter().map(|&i| demos[i].ids.as_slice()).collect();
             let w: Vec<Vec<f32>> = chunk.iter().map(|&i| weights[i].clone()).collect();
-            weighted_nll_pass(&model, &seqs, &w, pad, n_targets.max(1.0) as f64, "SFT")
+            weighted_nll_pass(
+                &model,
+                &vars,
+                &seqs,
+                &w,
+                pad,
+                n_targets.max(1.0) as f64,
+                "SFT",
+            )
         })?;
         let (grads, loss_sum, tokens) = sum_passes(passes, &vars)?;
         let Some(mut grads) = grads else { continue };
@@ -170,6 +179,8 @@ pub fn sft(
             mean_kl: None,
             objective: None,
             tokens_per_s: tokens as f64 / t0.elapsed().as_secs_f64().max(1e-9),
+            lr: None,
+            validation: None,
             elapsed_s: started.elapsed().as_secs_f64(),
         })?;
     }

@@ -2,8 +2,9 @@
 
 use axum::extract::State;
 use axum::Json;
+use padv_core::eval::calibration::{Calibration, CalibrationKind};
 use padv_core::formats::Format;
-use padv_core::score::{Method, PaMode, StepAgg, TokenAgg};
+use padv_core::score::{trajectory_score, Method, PaMode, StepAgg, TokenAgg};
 use padv_core::{LogprobBackend, LogprobRecord};
 use padv_engine::pair::{score_pair, PairError};
 use serde::{Deserialize, Serialize};
@@ -85,6 +86,39 @@ pub struct ScoreResponse {
     /// false.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub record: Option<LogprobRecord>,
+    /// With a calibration loaded (`--calibration`): the calibrated cell's raw score and the
+    /// probability of success the map gives it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub calibration: Option<Calibrated>,
+}
+
+/// The calibrated cell's score of a trajectory and its probability of success.
+#[derive(Debug, Serialize)]
+pub struct Calibrated {
+    /// The calibrated method.
+    pub method: Method,
+    /// The calibrated cell (its aggregations and β, independent of the request's).
+    pub cell: String,
+    /// `platt` or `isotonic`.
+    pub kind: CalibrationKind,
+    /// The trajectory's score under the cell (`null` when no step remains).
+    pub score: Option<f64>,
+    /// The map's probability of success at `score` (`null` exactly when `score` is).
+    pub p_success: Option<f64>,
+}
+
+/// The calibrated cell's score of `record` and its probability of success.
+fn calibrated(cal: &Calibration, record: &LogprobRecord) -> ApiResult<Calibrated> {
+    let score = trajectory_score(record, &cal.spec).map_err(|e| {
+        ApiError::Internal(format!("scoring the calibrated cell {}: {e}", cal.label))
+    })?;
+    Ok(Calibrated {
+        method: cal.method,
+        cell: cal.label.clone(),
+        kind: cal.map.kind(),
+        score,
+        p_success: score.map(|s| cal.predict(s)),
+    })
 }
 
 /// `LogprobBackend` over a shared engine, so the one-shot route runs `score_pair` itself:
@@ -161,6 +195,10 @@ pub async fn score(
         .await?;
     let (truncated_tokens, out) = out;
     let (steps, trajectory) = report(&out.record, &specs)?;
+    let calibration = match &state.config.calibration {
+        Some(cal) => Some(calibrated(cal, &out.record)?),
+        None => None,
+    };
     Ok(Json(ScoreResponse {
         id: out.record.id.clone(),
         n_tokens: out.n_tokens,
@@ -169,5 +207,6 @@ pub async fn score(
         steps,
         trajectory,
         record: req.include_record.then_some(out.record),
+        calibration,
     }))
 }

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
+use padv_core::eval::calibration::{fit_headline, CalibrationKind};
 use padv_core::eval::{evaluate, EvalConfig, EvalKind, EvalReport};
 use padv_core::judge::JudgeName;
 use padv_core::record::read_records;
@@ -19,6 +20,7 @@ use super::names::named;
 const EXAMPLES: &str = "Examples:\n  \
     padv eval uq --input out/                     # out/records.jsonl from padv score\n  \
     padv eval uq --input out/ --grid --json > uq.json\n  \
+    padv eval uq --input out/ --grid --calibrate-out pa-calibration.json\n  \
     padv eval bon --input a.jsonl b.jsonl --method policy_logprob --out results/";
 
 /// `padv eval` subcommands.
@@ -51,6 +53,13 @@ pub struct EvalArgs {
     /// Folder to write the JSON result into, as eval-<kind>.json (created if missing).
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
+    /// (uq) Fit the score -> P(success) map of --method's headline cell (the cross-validated
+    /// choice with --grid) on all records and save it as JSON, for `padv serve --calibration`.
+    #[arg(long, value_name = "FILE")]
+    calibrate_out: Option<PathBuf>,
+    /// (uq) The map --calibrate-out fits: platt (logistic, smooth) or isotonic (step-shaped).
+    #[arg(long, value_parser = named::<CalibrationKind>(), default_value = "platt")]
+    calibration_kind: CalibrationKind,
 }
 
 /// Score selection and evaluation options, shared with `padv score --eval`.
@@ -83,14 +92,15 @@ pub struct EvalOptions {
     /// Evaluate the grid of methods × token aggregations × step aggregations (× PA modes).
     #[arg(long)]
     grid: bool,
-    /// Methods in the grid (default: all methods the records support).
-    #[arg(long, value_parser = named::<Method>(), value_delimiter = ',', requires = "grid")]
+    /// Methods in the grid (default: all methods the records support; needs --grid).
+    #[arg(long, value_parser = named::<Method>(), value_delimiter = ',')]
     methods: Vec<Method>,
     /// Bootstrap resamples for confidence intervals (0 disables them).
     #[arg(long, default_value_t = 1000)]
     bootstrap: usize,
-    /// Folds of the cross-validated choice of aggregation (--grid only; at least 2).
-    #[arg(long, default_value_t = 5, requires = "grid")]
+    /// Folds of the cross-validated choice of aggregation (--grid; at least 2) and of the
+    /// held-out calibration of `uq` (with or without --grid).
+    #[arg(long, default_value_t = 5)]
     folds: usize,
     /// Seed for the bootstrap and the folds.
     #[arg(long, default_value_t = 0)]
@@ -101,7 +111,7 @@ impl EvalOptions {
     /// The configuration, validated here (β, folds) so that a bad flag fails before any
     /// expensive work, such as loading two models in `padv score --eval`.
     pub fn config(&self) -> anyhow::Result<EvalConfig> {
-        self.config_with_level(self.judge_level.unwrap_or(JudgeLevel::Trajectory))
+        self.config_with(self.grid)
     }
 
     /// [`EvalOptions::config`] with the judge level resolved on `records` when
@@ -118,10 +128,16 @@ impl EvalOptions {
                 JudgeLevel::Steps
             }
         });
-        self.config_with_level(level)
+        self.config_full(self.grid, level)
     }
 
-    fn config_with_level(&self, level: JudgeLevel) -> anyhow::Result<EvalConfig> {
+    /// The configuration with the grid on or off whatever `--grid` says (`padv report`
+    /// always evaluates the grid).
+    pub fn config_with(&self, grid: bool) -> anyhow::Result<EvalConfig> {
+        self.config_full(grid, self.judge_level.unwrap_or(JudgeLevel::Trajectory))
+    }
+
+    fn config_full(&self, grid: bool, level: JudgeLevel) -> anyhow::Result<EvalConfig> {
         let judge = match (&self.judge, self.method) {
             (Some(name), Method::Judge) => Some(JudgeRef {
                 name: JudgeName::new(name)?,
@@ -144,19 +160,23 @@ impl EvalOptions {
             .judge(judge)
             .build()
             .context("invalid score specification")?;
-        if self.grid && self.folds < 2 {
+        if grid && self.folds < 2 {
             anyhow::bail!(
                 "--folds {}: a grid needs at least 2 cross-validation folds",
                 self.folds
             );
         }
+        if !grid && !self.methods.is_empty() {
+            anyhow::bail!("--methods chooses the methods of a grid: add --grid");
+        }
         Ok(EvalConfig {
             spec,
-            grid: self.grid,
+            grid,
             methods: self.methods.clone(),
             bootstrap: self.bootstrap,
             folds: self.folds,
             seed: self.seed,
+            cell_intervals: true,
         })
     }
 }
@@ -168,7 +188,11 @@ pub fn run(cmd: EvalCommand) -> anyhow::Result<()> {
         EvalCommand::Bon(a) => (EvalKind::Bon, a),
         EvalCommand::Fa(a) => (EvalKind::Fa, a),
     };
+    // Flags are checked before any file is read.
     args.opts.config()?;
+    if args.calibrate_out.is_some() && kind != EvalKind::Uq {
+        anyhow::bail!("--calibrate-out fits a calibration map: use it with `padv eval uq`");
+    }
     let mut records = Vec::new();
     for path in record_files(&args.input)? {
         // The error names the file already; a context naming it again would print it twice.
@@ -176,6 +200,19 @@ pub fn run(cmd: EvalCommand) -> anyhow::Result<()> {
     }
     let cfg = args.opts.config_for(&records)?;
     let report = evaluate_records(&records, kind, &cfg, args.out.as_deref())?;
+    if let Some(path) = &args.calibrate_out {
+        let cal = fit_headline(&records, &report, cfg.spec.method, args.calibration_kind)
+            .context("--calibrate-out")?;
+        cal.save(path)?;
+        eprintln!(
+            "padv: wrote the {} calibration of {} ({} records, {} successes) to {}",
+            args.calibration_kind,
+            cal.label,
+            cal.fitted.n,
+            cal.fitted.n_pos,
+            path.display()
+        );
+    }
     if args.json {
         super::output::print_text(&super::output::to_json(&report)?)
     } else {
@@ -204,7 +241,7 @@ pub fn eval_file_name(kind: EvalKind) -> String {
 }
 
 /// Files as given; a folder becomes the *.jsonl files directly inside it, in name order.
-fn record_files(inputs: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
+pub fn record_files(inputs: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
     let mut files = Vec::new();
     for path in inputs {
         if !path.is_dir() {

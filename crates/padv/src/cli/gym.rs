@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use padv_gym::lake::LakeConfig;
+use padv_gym::protocol::ActionStyle;
 use padv_gym::train::{train_pair, TrainConfig};
 
 /// Gym commands.
@@ -56,6 +57,10 @@ pub struct TrainArgs {
     /// KL coefficient β.
     #[arg(long, default_value_t = 0.1)]
     pub beta: f64,
+    /// How actions are written: `terse` (`go down`) or `verbose` (a free-text remark line,
+    /// then `go down`).
+    #[arg(long, default_value = "terse", value_parser = parse_style)]
+    pub style: ActionStyle,
     /// Slip probability of each move.
     #[arg(long)]
     pub slip: Option<f64>,
@@ -83,11 +88,23 @@ pub struct TrainArgs {
     /// SFT learning rate.
     #[arg(long)]
     pub sft_lr: Option<f64>,
+    /// Validation maps on which KL(policy ‖ oracle) is measured during RL (0: off, and the
+    /// last policy is kept instead of the closest).
+    #[arg(long)]
+    pub monitor_maps: Option<usize>,
+    /// Measure every this many RL iterations.
+    #[arg(long)]
+    pub monitor_every: Option<usize>,
     /// Skip SFT: copy the reference of this earlier training output (its manifest must show
     /// the same seed, map family and SFT settings), then run RL with this run's β and RL
     /// settings. For sweeps over β, where the reference does not depend on β.
     #[arg(long, value_name = "PAIR_DIR")]
     pub reuse_reference: Option<PathBuf>,
+}
+
+/// Parses `terse` / `verbose`.
+pub(crate) fn parse_style(s: &str) -> Result<ActionStyle, String> {
+    ActionStyle::parse(s).ok_or_else(|| format!("unknown action style {s:?} (terse, verbose)"))
 }
 
 /// Runs a gym command.
@@ -99,10 +116,10 @@ pub fn run(cmd: GymCommand) -> anyhow::Result<()> {
 }
 
 fn search(a: SearchArgs) -> anyhow::Result<()> {
-    use padv_gym::search::eval::{print_table, run, SearchOptions};
+    use padv_gym::search::eval::{print_seeds_table, print_table, run, run_seeds, SearchOptions};
     let h = a.heldout;
     let mut opts = SearchOptions::new(a.quick, a.out.clone(), h.seed);
-    if let Some(p) = h.pair {
+    if let Some(p) = h.pair_dir() {
         opts.pair = p;
     }
     opts.policy = h.policy;
@@ -115,14 +132,23 @@ fn search(a: SearchArgs) -> anyhow::Result<()> {
     if let Some(n) = a.episodes {
         opts.episodes = n;
     }
-    let summary =
-        run(&opts).with_context(|| format!("padv gym search into {}", a.out.display()))?;
-    if a.json {
-        println!("{}", serde_json::to_string_pretty(&summary)?);
+    let context = || format!("padv gym search into {}", a.out.display());
+    if !h.seeds.is_empty() {
+        let summary = run_seeds(&opts, &h.seeds).with_context(context)?;
+        if a.json {
+            println!("{}", serde_json::to_string_pretty(&summary)?);
+        } else {
+            print!("{}", print_seeds_table(&summary));
+        }
     } else {
-        print!("{}", print_table(&summary));
-        println!("wrote {}", a.out.join("search_summary.json").display());
+        let summary = run(&opts).with_context(context)?;
+        if a.json {
+            println!("{}", serde_json::to_string_pretty(&summary)?);
+        } else {
+            print!("{}", print_table(&summary));
+        }
     }
+    eprintln!("wrote {}", a.out.join("search_summary.json").display());
     Ok(())
 }
 
@@ -134,7 +160,7 @@ fn train(a: TrainArgs) -> anyhow::Result<()> {
     if let Some(p) = a.slip {
         lake.slip = p;
     }
-    let mut cfg = TrainConfig::new(a.seed, lake, a.beta);
+    let mut cfg = TrainConfig::new(a.seed, lake, a.beta, a.style);
     if let Some(n) = a.iterations {
         cfg.rl.iterations = n;
         cfg.save_at = vec![(n / 10).max(1), (n / 2).max(1)];
@@ -156,6 +182,13 @@ fn train(a: TrainArgs) -> anyhow::Result<()> {
     }
     if let Some(x) = a.sft_lr {
         cfg.sft.lr = x;
+    }
+    if let Some(n) = a.monitor_maps {
+        cfg.monitor.maps = n;
+        cfg.rl.keep_best = n > 0;
+    }
+    if let Some(n) = a.monitor_every {
+        cfg.monitor.every = n;
     }
     let provenance = serde_json::json!({
         "command": std::env::args().collect::<Vec<_>>().join(" "),

@@ -26,6 +26,7 @@ pub(crate) mod output;
 mod progress;
 mod remote_opts;
 mod render;
+mod report;
 mod run_info;
 mod score;
 mod serve;
@@ -97,6 +98,12 @@ enum Command {
     /// Evaluate log-prob records: uncertainty quantification, best-of-N, failure attribution.
     #[command(subcommand)]
     Eval(eval::EvalCommand),
+    /// Write one self-contained HTML page of the evaluations: ROC, best-of-k, step traces, grid.
+    #[command(
+        after_help = "Examples:\n  padv report --input out/ --out out/    # out/report.html from padv score's records\n  \
+            padv report -i out/records.jsonl --trajectories ../shared/data/who_and_when --out report/"
+    )]
+    Report(report::ReportArgs),
     /// Benchmarks (separate from the tests): evaluation throughput and engine speed.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -142,6 +149,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Merge(a) => merge::run(a),
         Command::Judge(a) => judge::run(a),
         Command::Eval(c) => eval::run(c),
+        Command::Report(a) => report::run(a),
         Command::Bench(c) => bench::run(c),
         Command::Gym(c) => gym::run(c),
         Command::Demo(a) => demo::run(a),

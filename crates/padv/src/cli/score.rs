@@ -78,6 +78,10 @@ pub struct ScoreArgs {
     /// Do not read or write the cache in OUT/cache.
     #[arg(long)]
     no_cache: bool,
+    /// Also write OUT/report.html: the evaluations of --eval as one HTML page (plots, step
+    /// traces with each step's text; heat maps with --grid).
+    #[arg(long, requires = "eval")]
+    report: bool,
     #[command(flatten)]
     merge: ReferenceMergeArgs,
 }
@@ -365,6 +369,17 @@ impl Run<'_> {
                 super::output::print_text(&format!("{sep}{}", report.to_table()))?;
                 reports.push(report);
             }
+            if args.report {
+                let files: Vec<PathBuf> =
+                    info.inputs.iter().map(|f| PathBuf::from(&f.path)).collect();
+                super::report::score_report(
+                    out,
+                    &run.records,
+                    &reports,
+                    &self.inputs.trajectories,
+                    &files,
+                )?;
+            }
         }
         Ok((run.records.len(), reports))
     }
@@ -526,16 +541,16 @@ fn model_info(spec: &str, dir: &Path, backend: &dyn LogprobBackend) -> ModelInfo
     }
 }
 
-/// Removes `eval-*.json` left by an earlier run in `dir`: they describe records this run
-/// replaces, and a file that looks current but is not is worse than no file.
+/// Removes `eval-*.json` and `report.html` left by an earlier run in `dir`: they describe
+/// records this run replaces, and a file that looks current but is not is worse than no file.
 fn remove_stale_evaluations(dir: &Path) -> anyhow::Result<()> {
     let stale: Vec<PathBuf> = std::fs::read_dir(dir)
         .with_context(|| format!("reading {}", dir.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with("eval-") && n.ends_with(".json"))
+            p.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
+                (n.starts_with("eval-") && n.ends_with(".json")) || n == padv_report::REPORT_FILE
+            })
         })
         .collect();
     for path in stale {

@@ -1,10 +1,13 @@
 //! `padv serve`: live progress advantage over HTTP for a policy/reference pair (see the
 //! README section "Live scoring (`padv serve`)").
 
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
+use padv_core::eval::calibration::Calibration;
 use padv_core::render::RendererKind;
 use padv_engine::checkpoint::resolve_model_path;
 use padv_serve::{load_models, serve, shutdown_signal, AppState, ServeConfig};
@@ -62,6 +65,10 @@ pub struct ServeArgs {
     renderer: RendererKind,
     #[command(flatten)]
     engine: EngineArgs,
+    /// A calibration map saved by `padv eval uq --calibrate-out`: /v1/score then also returns
+    /// the calibrated cell's score and its probability of success (`calibration.p_success`).
+    #[arg(long, value_name = "FILE")]
+    calibration: Option<PathBuf>,
 }
 
 /// Run `padv serve` until SIGINT/SIGTERM; in-flight requests finish first.
@@ -77,6 +84,11 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         .clone()
         .or_else(|| std::env::var(&args.api_key_env).ok())
         .filter(|k| !k.is_empty());
+    // Before the models: a bad file should not cost two model loads.
+    let calibration = match &args.calibration {
+        Some(path) => Some(Arc::new(Calibration::load(path).context("--calibration")?)),
+        None => None,
+    };
     let policy = resolve_model_path(&args.policy)
         .with_context(|| format!("finding checkpoint {:?}", args.policy))?;
     let reference = resolve_model_path(&args.reference)
@@ -93,6 +105,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         session_memory_bytes: args.session_memory_mb.saturating_mul(1 << 20),
         max_candidates: args.max_candidates.max(1),
         max_length: args.max_length,
+        calibration,
     };
     let auth = config.api_key.is_some();
     let state = AppState::new(models, config);

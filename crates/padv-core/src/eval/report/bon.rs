@@ -1,14 +1,17 @@
 //! The best-of-N report: success rate of the top-scored rollout per task with a bootstrap
-//! interval over tasks, the best-of-k curve by k, Mean@N (random pick) and Pass@N (oracle),
-//! and a grid's headline aggregation chosen by cross-validation over folds of tasks.
+//! interval over tasks, the best-of-k curve by k (with bootstrap bands for the headline),
+//! the random pick's success rate and mean reward (the latter is the reference
+//! implementation's Mean@N), Pass@N (oracle), and a grid's headline aggregation chosen by
+//! cross-validation over folds of tasks.
 
+use rayon::prelude::*;
 use serde::Serialize;
 
 use super::common::{
     bootstrap_mean_ci, cross_validate_means, item_folds, mean, Better, Chance, Direction, MeanCv,
     Opts, Selection,
 };
-use crate::eval::bon::rank_key;
+use crate::eval::bon::{bon_at_k_per_task, rank_key};
 use crate::eval::{bon_grid, BonRow, ConfidenceInterval, EvalError};
 use crate::is_success_reward;
 use crate::judge::JudgeName;
@@ -26,14 +29,32 @@ pub struct BonReport {
     pub n_rollouts: usize,
     /// Rollouts skipped for lack of a reward.
     pub n_no_label: usize,
-    /// Random pick: mean over tasks of the mean success of its rollouts (Mean@N).
-    pub mean_at_n: Option<f64>,
+    /// Random pick's success rate: mean over tasks of the fraction of its rollouts that
+    /// succeed (= best-of-1). The chance level of `success`. (This field was called
+    /// `mean_at_n` until issue 18: renamed because the reference implementation's Mean@N is
+    /// the mean *reward*, below.)
+    pub random_pick_success_rate: Option<f64>,
+    /// Random pick's mean reward: mean over tasks of the mean reward of its rollouts — the
+    /// reference implementation's Mean@N. Equals `random_pick_success_rate` for 0/1 rewards;
+    /// the chance level of `mean reward`.
+    pub random_pick_mean_reward: Option<f64>,
     /// Oracle pick: fraction of tasks with at least one success (Pass@N).
     pub pass_at_n: Option<f64>,
     /// One entry per method, in grid order.
     pub methods: Vec<BonMethod>,
     /// Every cell evaluated on all tasks (a single row without a grid).
     pub cells: Vec<BonCell>,
+}
+
+/// The bootstrap band of one point of the best-of-k curve.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct KBand {
+    /// Subset size.
+    pub k: usize,
+    /// Lower bound.
+    pub low: f64,
+    /// Upper bound.
+    pub high: f64,
 }
 
 /// One cell's best-of-N result.
@@ -96,6 +117,9 @@ pub struct BonHeadline {
     pub cv_success_rate: Option<f64>,
     /// Bootstrap interval of `cv_success_rate`, resampling tasks (choices held fixed).
     pub cv_success_ci: Option<ConfidenceInterval>,
+    /// Percentile bootstrap band of the headline cell's best-of-k curve, resampling tasks
+    /// (one entry per `k` of `bon_at_k`; empty when the bootstrap is off).
+    pub bon_at_k_band: Vec<KBand>,
     /// The cell and its results on all tasks.
     #[serde(flatten)]
     pub cell: BonCell,
@@ -146,7 +170,11 @@ fn cell(row: &BonRow, outcomes: &[[f64; 2]], opts: &Opts) -> BonCell {
         spec: row.spec,
         n_no_score: row.result.n_no_score,
         success_rate: some(row.result.bon_success_rate),
-        success_ci: bootstrap_mean_ci(&success, opts.bootstrap, opts.seed),
+        success_ci: if opts.cell_intervals {
+            bootstrap_mean_ci(&success, opts.bootstrap, opts.seed)
+        } else {
+            None
+        },
         mean_reward: some(row.result.bon_mean_reward),
         bon_at_k: row
             .result
@@ -170,13 +198,13 @@ pub(super) fn report(
     for spec in specs {
         outcomes.push(picks(&tasks, &table.trajectory_scores(spec)?, labels));
     }
-    let cells: Vec<BonCell> = rows
+    let mut cells: Vec<BonCell> = rows
         .iter()
         .zip(&outcomes)
         .map(|(row, o)| cell(row, o, opts))
         .collect();
     let folds = item_folds(tasks.len(), opts.folds, opts.seed);
-    let methods = cells_by_method(specs.iter().map(|s| s.group()))
+    let mut methods = cells_by_method(specs.iter().map(|s| s.group()))
         .into_iter()
         .filter_map(|(m, idx)| {
             let first = *idx.first()?;
@@ -191,6 +219,7 @@ pub(super) fn report(
                         folds: 0,
                         cv_success_rate: None,
                         cv_success_ci: None,
+                        bon_at_k_band: Vec::new(),
                         cell: cells[first].clone(),
                     },
                     best_in_grid_optimistic: None,
@@ -224,12 +253,41 @@ pub(super) fn report(
                     folds: opts.folds,
                     cv_success_rate: mean(heldout.iter().copied()),
                     cv_success_ci: bootstrap_mean_ci(&heldout, opts.bootstrap, opts.seed),
+                    bon_at_k_band: Vec::new(),
                     cell: cells[idx[chosen]].clone(),
                 },
                 best_in_grid_optimistic: best.map(|i| cells[i].clone()),
             })
         })
+        .collect::<Vec<BonMethod>>();
+    // Per headline: the band of its curve and, when only headlines get intervals, its own
+    // interval exactly as every cell would have had it. Methods in parallel.
+    let extras: Vec<Result<_, EvalError>> = methods
+        .par_iter()
+        .map(|m| {
+            let band = curve_band(&bon_at_k_per_task(table, &m.headline.cell.spec)?, opts);
+            let ci = if opts.cell_intervals {
+                None
+            } else {
+                cells
+                    .iter()
+                    .position(|c| c.label == m.headline.cell.label)
+                    .map(|i| {
+                        let success: Vec<f64> = outcomes[i].iter().map(|o| o[0]).collect();
+                        (i, bootstrap_mean_ci(&success, opts.bootstrap, opts.seed))
+                    })
+            };
+            Ok((band, ci))
+        })
         .collect();
+    for (m, r) in methods.iter_mut().zip(extras) {
+        let (band, ci) = r?;
+        m.headline.bon_at_k_band = band;
+        if let Some((i, ci)) = ci {
+            cells[i].success_ci = ci;
+            m.headline.cell.success_ci = ci;
+        }
+    }
     let n_tasks_with_choice = tasks
         .iter()
         .filter(|m| {
@@ -247,18 +305,72 @@ pub(super) fn report(
         n_tasks_with_choice,
         n_rollouts: first.map_or(0, |r| r.result.n_rollouts),
         n_no_label: first.map_or(0, |r| r.result.n_no_label),
-        mean_at_n: first.and_then(|r| r.result.bon_at_k.first().copied()),
+        random_pick_success_rate: first.and_then(|r| r.result.bon_at_k.first().copied()),
+        random_pick_mean_reward: first
+            .and_then(|r| (!tasks.is_empty()).then_some(r.result.mean_at_n)),
         pass_at_n: first.and_then(|r| (!tasks.is_empty()).then_some(r.result.pass_at_n_oracle)),
         methods,
         cells,
     })
 }
 
+/// Percentile bootstrap band of the mean over tasks of each task's best-of-k value (a
+/// task with fewer than `k` rollouts contributes its value at its own largest `k`).
+fn curve_band(per_task: &[Vec<f64>], opts: &Opts) -> Vec<KBand> {
+    let n = per_task.len();
+    let max_k = per_task.iter().map(Vec::len).max().unwrap_or(0);
+    if n == 0 || opts.bootstrap == 0 {
+        return Vec::new();
+    }
+    let value = |t: usize, k: usize| {
+        let v = &per_task[t];
+        v.get(k).or(v.last()).copied().unwrap_or(0.0)
+    };
+    let mut rng = crate::rng::SplitMix64::new(opts.seed ^ 0xB0_0B);
+    let mut stats: Vec<Vec<f64>> = vec![Vec::with_capacity(opts.bootstrap); max_k];
+    let mut sums = vec![0.0; max_k];
+    for _ in 0..opts.bootstrap {
+        sums.fill(0.0);
+        for _ in 0..n {
+            let t = rng.below(n);
+            for (k, s) in sums.iter_mut().enumerate() {
+                *s += value(t, k);
+            }
+        }
+        for (k, s) in sums.iter().enumerate() {
+            stats[k].push(s / n as f64);
+        }
+    }
+    let alpha = (1.0 - super::common::CI_LEVEL) / 2.0;
+    stats
+        .into_iter()
+        .enumerate()
+        .filter_map(|(k, mut v)| {
+            v.sort_unstable_by(f64::total_cmp);
+            Some(KBand {
+                k: k + 1,
+                low: crate::eval::quantile_sorted(&v, alpha)?,
+                high: crate::eval::quantile_sorted(&v, 1.0 - alpha)?,
+            })
+        })
+        .collect()
+}
+
 impl BonReport {
-    /// Chance and ceiling: Mean@N (random pick) and Pass@N (oracle pick).
+    /// Chance and ceiling: the random pick's success rate and mean reward (Mean@N, as the
+    /// reference implementation defines it), and Pass@N (oracle pick).
     pub fn chance(&self) -> Vec<Chance> {
         vec![
-            Chance::new("success", self.mean_at_n, "random pick (Mean@N)"),
+            Chance::new(
+                "success",
+                self.random_pick_success_rate,
+                "random pick's success rate",
+            ),
+            Chance::new(
+                "mean reward",
+                self.random_pick_mean_reward,
+                "random pick's mean reward: Mean@N as the reference implementation defines it",
+            ),
             Chance::new(
                 "success (oracle)",
                 self.pass_at_n,

@@ -17,7 +17,12 @@ pub(crate) struct Opts {
     pub bootstrap: usize,
     /// 0 without a grid (no cross-validation).
     pub folds: usize,
+    /// Folds of the UQ report's held-out calibration: the configured folds, with or
+    /// without a grid (with one, the same folds as the headline's cross-validation).
+    pub calibration_folds: usize,
     pub seed: u64,
+    /// Bootstrap every cell of a grid, or only each method's headline cell.
+    pub cell_intervals: bool,
 }
 
 /// Which way a metric improves.

@@ -3,13 +3,16 @@
 
 use std::collections::BTreeMap;
 
+use rayon::prelude::*;
 use serde::Serialize;
 
 use super::common::{
     bootstrap_mean_ci, cross_validate_means, item_folds, mean, Better, Chance, Direction, Opts,
     Selection,
 };
-use crate::eval::attribution::{metrics, predictors_for, record_predictions, RecordPrediction};
+use crate::eval::attribution::{
+    metrics, predictors_for, record_predictions, RecordPrediction, N_PREDICTIONS, PREDICTORS,
+};
 use crate::eval::{fa_grid, ConfidenceInterval, EvalError, FaMetrics, FaPredictor, FaRow};
 use crate::judge::JudgeName;
 use crate::score::{cells_by_method, Method, MethodGroup, ScoreSpec, ScoreTable};
@@ -22,8 +25,8 @@ pub struct FaReport {
     /// Records without one (not evaluated).
     pub n_no_mistake: usize,
     /// Score-free baselines on the annotated records of the first cell: `first_action`,
-    /// `most_common_step` (mode of the evaluation data itself: optimistic) and
-    /// `most_common_step_cv` (each fold predicts the mode of the other folds).
+    /// `last_action`, `most_common_step` (mode of the evaluation data itself: optimistic)
+    /// and `most_common_step_cv` (each fold predicts the mode of the other folds).
     pub priors: Vec<FaPrior>,
     /// One entry per method, in grid order.
     pub methods: Vec<FaMethod>,
@@ -83,6 +86,11 @@ pub struct FaHeadline {
     pub accuracy_ci: Option<ConfidenceInterval>,
     /// The chosen (cell, predictor) on all annotated records.
     pub metrics: FaMetrics,
+    /// Set when the chosen (cell, predictor) predicts exactly what a score-free prior does
+    /// on every annotated record (`first_action` or `last_action`): its accuracy is then the
+    /// prior's, whatever the scores. E.g. `min_cumulative` of step scores that are never
+    /// positive always lands on the last action.
+    pub same_as_prior: Option<String>,
 }
 
 pub(super) fn directions() -> Vec<Direction> {
@@ -113,7 +121,7 @@ pub(super) fn report(
         .map(|s| record_predictions(table, s))
         .collect::<Result<_, _>>()?;
     let methods = cells_by_method(specs.iter().map(|s| s.group()))
-        .into_iter()
+        .into_par_iter()
         .filter_map(|(m, idx)| method_report(m, &idx, &cells, &preds, opts))
         .collect();
     Ok(FaReport {
@@ -127,7 +135,7 @@ pub(super) fn report(
 
 /// One evaluated record: the gold mistake step and the predictions in
 /// [`RecordPrediction`] order.
-type Item = (usize, [usize; 4]);
+type Item = (usize, [usize; N_PREDICTIONS]);
 
 /// Per cell of the group, the items of the records every cell evaluates (annotated, with a
 /// scored step in each), so that the candidates of the choice are compared on the same records.
@@ -149,7 +157,7 @@ fn common_items(idx: &[usize], preds: &[Vec<RecordPrediction>]) -> Vec<Vec<Item>
 /// Metrics of predictor `pred` (of `predictors`) on `items`, and the bootstrap interval of
 /// its accuracy.
 fn predictor_metrics(
-    predictors: &[FaPredictor; 3],
+    predictors: &[FaPredictor; 4],
     pred: usize,
     items: &[Item],
     opts: &Opts,
@@ -158,11 +166,24 @@ fn predictor_metrics(
         predictors[pred].name(),
         items.iter().map(|(g, p)| (*g, p[pred])),
     );
+
     let exact: Vec<f64> = items
         .iter()
         .map(|(g, p)| f64::from(u8::from(*g == p[pred])))
         .collect();
     (m, bootstrap_mean_ci(&exact, opts.bootstrap, opts.seed))
+}
+
+/// The prior `pred` coincides with on every item, if any.
+fn same_as_prior(pred: usize, items: &[Item]) -> Option<String> {
+    if items.is_empty() {
+        return None;
+    }
+    let k = PREDICTORS.len();
+    [(k, "first_action"), (k + 1, "last_action")]
+        .into_iter()
+        .find(|&(j, _)| items.iter().all(|(_, p)| p[pred] == p[j]))
+        .map(|(_, name)| name.to_string())
 }
 
 fn method_report(
@@ -191,6 +212,7 @@ fn method_report(
                 cv_mae: None,
                 accuracy_ci,
                 metrics,
+                same_as_prior: same_as_prior(0, &per_cell[0]),
             },
             best_in_grid_optimistic: None,
         });
@@ -247,6 +269,7 @@ fn method_report(
             },
             accuracy_ci,
             metrics,
+            same_as_prior: same_as_prior(c.pred, &per_cell[c.cell]),
         }
     };
     // Best on all records: the same lexicographic key, first on ties.
@@ -276,10 +299,17 @@ fn method_report(
 fn priors(preds: &[RecordPrediction], opts: &Opts) -> Vec<FaPrior> {
     let items: Vec<Item> = preds.iter().filter_map(|p| p.flatten()).collect();
     let golds: Vec<usize> = items.iter().map(|(g, _)| *g).collect();
-    let mut out = vec![FaPrior {
-        metrics: metrics("first_action", items.iter().map(|(g, p)| (*g, p[3]))),
-        optimistic: false,
-    }];
+    let k = PREDICTORS.len();
+    let mut out = vec![
+        FaPrior {
+            metrics: metrics("first_action", items.iter().map(|(g, p)| (*g, p[k]))),
+            optimistic: false,
+        },
+        FaPrior {
+            metrics: metrics("last_action", items.iter().map(|(g, p)| (*g, p[k + 1]))),
+            optimistic: false,
+        },
+    ];
     if let Some(mode) = mode_of(golds.iter().copied()) {
         out.push(FaPrior {
             metrics: metrics("most_common_step", golds.iter().map(|&g| (g, mode))),
@@ -346,6 +376,7 @@ impl FaReport {
             .map(|p| {
                 let meaning = match p.metrics.predictor.as_str() {
                     "first_action" => "always the first action",
+                    "last_action" => "always the last action",
                     "most_common_step" => "always the most common mistake step (optimistic)",
                     _ => "most common mistake step of the other folds",
                 };

@@ -24,10 +24,10 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
-pub use bon::{BonCell, BonHeadline, BonMethod, BonReport, KValue};
+pub use bon::{BonCell, BonHeadline, BonMethod, BonReport, KBand, KValue};
 pub use common::{Better, Chance, Direction, Selection};
 pub use fa::{FaCell, FaHeadline, FaMethod, FaPrior, FaReport};
-pub use uq::{UqHeadline, UqMethod, UqReport};
+pub use uq::{CalibrationSettings, UqHeadline, UqMethod, UqReport};
 
 use super::EvalError;
 use crate::record::validate;
@@ -60,14 +60,25 @@ pub struct EvalConfig {
     pub methods: Vec<Method>,
     /// Bootstrap resamples for confidence intervals (0 disables them).
     pub bootstrap: usize,
-    /// Folds of the cross-validated choice of aggregation (grid only; at least 2).
+    /// Folds of the cross-validated choice of aggregation (grid; at least 2) and of the UQ
+    /// report's held-out calibration (with or without a grid).
     pub folds: usize,
     /// Seed of the bootstrap and of the fold assignment.
     pub seed: u64,
+    /// Bootstrap intervals for every cell of a grid (default true). False computes them for
+    /// each method's headline cell only — what the HTML report shows — which makes a full
+    /// grid several times faster; the headline intervals are the same either way.
+    #[serde(default = "every_cell")]
+    pub cell_intervals: bool,
+}
+
+fn every_cell() -> bool {
+    true
 }
 
 impl Default for EvalConfig {
-    /// PA with mean/mean aggregation, no grid, all methods, 1000 resamples, 5 folds, seed 0.
+    /// PA with mean/mean aggregation, no grid, all methods, 1000 resamples, 5 folds, seed 0,
+    /// intervals for every cell.
     fn default() -> Self {
         EvalConfig {
             spec: ScoreSpec::default(),
@@ -76,6 +87,7 @@ impl Default for EvalConfig {
             bootstrap: 1000,
             folds: 5,
             seed: 0,
+            cell_intervals: true,
         }
     }
 }
@@ -130,14 +142,7 @@ pub fn evaluate(
     cfg: &EvalConfig,
 ) -> Result<EvalReport, EvalError> {
     check_records(records)?;
-    let spec = ScoreSpec::builder()
-        .method(cfg.spec.method)
-        .token_agg(cfg.spec.token_agg)
-        .step_agg(cfg.spec.step_agg)
-        .pa_mode(cfg.spec.pa_mode)
-        .beta(cfg.spec.beta)
-        .judge(cfg.spec.judge)
-        .build()?;
+    let spec = cfg.spec.validated()?;
     if cfg.grid && cfg.folds < 2 {
         return Err(EvalError::InvalidConfig(format!(
             "a grid needs at least 2 cross-validation folds to choose its headline \
@@ -195,7 +200,9 @@ pub fn evaluate(
     let opts = common::Opts {
         bootstrap: cfg.bootstrap,
         folds: if cfg.grid { cfg.folds } else { 0 },
+        calibration_folds: cfg.folds,
         seed: cfg.seed,
+        cell_intervals: cfg.cell_intervals,
     };
     let (results, chance, better, note) = match kind {
         EvalKind::Uq => {

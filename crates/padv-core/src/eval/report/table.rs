@@ -112,17 +112,71 @@ fn uq_table(r: &UqReport, out: &mut String) {
         ]);
     }
     align(&rows, out);
+    calibration_table(r, out);
+}
+
+/// The held-out calibration block: Brier, log-loss and ECE of both maps next to AUROC.
+fn calibration_table(r: &UqReport, out: &mut String) {
+    let s = &r.calibration_settings;
+    let _ = writeln!(
+        out,
+        "\ncalibration: score -> P(success) maps fitted on the other {} folds, judged on the \
+         held-out fold (pooled); Platt = logistic on the standardised score (C = 1), isotonic = \
+         PAV; log-loss clips p to [{:e}, 1 - {:e}]; ECE over {} equal-width bins of p",
+        s.folds.saturating_sub(1),
+        s.log_loss_eps,
+        s.log_loss_eps,
+        s.ece_bins
+    );
+    let mut rows = vec![vec![
+        "method".to_string(),
+        "AUROC".to_string(),
+        "CV AUROC".to_string(),
+        "Brier Platt".to_string(),
+        "Brier iso".to_string(),
+        "log-loss Platt".to_string(),
+        "log-loss iso".to_string(),
+        "ECE Platt".to_string(),
+        "ECE iso".to_string(),
+        "n".to_string(),
+    ]];
+    for m in &r.methods {
+        let c = &m.calibration;
+        let (p, i) = (c.platt.as_ref(), c.isotonic.as_ref());
+        rows.push(vec![
+            m.method.to_string(),
+            fmt_opt(m.headline.result.auroc, 3),
+            fmt_opt(m.headline.cv_auroc, 3),
+            fmt_opt(p.map(|x| x.brier), 3),
+            fmt_opt(i.map(|x| x.brier), 3),
+            fmt_opt(p.map(|x| x.log_loss), 3),
+            fmt_opt(i.map(|x| x.log_loss), 3),
+            fmt_opt(p.map(|x| x.ece), 3),
+            fmt_opt(i.map(|x| x.ece), 3),
+            c.n.to_string(),
+        ]);
+    }
+    align(&rows, out);
+    for (method, note) in r.calibration_notes() {
+        match method {
+            Some(m) => writeln!(out, "calibration NOTE {m}: {note}"),
+            None => writeln!(out, "calibration NOTE (every method): {note}"),
+        }
+        .ok();
+    }
 }
 
 fn bon_table(r: &BonReport, out: &mut String) {
     let _ = writeln!(
         out,
         "{} tasks ({} with a real choice: ≥ 2 rollouts, different outcomes), {} rollouts; \
-         random pick (Mean@N) = {}, oracle (Pass@N) = {}",
+         random pick: success {}, mean reward {} (Mean@N, as the reference implementation \
+         defines it); oracle (Pass@N) = {}",
         r.n_tasks,
         r.n_tasks_with_choice,
         r.n_rollouts,
-        fmt_opt(r.mean_at_n, 3),
+        fmt_opt(r.random_pick_success_rate, 3),
+        fmt_opt(r.random_pick_mean_reward, 3),
         fmt_opt(r.pass_at_n, 3)
     );
     let mut rows = vec![vec![
@@ -213,7 +267,10 @@ fn fa_table(r: &FaReport, out: &mut String) {
             h.label.clone(),
             h.metrics.predictor.clone(),
             chosen(h.selection, h.chosen_in_folds, h.folds),
-            fmt_opt(h.cv_accuracy, 3),
+            match &h.same_as_prior {
+                Some(p) => format!("{} (= {p} prior)", fmt_opt(h.cv_accuracy, 3)),
+                None => fmt_opt(h.cv_accuracy, 3),
+            },
             fmt_ci(h.cv_accuracy_ci.as_ref(), 3),
             fmt_opt(h.cv_mae, 2),
             fmt_opt(h.metrics.accuracy, 3),

@@ -143,6 +143,62 @@ fn uq_with_one_class_says_so() {
     assert_eq!(u.methods[0].headline.result.auroc, None);
     let json = serde_json::to_value(&r).unwrap();
     assert!(json["note"].as_str().is_some());
+    // Calibration cannot be judged either: said in words, metrics null, never 0.
+    let cal = &u.methods[0].calibration;
+    assert!(cal.platt.is_none() && cal.isotonic.is_none());
+    assert!(cal
+        .note
+        .as_deref()
+        .unwrap_or("")
+        .contains("nothing to evaluate"));
+    assert!(json["results"]["methods"][0]["calibration"]["platt"].is_null());
+    assert!(
+        r.to_table().contains("calibration NOTE"),
+        "{}",
+        r.to_table()
+    );
+}
+
+#[test]
+fn uq_reports_heldout_calibration_for_every_method_on_the_cv_folds() {
+    let recs = synthetic_records(200, 4, 3, 6);
+    for grid in [false, true] {
+        let c = EvalConfig {
+            methods: vec![Method::Pa, Method::PolicyLogprob],
+            ..cfg(grid)
+        };
+        let r = evaluate(&recs, EvalKind::Uq, &c).unwrap();
+        let ReportBody::Uq(u) = &r.results else {
+            panic!("not a UQ report")
+        };
+        assert_eq!(u.calibration_settings.folds, 5);
+        for m in &u.methods {
+            let cal = &m.calibration;
+            assert_eq!((cal.folds, cal.n, cal.note.as_deref()), (5, 200, None));
+            for metrics in [cal.platt.as_ref().unwrap(), cal.isotonic.as_ref().unwrap()] {
+                assert!((0.0..=1.0).contains(&metrics.brier) && metrics.log_loss > 0.0);
+                assert_eq!(metrics.reliability.iter().map(|b| b.n).sum::<usize>(), 200);
+            }
+        }
+        // PA carries signal on these records: its held-out Brier beats the base rate's.
+        let base = r
+            .chance
+            .iter()
+            .find(|c| c.metric == "Brier")
+            .unwrap()
+            .value
+            .unwrap();
+        assert!(u.methods[0].calibration.platt.as_ref().unwrap().brier < base);
+        let table = r.to_table();
+        assert!(
+            table.contains("Brier Platt") && table.contains("ECE iso"),
+            "{table}"
+        );
+        assert!(table.contains("10 equal-width bins"), "{table}");
+        assert!(table.contains("Brier ↓, log-loss ↓, ECE ↓"), "{table}");
+        let spec = u.headline_spec(Method::Pa).unwrap();
+        assert_eq!(spec.label(), u.methods[0].headline.label);
+    }
 }
 
 #[test]
@@ -207,7 +263,7 @@ fn best_of_n_counts_real_choices_and_labels_k() {
     // picks: a2 (success), b2 (failure), c1 (success) -> 2/3
     assert!((h.cell.success_rate.unwrap() - 2.0 / 3.0).abs() < 1e-12);
     // random pick: (1/2 + 0 + 1) / 3 = 1/2; oracle: 2/3
-    assert!((b.mean_at_n.unwrap() - 0.5).abs() < 1e-12);
+    assert!((b.random_pick_success_rate.unwrap() - 0.5).abs() < 1e-12);
     assert!((b.pass_at_n.unwrap() - 2.0 / 3.0).abs() < 1e-12);
     let ks: Vec<usize> = h.cell.bon_at_k.iter().map(|p| p.k).collect();
     assert_eq!(ks, vec![1, 2]);
@@ -218,6 +274,82 @@ fn best_of_n_counts_real_choices_and_labels_k() {
         json["results"]["methods"][0]["headline"]["bon_at_k"][1]["k"],
         2
     );
+}
+
+#[test]
+fn headline_intervals_do_not_depend_on_bootstrapping_every_cell() {
+    let recs = synthetic_records(150, 4, 3, 8);
+    for kind in [EvalKind::Uq, EvalKind::Bon] {
+        let all = evaluate(&recs, kind, &cfg(true)).unwrap();
+        let some = evaluate(
+            &recs,
+            kind,
+            &EvalConfig {
+                cell_intervals: false,
+                ..cfg(true)
+            },
+        )
+        .unwrap();
+        match (&all.results, &some.results) {
+            (ReportBody::Uq(a), ReportBody::Uq(b)) => {
+                for (x, y) in a.methods.iter().zip(&b.methods) {
+                    assert!(x.headline.result.auroc_ci.is_some());
+                    assert_eq!(x.headline, y.headline);
+                }
+                // Other cells go without.
+                assert!(
+                    b.cells
+                        .iter()
+                        .filter(|c| c.result.auroc_ci.is_some())
+                        .count()
+                        <= b.methods.len()
+                );
+            }
+            (ReportBody::Bon(a), ReportBody::Bon(b)) => {
+                for (x, y) in a.methods.iter().zip(&b.methods) {
+                    assert!(x.headline.cell.success_ci.is_some());
+                    assert_eq!(x.headline, y.headline);
+                }
+                assert!(
+                    b.cells.iter().filter(|c| c.success_ci.is_some()).count() <= b.methods.len()
+                );
+            }
+            _ => panic!("wrong report kinds"),
+        }
+    }
+}
+
+#[test]
+fn mean_at_n_is_the_random_picks_mean_reward_beside_its_success_rate() {
+    // Non-binary rewards. Task a: rewards 1, 0.5, 0 (one success); task b: 0.25, 1.
+    // Random pick's success rate: (1/3 + 1/2) / 2 = 5/12.
+    // Mean@N (mean reward, the reference's): ((1 + 0.5 + 0) / 3 + (0.25 + 1) / 2) / 2
+    //   = (0.5 + 0.625) / 2 = 0.5625.
+    let recs = vec![
+        rec("a1", "a", Some(1.0), 0.1),
+        rec("a2", "a", Some(0.5), 0.2),
+        rec("a3", "a", Some(0.0), 0.3),
+        rec("b1", "b", Some(0.25), 0.4),
+        rec("b2", "b", Some(1.0), 0.5),
+    ];
+    let r = evaluate(&recs, EvalKind::Bon, &cfg(false)).unwrap();
+    let ReportBody::Bon(b) = &r.results else {
+        panic!("not a BoN report")
+    };
+    assert!((b.random_pick_success_rate.unwrap() - 5.0 / 12.0).abs() < 1e-12);
+    assert!((b.random_pick_mean_reward.unwrap() - 0.5625).abs() < 1e-12);
+    let json = serde_json::to_value(&r).unwrap();
+    assert_eq!(json["results"]["random_pick_mean_reward"], 0.5625);
+    let chance = |m: &str| r.chance.iter().find(|c| c.metric == m).unwrap().value;
+    assert_eq!(chance("mean reward"), Some(0.5625));
+    assert!((chance("success").unwrap() - 5.0 / 12.0).abs() < 1e-12);
+    let table = r.to_table();
+    assert!(
+        table.contains("success 0.417, mean reward 0.562 (Mean@N"),
+        "{table}"
+    );
+    // Picks: a3 (score 0.3, reward 0) and b2 (0.5, reward 1): mean reward 0.5.
+    assert_eq!(b.methods[0].headline.cell.mean_reward, Some(0.5));
 }
 
 #[test]
@@ -452,7 +584,7 @@ fn judges_are_evaluated_beside_the_methods() {
     let table = r.to_table();
     assert!(table.contains("judge:prm"), "{table}");
 
-    // FA: PRM predictors (min step, sharpest absolute drop, earliest below 0.5).
+    // FA: PRM predictors (lowest step, sharpest absolute drop, earliest below 0.5).
     // c: 0.6, 0.2 (gold 3): min 3, drop 3, earliest 3 -> all exact.
     // d: 0.3, 0.9 (gold 1): min 1, drop: no drop -> first 1, earliest 1 -> exact.
     // e: 0.4, 0.45 (gold 3): min 1, drop: none -> 1, earliest 1 -> all miss by 2.
@@ -473,12 +605,14 @@ fn judges_are_evaluated_beside_the_methods() {
     let rows = &f.cells[0].result.rows;
     let names: Vec<&str> = rows.iter().map(|m| m.predictor.as_str()).collect();
     assert_eq!(
-        &names[..4],
+        &names[..6],
         [
-            "min_step",
+            "lowest_step",
             "sharpest_abs_drop",
             "earliest_below_half",
-            "first_action"
+            "min_cumulative",
+            "first_action",
+            "last_action"
         ]
     );
     for m in &rows[..3] {

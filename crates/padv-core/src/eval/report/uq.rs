@@ -1,11 +1,20 @@
 //! The UQ report: AUROC (bootstrap CI), AUPRC and Spearman per method, the headline cell of
-//! a grid chosen by cross-validation over stratified folds of records.
+//! a grid chosen by cross-validation over stratified folds of records, and per method the
+//! held-out calibration of its score (Brier, log-loss, ECE of Platt and isotonic maps fitted
+//! on the other folds).
 
+use std::collections::HashMap;
+
+use rayon::prelude::*;
 use serde::Serialize;
 
 use super::common::{Better, Chance, Direction, Opts, Selection, CI_LEVEL};
+use crate::eval::calibration::{
+    cross_validated, HeldoutCalibration, ECE_BINS, LOG_LOSS_EPS, PLATT_C,
+};
 use crate::eval::{
-    cross_validate, uq_grid, CellAuroc, CvResult, EvalError, UqOptions, UqResult, UqRow,
+    cross_validate, stratified_folds, uq, uq_grid, CellAuroc, CvResult, EvalError, UqOptions,
+    UqResult, UqRow,
 };
 use crate::is_success_reward;
 use crate::judge::JudgeName;
@@ -18,10 +27,30 @@ pub struct UqReport {
     pub n_labelled: usize,
     /// Successes among them (base rate = `n_pos / n_labelled`).
     pub n_pos: usize,
+    /// How each method's held-out calibration was computed.
+    pub calibration_settings: CalibrationSettings,
     /// One entry per method, in grid order.
     pub methods: Vec<UqMethod>,
     /// Every cell evaluated on all records (a single row without a grid).
     pub cells: Vec<UqRow>,
+}
+
+/// How the held-out calibration of every method was computed, in words and numbers.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CalibrationSettings {
+    /// Folds (records stratified by success, the same assignment as the grid's
+    /// cross-validated headline).
+    pub folds: usize,
+    /// Which cell each fold calibrates.
+    pub cells: String,
+    /// The Platt map.
+    pub platt: String,
+    /// The isotonic map.
+    pub isotonic: String,
+    /// Predictions are clipped to `[eps, 1 − eps]` before the log-loss.
+    pub log_loss_eps: f64,
+    /// Equal-width bins of the expected calibration error over `[0, 1]`.
+    pub ece_bins: usize,
 }
 
 /// One method's headline and, in a grid, its optimistic best cell.
@@ -41,6 +70,8 @@ pub struct UqMethod {
     /// The cell with the best AUROC on all records: tuned on the evaluation data, so
     /// optimistic (grid only).
     pub best_in_grid_optimistic: Option<CellAuroc>,
+    /// Held-out calibration of the method's score (see [`UqReport::calibration_settings`]).
+    pub calibration: HeldoutCalibration,
 }
 
 /// The headline cell of a method.
@@ -67,6 +98,9 @@ pub(super) fn directions() -> Vec<Direction> {
         Direction::new("AUROC", Better::Higher),
         Direction::new("AUPRC", Better::Higher),
         Direction::new("Spearman", Better::Higher),
+        Direction::new("Brier", Better::Lower),
+        Direction::new("log-loss", Better::Lower),
+        Direction::new("ECE", Better::Lower),
     ]
 }
 
@@ -76,21 +110,131 @@ pub(super) fn report(
     opts: &Opts,
 ) -> Result<UqReport, EvalError> {
     let uq_opts = UqOptions {
-        n_boot: opts.bootstrap,
+        n_boot: if opts.cell_intervals {
+            opts.bootstrap
+        } else {
+            0
+        },
         ci_level: CI_LEVEL,
         seed: opts.seed,
         folds: opts.folds,
     };
-    let cells = uq_grid(table, specs, &uq_opts)?;
+    let mut cells = uq_grid(table, specs, &uq_opts)?;
     let labelled: Vec<f64> = table.labels().iter().flatten().copied().collect();
     let n_pos = labelled.iter().filter(|&&r| is_success_reward(r)).count();
-    let methods = by_method(&cells, opts.folds);
+    let mut methods = by_method(&cells, opts.folds);
+    if !opts.cell_intervals && opts.bootstrap > 0 {
+        // The headline cells' intervals, exactly as the grid would have computed them.
+        let one = UqOptions {
+            n_boot: opts.bootstrap,
+            folds: 0,
+            ..uq_opts
+        };
+        let intervals: Vec<Result<_, EvalError>> = methods
+            .par_iter()
+            .map(|m| {
+                let Some(i) = cells.iter().position(|c| c.label == m.headline.label) else {
+                    return Ok(None);
+                };
+                let scores = table.trajectory_scores(&cells[i].spec)?;
+                Ok(Some((i, uq(&scores, table.labels(), &one)?.auroc_ci)))
+            })
+            .collect();
+        for (m, r) in methods.iter_mut().zip(intervals) {
+            if let Some((i, ci)) = r? {
+                cells[i].result.auroc_ci = ci;
+                m.headline.result.auroc_ci = ci;
+            }
+        }
+    }
+    calibrate(table, &cells, &mut methods, opts)?;
     Ok(UqReport {
         n_labelled: labelled.len(),
         n_pos,
+        calibration_settings: CalibrationSettings {
+            folds: opts.calibration_folds,
+            cells: if opts.folds >= 2 {
+                "each fold calibrates the cell it chose on its training folds (as the \
+                 cross-validated AUROC does)"
+                    .to_string()
+            } else {
+                "the given cell".to_string()
+            },
+            platt: format!(
+                "logistic regression on the score standardised with the training mean and \
+                 standard deviation, L2 penalty ½w² on the slope (C = {PLATT_C}, \
+                 scikit-learn's default), intercept unpenalised"
+            ),
+            isotonic: "pool-adjacent-violators (increasing), linear interpolation between \
+                       breakpoints, clipped outside the training range (scikit-learn's \
+                       IsotonicRegression)"
+                .to_string(),
+            log_loss_eps: LOG_LOSS_EPS,
+            ece_bins: ECE_BINS,
+        },
         methods,
         cells,
     })
+}
+
+/// Fills each method's held-out calibration: fold `f` fits both maps on the other folds'
+/// records, scored with the cell `f` chose (the headline cell without cross-validation).
+fn calibrate(
+    table: &ScoreTable,
+    cells: &[UqRow],
+    methods: &mut [UqMethod],
+    opts: &Opts,
+) -> Result<(), EvalError> {
+    let k = opts.calibration_folds;
+    let assign = stratified_folds(table.labels(), k, opts.seed);
+    let empty: Vec<Option<f64>> = vec![None; table.len()];
+    let results: Vec<Result<HeldoutCalibration, EvalError>> = methods
+        .par_iter()
+        .map(|m| {
+            let per_fold: Vec<&str> = (0..k)
+                .map(|f| {
+                    m.cv.as_ref()
+                        .and_then(|cv| cv.choices.iter().find(|c| c.fold == f))
+                        .map_or(m.headline.label.as_str(), |c| c.chosen.as_str())
+                })
+                .collect();
+            let mut scores: HashMap<&str, Vec<Option<f64>>> = HashMap::new();
+            for &label in &per_fold {
+                if !scores.contains_key(label) {
+                    let Some(row) = cells.iter().find(|c| c.label == label) else {
+                        continue;
+                    };
+                    scores.insert(label, table.trajectory_scores(&row.spec)?);
+                }
+            }
+            Ok(cross_validated(
+                |f| {
+                    per_fold
+                        .get(f)
+                        .and_then(|l| scores.get(l))
+                        .map_or(empty.as_slice(), Vec::as_slice)
+                },
+                table.labels(),
+                &assign,
+                k,
+            ))
+        })
+        .collect();
+    for (m, r) in methods.iter_mut().zip(results) {
+        m.calibration = r?;
+    }
+    Ok(())
+}
+
+/// A placeholder until [`calibrate`] runs.
+fn not_calibrated() -> HeldoutCalibration {
+    HeldoutCalibration {
+        folds: 0,
+        n: 0,
+        platt: None,
+        isotonic: None,
+        note: Some("calibration not evaluated".to_string()),
+    }
 }
 
 /// Methods in first-appearance order with their headline.
@@ -115,6 +259,7 @@ fn by_method(cells: &[UqRow], folds: usize) -> Vec<UqMethod> {
                     },
                     cv: None,
                     best_in_grid_optimistic: None,
+                    calibration: not_calibrated(),
                 });
             }
             let cv = cross_validate(&m.name(), &group);
@@ -141,20 +286,63 @@ fn by_method(cells: &[UqRow], folds: usize) -> Vec<UqMethod> {
                 },
                 best_in_grid_optimistic: cv.best_in_grid.clone(),
                 cv: Some(cv),
+                calibration: not_calibrated(),
             })
         })
         .collect()
 }
 
 impl UqReport {
-    /// Chance levels: AUROC 0.5; AUPRC the success base rate.
+    /// Chance levels: AUROC 0.5; AUPRC the success base rate; Brier and log-loss of always
+    /// predicting the base rate π: `π(1 − π)` and the binary entropy of π.
     pub fn chance(&self) -> Vec<Chance> {
         let base = (self.n_labelled > 0).then(|| self.n_pos as f64 / self.n_labelled as f64);
+        let two_class = base.filter(|&p| p > 0.0 && p < 1.0);
         vec![
             Chance::new("AUROC", Some(0.5), "a score unrelated to success"),
             Chance::new("AUPRC", base, "the success base rate"),
             Chance::new("Spearman", Some(0.0), "a score unrelated to reward"),
+            Chance::new(
+                "Brier",
+                two_class.map(|p| p * (1.0 - p)),
+                "always predicting the base rate",
+            ),
+            Chance::new(
+                "log-loss",
+                two_class.map(|p| -(p * p.ln() + (1.0 - p) * (1.0 - p).ln())),
+                "always predicting the base rate",
+            ),
         ]
+    }
+
+    /// The methods' calibration notes, in method order: one entry without a method when
+    /// every method has the same note (said once, not eleven times).
+    pub fn calibration_notes(&self) -> Vec<(Option<Method>, String)> {
+        let notes: Vec<(Method, &String)> = self
+            .methods
+            .iter()
+            .filter_map(|m| m.calibration.note.as_ref().map(|n| (m.method, n)))
+            .collect();
+        match notes.first() {
+            Some((_, first))
+                if notes.len() == self.methods.len() && notes.iter().all(|(_, n)| n == first) =>
+            {
+                vec![(None, (*first).clone())]
+            }
+            _ => notes
+                .into_iter()
+                .map(|(m, n)| (Some(m), n.clone()))
+                .collect(),
+        }
+    }
+
+    /// The spec of `method`'s headline cell, if the method was evaluated.
+    pub fn headline_spec(&self, method: Method) -> Option<ScoreSpec> {
+        let m = self.methods.iter().find(|m| m.method == method)?;
+        self.cells
+            .iter()
+            .find(|c| c.label == m.headline.label)
+            .map(|c| c.spec)
     }
 
     /// What cannot be evaluated, in words.

@@ -173,6 +173,58 @@ dispatch! {
     }
 }
 
+dispatch! {
+    /// Scores of `r` queries (the rows of `q`, `r × d`, `d = q.len() / r`) against keys laid
+    /// out with a row stride (one key/value head of a `[T, Hkv, D]` cache):
+    /// `out[h·n + j] = q_h · keys[j·stride .. j·stride + d]` for `j < n = out.len() / r`.
+    /// The queries sharing a key/value head (GQA) read each key once; eight partial sums per
+    /// product so the loop vectorises.
+    pub fn strided_dots(q: &[f32], r: usize, keys: &[f32], stride: usize, out: &mut [f32]) -> () {
+        let d = q.len() / r.max(1);
+        let n = out.len() / r.max(1);
+        for j in 0..n {
+            let k = &keys[j * stride..j * stride + d];
+            for h in 0..r {
+                let qh = &q[h * d..(h + 1) * d];
+                let mut acc = [0f32; 8];
+                let (cq, ck) = (qh.chunks_exact(8), k.chunks_exact(8));
+                let (rq, rk) = (cq.remainder(), ck.remainder());
+                for (x, y) in cq.zip(ck) {
+                    for i in 0..8 {
+                        acc[i] += x[i] * y[i];
+                    }
+                }
+                let mut s = 0f32;
+                for (x, y) in rq.iter().zip(rk) {
+                    s += x * y;
+                }
+                out[h * n + j] =
+                    s + ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+            }
+        }
+    }
+}
+
+dispatch! {
+    /// Weighted sums of values laid out with a row stride, for `r` weight rows (`w` is
+    /// `r × n`): `out[h·d ..][..d] = Σ_j w[h·n + j] · vals[j·stride ..][..d]`, `d = out.len() /
+    /// r` (overwrites `out`). Each value row is read once for all `r` weight rows.
+    pub fn strided_weighted_sum(w: &[f32], r: usize, vals: &[f32], stride: usize, out: &mut [f32]) -> () {
+        let d = out.len() / r.max(1);
+        let n = w.len() / r.max(1);
+        out.fill(0.0);
+        for j in 0..n {
+            let v = &vals[j * stride..j * stride + d];
+            for h in 0..r {
+                let wj = w[h * n + j];
+                for (o, x) in out[h * d..(h + 1) * d].iter_mut().zip(v) {
+                    *o += wj * x;
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,0 +1,162 @@
+//! The oracle on the committed pair: its identity `β·log π_o/π_ref = A_h` holds on every
+//! action it takes (to 1e-9, in f64), the log-probs it samples with are the ones the scoring
+//! pipeline computes through [`OracleBackend`], and the soft truth of a player's steps is
+//! consistent with the projection.
+
+use std::time::Instant;
+
+use padv_core::render::RendererKind;
+use padv_engine::logprobs::{EngineOptions, LocalEngine};
+use padv_engine::pipeline::{self, PipelineOptions};
+use padv_engine::tokenize::{TextTokenizer, TokenizeOptions};
+use padv_gym::agent::Agent;
+use padv_gym::demo::{default_pair_dir, read_manifest};
+use padv_gym::lake::Lake;
+use padv_gym::oracle::{oracle_rollouts, project, rollout_truth, MoveTrie, OracleBackend};
+use padv_gym::protocol::ActionStyle;
+use padv_gym::sample::{rollout_batch, Job, SampleConfig, Sampler};
+use padv_gym::train::heldout_map_seed;
+
+#[test]
+fn oracle_identity_and_scoring() {
+    let pair = default_pair_dir();
+    let (cfg, _) = read_manifest(&pair).unwrap();
+    let tok = TextTokenizer::from_dir(&pair.join("reference")).unwrap();
+    let reference = Agent::load(&pair.join("reference"), &tok)
+        .unwrap()
+        .inference_model()
+        .unwrap();
+    let policy = Agent::load(&pair.join("policy"), &tok)
+        .unwrap()
+        .inference_model()
+        .unwrap();
+    let style = cfg.style;
+    let lakes: Vec<Lake> = (0..4)
+        .map(|i| Lake::generate(&cfg.lake, heldout_map_seed(91, i)).unwrap())
+        .collect();
+    let trie = MoveTrie::new();
+    let t0 = Instant::now();
+    let (maps, cost) = project(&reference, &lakes, style, cfg.beta, &trie).unwrap();
+    eprintln!(
+        "projection: {cost:?} in {:.2} s",
+        t0.elapsed().as_secs_f64()
+    );
+    let sampler = Sampler::new(&tok, padv_gym::tokenizer::END_OF_TURN, style).unwrap();
+    let jobs: Vec<Job> = (0..lakes.len() * 3)
+        .map(|i| Job {
+            lake: &lakes[i / 3],
+            id: format!("oracle-{i}"),
+            task_id: format!("map-{}", i / 3),
+            seed: 1000 + i as u64,
+        })
+        .collect();
+    let job_maps: Vec<_> = (0..jobs.len()).map(|i| &maps[i / 3]).collect();
+    let sc = SampleConfig::for_style(style);
+    let t0 = Instant::now();
+    let (rollouts, steps) =
+        oracle_rollouts(&reference, &sampler, &jobs, &job_maps, cfg.beta, &trie, &sc).unwrap();
+    eprintln!("oracle rollouts in {:.2} s", t0.elapsed().as_secs_f64());
+    // The identity, exactly, on every action with a decision point.
+    let mut n = 0;
+    for (r, st) in rollouts.iter().zip(&steps) {
+        assert_eq!(st.len(), r.episode.turns.len(), "{}", r.trajectory.id);
+        for s in st {
+            assert!(
+                (s.beta_log_ratio - s.advantage).abs() <= 1e-9,
+                "{}: {} vs {}",
+                r.trajectory.id,
+                s.beta_log_ratio,
+                s.advantage
+            );
+            n += 1;
+        }
+    }
+    assert!(n > 10);
+
+    // The pipeline, with the oracle as the policy backend, gives the sampler's log-probs.
+    let encoder = tok
+        .encoder(&TokenizeOptions {
+            renderer: RendererKind::ChatTemplate,
+            ..TokenizeOptions::default()
+        })
+        .unwrap();
+    let mut ref_engine =
+        LocalEngine::load(&pair.join("reference"), EngineOptions::default()).unwrap();
+    let mut oracle = OracleBackend::new(
+        &reference,
+        &padv_core::LogprobBackend::fingerprint(&ref_engine),
+        style,
+        cfg.beta,
+        &lakes,
+        &maps.iter().collect::<Vec<_>>(),
+    )
+    .unwrap();
+    let trajs: Vec<_> = rollouts.iter().map(|r| r.trajectory.clone()).collect();
+    let run = pipeline::score_trajectories(
+        &trajs,
+        &encoder,
+        &mut oracle,
+        &mut ref_engine,
+        &PipelineOptions {
+            strict: true,
+            ..PipelineOptions::default()
+        },
+        &mut |_| {},
+    )
+    .unwrap();
+    for ((rec, r), st) in run.records.iter().zip(&rollouts).zip(&steps) {
+        let sampled: Vec<f32> = (0..r.tokens.ids.len())
+            .filter(|&p| r.sampled[p])
+            .map(|p| r.logprob[p])
+            .collect();
+        let scored: Vec<f32> = rec.steps.iter().flat_map(|s| s.policy.clone()).collect();
+        assert_eq!(sampled.len(), scored.len());
+        for (a, b) in sampled.iter().zip(&scored) {
+            assert!((a - b).abs() < 1e-4, "{}: {a} vs {b}", rec.id);
+        }
+        // Record-level PA is the soft advantage (f32 records, so 1e-4).
+        for (step, s) in rec.steps.iter().zip(st) {
+            let pa: f64 = step
+                .policy
+                .iter()
+                .zip(step.reference.as_ref().unwrap())
+                .map(|(p, q)| (p - q) as f64)
+                .sum::<f64>()
+                * cfg.beta;
+            assert!((pa - s.advantage).abs() < 1e-4, "{pa} vs {}", s.advantage);
+        }
+    }
+
+    // Soft truth of the policy's steps: A_h = Q − V_h, with V_h ≥ min Q and ≤ max Q.
+    let prs = rollout_batch(&policy, &sampler, &jobs, &sc).unwrap();
+    let truth = rollout_truth(&reference, &prs, &job_maps, &sampler, &trie).unwrap();
+    for st in &truth {
+        for s in st {
+            assert!(s.exact);
+            let (lo, hi) =
+                s.q.iter()
+                    .fold((f64::MAX, f64::MIN), |(a, b), &x| (a.min(x), b.max(x)));
+            assert!(s.v_history >= lo - 1e-12 && s.v_history <= hi + 1e-12);
+            assert!((s.reference.iter().sum::<f64>() - 1.0).abs() < 1e-9);
+        }
+    }
+    // Where the policy's history is the canonical one (the first step: every history starts
+    // with the task), the projection and the history agree.
+    for st in &truth {
+        let s = &st[0];
+        assert!(
+            (s.v_history - s.v_state).abs() < 1e-5,
+            "{} vs {}",
+            s.v_history,
+            s.v_state
+        );
+    }
+    // The oracle's own steps: same soft truth whether measured while sampling or after.
+    let otruth = rollout_truth(&reference, &rollouts, &job_maps, &sampler, &trie).unwrap();
+    for (st, os) in steps.iter().zip(&otruth) {
+        for (a, b) in st.iter().zip(os) {
+            assert!((a.advantage - b.advantage).abs() < 1e-5);
+        }
+    }
+    let _ = ActionStyle::Terse;
+}
