@@ -12,7 +12,9 @@
 //! 4. [`score`] turns token arrays into step and trajectory scores (progress advantage and the
 //!    confidence baselines);
 //! 5. [`eval`] runs the three evaluations: uncertainty quantification, best-of-N and failure
-//!    attribution.
+//!    attribution;
+//! 6. [`judge`] holds the scores of other judges (reward models, PRMs, LLM judges) that the
+//!    records carry next to the log-probs, so every evaluation shows them beside PA.
 #![deny(missing_docs)]
 
 pub mod atomic;
@@ -21,6 +23,7 @@ pub mod eval;
 pub mod fingerprint;
 pub mod formats;
 pub mod inspect;
+pub mod judge;
 pub mod record;
 pub mod render;
 pub mod rng;

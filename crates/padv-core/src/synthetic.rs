@@ -104,6 +104,7 @@ fn synthetic_record(i: usize, n_steps: usize, n_tokens: usize, seed: u64) -> Log
         mistake_step: mistake.map(|s| 2 * s + 1),
         vocab_size: Some(VOCAB),
         steps,
+        judges: Default::default(),
     }
 }
 

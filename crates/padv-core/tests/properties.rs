@@ -65,11 +65,12 @@ proptest! {
                     ..Default::default()
                 })
                 .collect(),
+            judges: Default::default(),
         };
         for token_agg in [TokenAgg::Mean, TokenAgg::Sum, TokenAgg::Last] {
             for &step_agg in StepAgg::ALL {
                 let spec = |pa_mode| ScoreSpec {
-                    method: Method::Pa, token_agg, step_agg, pa_mode, beta,
+                    method: Method::Pa, token_agg, step_agg, pa_mode, beta, judge: None,
                 };
                 let a = trajectory_score(&record, &spec(PaMode::DiffOfAgg)).unwrap().unwrap();
                 let b = trajectory_score(&record, &spec(PaMode::AggOfDiff)).unwrap().unwrap();

@@ -2,8 +2,9 @@
 //! `LocalEngine::load`, printing seconds and GB/s.
 //!
 //! Make a Qwen2.5-0.5B-shaped f32 checkpoint (1.84 GiB of pseudo-random weights; no Python
-//! needed), then time it:
-//!   cargo run --release -p padv-engine --example bench_load -- --make bench-out/q05
+//! needed; `--seed N` gives other weights of the same shape, e.g. a second parent for
+//! `padv merge`), then time it:
+//!   cargo run --release -p padv-engine --example bench_load -- --make bench-out/q05 [--seed N]
 //!   cargo run --release -p padv-engine --example bench_load -- --model bench-out/q05
 //!
 //! The files are normally in the page cache (just written, or just loaded), which is also the
@@ -64,7 +65,7 @@ mod bench {
         t
     }
 
-    fn make(dir: &Path) -> Result<(), Box<dyn std::error::Error>> {
+    fn make(dir: &Path, seed: u64) -> Result<(), Box<dyn std::error::Error>> {
         std::fs::create_dir_all(dir)?;
         std::fs::write(dir.join("config.json"), CONFIG)?;
         let list = tensors();
@@ -83,7 +84,10 @@ mod bench {
         f.write_all(&(h.len() as u64).to_le_bytes())?;
         f.write_all(&h)?;
         // xorshift64 -> uniform in [-0.05, 0.05): finite, varied bytes.
-        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut state = 0x9e37_79b9_7f4a_7c15u64 ^ seed.wrapping_mul(0xD1B5_4A32_D192_ED03);
+        if state == 0 {
+            state = 1;
+        }
         let mut buf = Vec::with_capacity(1 << 20);
         for (_, shape) in &list {
             let n: usize = shape.iter().product();
@@ -142,9 +146,12 @@ mod bench {
     pub fn main() -> Result<(), Box<dyn std::error::Error>> {
         let args: Vec<String> = std::env::args().collect();
         match args.get(1).map(String::as_str) {
-            Some("--make") if args.len() == 3 => make(Path::new(&args[2])),
+            Some("--make") if args.len() == 3 => make(Path::new(&args[2]), 0),
+            Some("--make") if args.len() == 5 && args[3] == "--seed" => {
+                make(Path::new(&args[2]), args[4].parse()?)
+            }
             Some("--model") if args.len() == 3 => time(Path::new(&args[2])),
-            _ => Err("usage: bench_load --make DIR | --model DIR".into()),
+            _ => Err("usage: bench_load --make DIR [--seed N] | --model DIR".into()),
         }
     }
 }

@@ -14,6 +14,10 @@ pub mod tokenize;
 #[cfg(feature = "decoder")]
 pub mod checkpoint;
 #[cfg(feature = "decoder")]
+pub mod classify;
+#[cfg(feature = "decoder")]
 pub mod decoder;
 #[cfg(feature = "decoder")]
 pub mod logprobs;
+#[cfg(feature = "decoder")]
+pub mod merge;

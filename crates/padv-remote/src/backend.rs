@@ -1,13 +1,11 @@
 //! [`RemoteBackend`]: a fleet of vLLM or SGLang servers of one model behind
 //! `padv_core::LogprobBackend`.
 //!
-//! A batch is spread over the endpoints by worker threads, `concurrency` per endpoint, that
-//! pull the next request from a shared counter: a faster server simply takes more requests.
-//! Transport errors, timeouts, 429 and 5xx are retried with exponential backoff and full
-//! jitter; every failed attempt counts against its endpoint's error budget, and an endpoint
-//! over budget takes no more requests. When every endpoint is over budget the remaining
-//! requests fail with [`RemoteError::BudgetExhausted`] while the finished ones are returned,
-//! so the caller caches them and a rerun resumes.
+//! A batch is spread over the endpoints by worker threads, `concurrency` per endpoint, with
+//! retries, backoff and per-endpoint error budgets ([`crate::fleet`], shared with the judge
+//! client). When every endpoint is over budget the remaining requests fail with
+//! [`RemoteError::BudgetExhausted`] while the finished ones are returned, so the caller
+//! caches them and a rerun resumes.
 //!
 //! Sequences are never split. A teacher-forced log-prob at position t conditions on all of
 //! `ids[..t]`; scoring a long sequence in windows would condition on less and give different
@@ -16,14 +14,14 @@
 //! [`RemoteError::TooLong`] before anything is sent, and the caller skips that trajectory or
 //! truncates it (`--max-length`) as it does for the local engine.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use padv_core::{BackendError, LogprobBackend, PositionLogprobs, ScoreRequest, StatsRequest};
 
 use crate::endpoint::{Endpoint, ModelIdentity};
 use crate::error::RemoteError;
+use crate::fleet::{Fleet, RetryPolicy};
 use crate::protocol::{parse_response, request_body, EngineKind, Extract, TOPK_MEAN_K};
 
 /// Options of [`RemoteBackend::connect`].
@@ -51,6 +49,17 @@ pub struct RemoteOptions {
     pub max_model_len: Option<usize>,
     /// Served model to use, by its `/v1/models` id; None takes the first listed.
     pub model: Option<String>,
+}
+
+impl RemoteOptions {
+    pub(crate) fn retry_policy(&self) -> RetryPolicy {
+        RetryPolicy {
+            retries: self.retries,
+            error_budget: self.error_budget,
+            backoff_base: self.backoff_base,
+            backoff_max: self.backoff_max,
+        }
+    }
 }
 
 impl Default for RemoteOptions {
@@ -108,8 +117,7 @@ fn add(c: &AtomicU64, d: Duration) {
 pub struct RemoteBackend {
     endpoints: Vec<Endpoint>,
     /// Failed attempts per endpoint, over the backend's life.
-    failed: Vec<AtomicUsize>,
-    last_error: Mutex<String>,
+    fleet: Fleet,
     opts: RemoteOptions,
     vocab_size: usize,
     counters: Counters,
@@ -162,9 +170,11 @@ impl RemoteBackend {
             endpoints.push(ep);
         }
         Ok(Self {
-            failed: endpoints.iter().map(|_| AtomicUsize::new(0)).collect(),
+            fleet: Fleet::new(
+                endpoints.iter().map(|e| e.url().to_string()).collect(),
+                opts.retry_policy(),
+            ),
             endpoints,
-            last_error: Mutex::new(String::new()),
             opts,
             vocab_size,
             counters: Counters::default(),
@@ -194,14 +204,6 @@ impl RemoteBackend {
             client_ns: g(&c.client_ns),
             io_ns: g(&c.io_ns),
         }
-    }
-
-    fn alive(&self, e: usize) -> bool {
-        self.failed[e].load(Ordering::Relaxed) < self.opts.error_budget.max(1)
-    }
-
-    fn any_alive(&self) -> bool {
-        (0..self.endpoints.len()).any(|e| self.alive(e))
     }
 
     /// Checks a request and the prompt it needs: `ids[..=last target]`.
@@ -256,11 +258,7 @@ impl RemoteBackend {
             self.opts.top_k,
         );
         add(&c.client_ns, t0.elapsed());
-        let mut attempt = 0;
-        loop {
-            if !self.alive(e) {
-                return Err(None);
-            }
+        let out = self.fleet.attempt(e, || {
             c.attempts.fetch_add(1, Ordering::Relaxed);
             let t1 = Instant::now();
             let answer = ep.post_score(&body, what);
@@ -285,76 +283,15 @@ impl RemoteBackend {
                 })
             });
             add(&c.client_ns, t2.elapsed());
-            let err = match result {
-                Ok(out) => {
-                    c.requests_ok.fetch_add(1, Ordering::Relaxed);
-                    c.prompt_tokens
-                        .fetch_add(prompt.len() as u64, Ordering::Relaxed);
-                    return Ok(out);
-                }
-                Err(err) => err,
-            };
-            c.failures.fetch_add(1, Ordering::Relaxed);
-            let failed = self.failed[e].fetch_add(1, Ordering::Relaxed) + 1;
-            if let Ok(mut last) = self.last_error.lock() {
-                *last = err.to_string();
+            if result.is_err() {
+                c.failures.fetch_add(1, Ordering::Relaxed);
             }
-            if failed >= self.opts.error_budget.max(1) {
-                tracing::error!(
-                    "{}: error budget of {} failed attempts used up; no more requests go there (last: {err})",
-                    ep.url(),
-                    self.opts.error_budget
-                );
-            }
-            if !err.is_retryable() || attempt >= self.opts.retries {
-                return Err(Some(err));
-            }
-            let delay = self.backoff(attempt);
-            tracing::warn!(
-                "{err}; retry {} of {} in {:.2} s",
-                attempt + 1,
-                self.opts.retries,
-                delay.as_secs_f64()
-            );
-            std::thread::sleep(delay);
-            attempt += 1;
-        }
-    }
-
-    /// Full jitter: uniform in [0, min(max, base·2ⁿ)], so clients that failed together do not
-    /// retry together.
-    fn backoff(&self, attempt: usize) -> Duration {
-        let cap = self
-            .opts
-            .backoff_base
-            .saturating_mul(1u32 << attempt.min(20))
-            .min(self.opts.backoff_max);
-        cap.mul_f64(fastrand::f64())
-    }
-}
-
-/// Shared state of one batch.
-struct Batch<'r, 'a> {
-    requests: &'r [ScoreRequest<'a>],
-    next: AtomicUsize,
-    /// Requests handed back by a worker whose endpoint ran out of budget.
-    requeued: Mutex<Vec<usize>>,
-    results: Vec<Mutex<Option<Result<PositionLogprobs, BackendError>>>>,
-}
-
-impl Batch<'_, '_> {
-    fn take(&self) -> Option<usize> {
-        if let Some(i) = self.requeued.lock().ok().and_then(|mut q| q.pop()) {
-            return Some(i);
-        }
-        let i = self.next.fetch_add(1, Ordering::Relaxed);
-        (i < self.requests.len()).then_some(i)
-    }
-
-    fn put(&self, i: usize, r: Result<PositionLogprobs, BackendError>) {
-        if let Ok(mut slot) = self.results[i].lock() {
-            *slot = Some(r);
-        }
+            result
+        })?;
+        c.requests_ok.fetch_add(1, Ordering::Relaxed);
+        c.prompt_tokens
+            .fetch_add(prompt.len() as u64, Ordering::Relaxed);
+        Ok(out)
     }
 }
 
@@ -367,33 +304,20 @@ fn describe(i: usize, r: &ScoreRequest<'_>) -> String {
 }
 
 impl RemoteBackend {
-    fn worker(&self, e: usize, batch: &Batch<'_, '_>, stats: StatsRequest) {
-        while self.alive(e) {
-            let Some(i) = batch.take() else { return };
-            let r = &batch.requests[i];
-            let what = describe(i, r);
-            let prompt = match self.validate(r, &what) {
-                Ok(p) => p,
-                Err(err) => {
-                    batch.put(i, Err(err.into()));
-                    continue;
-                }
-            };
-            if prompt.is_empty() {
-                batch.put(i, Ok(empty(stats, self.opts.top_k)));
-                continue;
-            }
-            match self.run_one(e, prompt, r, stats, &what) {
-                Ok(out) => batch.put(i, Ok(out)),
-                Err(Some(err)) => batch.put(i, Err(err.into())),
-                Err(None) => {
-                    if let Ok(mut q) = batch.requeued.lock() {
-                        q.push(i);
-                    }
-                    return;
-                }
-            }
+    /// Request `i` on endpoint `e`: validated, then sent with retries.
+    fn job(
+        &self,
+        e: usize,
+        i: usize,
+        r: &ScoreRequest<'_>,
+        stats: StatsRequest,
+    ) -> Result<PositionLogprobs, Option<RemoteError>> {
+        let what = describe(i, r);
+        let prompt = self.validate(r, &what).map_err(Some)?;
+        if prompt.is_empty() {
+            return Ok(empty(stats, self.opts.top_k));
         }
+        self.run_one(e, prompt, r, stats, &what)
     }
 }
 
@@ -437,59 +361,20 @@ impl LogprobBackend for RemoteBackend {
         requests: &[ScoreRequest<'_>],
         stats: StatsRequest,
     ) -> Vec<Result<PositionLogprobs, BackendError>> {
-        let batch = Batch {
-            requests,
-            next: AtomicUsize::new(0),
-            requeued: Mutex::new(Vec::new()),
-            results: requests.iter().map(|_| Mutex::new(None)).collect(),
-        };
         let this = &*self;
-        let per_endpoint = this.opts.concurrency.min(requests.len());
-        std::thread::scope(|s| {
-            for e in 0..this.endpoints.len() {
-                for _ in 0..per_endpoint {
-                    let batch = &batch;
-                    s.spawn(move || this.worker(e, batch, stats));
-                }
-            }
-        });
-        // A worker that hands a request back exits; if others are still alive they pick it
-        // up, otherwise it is left here. Run leftovers on any endpoint still in budget.
-        while this.any_alive() {
-            let pending = batch
-                .requeued
-                .lock()
-                .map(|q| !q.is_empty())
-                .unwrap_or(false);
-            if !pending {
-                break;
-            }
-            std::thread::scope(|s| {
-                for e in (0..this.endpoints.len()).filter(|&e| this.alive(e)) {
-                    let batch = &batch;
-                    s.spawn(move || this.worker(e, batch, stats));
-                }
-            });
-        }
-        let last = this
-            .last_error
-            .lock()
-            .map(|l| l.clone())
-            .unwrap_or_default();
-        batch
-            .results
+        this.fleet
+            .run(
+                requests.len(),
+                this.opts.concurrency,
+                |e, i| this.job(e, i, &requests[i], stats),
+                |i, budget, last| RemoteError::BudgetExhausted {
+                    what: describe(i, &requests[i]),
+                    budget,
+                    last,
+                },
+            )
             .into_iter()
-            .enumerate()
-            .map(|(i, slot)| {
-                slot.into_inner().ok().flatten().unwrap_or_else(|| {
-                    Err(RemoteError::BudgetExhausted {
-                        what: describe(i, &requests[i]),
-                        budget: this.opts.error_budget,
-                        last: last.clone(),
-                    }
-                    .into())
-                })
-            })
+            .map(|r| r.map_err(BackendError::from))
             .collect()
     }
 }

@@ -13,10 +13,14 @@
 mod backend;
 mod endpoint;
 mod error;
+mod fleet;
+mod http;
+pub mod judge;
 pub mod protocol;
 mod sparse;
 
 pub use backend::{RemoteBackend, RemoteOptions, RemoteStats};
 pub use endpoint::{Endpoint, ModelIdentity};
 pub use error::RemoteError;
+pub use http::HttpTarget;
 pub use protocol::EngineKind;

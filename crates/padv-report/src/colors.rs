@@ -17,6 +17,7 @@ pub(crate) fn method(m: Method) -> RGBColor {
         Method::SelfCertaintyRefimpl => RGBColor(127, 127, 127),
         Method::DeepconfTailRefimpl => RGBColor(188, 189, 34),
         Method::DeepconfBottom10Refimpl => RGBColor(57, 59, 121),
+        Method::Judge => RGBColor(90, 90, 90),
     }
 }
 

@@ -44,7 +44,7 @@ use std::path::{Path, PathBuf};
 
 use padv_core::eval::report::{BonReport, FaReport, ReportBody, UqReport};
 use padv_core::eval::{evaluate, EvalConfig, EvalError, EvalKind, EvalReport};
-use padv_core::score::{ScoreError, ScoreTable};
+use padv_core::score::{Method, ScoreError, ScoreTable};
 use padv_core::{LogprobRecord, Trajectory};
 
 pub use inputs::{ModelInfo, RunInfo, SourceFile};
@@ -144,9 +144,21 @@ pub fn evaluate_all(
     records: &[LogprobRecord],
     cfg: &EvalConfig,
 ) -> Result<Vec<EvalReport>, ReportError> {
+    // The page keys its charts and tables by method, and every judge's row is
+    // `Method::Judge` (told apart by name): until the page keys rows by judge too, judges are
+    // left to `padv eval`, whose tables show them beside PA.
+    let methods: Vec<Method> = if cfg.methods.is_empty() {
+        Method::ALL.to_vec()
+    } else {
+        cfg.methods.clone()
+    }
+    .into_iter()
+    .filter(|m| *m != Method::Judge)
+    .collect();
     let cfg = EvalConfig {
         grid: true,
         cell_intervals: false,
+        methods,
         ..cfg.clone()
     };
     Ok(EvalKind::ALL

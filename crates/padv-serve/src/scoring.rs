@@ -415,6 +415,7 @@ pub fn record_from(
         vocab_size: Some(vocab_size),
         steps,
         num_messages: Some(t.messages.len()),
+        judges: Default::default(),
     })
 }
 

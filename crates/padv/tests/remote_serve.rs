@@ -55,7 +55,7 @@ fn remote_scoring_against_padv_serve_equals_local_scoring() {
             .args(["demo", "--quick", "--maps", "1", "--seed", "5", "--out"])
             .arg(&demo),
     );
-    let trajectories = demo.join("trajectories.jsonl");
+    let trajectories = demo.join("policy").join("trajectories.jsonl");
 
     let port = TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::EvalError;
 use crate::score::names::named_enum;
-use crate::score::{ScoreSpec, ScoreTable};
+use crate::score::{Method, ScoreSpec, ScoreTable};
 
 named_enum! {
     /// A rule that turns step scores into a predicted mistake step.
@@ -29,13 +29,19 @@ named_enum! {
         SharpestAbsDrop = "sharpest_abs_drop",
         /// The lowest-scoring step, whatever its sign (first on ties): what the theory
         /// suggests for progress advantage, whose step score is the action's advantage —
-        /// the decisive mistake is the action that gave away the most.
+        /// the decisive mistake is the action that gave away the most. For a PRM's
+        /// P(correct) it is the reference's ThinkPRM "min" predictor.
         LowestStep = "lowest_step",
+        /// The first step scored below 0.5 (a PRM judging it more likely wrong than right;
+        /// the reference's ThinkPRM predictor); the lowest-scoring step when none is (padv's
+        /// fallback: the reference's is not recorded).
+        EarliestBelowHalf = "earliest_below_half",
     }
 }
 
-/// The predictors in the order of every per-record prediction array
-/// ([`RecordPrediction`]), which then holds the `first_action` and `last_action` priors.
+/// The predictors of the log-prob methods, in the order of every per-record prediction
+/// array ([`RecordPrediction`]), which then holds the `first_action` and `last_action`
+/// priors.
 pub(crate) const PREDICTORS: [FaPredictor; 4] = [
     FaPredictor::MinCumulative,
     FaPredictor::SharpestDrop,
@@ -43,16 +49,39 @@ pub(crate) const PREDICTORS: [FaPredictor; 4] = [
     FaPredictor::LowestStep,
 ];
 
+/// The predictors of judges' step values: the reference's ThinkPRM predictors (min,
+/// sharpest absolute drop, earliest below 0.5), then `min_cumulative` so every cell has four
+/// (for probabilities, which are never negative, it picks the first step: the report marks
+/// it as the `first_action` prior).
+pub(crate) const JUDGE_PREDICTORS: [FaPredictor; 4] = [
+    FaPredictor::LowestStep,
+    FaPredictor::SharpestAbsDrop,
+    FaPredictor::EarliestBelowHalf,
+    FaPredictor::MinCumulative,
+];
+
+/// The predictors failure attribution evaluates for a method.
+pub fn predictors_for(method: Method) -> [FaPredictor; 4] {
+    if method == Method::Judge {
+        JUDGE_PREDICTORS
+    } else {
+        PREDICTORS
+    }
+}
+
 /// Entries of a per-record prediction array: the predictors, then the two priors.
 pub(crate) const N_PREDICTIONS: usize = PREDICTORS.len() + 2;
 
-/// The predictions of every [`PREDICTORS`] entry, then the first and the last scored
+/// The predictions of every one of `predictors`, then the first and the last scored
 /// action; `None` without scored steps.
-pub(crate) fn predictions(steps: &[(usize, f64)]) -> Option<[usize; N_PREDICTIONS]> {
+pub(crate) fn predictions(
+    predictors: [FaPredictor; 4],
+    steps: &[(usize, f64)],
+) -> Option<[usize; N_PREDICTIONS]> {
     let &(first, _) = steps.first()?;
     let &(last, _) = steps.last()?;
     let mut out = [first; N_PREDICTIONS];
-    for (o, p) in out.iter_mut().zip(PREDICTORS) {
+    for (o, p) in out.iter_mut().zip(predictors) {
         *o = p.predict(steps).unwrap_or(first);
     }
     out[PREDICTORS.len()] = first;
@@ -120,6 +149,10 @@ impl FaPredictor {
                 }
                 best.map_or(first, |(_, mi)| mi)
             }
+            FaPredictor::EarliestBelowHalf => match steps.iter().find(|&&(_, s)| s < 0.5) {
+                Some(&(mi, _)) => mi,
+                None => FaPredictor::LowestStep.predict(steps)?,
+            },
         })
     }
 }
@@ -152,8 +185,8 @@ pub struct FaResult {
     pub n_no_steps: usize,
     /// The most frequent `mistake_step` among the evaluated records (smallest on ties).
     pub most_common_step: Option<usize>,
-    /// The predictors, then the trivial priors `first_action` (always the first scored
-    /// action), `last_action` (always the last one) and `most_common_step` (always the mode
+    /// The predictors ([`predictors_for`] the method), then the trivial priors `first_action`
+    /// (always the first scored action), `last_action` (always the last one) and `most_common_step` (always the mode
     /// above; NOTE: tuned on the evaluation data, so an optimistic prior).
     pub rows: Vec<FaMetrics>,
 }
@@ -170,11 +203,20 @@ pub struct FaRow {
     pub result: FaResult,
 }
 
-/// Evaluate every predictor on records given as step scores and annotated mistake steps
-/// (aligned slices).
+/// Evaluate the log-prob methods' predictors on records given as step scores and annotated
+/// mistake steps (aligned slices).
 pub fn attribution(
     step_scores: &[Vec<(usize, f64)>],
     mistake_steps: &[Option<usize>],
+) -> Result<FaResult, EvalError> {
+    attribution_with(step_scores, mistake_steps, PREDICTORS)
+}
+
+/// [`attribution`] with the given predictors (e.g. [`predictors_for`] a judge).
+pub fn attribution_with(
+    step_scores: &[Vec<(usize, f64)>],
+    mistake_steps: &[Option<usize>],
+    predictors: [FaPredictor; 4],
 ) -> Result<FaResult, EvalError> {
     if step_scores.len() != mistake_steps.len() {
         return Err(EvalError::LengthMismatch {
@@ -183,7 +225,7 @@ pub fn attribution(
             found: step_scores.len(),
         });
     }
-    let mut acc = Accumulator::default();
+    let mut acc = Accumulator::new(predictors);
     for (steps, mistake) in step_scores.iter().zip(mistake_steps) {
         acc.add(steps, *mistake);
     }
@@ -192,8 +234,8 @@ pub fn attribution(
 
 /// Collects per-record predictions; records are added one at a time so the grid can reuse
 /// one step buffer per cell.
-#[derive(Default)]
 struct Accumulator {
+    predictors: [FaPredictor; 4],
     n_no_mistake: usize,
     n_no_steps: usize,
     /// Per evaluated record: gold, then predictions in row order ([`predictions`]).
@@ -201,12 +243,21 @@ struct Accumulator {
 }
 
 impl Accumulator {
+    fn new(predictors: [FaPredictor; 4]) -> Accumulator {
+        Accumulator {
+            predictors,
+            n_no_mistake: 0,
+            n_no_steps: 0,
+            evaluated: Vec::new(),
+        }
+    }
+
     fn add(&mut self, steps: &[(usize, f64)], mistake: Option<usize>) {
         let Some(gold) = mistake else {
             self.n_no_mistake += 1;
             return;
         };
-        let Some(preds) = predictions(steps) else {
+        let Some(preds) = predictions(self.predictors, steps) else {
             self.n_no_steps += 1;
             return;
         };
@@ -232,7 +283,8 @@ impl Accumulator {
             )
             .map(|(step, _)| step);
 
-        let names: Vec<&str> = PREDICTORS
+        let names: Vec<&str> = self
+            .predictors
             .iter()
             .map(|p| p.name())
             .chain(["first_action", "last_action"])
@@ -290,6 +342,7 @@ pub(crate) fn record_predictions(
     spec: &ScoreSpec,
 ) -> Result<Vec<RecordPrediction>, EvalError> {
     let scorer = table.scorer(spec)?;
+    let predictors = predictors_for(spec.method);
     let mut steps = Vec::new();
     Ok(table
         .mistake_steps()
@@ -298,7 +351,7 @@ pub(crate) fn record_predictions(
         .map(|(r, &mistake)| {
             let gold = mistake?;
             scorer.step_scores_into(r, &mut steps);
-            Some(predictions(&steps).map(|p| (gold, p)))
+            Some(predictions(predictors, &steps).map(|p| (gold, p)))
         })
         .collect())
 }
@@ -325,7 +378,7 @@ pub fn fa_grid(table: &ScoreTable, specs: &[ScoreSpec]) -> Result<Vec<FaRow>, Ev
         .par_iter()
         .map(|spec| {
             let scorer = table.scorer(spec)?;
-            let mut acc = Accumulator::default();
+            let mut acc = Accumulator::new(predictors_for(spec.method));
             let mut steps = Vec::new();
             for (r, &mistake) in table.mistake_steps().iter().enumerate() {
                 if mistake.is_some() {
@@ -394,6 +447,22 @@ mod tests {
             Some(3)
         );
         assert_eq!(FaPredictor::SharpestAbsDrop.predict(&[]), None);
+    }
+
+    #[test]
+    fn prm_predictors() {
+        let steps = [(1, 0.9), (3, 0.6), (5, 0.1), (7, 0.05)];
+        // min: 0.05 at 7; abs drop: -0.3 (3), -0.5 (5), -0.05 (7) -> 5; earliest < 0.5: 5.
+        assert_eq!(FaPredictor::LowestStep.predict(&steps), Some(7));
+        assert_eq!(FaPredictor::SharpestAbsDrop.predict(&steps), Some(5));
+        assert_eq!(FaPredictor::EarliestBelowHalf.predict(&steps), Some(5));
+        // Nothing below 0.5: the lowest step (first on ties).
+        let steps = [(1, 0.9), (3, 0.6), (5, 0.6)];
+        assert_eq!(FaPredictor::EarliestBelowHalf.predict(&steps), Some(3));
+        // SharpestDrop gives the first action for probabilities: why judges use LowestStep.
+        assert_eq!(FaPredictor::SharpestDrop.predict(&steps), Some(1));
+        assert_eq!(predictors_for(Method::Judge)[0], FaPredictor::LowestStep);
+        assert_eq!(predictors_for(Method::Pa), PREDICTORS);
     }
 
     #[test]

@@ -116,11 +116,11 @@ pub fn cross_validate(group: &str, rows: &[&UqRow]) -> CvResult {
 /// [`cross_validate`] once per method present in `rows` (first-appearance order), each over
 /// all of that method's cells.
 pub fn cross_validate_by_method(rows: &[UqRow]) -> Vec<CvResult> {
-    crate::score::cells_by_method(rows.iter().map(|r| r.spec.method))
+    crate::score::cells_by_method(rows.iter().map(|r| r.spec.group()))
         .into_iter()
         .map(|(m, idx)| {
             let group: Vec<&UqRow> = idx.iter().map(|&i| &rows[i]).collect();
-            cross_validate(m.name(), &group)
+            cross_validate(&m.name(), &group)
         })
         .collect()
 }

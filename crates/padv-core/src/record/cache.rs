@@ -4,10 +4,14 @@
 //! by the model fingerprint, the token ids, the targets and the statistics requested. Policy and
 //! reference are cached separately, so swapping only the reference recomputes only the reference.
 //! Entries are written atomically, so an interrupted run leaves only complete entries and a
-//! rerun resumes where it stopped.
+//! rerun resumes where it stopped. The folder mechanics are [`JsonCache`]'s, which the judge
+//! answers' cache shares.
 
 use std::fs;
 use std::path::{Path, PathBuf};
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 
 use crate::atomic::write_bytes_atomic;
 use crate::backend::{PositionLogprobs, StatsRequest};
@@ -31,18 +35,18 @@ impl CacheKey {
         Self(h.finish())
     }
 
-    fn file_name(self) -> String {
-        format!("{:016x}.json", self.0)
+    fn stem(self) -> String {
+        format!("{:016x}", self.0)
     }
 }
 
-/// A folder of cache entries.
+/// A folder of JSON entries, one file per key, written atomically.
 #[derive(Debug, Clone)]
-pub struct LogprobCache {
+pub struct JsonCache {
     dir: PathBuf,
 }
 
-impl LogprobCache {
+impl JsonCache {
     /// Open (creating) a cache folder, removing temporaries left by killed writers.
     pub fn open(dir: &Path) -> std::io::Result<Self> {
         fs::create_dir_all(dir)?;
@@ -58,20 +62,17 @@ impl LogprobCache {
         &self.dir
     }
 
-    /// A cached entry, if present and readable. A corrupt entry (which atomic writes make
-    /// unlikely) is treated as missing and recomputed, with a warning.
-    pub fn get(&self, key: CacheKey, expected_len: usize) -> Option<PositionLogprobs> {
-        let path = self.dir.join(key.file_name());
+    fn path(&self, key: &str) -> PathBuf {
+        self.dir.join(format!("{key}.json"))
+    }
+
+    /// The entry `key` (a file stem), if present and readable. A corrupt entry (which atomic
+    /// writes make unlikely) is treated as missing, with a warning, so it is recomputed.
+    pub fn get<T: DeserializeOwned>(&self, key: &str) -> Option<T> {
+        let path = self.path(key);
         let bytes = fs::read(&path).ok()?;
-        match serde_json::from_slice::<PositionLogprobs>(&bytes) {
-            Ok(v) if v.logprob.len() == expected_len => Some(v),
-            Ok(_) => {
-                tracing::warn!(
-                    "cache entry {} has the wrong length; recomputing",
-                    path.display()
-                );
-                None
-            }
+        match serde_json::from_slice(&bytes) {
+            Ok(v) => Some(v),
             Err(e) => {
                 tracing::warn!(
                     "cache entry {} unreadable ({e}); recomputing",
@@ -82,10 +83,51 @@ impl LogprobCache {
         }
     }
 
+    /// Stores an entry atomically.
+    pub fn put<T: Serialize>(&self, key: &str, value: &T) -> std::io::Result<()> {
+        let bytes = serde_json::to_vec(value).map_err(std::io::Error::other)?;
+        write_bytes_atomic(&self.path(key), &bytes)
+    }
+}
+
+/// A folder of cache entries.
+#[derive(Debug, Clone)]
+pub struct LogprobCache {
+    files: JsonCache,
+}
+
+impl LogprobCache {
+    /// Open (creating) a cache folder, removing temporaries left by killed writers.
+    pub fn open(dir: &Path) -> std::io::Result<Self> {
+        Ok(Self {
+            files: JsonCache::open(dir)?,
+        })
+    }
+
+    /// The cache folder.
+    pub fn dir(&self) -> &Path {
+        self.files.dir()
+    }
+
+    /// A cached entry, if present, readable and of the expected length (otherwise it is
+    /// recomputed, with a warning).
+    pub fn get(&self, key: CacheKey, expected_len: usize) -> Option<PositionLogprobs> {
+        let v: PositionLogprobs = self.files.get(&key.stem())?;
+        if v.logprob.len() == expected_len {
+            Some(v)
+        } else {
+            tracing::warn!(
+                "cache entry {}.json in {} has the wrong length; recomputing",
+                key.stem(),
+                self.dir().display()
+            );
+            None
+        }
+    }
+
     /// Store an entry atomically.
     pub fn put(&self, key: CacheKey, value: &PositionLogprobs) -> std::io::Result<()> {
-        let bytes = serde_json::to_vec(value).map_err(std::io::Error::other)?;
-        write_bytes_atomic(&self.dir.join(key.file_name()), &bytes)
+        self.files.put(&key.stem(), value)
     }
 }
 

@@ -95,7 +95,8 @@ fn parse_line(path: &Path, line: usize, text: &str) -> Result<LogprobRecord, Rec
 /// values are finite (a value beyond f32's range, e.g. `-1e39`, parses to infinity and would
 /// rank as an extreme score), log-probs are ≤ 0 (up to rounding), steps are in message
 /// order, and, when `num_messages` is given, `mistake_step` and every `message_index` are
-/// messages of the trajectory.
+/// messages of the trajectory; judge scores are finite, with valid names and steps in
+/// message order ([`crate::judge::validate_judges`]).
 pub fn validate(record: &LogprobRecord) -> Result<(), String> {
     if let Some(n) = record.num_messages {
         if let Some(m) = record.mistake_step.filter(|&m| m >= n) {
@@ -140,6 +141,7 @@ pub fn validate(record: &LogprobRecord) -> Result<(), String> {
             }
         }
     }
+    crate::judge::validate_judges(&record.judges, record.num_messages)?;
     if let Some(label) = record.label {
         if !label.is_finite() {
             return Err(format!("field label: {label} is not a finite number"));
@@ -314,6 +316,7 @@ mod tests {
         let path = dir.path().join("out.jsonl");
         let rec = LogprobRecord {
             num_messages: None,
+            judges: Default::default(),
             id: "x".into(),
             task_id: "t".into(),
             label: Some(1.0),

@@ -15,13 +15,21 @@
 //! required; a statistic a source cannot give is simply absent and the methods that need it
 //! report so (see [`crate::score`]). Any engine (vLLM, a user's RL pipeline) that can produce
 //! per-token log-probs can write this file and use every evaluation.
+//!
+//! An optional `judges` map carries other judges' scores of the same trajectory (see
+//! [`crate::judge`]): `{"judges": {"thinkprm": {"steps": [{"message_index": 1, "score":
+//! 0.9}]}, "wildreward": {"trajectory": 3.7}}}`. Records without it read as before.
 
 pub mod cache;
 mod io;
 
 pub use io::{read_records, read_records_from_str, validate, write_records_atomic, RecordError};
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
+
+use crate::judge::JudgeScores;
 
 /// Per-token log-probs of one trajectory's action steps.
 ///
@@ -50,6 +58,9 @@ pub struct LogprobRecord {
     /// messages (which would otherwise just count as a miss in failure attribution).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub num_messages: Option<usize>,
+    /// Other judges' scores of this trajectory, by judge name (see [`crate::judge`]).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub judges: BTreeMap<String, JudgeScores>,
 }
 
 /// Per-token arrays of one action step. Empty arrays mean the step's tokens were truncated away.

@@ -53,4 +53,23 @@ pub enum ScoreError {
     /// An invalid [`super::ScoreSpec`] (e.g. β ≤ 0).
     #[error("invalid score spec: {0}")]
     InvalidSpec(String),
+    /// A judge cell names a judge (or a level of it) that no record carries.
+    #[error("no record has {what} of judge {judge:?} (judges in these records: {available})")]
+    UnknownJudge {
+        /// The judge asked for.
+        judge: String,
+        /// `trajectory values` or `step values`.
+        what: &'static str,
+        /// The judges present, comma-separated (or `none`).
+        available: String,
+    },
+    /// A record's `judges` has an invalid name (records read from files are validated
+    /// already; this guards records built in memory).
+    #[error("record {record:?}: field judges: {message}")]
+    InvalidJudge {
+        /// Record id.
+        record: String,
+        /// What is wrong.
+        message: String,
+    },
 }

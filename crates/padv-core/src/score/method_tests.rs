@@ -26,6 +26,7 @@ fn record(steps: Vec<StepLogprobs>) -> LogprobRecord {
         mistake_step: None,
         vocab_size: None,
         steps,
+        judges: Default::default(),
     }
 }
 

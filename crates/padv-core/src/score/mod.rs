@@ -23,7 +23,7 @@
 //! };
 //! let record = LogprobRecord {
 //!     id: "t1".into(), task_id: "task".into(), label: Some(1.0), mistake_step: None,
-//!     vocab_size: None, num_messages: None,
+//!     vocab_size: None, num_messages: None, judges: Default::default(),
 //!     steps: vec![step(1, vec![-0.5, -1.0], vec![-1.0, -1.5]), step(3, vec![-2.0], vec![-1.0])],
 //! };
 //! // PA, token mean: step 1: mean(-0.5, -1) - mean(-1, -1.5) = -0.75 + 1.25 = 0.5;
@@ -49,6 +49,8 @@ pub use aggregate::{bottom10_count, StepAgg, TokenAgg, TokenStats};
 pub use error::ScoreError;
 pub use names::ParseNameError;
 pub use scorer::{step_scores, trajectory_score, Scorer};
-pub(crate) use spec::cells_by_method;
-pub use spec::{grid, Method, PaMode, ScoreSpec, ScoreSpecBuilder};
+pub(crate) use spec::{cells_by_method, MethodGroup};
+pub use spec::{
+    grid, judge_grid, JudgeLevel, JudgeRef, Method, PaMode, ScoreSpec, ScoreSpecBuilder,
+};
 pub use table::ScoreTable;

@@ -7,8 +7,8 @@
 use rayon::prelude::*;
 
 use super::aggregate::{Extremes, StepAgg, TokenAgg};
-use super::spec::{Method, PaMode, ScoreSpec};
-use super::table::{ScoreTable, Source};
+use super::spec::{JudgeLevel, Method, PaMode, ScoreSpec};
+use super::table::{JudgeColumns, ScoreTable, Source};
 use super::ScoreError;
 use crate::record::LogprobRecord;
 
@@ -30,6 +30,10 @@ enum Kernel<'a> {
         /// Subtract `ln V` (self-certainty), once per token for `sum`, once otherwise.
         log_vocab: Option<LogVocabShift>,
     },
+    /// A judge's trajectory value (no steps).
+    JudgeTrajectory { values: &'a [Option<f64>] },
+    /// A judge's step values, read as they are.
+    JudgeSteps { cols: &'a JudgeColumns },
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -58,6 +62,9 @@ impl ScoreTable {
         spec: &ScoreSpec,
         records: std::ops::Range<usize>,
     ) -> Result<Scorer<'_>, ScoreError> {
+        if spec.method == Method::Judge {
+            return self.judge_scorer(spec);
+        }
         let t = spec.token_agg;
         let (source, kernel) = match spec.method {
             Method::Pa => match spec.effective_pa_mode() {
@@ -102,6 +109,7 @@ impl ScoreTable {
                     log_vocab: None,
                 },
             ),
+            Method::Judge => unreachable!("handled by judge_scorer above"),
         };
         if let Some((r, pos)) = self.first_missing(source, records) {
             let step = self.steps_of(r).start + pos;
@@ -113,6 +121,47 @@ impl ScoreTable {
                 field: source.field(),
             });
         }
+        Ok(Scorer {
+            table: self,
+            kernel,
+            step_agg: spec.effective_step_agg(),
+        })
+    }
+
+    /// A judge cell: a record without the judge's values has no score (it is dropped from
+    /// UQ, ranked last in best-of-N), never an error.
+    fn judge_scorer(&self, spec: &ScoreSpec) -> Result<Scorer<'_>, ScoreError> {
+        let Some(judge) = spec.judge else {
+            return Err(ScoreError::InvalidSpec(
+                "method `judge` needs the judge's name".into(),
+            ));
+        };
+        let cols = self.judge_columns(judge.name);
+        let (kernel, what) = match (judge.level, cols) {
+            (JudgeLevel::Trajectory, Some(c)) if c.has_trajectory() => (
+                Some(Kernel::JudgeTrajectory {
+                    values: &c.trajectory,
+                }),
+                "trajectory values",
+            ),
+            (JudgeLevel::Steps, Some(c)) if c.has_steps() => {
+                (Some(Kernel::JudgeSteps { cols: c }), "step values")
+            }
+            (JudgeLevel::Trajectory, _) => (None, "trajectory values"),
+            (JudgeLevel::Steps, _) => (None, "step values"),
+        };
+        let Some(kernel) = kernel else {
+            let names: Vec<String> = self.judges().iter().map(|j| j.0.to_string()).collect();
+            return Err(ScoreError::UnknownJudge {
+                judge: judge.name.to_string(),
+                what,
+                available: if names.is_empty() {
+                    "none".into()
+                } else {
+                    names.join(", ")
+                },
+            });
+        };
         Ok(Scorer {
             table: self,
             kernel,
@@ -176,25 +225,25 @@ impl ScoreTable {
 }
 
 impl Scorer<'_> {
-    /// Call `f(global step, value)` for each scored step of record `r`, in order. One tight
+    /// Call `f(message index, value)` for each scored step of record `r`, in order. One tight
     /// loop per kernel kind over contiguous column slices (this is the grid's inner loop).
     #[inline]
     fn for_each_step(&self, r: usize, mut f: impl FnMut(usize, f64)) {
         let range = self.table.steps_of(r);
-        let first = range.start;
+        let mi = &self.table.message_index()[range.clone()];
         match self.kernel {
             Kernel::Linear {
                 a,
                 b: Some(b),
                 beta,
             } => {
-                for (k, (x, y)) in a[range.clone()].iter().zip(&b[range]).enumerate() {
-                    f(first + k, beta * (x - y));
+                for ((x, y), &m) in a[range.clone()].iter().zip(&b[range]).zip(mi) {
+                    f(m, beta * (x - y));
                 }
             }
             Kernel::Linear { a, b: None, beta } => {
-                for (k, x) in a[range].iter().enumerate() {
-                    f(first + k, beta * x);
+                for (x, &m) in a[range].iter().zip(mi) {
+                    f(m, beta * x);
                 }
             }
             Kernel::Certainty {
@@ -204,7 +253,7 @@ impl Scorer<'_> {
             } => {
                 let log_v = self.table.log_vocab().get(r).copied().unwrap_or(0.0);
                 let n_tokens = &self.table.n_tokens()[range.clone()];
-                for (k, (x, &n)) in col[range].iter().zip(n_tokens).enumerate() {
+                for ((x, &n), &m) in col[range].iter().zip(n_tokens).zip(mi) {
                     if n == 0 {
                         continue;
                     }
@@ -213,7 +262,14 @@ impl Scorer<'_> {
                         Some(LogVocabShift::Once) => log_v,
                         Some(LogVocabShift::PerToken) => f64::from(n) * log_v,
                     };
-                    f(first + k, sign * x - shift);
+                    f(m, sign * x - shift);
+                }
+            }
+            Kernel::JudgeTrajectory { .. } => {}
+            Kernel::JudgeSteps { cols } => {
+                let js = cols.steps_of(r);
+                for (&m, &v) in cols.message_index[js.clone()].iter().zip(&cols.score[js]) {
+                    f(m, v);
                 }
             }
         }
@@ -231,8 +287,7 @@ impl Scorer<'_> {
     /// [`Scorer::step_scores`] into a reused buffer (cleared first).
     pub fn step_scores_into(&self, r: usize, out: &mut Vec<(usize, f64)>) {
         out.clear();
-        let mi = self.table.message_index();
-        self.for_each_step(r, |s, v| out.push((mi[s], v)));
+        self.for_each_step(r, |m, v| out.push((m, v)));
     }
 
     /// Trajectory score of record `r`; `buf` is scratch space reused across calls (only
@@ -240,6 +295,9 @@ impl Scorer<'_> {
     /// `None` when no step remains or the score is NaN (e.g. −∞ log-probs in both models).
     /// An `r` past the end of the table has no steps, hence `None`.
     pub fn trajectory_score(&self, r: usize, buf: &mut Vec<f64>) -> Option<f64> {
+        if let Kernel::JudgeTrajectory { values } = self.kernel {
+            return values.get(r).copied().flatten().filter(|v| !v.is_nan());
+        }
         // One specialised loop per aggregation: this is the innermost loop of every grid
         // (cells × records × steps), so each step does only the one update it needs. The
         // results are exactly those of `StepAgg::apply` (same order of operations).

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use super::aggregate::{StepAgg, TokenAgg};
 use super::names::named_enum;
 use super::ScoreError;
+use crate::judge::JudgeName;
 
 named_enum! {
     /// How PA combines the two models' token arrays within a step.
@@ -53,6 +54,49 @@ named_enum! {
         DeepconfTailRefimpl = "deepconf_tail_refimpl",
         /// The reference implementation's DeepConf-B10: raw mean top-20 log-prob, `bottom10`.
         DeepconfBottom10Refimpl = "deepconf_bottom10_refimpl",
+        /// An external judge's scores stored in the record (`judges.<name>`): its trajectory
+        /// value, or the step aggregation of its step values. The spec's `judge` names it; the
+        /// token aggregation, PA mode and β do not apply. Grids add one group of cells per
+        /// judge found in the records.
+        Judge = "judge",
+    }
+}
+
+named_enum! {
+    /// Which of a judge's values a judge cell reads.
+    #[serde(rename_all = "snake_case")]
+    pub enum JudgeLevel ("judge level") {
+        /// The judge's one value for the whole trajectory (outcome RM, LLM judge).
+        Trajectory = "trajectory",
+        /// Its per-step values, aggregated with the spec's step aggregation (PRM).
+        Steps = "steps",
+    }
+}
+
+/// The judge a [`Method::Judge`] cell reads, and at which level.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct JudgeRef {
+    /// The judge's name (the key in the records' `judges`).
+    pub name: JudgeName,
+    /// Trajectory value or step values.
+    pub level: JudgeLevel,
+}
+
+/// What the per-method parts of a report group cells by: the method, and for judge cells
+/// the judge (each judge is its own row, with its own cross-validated choice).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct MethodGroup {
+    pub method: Method,
+    pub judge: Option<JudgeName>,
+}
+
+impl MethodGroup {
+    /// The row name: the method's, or `judge:NAME`.
+    pub fn name(&self) -> String {
+        match self.judge {
+            Some(j) => format!("judge:{j}"),
+            None => self.method.name().to_string(),
+        }
     }
 }
 
@@ -68,7 +112,8 @@ impl Method {
 
     /// Whether steps with no tokens (truncated away) are skipped rather than scored `0.0`.
     /// Log-prob methods keep them as `0.0` (stable step count, as the reference code does);
-    /// certainty methods have no value for an empty step and skip it.
+    /// certainty methods have no value for an empty step and skip it (judges have no token
+    /// steps at all).
     pub fn skips_empty_steps(self) -> bool {
         !matches!(
             self,
@@ -99,7 +144,14 @@ impl Method {
             | Method::SelfCertaintyRefimpl
             | Method::DeepconfTailRefimpl
             | Method::DeepconfBottom10Refimpl => &["policy_topk_mean"],
+            Method::Judge => &["judges"],
         }
+    }
+
+    /// Whether the token aggregation affects this method (not for judges: a judge gives one
+    /// value per step).
+    pub fn uses_token_agg(self) -> bool {
+        self != Method::Judge
     }
 }
 
@@ -121,6 +173,9 @@ pub struct ScoreSpec {
     /// Scale of the log-prob methods' step values. Every evaluation is rank-based, so any
     /// β > 0 gives the same results; 1.0 as in the reference code.
     pub beta: f64,
+    /// The judge read by [`Method::Judge`] (None for every other method).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub judge: Option<JudgeRef>,
 }
 
 impl Default for ScoreSpec {
@@ -132,6 +187,7 @@ impl Default for ScoreSpec {
             step_agg: StepAgg::Mean,
             pa_mode: PaMode::DiffOfAgg,
             beta: 1.0,
+            judge: None,
         }
     }
 }
@@ -159,12 +215,43 @@ impl ScoreSpec {
     }
 
     /// The spec with forced / moot fields replaced by what scoring uses, so that two specs
-    /// that score identically compare equal.
+    /// that score identically compare equal. For a judge cell the token aggregation is moot
+    /// (and the step aggregation too at the trajectory level); other methods carry no judge.
     pub fn normalized(&self) -> ScoreSpec {
+        let judge = if self.method == Method::Judge {
+            self.judge
+        } else {
+            None
+        };
+        let token_agg = if self.method.uses_token_agg() {
+            self.token_agg
+        } else {
+            TokenAgg::Mean
+        };
+        let step_agg = match judge {
+            Some(JudgeRef {
+                level: JudgeLevel::Trajectory,
+                ..
+            }) => StepAgg::Mean,
+            _ => self.effective_step_agg(),
+        };
         ScoreSpec {
-            step_agg: self.effective_step_agg(),
+            token_agg,
+            step_agg,
             pa_mode: self.effective_pa_mode(),
+            judge,
             ..*self
+        }
+    }
+
+    /// The group this cell's report row belongs to.
+    pub(crate) fn group(&self) -> MethodGroup {
+        MethodGroup {
+            method: self.method,
+            judge: self
+                .judge
+                .filter(|_| self.method == Method::Judge)
+                .map(|j| j.name),
         }
     }
 
@@ -175,8 +262,23 @@ impl ScoreSpec {
     }
 
     /// A short, unique name for the cell: `method/token/step`, plus `/pa-mode` for PA,
-    /// e.g. `pa/mean/min/diff-of-agg` or `deepconf_tail/mean/last`. β is not part of it.
+    /// e.g. `pa/mean/min/diff-of-agg` or `deepconf_tail/mean/last`; a judge's cells are
+    /// `judge:NAME` (trajectory value) and `judge:NAME/STEP-AGG` (step values). β is not part
+    /// of it.
     pub fn label(&self) -> String {
+        if self.method == Method::Judge {
+            return match self.judge {
+                None => "judge:?".to_string(),
+                Some(JudgeRef {
+                    name,
+                    level: JudgeLevel::Trajectory,
+                }) => format!("judge:{name}"),
+                Some(JudgeRef {
+                    name,
+                    level: JudgeLevel::Steps,
+                }) => format!("judge:{name}/{}", self.effective_step_agg()),
+            };
+        }
         let base = format!(
             "{}/{}/{}",
             self.method,
@@ -229,6 +331,12 @@ impl ScoreSpecBuilder {
         self
     }
 
+    /// The judge a [`Method::Judge`] spec reads (default none; required by that method).
+    pub fn judge(mut self, judge: Option<JudgeRef>) -> Self {
+        self.spec.judge = judge;
+        self
+    }
+
     /// Validate and return the normalized spec.
     pub fn build(self) -> Result<ScoreSpec, ScoreError> {
         let beta = self.spec.beta;
@@ -237,16 +345,22 @@ impl ScoreSpecBuilder {
                 "beta must be finite and > 0, got {beta}"
             )));
         }
+        if self.spec.method == Method::Judge && self.spec.judge.is_none() {
+            return Err(ScoreError::InvalidSpec(
+                "method `judge` needs the judge's name (e.g. --judge thinkprm)".into(),
+            ));
+        }
         Ok(self.spec.normalized())
     }
 }
 
-/// The distinct methods of a sequence of grid cells, in first-appearance order, each with the
-/// indices of its cells: how every per-method report (UQ, best-of-N, FA, CV) groups a grid.
+/// The distinct methods (judges apart) of a sequence of grid cells, in first-appearance
+/// order, each with the indices of its cells: how every per-method report (UQ, best-of-N,
+/// FA, CV) groups a grid.
 pub(crate) fn cells_by_method(
-    methods: impl IntoIterator<Item = Method>,
-) -> Vec<(Method, Vec<usize>)> {
-    let mut groups: Vec<(Method, Vec<usize>)> = Vec::new();
+    methods: impl IntoIterator<Item = MethodGroup>,
+) -> Vec<(MethodGroup, Vec<usize>)> {
+    let mut groups: Vec<(MethodGroup, Vec<usize>)> = Vec::new();
     for (i, m) in methods.into_iter().enumerate() {
         match groups.iter_mut().find(|(g, _)| *g == m) {
             Some((_, idx)) => idx.push(i),
@@ -261,12 +375,13 @@ pub(crate) fn cells_by_method(
 ///
 /// Both PA modes are kept even for mean, sum and last, where they are mathematically
 /// identical (`tests/properties.rs` checks this), so the grid is rectangular and a reader
-/// can see the equality. Repeated methods are listed once.
+/// can see the equality. Repeated methods are listed once. [`Method::Judge`] contributes no
+/// cell here: its cells depend on which judges the records carry ([`judge_grid`]).
 pub fn grid(methods: &[Method]) -> Vec<ScoreSpec> {
     let mut seen: Vec<Method> = Vec::new();
     let mut out = Vec::new();
     for &method in methods {
-        if seen.contains(&method) {
+        if seen.contains(&method) || method == Method::Judge {
             continue;
         }
         seen.push(method);
@@ -288,10 +403,33 @@ pub fn grid(methods: &[Method]) -> Vec<ScoreSpec> {
                         step_agg,
                         pa_mode,
                         beta: 1.0,
+                        judge: None,
                     });
                 }
             }
         }
+    }
+    out
+}
+
+/// The cells of one judge: its trajectory value when `has_trajectory`, and every step
+/// aggregation of its step values when `has_steps` (β = 1).
+pub fn judge_grid(name: JudgeName, has_trajectory: bool, has_steps: bool) -> Vec<ScoreSpec> {
+    let cell = |level, step_agg| {
+        ScoreSpec {
+            method: Method::Judge,
+            step_agg,
+            judge: Some(JudgeRef { name, level }),
+            ..ScoreSpec::default()
+        }
+        .normalized()
+    };
+    let mut out = Vec::new();
+    if has_trajectory {
+        out.push(cell(JudgeLevel::Trajectory, StepAgg::Mean));
+    }
+    if has_steps {
+        out.extend(StepAgg::ALL.iter().map(|&a| cell(JudgeLevel::Steps, a)));
     }
     out
 }
@@ -333,10 +471,57 @@ mod tests {
         // deepconf: 5 x 6 = 30; deepconf_tail: 5 x 1 = 5
         assert_eq!(grid(&[Method::Deepconf]).len(), 30);
         assert_eq!(grid(&[Method::DeepconfTail]).len(), 5);
-        // all 11 methods: pa 60 + 6 free methods x 30 + 4 forced x 5 = 260
+        // all 11 log-prob methods: pa 60 + 6 free methods x 30 + 4 forced x 5 = 260 (judge
+        // cells come from judge_grid, per judge in the records)
         assert_eq!(grid(Method::ALL).len(), 260);
         // repeated methods are listed once
         assert_eq!(grid(&[Method::Pa, Method::Pa]).len(), 60);
+    }
+
+    #[test]
+    fn judge_specs() {
+        let name = JudgeName::new("prm").unwrap();
+        let cells = judge_grid(name, true, true);
+        assert_eq!(cells.len(), 7);
+        let labels: Vec<String> = cells.iter().map(|c| c.label()).collect();
+        assert_eq!(labels[0], "judge:prm");
+        assert_eq!(labels[3], "judge:prm/last");
+        assert!(cells.iter().all(|c| c.token_agg == TokenAgg::Mean));
+        assert_eq!(judge_grid(name, false, true).len(), 6);
+        assert_eq!(judge_grid(name, true, false).len(), 1);
+        // The token aggregation is moot for a judge; the judge is moot for other methods.
+        let a = ScoreSpec::builder()
+            .method(Method::Judge)
+            .token_agg(TokenAgg::Max)
+            .judge(Some(JudgeRef {
+                name,
+                level: JudgeLevel::Trajectory,
+            }))
+            .step_agg(StepAgg::Min)
+            .build()
+            .unwrap();
+        assert_eq!(a, cells[0]);
+        let p = ScoreSpec::builder()
+            .judge(Some(JudgeRef {
+                name,
+                level: JudgeLevel::Steps,
+            }))
+            .build()
+            .unwrap();
+        assert_eq!(p, ScoreSpec::default());
+        let e = ScoreSpec::builder()
+            .method(Method::Judge)
+            .build()
+            .unwrap_err();
+        assert!(e.to_string().contains("judge's name"), "{e}");
+        // Serialized, a judge cell names its judge; other specs are as before.
+        let json = serde_json::to_string(&cells[1]).unwrap();
+        assert!(
+            json.contains(r#""judge":{"name":"prm","level":"steps"}"#),
+            "{json}"
+        );
+        let back: ScoreSpec = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, cells[1]);
     }
 
     #[test]

@@ -7,12 +7,13 @@
 //! column per step. Columns are contiguous per (array, aggregate), so a cell streams through
 //! 8 bytes per step.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use rayon::prelude::*;
 
 use super::aggregate::{TokenAgg, TokenStats};
 use super::ScoreError;
+use crate::judge::JudgeName;
 use crate::record::{LogprobRecord, StepLogprobs};
 
 /// The per-token arrays a table caches aggregates of.
@@ -158,6 +159,61 @@ pub struct ScoreTable {
     cols: Columns,
     /// Per source: every non-empty step carries the array (lets scoring skip the check).
     all_present: [bool; N_SOURCES],
+    /// The judges found in the records, by name.
+    judges: Vec<JudgeColumns>,
+}
+
+/// One judge's values over a table's records (a record without them has none).
+#[derive(Debug, Clone)]
+pub(crate) struct JudgeColumns {
+    pub name: JudgeName,
+    /// Per record, the trajectory value.
+    pub trajectory: Vec<Option<f64>>,
+    /// Step values of record `r` are `offsets[r]..offsets[r + 1]`.
+    pub offsets: Vec<usize>,
+    pub message_index: Vec<usize>,
+    pub score: Vec<f64>,
+}
+
+impl JudgeColumns {
+    fn build(name: JudgeName, records: &[LogprobRecord]) -> JudgeColumns {
+        let mut cols = JudgeColumns {
+            name,
+            trajectory: Vec::with_capacity(records.len()),
+            offsets: Vec::with_capacity(records.len() + 1),
+            message_index: Vec::new(),
+            score: Vec::new(),
+        };
+        cols.offsets.push(0);
+        for r in records {
+            let scores = r.judges.get(name.as_str());
+            cols.trajectory.push(scores.and_then(|s| s.trajectory));
+            for step in scores.map_or(&[][..], |s| s.steps.as_slice()) {
+                cols.message_index.push(step.message_index);
+                cols.score.push(step.score);
+            }
+            cols.offsets.push(cols.score.len());
+        }
+        cols
+    }
+
+    /// Whether any record has a trajectory value.
+    pub fn has_trajectory(&self) -> bool {
+        self.trajectory.iter().any(Option::is_some)
+    }
+
+    /// Whether any record has step values.
+    pub fn has_steps(&self) -> bool {
+        !self.score.is_empty()
+    }
+
+    /// Step-value indices of record `r` (empty past the end).
+    pub fn steps_of(&self, r: usize) -> std::ops::Range<usize> {
+        match (self.offsets.get(r), self.offsets.get(r + 1)) {
+            (Some(&a), Some(&b)) => a..b,
+            _ => 0..0,
+        }
+    }
 }
 
 impl ScoreTable {
@@ -197,6 +253,22 @@ impl ScoreTable {
         for s in ALL_SOURCES {
             all_present[s as usize] = cols.present[s as usize].iter().all(|&p| p);
         }
+        let mut names: BTreeSet<&str> = BTreeSet::new();
+        for r in records {
+            for name in r.judges.keys() {
+                if names.insert(name) {
+                    JudgeName::check(name).map_err(|e| ScoreError::InvalidJudge {
+                        record: r.id.clone(),
+                        message: e.to_string(),
+                    })?;
+                }
+            }
+        }
+        let judges = names
+            .into_iter()
+            .filter_map(|n| JudgeName::new(n).ok())
+            .map(|n| JudgeColumns::build(n, records))
+            .collect();
         Ok(ScoreTable {
             ids: records.iter().map(|r| r.id.clone()).collect(),
             task_ids: records.iter().map(|r| r.task_id.clone()).collect(),
@@ -214,7 +286,21 @@ impl ScoreTable {
             offsets,
             cols,
             all_present,
+            judges,
         })
+    }
+
+    /// The judges the records carry, in name order, with whether any record has a trajectory
+    /// value and whether any has step values.
+    pub fn judges(&self) -> Vec<(JudgeName, bool, bool)> {
+        self.judges
+            .iter()
+            .map(|j| (j.name, j.has_trajectory(), j.has_steps()))
+            .collect()
+    }
+
+    pub(crate) fn judge_columns(&self, name: JudgeName) -> Option<&JudgeColumns> {
+        self.judges.iter().find(|j| j.name == name)
     }
 
     /// Number of records.
@@ -382,6 +468,7 @@ mod tests {
             mistake_step: None,
             vocab_size: None,
             steps,
+            judges: Default::default(),
         }
     }
 

@@ -52,7 +52,7 @@ fn hash_range(path: &Path, start: u64, len: u64) -> Result<u128> {
 /// The content digest of each file (same order as `files`, which pairs paths with the sizes
 /// seen when the headers were read). A file that changed size since is an error rather than
 /// a digest of something else.
-pub(super) fn file_digests(files: &[(PathBuf, u64)]) -> Result<Vec<u128>> {
+pub(crate) fn file_digests(files: &[(PathBuf, u64)]) -> Result<Vec<u128>> {
     file_digests_in_chunks(files, CHUNK)
 }
 

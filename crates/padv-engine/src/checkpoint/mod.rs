@@ -23,10 +23,12 @@ use candle_core::{DType, Device};
 use candle_nn::VarBuilder;
 use padv_core::fingerprint::Fnv64;
 
+pub(crate) use content_hash::file_digests;
 pub use error::{CheckpointError, Result};
 pub use hub::{hub_cache_dirs, resolve_model_path, resolve_model_path_in};
 pub use raw::{RawConfig, Tristate};
 pub use resolve::resolve;
+pub(crate) use weights::open_safetensors;
 pub use weights::{weight_files, SharedWeights, Weights};
 
 use crate::decoder::DecoderConfig;
@@ -71,7 +73,63 @@ impl Checkpoint {
     /// shapes; a tensor missing or stored but unused is an error naming them).
     pub fn open(dir: &Path) -> Result<Self> {
         let (raw, config_bytes) = read_raw_config(dir)?;
-        let mut config = resolve(&raw, &dir.join("config.json"))?;
+        let config = resolve(&raw, &dir.join("config.json"))?;
+        let ckpt = Self::with_weights(dir, config, config_bytes)?;
+        usage::check_tensor_set(&ckpt, &[])?;
+        Ok(ckpt)
+    }
+
+    /// Opens a sequence-classification checkpoint (`*ForSequenceClassification`: the decoder
+    /// body and a `score.weight` head of `[num_labels, hidden]`, no output projection).
+    /// Returns it with the number of labels; the tensor set is checked with the head
+    /// included. The decoder's own output projection is the (unused) embedding matrix.
+    pub fn open_classifier(dir: &Path) -> Result<(Self, usize)> {
+        let (raw, config_bytes) = read_raw_config(dir)?;
+        let path = dir.join("config.json");
+        let archs = raw.architectures.clone().unwrap_or_default();
+        if !archs
+            .iter()
+            .any(|a| a.ends_with("ForSequenceClassification"))
+        {
+            return Err(CheckpointError::InvalidField {
+                path,
+                field: "architectures".into(),
+                reason: format!(
+                    "{archs:?} is not a sequence-classification model (expected a \
+                     *ForSequenceClassification class, e.g. Qwen2ForSequenceClassification)"
+                ),
+            });
+        }
+        let mut config = resolve(&raw, &path)?;
+        config.tie_embeddings = true;
+        let ckpt = Self::with_weights(dir, config, config_bytes)?;
+        let head = "score.weight";
+        let Some(shape) = ckpt.weights.shape(head).map(<[usize]>::to_vec) else {
+            return Err(CheckpointError::MissingTensor {
+                dir: dir.to_path_buf(),
+                name: head.into(),
+            });
+        };
+        let labels = raw
+            .num_labels
+            .or_else(|| raw.id2label.as_ref().map(|m| m.len()))
+            .unwrap_or(shape[0]);
+        let expected = vec![labels, ckpt.config.hidden_size];
+        if shape != expected {
+            return Err(CheckpointError::ShapeMismatch {
+                path: ckpt.weights.file_of(head).unwrap_or(dir).to_path_buf(),
+                name: head.into(),
+                found: shape,
+                expected,
+            });
+        }
+        usage::check_tensor_set(&ckpt, &[(head.to_string(), expected)])?;
+        Ok((ckpt, labels))
+    }
+
+    /// The checkpoint around `config`: weight headers and tensor-name prefixes (no check of
+    /// the tensor set yet).
+    fn with_weights(dir: &Path, mut config: DecoderConfig, config_bytes: Vec<u8>) -> Result<Self> {
         let weights = Weights::open(dir)?;
         let body_prefix = ["model", "model.language_model", "language_model.model"]
             .into_iter()
@@ -92,16 +150,19 @@ impl Checkpoint {
             );
             config.tie_embeddings = true;
         }
-        let ckpt = Self {
+        Ok(Self {
             dir: dir.to_path_buf(),
             config,
             weights: Arc::new(weights),
             body_prefix,
             head_prefix,
             config_bytes,
-        };
-        usage::check_tensor_set(&ckpt)?;
-        Ok(ckpt)
+        })
+    }
+
+    /// The raw `config.json` bytes.
+    pub fn config_bytes(&self) -> &[u8] {
+        &self.config_bytes
     }
 
     /// The prefix of the output projection the model reads: None when the embeddings are

@@ -89,6 +89,14 @@ pub struct RawConfig {
     pub final_logit_softcapping: Tristate<f64>,
     /// Gemma 3 embedding models attend both ways; not supported.
     pub use_bidirectional_attention: Option<bool>,
+    /// Padding token (sequence classifiers pool at the last token that is not this one);
+    /// an integer or null as written.
+    #[serde(default)]
+    pub pad_token_id: Option<serde_json::Value>,
+    /// Number of classifier outputs (sequence-classification heads).
+    pub num_labels: Option<usize>,
+    /// Label names of a classifier head, by output index (as a string key).
+    pub id2label: Option<std::collections::BTreeMap<String, String>>,
 }
 
 #[cfg(test)]

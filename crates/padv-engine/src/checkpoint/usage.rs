@@ -109,9 +109,12 @@ fn requested_tensors(ckpt: &Checkpoint) -> Result<Vec<(String, Vec<usize>)>> {
 
 /// Errors unless the stored tensors are exactly those the model reads, up to the ignorable
 /// ones; also checks each shape. Reads no weight bytes except in the tied-head case.
-pub(super) fn check_tensor_set(ckpt: &Checkpoint) -> Result<()> {
+/// `extra` are tensors read besides the decoder's (a classifier's score head), with their
+/// shapes.
+pub(super) fn check_tensor_set(ckpt: &Checkpoint, extra: &[(String, Vec<usize>)]) -> Result<()> {
     let weights: &Weights = &ckpt.weights;
-    let requested = requested_tensors(ckpt)?;
+    let mut requested = requested_tensors(ckpt)?;
+    requested.extend(extra.iter().cloned());
     let mut missing = BTreeSet::new();
     for (name, shape) in &requested {
         match weights.shape(name) {

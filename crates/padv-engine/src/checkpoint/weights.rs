@@ -112,6 +112,29 @@ pub fn weight_files(dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(all)
 }
 
+/// Opens a safetensors file and reads its header: the file (positioned after the header),
+/// its size, the raw JSON header and the offset where the data starts.
+pub(crate) fn open_safetensors(path: &Path) -> Result<(File, u64, Vec<u8>, u64)> {
+    let bad = |reason: String| CheckpointError::Safetensors {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let mut file = File::open(path).map_err(|e| io_err(path, e))?;
+    let size = file.metadata().map_err(|e| io_err(path, e))?.len();
+    let mut len8 = [0u8; 8];
+    file.read_exact(&mut len8)
+        .map_err(|_| bad("shorter than the 8-byte header length".into()))?;
+    let n = u64::from_le_bytes(len8);
+    if n > 100_000_000 || 8 + n > size {
+        return Err(bad(format!(
+            "header length {n} exceeds the file size {size}"
+        )));
+    }
+    let mut header = vec![0u8; n as usize];
+    file.read_exact(&mut header).map_err(|e| io_err(path, e))?;
+    Ok((file, size, header, 8 + n))
+}
+
 fn parse_dtype(s: &str) -> Option<DType> {
     Some(match s {
         "F32" => DType::F32,
@@ -133,20 +156,7 @@ impl Weights {
                 path: path.clone(),
                 reason,
             };
-            let mut file = File::open(&path).map_err(|e| io_err(&path, e))?;
-            let size = file.metadata().map_err(|e| io_err(&path, e))?.len();
-            let mut len8 = [0u8; 8];
-            file.read_exact(&mut len8)
-                .map_err(|_| bad("shorter than the 8-byte header length".into()))?;
-            let n = u64::from_le_bytes(len8);
-            if n > 100_000_000 || 8 + n > size {
-                return Err(bad(format!(
-                    "header length {n} exceeds the file size {size}"
-                )));
-            }
-            let mut header = vec![0u8; n as usize];
-            file.read_exact(&mut header).map_err(|e| io_err(&path, e))?;
-            let data_start = 8 + n;
+            let (file, size, header, data_start) = open_safetensors(&path)?;
             let v: serde_json::Value = serde_json::from_slice(&header)
                 .map_err(|e| bad(format!("header is not JSON: {e}")))?;
             let obj = v

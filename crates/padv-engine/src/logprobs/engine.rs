@@ -8,8 +8,10 @@ use padv_core::{BackendError, LogprobBackend, PositionLogprobs, ScoreRequest, St
 use super::fanout::MIN_FANOUT_PREFIX;
 use super::head::{score_hidden, DEFAULT_CHUNK_ROWS};
 use super::stats::RowStats;
-use crate::checkpoint::{device_label, Checkpoint, CheckpointError};
+use crate::checkpoint::{device_label, Checkpoint, CheckpointError, SharedWeights};
 use crate::decoder::{AttentionImpl, DecoderModel, KvCache, ModelOptions, RopeScaling};
+use candle_nn::var_builder::SimpleBackend;
+use candle_nn::VarBuilder;
 
 /// Compute dtype. f32 is the reference mode on the CPU (bf16 there is both less accurate and
 /// slower: candle widens bf16 to f32 for every matmul).
@@ -135,12 +137,32 @@ impl LocalEngine {
     /// Loads checkpoint directory `dir` (see `checkpoint::resolve_model_path` for hub ids).
     pub fn load(dir: &Path, opts: EngineOptions) -> Result<Self, EngineError> {
         let ckpt = Checkpoint::open(dir)?;
+        let weights = Box::new(SharedWeights(ckpt.weights.clone()));
+        Self::load_from_backend(
+            &ckpt,
+            weights,
+            opts,
+            &format!("loading {}", dir.display()),
+            |dt, dev| Ok(ckpt.fingerprint(dt, dev)?),
+        )
+    }
+
+    /// Builds `ckpt`'s model from the tensors `backend` serves (its own weights, or a merge
+    /// computed on the fly) and tags it with `fingerprint(dtype, device)`; `what` names the
+    /// model in errors.
+    pub fn load_from_backend(
+        ckpt: &Checkpoint,
+        backend: Box<dyn SimpleBackend + 'static>,
+        opts: EngineOptions,
+        what: &str,
+        fingerprint: impl FnOnce(DType, &Device) -> Result<String, EngineError>,
+    ) -> Result<Self, EngineError> {
         let device = opts
             .device
             .device()
             .map_err(ctx(format!("opening device {:?}", opts.device)))?;
         let dtype = opts.dtype.dtype();
-        let vb = ckpt.var_builder(dtype, &device);
+        let vb = VarBuilder::from_backend(backend, dtype, device.clone());
         let head = ckpt.model_head_prefix().map(|p| vb.pp(p));
         let model = DecoderModel::with_prefixes(
             &ckpt.config,
@@ -151,8 +173,8 @@ impl LocalEngine {
                 attention: opts.attention,
             },
         )
-        .map_err(ctx(format!("loading {}", dir.display())))?;
-        let mut fingerprint = ckpt.fingerprint(dtype, &device)?;
+        .map_err(ctx(what))?;
+        let mut fingerprint = fingerprint(dtype, &device)?;
         if opts.trainable {
             fingerprint.push_str(";trainable");
         }

@@ -350,6 +350,7 @@ fn record(
         vocab_size: Some(vocab_size),
         steps,
         num_messages: Some(trajectory.messages.len()),
+        judges: Default::default(),
     }
 }
 

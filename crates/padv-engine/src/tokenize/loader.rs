@@ -197,6 +197,15 @@ impl TextTokenizer {
             })
     }
 
+    /// Token ids of `text` with the tokenizer's special tokens added, as a plain
+    /// `tokenizer(text)` call in transformers does (`add_special_tokens=True`: e.g. BOS).
+    pub fn encode_with_special_tokens(&self, text: &str) -> std::result::Result<Vec<u32>, String> {
+        self.tokenizer
+            .encode_fast(text, true)
+            .map(|e| e.get_ids().to_vec())
+            .map_err(|e| e.to_string())
+    }
+
     /// Token ids of `text` without special tokens added (`add_special_tokens=False`).
     pub fn encode(&self, text: &str) -> std::result::Result<Vec<u32>, String> {
         self.tokenizer

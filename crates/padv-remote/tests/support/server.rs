@@ -44,25 +44,34 @@ pub struct Server {
     pub url: String,
     posts: Arc<AtomicUsize>,
     faults: Arc<Mutex<VecDeque<Fault>>>,
+    auth: Arc<Mutex<Option<String>>>,
 }
 
 struct Shared {
     answer: Box<dyn Answer>,
     posts: Arc<AtomicUsize>,
     faults: Arc<Mutex<VecDeque<Fault>>>,
+    auth: Arc<Mutex<Option<String>>>,
 }
 
 impl Server {
     /// Starts serving `answer` on a free port.
     pub fn start(answer: impl Answer) -> Server {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("binding 127.0.0.1");
-        let url = format!("http://{}", listener.local_addr().expect("local address"));
+        Self::start_on("127.0.0.1:0", answer).expect("binding 127.0.0.1")
+    }
+
+    /// Starts serving `answer` on `addr` (e.g. `127.0.0.1:8123`).
+    pub fn start_on(addr: &str, answer: impl Answer) -> std::io::Result<Server> {
+        let listener = TcpListener::bind(addr)?;
+        let url = format!("http://{}", listener.local_addr()?);
         let posts = Arc::new(AtomicUsize::new(0));
         let faults = Arc::new(Mutex::new(VecDeque::new()));
+        let auth = Arc::new(Mutex::new(None));
         let shared = Arc::new(Shared {
             answer: Box::new(answer),
             posts: posts.clone(),
             faults: faults.clone(),
+            auth: auth.clone(),
         });
         std::thread::spawn(move || {
             for conn in listener.incoming() {
@@ -71,7 +80,17 @@ impl Server {
                 std::thread::spawn(move || serve(conn, &shared));
             }
         });
-        Server { url, posts, faults }
+        Ok(Server {
+            url,
+            posts,
+            faults,
+            auth,
+        })
+    }
+
+    /// The `Authorization` header of the last POST (None if it had none).
+    pub fn last_authorization(&self) -> Option<String> {
+        self.auth.lock().unwrap().clone()
     }
 
     /// Scoring requests received (faulty ones included).
@@ -110,6 +129,7 @@ fn serve(conn: TcpStream, shared: &Shared) {
         let method = parts.next().unwrap_or("").to_string();
         let path = parts.next().unwrap_or("").to_string();
         let mut length = 0usize;
+        let mut authorization = None;
         loop {
             let mut h = String::new();
             if read.read_line(&mut h).unwrap_or(0) == 0 {
@@ -123,6 +143,9 @@ fn serve(conn: TcpStream, shared: &Shared) {
                 if k.eq_ignore_ascii_case("content-length") {
                     length = v.trim().parse().unwrap_or(0);
                 }
+                if k.eq_ignore_ascii_case("authorization") {
+                    authorization = Some(v.trim().to_string());
+                }
             }
         }
         let mut body = vec![0; length];
@@ -134,6 +157,7 @@ fn serve(conn: TcpStream, shared: &Shared) {
             respond(&mut write, status, text.as_bytes())
         } else {
             shared.posts.fetch_add(1, Ordering::SeqCst);
+            *shared.auth.lock().unwrap() = authorization;
             let fault = shared
                 .faults
                 .lock()

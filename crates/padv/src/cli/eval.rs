@@ -10,8 +10,9 @@ use anyhow::Context;
 use clap::{Args, Subcommand};
 use padv_core::eval::calibration::{fit_headline, CalibrationKind};
 use padv_core::eval::{evaluate, EvalConfig, EvalKind, EvalReport};
+use padv_core::judge::JudgeName;
 use padv_core::record::read_records;
-use padv_core::score::{Method, PaMode, ScoreSpec, StepAgg, TokenAgg};
+use padv_core::score::{JudgeLevel, JudgeRef, Method, PaMode, ScoreSpec, StepAgg, TokenAgg};
 use padv_core::LogprobRecord;
 
 use super::names::named;
@@ -80,6 +81,14 @@ pub struct EvalOptions {
     /// β, the KL coefficient (scales scores; rankings do not depend on it). Must be > 0.
     #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
     beta: f64,
+    /// With --method judge: the judge to evaluate (its name in the records' `judges`, e.g.
+    /// as attached by `padv judge --name`).
+    #[arg(long, value_name = "NAME")]
+    judge: Option<String>,
+    /// With --method judge: its trajectory value, or its step values aggregated with
+    /// --step-agg (default: trajectory when the records carry trajectory values, else steps).
+    #[arg(long, value_parser = named::<JudgeLevel>())]
+    judge_level: Option<JudgeLevel>,
     /// Evaluate the grid of methods × token aggregations × step aggregations (× PA modes).
     #[arg(long)]
     grid: bool,
@@ -105,15 +114,50 @@ impl EvalOptions {
         self.config_with(self.grid)
     }
 
+    /// [`EvalOptions::config`] with the judge level resolved on `records` when
+    /// --judge-level is not given.
+    pub fn config_for(&self, records: &[LogprobRecord]) -> anyhow::Result<EvalConfig> {
+        let level = self.judge_level.unwrap_or_else(|| {
+            let name = self.judge.as_deref().unwrap_or("");
+            let has_trajectory = records
+                .iter()
+                .any(|r| r.judges.get(name).is_some_and(|j| j.trajectory.is_some()));
+            if has_trajectory {
+                JudgeLevel::Trajectory
+            } else {
+                JudgeLevel::Steps
+            }
+        });
+        self.config_full(self.grid, level)
+    }
+
     /// The configuration with the grid on or off whatever `--grid` says (`padv report`
     /// always evaluates the grid).
     pub fn config_with(&self, grid: bool) -> anyhow::Result<EvalConfig> {
+        self.config_full(grid, self.judge_level.unwrap_or(JudgeLevel::Trajectory))
+    }
+
+    fn config_full(&self, grid: bool, level: JudgeLevel) -> anyhow::Result<EvalConfig> {
+        let judge = match (&self.judge, self.method) {
+            (Some(name), Method::Judge) => Some(JudgeRef {
+                name: JudgeName::new(name)?,
+                level,
+            }),
+            (None, Method::Judge) => {
+                anyhow::bail!("--method judge needs --judge NAME (the judge's name in the records)")
+            }
+            (Some(_), _) => {
+                anyhow::bail!("--judge applies to --method judge (a --grid includes every judge)")
+            }
+            _ => None,
+        };
         let spec = ScoreSpec::builder()
             .method(self.method)
             .token_agg(self.token_agg)
             .step_agg(self.step_agg)
             .pa_mode(self.pa_mode)
             .beta(self.beta)
+            .judge(judge)
             .build()
             .context("invalid score specification")?;
         if grid && self.folds < 2 {
@@ -144,7 +188,8 @@ pub fn run(cmd: EvalCommand) -> anyhow::Result<()> {
         EvalCommand::Bon(a) => (EvalKind::Bon, a),
         EvalCommand::Fa(a) => (EvalKind::Fa, a),
     };
-    let cfg = args.opts.config()?;
+    // Flags are checked before any file is read.
+    args.opts.config()?;
     if args.calibrate_out.is_some() && kind != EvalKind::Uq {
         anyhow::bail!("--calibrate-out fits a calibration map: use it with `padv eval uq`");
     }
@@ -153,6 +198,7 @@ pub fn run(cmd: EvalCommand) -> anyhow::Result<()> {
         // The error names the file already; a context naming it again would print it twice.
         records.extend(read_records(&path)?);
     }
+    let cfg = args.opts.config_for(&records)?;
     let report = evaluate_records(&records, kind, &cfg, args.out.as_deref())?;
     if let Some(path) = &args.calibrate_out {
         let cal = fit_headline(&records, &report, cfg.spec.method, args.calibration_kind)

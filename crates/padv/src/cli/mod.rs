@@ -19,6 +19,8 @@ mod eval;
 mod gym;
 mod inputs;
 mod inspect;
+mod judge;
+mod merge;
 mod names;
 pub(crate) mod output;
 mod progress;
@@ -79,6 +81,20 @@ enum Command {
     Score(score::ScoreArgs),
     /// Serve live progress advantage over HTTP (score steps, pick the best of K, vLLM subset).
     Serve(serve::ServeArgs),
+    /// Merge a policy into its reference in weight space (linear, TIES, DARE, EMR) and write
+    /// the checkpoint.
+    #[command(
+        after_help = "Example:\n  padv merge --policy ./rl-model --reference ./sft-model --method linear \\\n      --alpha 0.5 --out ./ref-a0.5"
+    )]
+    Merge(merge::MergeArgs),
+    /// Reward-model and judge baselines: score trajectories with an outcome RM, a PRM or an
+    /// LLM judge (or import scores) and attach them to log-prob records.
+    #[command(
+        after_help = "Examples:\n  padv judge --kind outcome-rm --model ./wildreward -i runs/ --out rm/ --attach out/\n  \
+            padv judge --kind prm --endpoint http://gpu1:8000 --model thinkprm -i runs/ --out prm/ --attach out/\n  \
+            padv judge import --scores judge.jsonl --name sonnet --attach out/"
+    )]
+    Judge(judge::JudgeArgs),
     /// Evaluate log-prob records: uncertainty quantification, best-of-N, failure attribution.
     #[command(subcommand)]
     Eval(eval::EvalCommand),
@@ -130,6 +146,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Render(a) => render::run(a),
         Command::Score(a) => score::run(a),
         Command::Serve(a) => serve::run(a),
+        Command::Merge(a) => merge::run(a),
+        Command::Judge(a) => judge::run(a),
         Command::Eval(c) => eval::run(c),
         Command::Report(a) => report::run(a),
         Command::Bench(c) => bench::run(c),

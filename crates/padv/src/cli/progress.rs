@@ -95,6 +95,55 @@ pub fn human_duration(d: Duration) -> String {
     }
 }
 
+/// A plain count of finished items for jobs that are not scoring runs (`padv judge`): a bar
+/// at a terminal, a log line every few seconds otherwise.
+pub struct Counter {
+    bar: Option<ProgressBar>,
+    what: &'static str,
+    last: Option<Instant>,
+}
+
+impl Counter {
+    /// A counter of `total` items, each reported as `what` (e.g. "judged").
+    pub fn new(total: usize, what: &'static str) -> Self {
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let b = ProgressBar::new(total as u64);
+            b.set_style(
+                ProgressStyle::with_template(
+                    "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} trajectories ETA {eta}",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            );
+            b
+        });
+        Counter {
+            bar,
+            what,
+            last: None,
+        }
+    }
+
+    /// `done` of `total` finished.
+    pub fn update(&mut self, done: usize, total: usize) {
+        match &self.bar {
+            Some(b) => b.set_position(done as u64),
+            None => {
+                if self.last.is_none_or(|t| t.elapsed() >= LOG_EVERY) || done == total {
+                    eprintln!("padv: {} {done}/{total} trajectories", self.what);
+                    self.last = Some(Instant::now());
+                }
+            }
+        }
+    }
+
+    /// Removes the bar.
+    pub fn finish(&self) {
+        if let Some(b) = &self.bar {
+            b.finish_and_clear();
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

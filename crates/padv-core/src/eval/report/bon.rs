@@ -14,6 +14,7 @@ use super::common::{
 use crate::eval::bon::{bon_at_k_per_task, rank_key};
 use crate::eval::{bon_grid, BonRow, ConfidenceInterval, EvalError};
 use crate::is_success_reward;
+use crate::judge::JudgeName;
 use crate::score::{cells_by_method, Method, ScoreSpec, ScoreTable};
 
 /// Best-of-N results.
@@ -90,6 +91,9 @@ pub struct KValue {
 pub struct BonMethod {
     /// The method.
     pub method: Method,
+    /// The judge, for a judge's row (`method` is then `judge`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub judge: Option<JudgeName>,
     /// Cells of this method in the grid.
     pub n_cells: usize,
     /// The headline row.
@@ -200,13 +204,14 @@ pub(super) fn report(
         .map(|(row, o)| cell(row, o, opts))
         .collect();
     let folds = item_folds(tasks.len(), opts.folds, opts.seed);
-    let mut methods = cells_by_method(specs.iter().map(|s| s.method))
+    let mut methods = cells_by_method(specs.iter().map(|s| s.group()))
         .into_iter()
         .filter_map(|(m, idx)| {
             let first = *idx.first()?;
             if opts.folds < 2 {
                 return Some(BonMethod {
-                    method: m,
+                    method: m.method,
+                    judge: m.judge,
                     n_cells: idx.len(),
                     headline: BonHeadline {
                         selection: Selection::Given,
@@ -239,7 +244,8 @@ pub(super) fn report(
                 }
             });
             Some(BonMethod {
-                method: m,
+                method: m.method,
+                judge: m.judge,
                 n_cells: idx.len(),
                 headline: BonHeadline {
                     selection: Selection::CrossValidated,

@@ -11,10 +11,11 @@ use super::common::{
     Selection,
 };
 use crate::eval::attribution::{
-    metrics, record_predictions, RecordPrediction, N_PREDICTIONS, PREDICTORS,
+    metrics, predictors_for, record_predictions, RecordPrediction, N_PREDICTIONS, PREDICTORS,
 };
-use crate::eval::{fa_grid, ConfidenceInterval, EvalError, FaMetrics, FaRow};
-use crate::score::{cells_by_method, Method, ScoreSpec, ScoreTable};
+use crate::eval::{fa_grid, ConfidenceInterval, EvalError, FaMetrics, FaPredictor, FaRow};
+use crate::judge::JudgeName;
+use crate::score::{cells_by_method, Method, MethodGroup, ScoreSpec, ScoreTable};
 
 /// Failure-attribution results.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -51,6 +52,9 @@ pub struct FaPrior {
 pub struct FaMethod {
     /// The method.
     pub method: Method,
+    /// The judge, for a judge's row (`method` is then `judge`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub judge: Option<JudgeName>,
     /// Cells of this method in the grid.
     pub n_cells: usize,
     /// The headline row.
@@ -116,7 +120,7 @@ pub(super) fn report(
         .iter()
         .map(|s| record_predictions(table, s))
         .collect::<Result<_, _>>()?;
-    let methods = cells_by_method(specs.iter().map(|s| s.method))
+    let methods = cells_by_method(specs.iter().map(|s| s.group()))
         .into_par_iter()
         .filter_map(|(m, idx)| method_report(m, &idx, &cells, &preds, opts))
         .collect();
@@ -150,14 +154,16 @@ fn common_items(idx: &[usize], preds: &[Vec<RecordPrediction>]) -> Vec<Vec<Item>
         .collect()
 }
 
-/// Metrics of predictor `pred` on `items`, and the bootstrap interval of its accuracy.
+/// Metrics of predictor `pred` (of `predictors`) on `items`, and the bootstrap interval of
+/// its accuracy.
 fn predictor_metrics(
+    predictors: &[FaPredictor; 4],
     pred: usize,
     items: &[Item],
     opts: &Opts,
 ) -> (FaMetrics, Option<ConfidenceInterval>) {
     let m = metrics(
-        PREDICTORS[pred].name(),
+        predictors[pred].name(),
         items.iter().map(|(g, p)| (*g, p[pred])),
     );
 
@@ -181,18 +187,20 @@ fn same_as_prior(pred: usize, items: &[Item]) -> Option<String> {
 }
 
 fn method_report(
-    m: Method,
+    m: MethodGroup,
     idx: &[usize],
     cells: &[FaRow],
     preds: &[Vec<RecordPrediction>],
     opts: &Opts,
 ) -> Option<FaMethod> {
     let first = *idx.first()?;
+    let predictors = predictors_for(m.method);
     let per_cell = common_items(idx, preds);
     if opts.folds < 2 {
-        let (metrics, accuracy_ci) = predictor_metrics(0, &per_cell[0], opts);
+        let (metrics, accuracy_ci) = predictor_metrics(&predictors, 0, &per_cell[0], opts);
         return Some(FaMethod {
-            method: m,
+            method: m.method,
+            judge: m.judge,
             n_cells: idx.len(),
             headline: FaHeadline {
                 label: cells[first].label.clone(),
@@ -210,7 +218,7 @@ fn method_report(
         });
     }
     let cands: Vec<Cand> = (0..idx.len())
-        .flat_map(|cell| (0..PREDICTORS.len()).map(move |pred| Cand { cell, pred }))
+        .flat_map(|cell| (0..predictors.len()).map(move |pred| Cand { cell, pred }))
         .collect();
     // Utility per item: [exact match, −|error|] (accuracy first, then MAE).
     let utility: Vec<Vec<[f64; 2]>> = cands
@@ -237,7 +245,8 @@ fn method_report(
     let exact: Vec<f64> = held.iter().map(|u| u[0]).collect();
     let (chosen, n_chose) = cv.modal().unwrap_or((0, 0));
     let make = |c: Cand, chosen_in_folds: Option<usize>, with_cv: bool| {
-        let (metrics, accuracy_ci) = predictor_metrics(c.pred, &per_cell[c.cell], opts);
+        let (metrics, accuracy_ci) =
+            predictor_metrics(&predictors, c.pred, &per_cell[c.cell], opts);
         FaHeadline {
             label: cells[idx[c.cell]].label.clone(),
             selection: Selection::CrossValidated,
@@ -275,7 +284,8 @@ fn method_report(
         }
     }
     Some(FaMethod {
-        method: m,
+        method: m.method,
+        judge: m.judge,
         n_cells: idx.len(),
         headline: make(cands[chosen], Some(n_chose), true),
         best_in_grid_optimistic: (n_items > 0)

@@ -32,7 +32,7 @@ pub use uq::{CalibrationSettings, UqHeadline, UqMethod, UqReport};
 use super::EvalError;
 use crate::record::validate;
 use crate::score::names::named_enum;
-use crate::score::{grid, Method, ScoreSpec, ScoreTable};
+use crate::score::{grid, judge_grid, JudgeLevel, Method, ScoreSpec, ScoreTable};
 use crate::LogprobRecord;
 
 named_enum! {
@@ -55,7 +55,8 @@ pub struct EvalConfig {
     pub spec: ScoreSpec,
     /// Evaluate every method × aggregation the records support, side by side.
     pub grid: bool,
-    /// Methods of the grid (empty: all methods).
+    /// Methods of the grid (empty: all methods). `judge` stands for every judge the records
+    /// carry.
     pub methods: Vec<Method>,
     /// Bootstrap resamples for confidence intervals (0 disables them).
     pub bootstrap: usize,
@@ -175,6 +176,9 @@ pub fn evaluate(
                 }
             }
         }
+        if methods.contains(&Method::Judge) {
+            specs.extend(judge_cells(&table, kind, spec.beta));
+        }
         if specs.is_empty() {
             return Err(EvalError::NoMethod(
                 skipped
@@ -228,6 +232,23 @@ pub fn evaluate(
         note,
         results,
     })
+}
+
+/// The cells of every judge the records carry, with β set (it does not apply to judges but
+/// is part of every cell). Failure attribution reads step values only, so a judge's
+/// trajectory value is left out there.
+fn judge_cells(table: &ScoreTable, kind: EvalKind, beta: f64) -> Vec<ScoreSpec> {
+    table
+        .judges()
+        .into_iter()
+        .flat_map(|(name, has_traj, has_steps)| {
+            judge_grid(name, has_traj && kind != EvalKind::Fa, has_steps)
+        })
+        .map(|cell| ScoreSpec { beta, ..cell })
+        .filter(|cell| {
+            kind != EvalKind::Fa || cell.judge.is_some_and(|j| j.level == JudgeLevel::Steps)
+        })
+        .collect()
 }
 
 /// Every record valid (see [`validate`]) and every id unique.

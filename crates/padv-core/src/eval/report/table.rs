@@ -7,6 +7,13 @@ use std::fmt::Write;
 
 use super::common::{fmt_ci, fmt_opt};
 use super::{BonReport, EvalReport, FaReport, ReportBody, Selection, UqReport};
+use crate::judge::JudgeName;
+use crate::score::{Method, MethodGroup};
+
+/// A method row's name: the method, or `judge:NAME`.
+fn row_name(method: Method, judge: Option<JudgeName>) -> String {
+    MethodGroup { method, judge }.name()
+}
 
 impl EvalReport {
     /// A compact, plain-text table of the report (no colour, no trailing spaces).
@@ -90,7 +97,7 @@ fn uq_table(r: &UqReport, out: &mut String) {
     for m in &r.methods {
         let h = &m.headline;
         rows.push(vec![
-            m.method.to_string(),
+            row_name(m.method, m.judge),
             h.label.clone(),
             chosen(h.selection, h.chosen_in_folds, h.folds),
             fmt_opt(h.cv_auroc, 3),
@@ -193,7 +200,7 @@ fn bon_table(r: &BonReport, out: &mut String) {
             .map(|p| format!("{}:{:.3}", p.k, p.value))
             .collect();
         rows.push(vec![
-            m.method.to_string(),
+            row_name(m.method, m.judge),
             h.cell.label.clone(),
             chosen(h.selection, h.chosen_in_folds, h.folds),
             fmt_opt(h.cv_success_rate, 3),
@@ -256,7 +263,7 @@ fn fa_table(r: &FaReport, out: &mut String) {
     for m in &r.methods {
         let h = &m.headline;
         rows.push(vec![
-            m.method.to_string(),
+            row_name(m.method, m.judge),
             h.label.clone(),
             h.metrics.predictor.clone(),
             chosen(h.selection, h.chosen_in_folds, h.folds),

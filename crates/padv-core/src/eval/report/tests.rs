@@ -500,3 +500,143 @@ fn print_sample_tables() {
         }
     }
 }
+
+/// A record with an outcome judge `rm` (trajectory value) and a PRM `prm` (step values).
+fn judged(
+    id: &str,
+    label: f64,
+    rm: Option<f64>,
+    prm: &[(usize, f64)],
+    mistake: Option<usize>,
+) -> LogprobRecord {
+    use crate::judge::{JudgeScores, JudgeStep};
+    let mut r = rec(id, id, Some(label), 0.0);
+    r.mistake_step = mistake;
+    if let Some(v) = rm {
+        r.judges.insert(
+            "rm".into(),
+            JudgeScores {
+                trajectory: Some(v),
+                steps: vec![],
+            },
+        );
+    }
+    if !prm.is_empty() {
+        r.judges.insert(
+            "prm".into(),
+            JudgeScores {
+                trajectory: None,
+                steps: prm
+                    .iter()
+                    .map(|&(m, s)| JudgeStep {
+                        message_index: m,
+                        score: s,
+                    })
+                    .collect(),
+            },
+        );
+    }
+    r
+}
+
+#[test]
+fn judges_are_evaluated_beside_the_methods() {
+    // rm ranks the two successes above the failures except one pair; prm's min step
+    // separates them perfectly; record e has no rm value (dropped from rm's UQ).
+    let recs = vec![
+        judged("a", 1.0, Some(4.0), &[(1, 0.9), (3, 0.8)], None),
+        judged("b", 1.0, Some(2.0), &[(1, 0.7), (3, 0.9)], None),
+        judged("c", 0.0, Some(3.0), &[(1, 0.6), (3, 0.2)], Some(3)),
+        judged("d", 0.0, Some(1.0), &[(1, 0.3), (3, 0.9)], Some(1)),
+        judged("e", 0.0, None, &[(1, 0.4), (3, 0.45)], Some(3)),
+    ];
+    let mut c = cfg(true);
+    c.bootstrap = 0;
+    c.folds = 2;
+    let r = evaluate(&recs, EvalKind::Uq, &c).unwrap();
+    let ReportBody::Uq(u) = &r.results else {
+        panic!()
+    };
+    let cell = |label: &str| u.cells.iter().find(|c| c.label == label).unwrap().clone();
+    // rm: positives {4, 2}, negatives {3, 1}: pairs won 3 of 4.
+    let rm = cell("judge:rm");
+    assert_eq!((rm.result.n, rm.result.n_no_score), (4, 1));
+    assert_eq!(rm.result.auroc, Some(0.75));
+    // prm/min: positives {0.8, 0.7}, negatives {0.2, 0.3, 0.4}: perfect.
+    assert_eq!(cell("judge:prm/min").result.auroc, Some(1.0));
+    // prm/last: positives {0.8, 0.9}, negatives {0.2, 0.9, 0.45}: 2 + 2.5 (a tie) of 6.
+    assert!((cell("judge:prm/last").result.auroc.unwrap() - 4.5 / 6.0).abs() < 1e-12);
+    // One row per judge, named, next to PA.
+    let names: Vec<String> = u
+        .methods
+        .iter()
+        .map(|m| MethodGroup_name(m.method, m.judge))
+        .collect();
+    assert!(names.contains(&"judge:rm".to_string()), "{names:?}");
+    assert!(names.contains(&"judge:prm".to_string()), "{names:?}");
+    assert!(names.contains(&"pa".to_string()), "{names:?}");
+    let prm_row = u
+        .methods
+        .iter()
+        .find(|m| m.judge.map(|j| j.as_str()) == Some("prm"))
+        .unwrap();
+    assert_eq!(prm_row.n_cells, 6);
+    let table = r.to_table();
+    assert!(table.contains("judge:prm"), "{table}");
+
+    // FA: PRM predictors (lowest step, sharpest absolute drop, earliest below 0.5).
+    // c: 0.6, 0.2 (gold 3): min 3, drop 3, earliest 3 -> all exact.
+    // d: 0.3, 0.9 (gold 1): min 1, drop: no drop -> first 1, earliest 1 -> exact.
+    // e: 0.4, 0.45 (gold 3): min 1, drop: none -> 1, earliest 1 -> all miss by 2.
+    let mut c1 = cfg(false);
+    c1.bootstrap = 0;
+    c1.spec = ScoreSpec::builder()
+        .method(Method::Judge)
+        .judge(Some(crate::score::JudgeRef {
+            name: crate::judge::JudgeName::new("prm").unwrap(),
+            level: crate::score::JudgeLevel::Steps,
+        }))
+        .build()
+        .unwrap();
+    let r = evaluate(&recs, EvalKind::Fa, &c1).unwrap();
+    let ReportBody::Fa(f) = &r.results else {
+        panic!()
+    };
+    let rows = &f.cells[0].result.rows;
+    let names: Vec<&str> = rows.iter().map(|m| m.predictor.as_str()).collect();
+    assert_eq!(
+        &names[..6],
+        [
+            "lowest_step",
+            "sharpest_abs_drop",
+            "earliest_below_half",
+            "min_cumulative",
+            "first_action",
+            "last_action"
+        ]
+    );
+    for m in &rows[..3] {
+        assert!((m.accuracy.unwrap() - 2.0 / 3.0).abs() < 1e-12, "{m:?}");
+        assert!((m.mae.unwrap() - 2.0 / 3.0).abs() < 1e-12, "{m:?}");
+    }
+    // A judge the records do not have is an error naming the ones they do.
+    let mut c2 = c1.clone();
+    c2.spec.judge = Some(crate::score::JudgeRef {
+        name: crate::judge::JudgeName::new("nope").unwrap(),
+        level: crate::score::JudgeLevel::Steps,
+    });
+    let e = evaluate(&recs, EvalKind::Uq, &c2).unwrap_err().to_string();
+    assert!(e.contains("\"nope\"") && e.contains("prm, rm"), "{e}");
+    // Trajectory-level judges have no steps: not in the FA grid.
+    let r = evaluate(&recs, EvalKind::Fa, &c).unwrap();
+    let ReportBody::Fa(f) = &r.results else {
+        panic!()
+    };
+    assert!(f.cells.iter().all(|c| c.label != "judge:rm"));
+    assert!(f.cells.iter().any(|c| c.label == "judge:prm/min"));
+}
+
+#[allow(non_snake_case)]
+fn MethodGroup_name(method: Method, judge: Option<crate::judge::JudgeName>) -> String {
+    crate::score::MethodGroup { method, judge }.name()
+}

@@ -17,6 +17,7 @@ use crate::eval::{
     UqResult, UqRow,
 };
 use crate::is_success_reward;
+use crate::judge::JudgeName;
 use crate::score::{cells_by_method, Method, ScoreSpec, ScoreTable};
 
 /// Uncertainty-quantification results.
@@ -57,6 +58,9 @@ pub struct CalibrationSettings {
 pub struct UqMethod {
     /// The method.
     pub method: Method,
+    /// The judge, for a judge's row (`method` is then `judge`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub judge: Option<JudgeName>,
     /// Cells of this method in the grid.
     pub n_cells: usize,
     /// The headline row.
@@ -235,14 +239,15 @@ fn not_calibrated() -> HeldoutCalibration {
 
 /// Methods in first-appearance order with their headline.
 fn by_method(cells: &[UqRow], folds: usize) -> Vec<UqMethod> {
-    cells_by_method(cells.iter().map(|c| c.spec.method))
+    cells_by_method(cells.iter().map(|c| c.spec.group()))
         .into_iter()
         .filter_map(|(m, idx)| {
             let group: Vec<&UqRow> = idx.iter().map(|&i| &cells[i]).collect();
             let first = *group.first()?;
             if folds < 2 {
                 return Some(UqMethod {
-                    method: m,
+                    method: m.method,
+                    judge: m.judge,
                     n_cells: group.len(),
                     headline: UqHeadline {
                         label: first.label.clone(),
@@ -257,7 +262,7 @@ fn by_method(cells: &[UqRow], folds: usize) -> Vec<UqMethod> {
                     calibration: not_calibrated(),
                 });
             }
-            let cv = cross_validate(m.name(), &group);
+            let cv = cross_validate(&m.name(), &group);
             // Modal fold choice, first in grid order on ties; the first cell if no fold
             // could choose (then cv_auroc is None and the note says why).
             let mut best: (&UqRow, usize) = (first, 0);
@@ -268,7 +273,8 @@ fn by_method(cells: &[UqRow], folds: usize) -> Vec<UqMethod> {
                 }
             }
             Some(UqMethod {
-                method: m,
+                method: m.method,
+                judge: m.judge,
                 n_cells: group.len(),
                 headline: UqHeadline {
                     label: best.0.label.clone(),
