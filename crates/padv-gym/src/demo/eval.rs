@@ -543,11 +543,20 @@ pub fn summarise(cx: &EvalContext, runs: &[PlayerRun]) -> Result<DemoSummary> {
     })
 }
 
+/// Whether the evaluated policy's weights are the reference's, byte for byte (a pair whose RL
+/// has not run): then PA is 0 on every action of the policy and reference players.
+fn policy_is_reference(cx: &EvalContext) -> bool {
+    let weights = |dir: &Path| std::fs::read(dir.join("model.safetensors")).ok();
+    let policy = weights(cx.policy_dir);
+    policy.is_some() && policy == weights(&cx.opts.pair.join("reference"))
+}
+
 fn setup(cx: &EvalContext) -> serde_json::Value {
     let l = &cx.train.lake;
     serde_json::json!({
         "pair": cx.opts.pair,
         "policy": cx.policy_dir,
+        "policy_is_reference": policy_is_reference(cx),
         "style": cx.train.style,
         "held_out_maps": cx.opts.maps,
         "samples_per_map": cx.opts.samples,

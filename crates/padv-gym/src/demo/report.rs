@@ -127,6 +127,9 @@ fn player_block(name: &str, p: &PlayerSummary, samples: &serde_json::Value, out:
     }
 }
 
+/// The warning printed when the pair's policy is its reference (RL not run).
+pub(crate) const POLICY_IS_REFERENCE: &str = "NOTE: this pair's policy is its reference, byte for byte (RL has not run): PA is 0 on every action of the policy and reference players, whose PA rows mean nothing; the oracle rows are the test of the method";
+
 /// Formats the summary as the text report `padv demo` prints.
 pub fn print_table(s: &DemoSummary) -> String {
     let mut out = String::new();
@@ -141,6 +144,9 @@ pub fn print_table(s: &DemoSummary) -> String {
         s.setup["beta"],
         s.setup["seed"],
     );
+    if s.setup["policy_is_reference"].as_bool() == Some(true) {
+        let _ = writeln!(out, "{POLICY_IS_REFERENCE}");
+    }
     let st = &s.soft_truth;
     let _ = writeln!(
         out,

@@ -53,10 +53,16 @@ impl Spread {
 
     /// `mean ± sd` (just the mean for one value).
     pub fn show(&self) -> String {
-        if self.sd.is_finite() {
-            format!("{} ± {}", f(Some(self.mean), 3), f(Some(self.sd), 3))
+        // A mean that rounds to zero prints as 0.000, not -0.000 (the oracle's KL to itself).
+        let mean = if (self.mean * 1000.0).round() == 0.0 {
+            0.0
         } else {
-            f(Some(self.mean), 3)
+            self.mean
+        };
+        if self.sd.is_finite() {
+            format!("{} ± {}", f(Some(mean), 3), f(Some(self.sd), 3))
+        } else {
+            f(Some(mean), 3)
         }
     }
 }
@@ -178,6 +184,9 @@ pub fn print_seeds_table(s: &SeedsSummary) -> String {
         first.map_or(serde_json::Value::Null, |x| x.setup["held_out_maps"].clone()),
         first.map_or(serde_json::Value::Null, |x| x.setup["samples_per_map"].clone()),
     );
+    if first.is_some_and(|x| x.setup["policy_is_reference"].as_bool() == Some(true)) {
+        let _ = writeln!(out, "{}", super::report::POLICY_IS_REFERENCE);
+    }
     let _ = writeln!(
         out,
         "oracle identity |β·log π_o/π_ref − A_soft|: max {:.1e} over all seeds",
@@ -230,4 +239,17 @@ pub fn print_seeds_table(s: &SeedsSummary) -> String {
         columns(&rows, &mut out);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Spread;
+
+    #[test]
+    fn a_mean_that_rounds_to_zero_prints_without_a_sign() {
+        let s = Spread::of(vec![Some(-1e-10), Some(-3e-10)]);
+        assert_eq!(s.show(), "0.000 ± 0.000");
+        let s = Spread::of(vec![Some(-0.25), Some(-0.35)]);
+        assert!(s.show().starts_with("-0.300 ± "), "{}", s.show());
+    }
 }

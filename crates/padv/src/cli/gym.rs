@@ -82,6 +82,10 @@ pub struct TrainArgs {
     /// Rollouts per map per RL iteration.
     #[arg(long)]
     pub group: Option<usize>,
+    /// Sequences per RL forward/backward pass (memory grows with it and with the episode
+    /// length: verbose episodes are ~10x the tokens of terse ones).
+    #[arg(long)]
+    pub micro_batch: Option<usize>,
     /// RL learning rate.
     #[arg(long)]
     pub rl_lr: Option<f64>,
@@ -176,6 +180,12 @@ fn train(a: TrainArgs) -> anyhow::Result<()> {
     }
     if let Some(n) = a.group {
         cfg.rl.group = n;
+    }
+    if let Some(n) = a.micro_batch {
+        if n == 0 {
+            anyhow::bail!("--micro-batch must be at least 1");
+        }
+        cfg.rl.micro_batch = n;
     }
     if let Some(x) = a.rl_lr {
         cfg.rl.lr = x;
