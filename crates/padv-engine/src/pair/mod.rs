@@ -48,13 +48,16 @@ pub enum PairError {
     /// record holding one cannot be written as JSON nor evaluated.
     #[error(
         "trajectory {id:?}: {which} model returned {value} as {field} at token {position} of \
-         segment {segment}"
+         segment {segment}{}",
+        message_index.map(|m| format!(" (message {m})")).unwrap_or_default()
     )]
     NonFinite {
         /// Trajectory id.
         id: String,
         /// "policy" or "reference".
         which: &'static str,
+        /// Index of the message whose action token it is.
+        message_index: Option<usize>,
         /// `logprob`, `topk_mean`, `entropy` or `vocab_mean`.
         field: &'static str,
         /// Segment of the tokenised trajectory (0 for a single sequence).
@@ -240,6 +243,22 @@ fn run_model(
                         let want = plan.targets[k].len();
                         let part = match answer.take() {
                             None => empty_output(stats),
+                            Some(Err(BackendError::NonFinite {
+                                field,
+                                position,
+                                value,
+                                ..
+                            })) => {
+                                return Err(PairError::NonFinite {
+                                    id: id.to_string(),
+                                    which,
+                                    message_index: plan.message_of(k, position),
+                                    field,
+                                    segment: k,
+                                    position,
+                                    value,
+                                })
+                            }
                             Some(Err(source)) => {
                                 return Err(PairError::Backend {
                                     id: id.to_string(),
@@ -249,7 +268,7 @@ fn run_model(
                             }
                             Some(Ok(part)) => part,
                         };
-                        check_segment(&part, want, k, &plan.targets[k], id, which)?;
+                        check_segment(&part, want, k, plan, id, which)?;
                         append(&mut acc, part);
                     }
                     (acc, false)
@@ -267,6 +286,7 @@ fn run_model(
                 return Err(PairError::NonFinite {
                     id: id.to_string(),
                     which,
+                    message_index: plan.message_of(segment, position),
                     field,
                     segment,
                     position,
@@ -287,10 +307,11 @@ fn check_segment(
     part: &PositionLogprobs,
     want: usize,
     segment: usize,
-    targets: &[usize],
+    plan: &Plan,
     id: &str,
     which: &'static str,
 ) -> Result<(), PairError> {
+    let targets = &plan.targets[segment];
     check_shape(part, want).map_err(|got| PairError::Shape {
         id: id.to_string(),
         which,
@@ -301,6 +322,7 @@ fn check_segment(
         return Err(PairError::NonFinite {
             id: id.to_string(),
             which,
+            message_index: plan.message_of(segment, targets[k]),
             field,
             segment,
             position: targets[k],
@@ -569,6 +591,7 @@ mod tests {
                 Err(PairError::NonFinite {
                     id,
                     which: w,
+                    message_index,
                     field,
                     segment,
                     position,
@@ -576,6 +599,7 @@ mod tests {
                 }) => {
                     assert_eq!((id.as_str(), *w, *field), ("t", which, "logprob"));
                     assert_eq!((*segment, *position), (1, 4));
+                    assert!(message_index.is_some(), "the message is named");
                     assert_eq!(v.is_nan(), value.is_nan());
                 }
                 other => panic!("expected NonFinite, got {other:?}"),

@@ -178,7 +178,11 @@ pub fn score_trajectories(
                 Err(e) => {
                     let reason = match e {
                         PairError::Shape { .. } => SkipReason::Shape,
-                        PairError::NonFinite { .. } => SkipReason::NonFinite,
+                        PairError::NonFinite { .. }
+                        | PairError::Backend {
+                            source: padv_core::BackendError::NonFinite { .. },
+                            ..
+                        } => SkipReason::NonFinite,
                         _ => SkipReason::Backend,
                     };
                     tracing::debug!("skipping trajectory {:?}: {e}", t.id);
