@@ -348,7 +348,7 @@ impl ScoreSpecBuilder {
         }
         if beta > MAX_BETA {
             return Err(ScoreError::InvalidSpec(format!(
-                "beta {beta} is above {MAX_BETA:e}: β·log-ratio summed over a trajectory could \
+                "beta {beta:e} is above {MAX_BETA:e}: β·log-ratio summed over a trajectory could \
                  overflow to an infinite score (β only rescales PA; rankings do not change)"
             )));
         }
