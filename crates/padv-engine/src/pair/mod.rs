@@ -77,6 +77,23 @@ pub enum PairError {
     },
 }
 
+impl PairError {
+    /// The message without the trajectory's id, so that one cause met by many trajectories
+    /// (a server down, a model refusing a token) reads the same for each and is counted once.
+    pub fn cause(&self) -> String {
+        let full = self.to_string();
+        match self {
+            PairError::Backend { id, .. }
+            | PairError::Shape { id, .. }
+            | PairError::NonFinite { id, .. } => full
+                .strip_prefix(&format!("trajectory {id:?}: "))
+                .map(str::to_string)
+                .unwrap_or(full),
+            PairError::Cache { .. } => full,
+        }
+    }
+}
+
 /// What scoring one trajectory produced.
 #[derive(Debug, Clone)]
 pub struct PairOutput {

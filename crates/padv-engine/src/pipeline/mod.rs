@@ -186,7 +186,7 @@ pub fn score_trajectories(
                         _ => SkipReason::Backend,
                     };
                     tracing::debug!("skipping trajectory {:?}: {e}", t.id);
-                    skips.add(reason, t.id.clone(), e.to_string());
+                    skips.add(reason, t.id.clone(), e.cause());
                 }
             }
         }
