@@ -2,7 +2,8 @@
 //! committed gym pair and speaks the vLLM protocol (`/v1/models` lists both models,
 //! `/v1/completions` answers `prompt_logprobs`), and `padv score --policy-endpoint …
 //! --reference-endpoint … --policy-model policy --reference-model reference` must write the
-//! same target log-probs as local scoring of the same checkpoints (to 1e-5).
+//! same target log-probs as local scoring of the same checkpoints (to 1e-5). The server
+//! demands a bearer token, which the client sends from `--api-key-env` and never writes.
 
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -45,6 +46,9 @@ impl Drop for Server {
     }
 }
 
+/// The server's token (its environment) and the client's (its own variable).
+const KEY: &str = "s3cret-token-for-the-test";
+
 #[test]
 fn remote_scoring_against_padv_serve_equals_local_scoring() {
     let dir = tempfile::tempdir().unwrap();
@@ -67,6 +71,7 @@ fn remote_scoring_against_padv_serve_equals_local_scoring() {
             .arg(pair().join("policy"))
             .arg("--reference")
             .arg(pair().join("reference"))
+            .env("PADV_API_KEY", KEY)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -82,6 +87,37 @@ fn remote_scoring_against_padv_serve_equals_local_scoring() {
     }
 
     let url = format!("http://127.0.0.1:{port}");
+    // Without the token the server refuses, and the client says so.
+    let out = padv()
+        .args(["score", "--renderer", "chat-template", "--input"])
+        .arg(&trajectories)
+        .arg("--tokenizer")
+        .arg(pair().join("policy"))
+        .args(["--policy-endpoint", &url, "--reference-endpoint", &url])
+        .arg("--out")
+        .arg(dir.path().join("nokey"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("401"), "{err}");
+    // A variable that is not set is named.
+    let out = padv()
+        .args(["score", "--renderer", "chat-template", "--input"])
+        .arg(&trajectories)
+        .arg("--tokenizer")
+        .arg(pair().join("policy"))
+        .args(["--policy-endpoint", &url, "--reference-endpoint", &url])
+        .args(["--api-key-env", "PADV_TEST_NO_SUCH_VARIABLE"])
+        .arg("--out")
+        .arg(dir.path().join("nokey"))
+        .env_remove("PADV_TEST_NO_SUCH_VARIABLE")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("PADV_TEST_NO_SUCH_VARIABLE"), "{err}");
+
     let remote = dir.path().join("remote");
     run_ok(
         padv()
@@ -91,8 +127,16 @@ fn remote_scoring_against_padv_serve_equals_local_scoring() {
             .arg(pair().join("policy"))
             .args(["--policy-endpoint", &url, "--reference-endpoint", &url])
             .args(["--policy-model", "policy", "--reference-model", "reference"])
+            .args(["--api-key-env", "PADV_TEST_CLIENT_KEY"])
+            .env("PADV_TEST_CLIENT_KEY", KEY)
             .arg("--out")
             .arg(&remote),
+    );
+    let run_json = std::fs::read_to_string(remote.join("run.json")).unwrap();
+    assert!(!run_json.contains(KEY), "the token never reaches run.json");
+    assert!(
+        run_json.contains("PADV_TEST_CLIENT_KEY"),
+        "its variable's name does"
     );
     let local = dir.path().join("local");
     run_ok(
@@ -142,6 +186,8 @@ fn remote_scoring_against_padv_serve_equals_local_scoring() {
         .arg(pair().join("policy"))
         .args(["--policy-endpoint", &url, "--reference-endpoint", &url])
         .args(["--policy-model", "nope"])
+        .args(["--api-key-env", "PADV_TEST_CLIENT_KEY"])
+        .env("PADV_TEST_CLIENT_KEY", KEY)
         .arg("--out")
         .arg(dir.path().join("bad"))
         .output()
