@@ -108,6 +108,9 @@ pub enum EngineError {
     /// The request does not fit the model.
     #[error("invalid request: {0}")]
     Invalid(String),
+    /// The caller cancelled the work (`crate::cancel`); it stopped at a chunk boundary.
+    #[error("cancelled before it finished")]
+    Cancelled,
     /// The model computed NaN or an infinity for this request (weights or activations that
     /// overflow on its tokens): the request's own failure, refused where it is made.
     #[error("{field} at token position {position} is {value}, not finite")]
@@ -126,6 +129,7 @@ impl EngineError {
     pub fn into_backend(self, model: &str) -> BackendError {
         match self {
             EngineError::Invalid(m) => BackendError::Invalid(m),
+            EngineError::Cancelled => BackendError::Cancelled,
             EngineError::NonFinite {
                 field,
                 position,
@@ -183,7 +187,13 @@ pub(super) fn checked(
 
 pub(super) fn ctx(context: impl Into<String>) -> impl FnOnce(candle_core::Error) -> EngineError {
     let context = context.into();
-    move |source| EngineError::Candle { context, source }
+    move |source| {
+        if crate::cancel::cancelled() {
+            EngineError::Cancelled
+        } else {
+            EngineError::Candle { context, source }
+        }
+    }
 }
 
 /// Teacher-forced log-probs from a local checkpoint. The output projection is applied only
@@ -373,6 +383,10 @@ impl LocalEngine {
         let mut skip_until = 0;
         for (k, &i) in order.iter().enumerate() {
             if k < skip_until {
+                continue;
+            }
+            if crate::cancel::cancelled() {
+                results[i] = Some(Err(EngineError::Cancelled));
                 continue;
             }
             if let Some((end, prefix)) = groups[k] {
