@@ -10,7 +10,7 @@
 
 mod plan;
 
-use padv_core::record::cache::{CacheKey, LogprobCache};
+use padv_core::record::cache::{CacheKey, LogprobCache, Lookup};
 use padv_core::{
     BackendError, LogprobBackend, LogprobRecord, PositionLogprobs, ScoreRequest, StatsRequest,
     StepLogprobs, Trajectory,
@@ -105,6 +105,9 @@ pub struct PairOutput {
     pub n_targets: usize,
     /// How many of the two models' results came from the cache (0, 1 or 2).
     pub cache_hits: usize,
+    /// How many of the two models' cache entries failed verification (checksum, length) and
+    /// were re-scored (0, 1 or 2).
+    pub cache_corrupt: usize,
 }
 
 /// Score `trajectory` (already tokenised as `tokens`) with both models: [`score_pairs`] for
@@ -177,6 +180,7 @@ pub fn score_pairs(
                 n_tokens: tokens.total_tokens(),
                 n_targets: plan.n_targets,
                 cache_hits: usize::from(p.hit) + usize::from(r.hit),
+                cache_corrupt: usize::from(p.corrupt) + usize::from(r.corrupt),
             })
         })
         .collect()
@@ -187,6 +191,8 @@ struct ModelOutput {
     out: PositionLogprobs,
     key: CacheKey,
     hit: bool,
+    /// The cache held an entry that failed verification (re-scored).
+    corrupt: bool,
 }
 
 /// Looks up the cache and scores every missing segment of the `wanted` plans in one batch.
@@ -204,13 +210,24 @@ fn run_model(
         .iter()
         .map(|p| p.cache_key(&fingerprint, stats))
         .collect();
-    let mut hits: Vec<Option<PositionLogprobs>> = plans
+    let lookups: Vec<Lookup> = plans
         .iter()
         .zip(&keys)
         .zip(wanted)
-        .map(|((p, &key), &w)| {
-            w.then(|| cache.and_then(|c| c.get(key, p.n_targets)))
-                .flatten()
+        .map(|((p, &key), &w)| match cache {
+            Some(c) if w => c.get(key, p.n_targets),
+            _ => Lookup::Miss,
+        })
+        .collect();
+    let corrupt: Vec<bool> = lookups
+        .iter()
+        .map(|l| matches!(l, Lookup::Corrupt(_)))
+        .collect();
+    let mut hits: Vec<Option<PositionLogprobs>> = lookups
+        .into_iter()
+        .map(|l| match l {
+            Lookup::Hit(v) => Some(v),
+            _ => None,
         })
         .collect();
     // (item, segment) of each request, in request order.
@@ -314,6 +331,7 @@ fn run_model(
                 out,
                 key: keys[i],
                 hit,
+                corrupt: corrupt[i],
             })
         })
         .collect()

@@ -221,6 +221,7 @@ fn add_output(stats: &mut RunStats, toks: &Tokenized, out: PairOutput) -> Logpro
     stats.tokens += out.n_tokens;
     stats.action_tokens += out.n_targets;
     stats.cache_hits += out.cache_hits;
+    stats.cache_corrupt += out.cache_corrupt;
     if out.cache_hits < 2 {
         stats.computed_tokens += out.n_tokens;
     }

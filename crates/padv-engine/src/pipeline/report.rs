@@ -184,6 +184,9 @@ pub struct RunStats {
     pub trajectories_truncated: usize,
     /// Model results read from the cache (0, 1 or 2 per trajectory).
     pub cache_hits: usize,
+    /// Cache entries that failed verification (a checksum that does not match the numbers,
+    /// a wrong length, an unreadable file) and were re-scored instead of used.
+    pub cache_corrupt: usize,
     /// Tokens of the trajectories for which at least one model ran (not fully cached): the
     /// work actually done, so that a resumed run does not report a cache read as speed.
     pub computed_tokens: usize,

@@ -589,6 +589,12 @@ fn report_on_stderr(info: &RunInfo, records_path: &Path) {
             indent(&info.skips)
         );
     }
+    if s.cache_corrupt > 0 {
+        eprintln!(
+            "padv: {} cache entries failed their checksum (changed on disk) and were re-scored",
+            s.cache_corrupt
+        );
+    }
     if s.action_steps_cut_by_truncation > 0 {
         eprintln!(
             "padv: {} action steps were cut entirely by --max-length {} (they score 0)",
