@@ -29,7 +29,7 @@ fn sequences(bad: u32) -> Vec<(Vec<u32>, Vec<usize>)> {
         .map(|k| {
             let mut ids = prefix.clone();
             let tail: Vec<u32> = (0..(8 + 3 * k))
-                .map(|i| 100 + ((i * 13 + k as usize * 5) % 300) as u32)
+                .map(|i| 100 + ((i * 13 + k * 5) % 300) as u32)
                 .collect();
             ids.extend(&tail);
             if k == 1 || k == 4 {
