@@ -36,6 +36,19 @@ fn read_records(path: &Path) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// `padv score` of `trajectories` on the server at `url` (both models), writing to `out`.
+fn remote_score(trajectories: &Path, url: &str, out: &Path) -> Command {
+    let mut cmd = padv();
+    cmd.args(["score", "--renderer", "chat-template", "--input"])
+        .arg(trajectories)
+        .arg("--tokenizer")
+        .arg(pair().join("policy"))
+        .args(["--policy-endpoint", url, "--reference-endpoint", url])
+        .arg("--out")
+        .arg(out);
+    cmd
+}
+
 /// Kills the server when the test ends, however it ends.
 struct Server(Child);
 
@@ -88,29 +101,15 @@ fn remote_scoring_against_padv_serve_equals_local_scoring() {
 
     let url = format!("http://127.0.0.1:{port}");
     // Without the token the server refuses, and the client says so.
-    let out = padv()
-        .args(["score", "--renderer", "chat-template", "--input"])
-        .arg(&trajectories)
-        .arg("--tokenizer")
-        .arg(pair().join("policy"))
-        .args(["--policy-endpoint", &url, "--reference-endpoint", &url])
-        .arg("--out")
-        .arg(dir.path().join("nokey"))
+    let out = remote_score(&trajectories, &url, &dir.path().join("nokey"))
         .output()
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("401"), "{err}");
     // A variable that is not set is named.
-    let out = padv()
-        .args(["score", "--renderer", "chat-template", "--input"])
-        .arg(&trajectories)
-        .arg("--tokenizer")
-        .arg(pair().join("policy"))
-        .args(["--policy-endpoint", &url, "--reference-endpoint", &url])
+    let out = remote_score(&trajectories, &url, &dir.path().join("nokey"))
         .args(["--api-key-env", "PADV_TEST_NO_SUCH_VARIABLE"])
-        .arg("--out")
-        .arg(dir.path().join("nokey"))
         .env_remove("PADV_TEST_NO_SUCH_VARIABLE")
         .output()
         .unwrap();
@@ -120,17 +119,10 @@ fn remote_scoring_against_padv_serve_equals_local_scoring() {
 
     let remote = dir.path().join("remote");
     run_ok(
-        padv()
-            .args(["score", "--renderer", "chat-template", "--input"])
-            .arg(&trajectories)
-            .arg("--tokenizer")
-            .arg(pair().join("policy"))
-            .args(["--policy-endpoint", &url, "--reference-endpoint", &url])
+        remote_score(&trajectories, &url, &remote)
             .args(["--policy-model", "policy", "--reference-model", "reference"])
             .args(["--api-key-env", "PADV_TEST_CLIENT_KEY"])
-            .env("PADV_TEST_CLIENT_KEY", KEY)
-            .arg("--out")
-            .arg(&remote),
+            .env("PADV_TEST_CLIENT_KEY", KEY),
     );
     let run_json = std::fs::read_to_string(remote.join("run.json")).unwrap();
     assert!(!run_json.contains(KEY), "the token never reaches run.json");
@@ -179,17 +171,10 @@ fn remote_scoring_against_padv_serve_equals_local_scoring() {
     assert!(compared > 100, "only {compared} log-probs compared");
 
     // A model id the server does not list is refused, naming what it serves.
-    let out = padv()
-        .args(["score", "--renderer", "chat-template", "--input"])
-        .arg(&trajectories)
-        .arg("--tokenizer")
-        .arg(pair().join("policy"))
-        .args(["--policy-endpoint", &url, "--reference-endpoint", &url])
+    let out = remote_score(&trajectories, &url, &dir.path().join("bad"))
         .args(["--policy-model", "nope"])
         .args(["--api-key-env", "PADV_TEST_CLIENT_KEY"])
         .env("PADV_TEST_CLIENT_KEY", KEY)
-        .arg("--out")
-        .arg(dir.path().join("bad"))
         .output()
         .unwrap();
     assert!(!out.status.success());

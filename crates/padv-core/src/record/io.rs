@@ -96,7 +96,7 @@ fn parse_line(path: &Path, line: usize, text: &str) -> Result<LogprobRecord, Rec
 /// rank as an extreme score), log-probs are ≤ 0 (up to rounding), steps are in message
 /// order, and, when `num_messages` is given, `mistake_step` and every `message_index` are
 /// messages of the trajectory (without it, `mistake_step` may not lie after the last message
-/// the steps hold: FA could never find such a step); judge scores are finite, with valid names and steps in
+/// the steps or judge steps hold: FA could never find such a step); judge scores are finite, with valid names and steps in
 /// message order ([`crate::judge::validate_judges`]).
 pub fn validate(record: &LogprobRecord) -> Result<(), String> {
     if let Some(n) = record.num_messages {
@@ -119,7 +119,17 @@ pub fn validate(record: &LogprobRecord) -> Result<(), String> {
         }
     } else if let (Some(m), Some(last)) = (
         record.mistake_step,
-        record.steps.iter().map(|s| s.message_index).max(),
+        record
+            .steps
+            .iter()
+            .map(|s| s.message_index)
+            .chain(
+                record
+                    .judges
+                    .values()
+                    .flat_map(|j| j.steps.iter().map(|s| s.message_index)),
+            )
+            .max(),
     ) {
         if m > last {
             return Err(format!(
