@@ -99,7 +99,7 @@ impl From<RemoteError> for BackendError {
             } => BackendError::Http {
                 server: endpoint,
                 status,
-                message: format!("{what}: {body}"),
+                message: format!("{body} (answering {what})"),
             },
             RemoteError::Protocol { .. } => BackendError::Protocol(e.to_string()),
             other => BackendError::Failed(other.to_string()),

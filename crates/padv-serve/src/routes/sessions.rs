@@ -179,7 +179,7 @@ async fn update(
             if r.is_err() {
                 return Ok((original, r));
             }
-            Ok((Box::new(*session), r))
+            Ok((session, r))
         })
         .await;
     let (session, r) = match result {
