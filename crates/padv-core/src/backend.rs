@@ -25,15 +25,70 @@ pub struct StatsRequest {
     pub distribution_stats: bool,
 }
 
-/// Error from a backend.
+/// Why a backend could not answer a request: a value, so callers (the pipeline's skip
+/// report, the server's status codes) can tell a bad number from a dead server without
+/// parsing text.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum BackendError {
-    /// The request is invalid for this backend (e.g. a token id outside the vocabulary).
+    /// The request is invalid for this backend (e.g. a token id outside the vocabulary, a
+    /// sequence longer than the model's context).
     #[error("invalid request: {0}")]
     Invalid(String),
-    /// The backend failed while computing.
+    /// The model produced NaN or an infinity (or, from a remote server, a value no
+    /// log-probability can take): the request's own data or weights are at fault, not the
+    /// service.
+    #[error("{model}: {field} at token position {position} is {value}, not a finite log-probability{}",
+        detail.as_deref().map(|d| format!(" ({d})")).unwrap_or_default())]
+    NonFinite {
+        /// The model (fingerprint, server URL or role name).
+        model: String,
+        /// `logprob`, `topk_mean`, `entropy`, `vocab_mean`.
+        field: &'static str,
+        /// Token position in the request's ids.
+        position: usize,
+        /// The value read.
+        value: f32,
+        /// What else is known (e.g. the allowed range of a remote value).
+        detail: Option<String>,
+    },
+    /// Reading or writing local data failed.
+    #[error("I/O error: {0}")]
+    Io(#[from] std::io::Error),
+    /// A remote server answered with an HTTP error status.
+    #[error("{server}: HTTP {status}: {message}")]
+    Http {
+        /// Server (base URL).
+        server: String,
+        /// HTTP status code.
+        status: u16,
+        /// The server's explanation.
+        message: String,
+    },
+    /// A remote server's answer broke its API (bad JSON, repeated keys, wrong lengths,
+    /// echoed ids that differ from those sent), or no answer came.
+    #[error("protocol error: {0}")]
+    Protocol(String),
+    /// The caller gave up on the request (timeout, client gone) before it finished.
+    #[error("cancelled before it finished")]
+    Cancelled,
+    /// The request exceeds a size limit of the backend.
+    #[error("too large: {0}")]
+    TooLarge(String),
+    /// The backend failed while computing, for a reason none of the other kinds covers.
     #[error("backend failure: {0}")]
     Failed(String),
+}
+
+impl BackendError {
+    /// Whether the request's data (not the service) is at fault: an invalid or oversized
+    /// request, or a value that is not a log-probability.
+    pub fn is_data_error(&self) -> bool {
+        matches!(
+            self,
+            BackendError::Invalid(_) | BackendError::NonFinite { .. } | BackendError::TooLarge(_)
+        )
+    }
 }
 
 /// One sequence to score in a batch: log-probs of `ids[t]` for each `t` in `targets`

@@ -7,6 +7,7 @@
 // Raw-pointer kernels live in `decoder::kernels` only, behind safe, validating wrappers.
 #![deny(unsafe_code)]
 
+pub mod cancel;
 pub mod pair;
 pub mod pipeline;
 pub mod tokenize;

@@ -49,6 +49,8 @@ pub struct RemoteOptions {
     pub max_model_len: Option<usize>,
     /// Served model to use, by its `/v1/models` id; None takes the first listed.
     pub model: Option<String>,
+    /// Bearer token sent with every request (None: no `Authorization` header).
+    pub api_key: Option<crate::http::ApiKey>,
 }
 
 impl RemoteOptions {
@@ -75,6 +77,7 @@ impl Default for RemoteOptions {
             backoff_max: Duration::from_secs(30),
             max_model_len: None,
             model: None,
+            api_key: None,
         }
     }
 }
@@ -154,6 +157,7 @@ impl RemoteBackend {
                 opts.max_model_len,
                 opts.timeout,
                 opts.concurrency,
+                opts.api_key.as_ref(),
             )?;
             kind = Some(ep.identity().kind);
             if let Some(first) = endpoints.first() {

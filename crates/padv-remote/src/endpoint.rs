@@ -38,7 +38,8 @@ impl Endpoint {
     /// does not. `model` picks one of the served models by its `/v1/models` id (a server
     /// can list several: vLLM with LoRA adapters beside the base, or `padv serve` with a
     /// policy and a reference); None takes the first. `max_model_len` overrides what the
-    /// server reports (or supplies it when the server reports none).
+    /// server reports (or supplies it when the server reports none). `api_key` is sent as a
+    /// bearer token with every request (`vllm serve --api-key`, `padv serve --api-key`).
     pub fn connect(
         url: &str,
         kind: Option<EngineKind>,
@@ -46,9 +47,11 @@ impl Endpoint {
         max_model_len: Option<usize>,
         timeout: Duration,
         pool: usize,
+        api_key: Option<&crate::http::ApiKey>,
     ) -> Result<Self, RemoteError> {
+        let bearer = api_key.map(|k| k.expose().to_string());
         let mut ep = Endpoint {
-            http: HttpTarget::new(url, timeout, pool, None)?,
+            http: HttpTarget::new(url, timeout, pool, bearer)?,
             identity: ModelIdentity {
                 kind: EngineKind::Vllm,
                 name: String::new(),

@@ -89,9 +89,19 @@ impl RemoteError {
 impl From<RemoteError> for BackendError {
     fn from(e: RemoteError) -> Self {
         match e {
-            RemoteError::TooLong { .. } | RemoteError::Config(_) => {
-                BackendError::Invalid(e.to_string())
-            }
+            RemoteError::Config(_) => BackendError::Invalid(e.to_string()),
+            RemoteError::TooLong { .. } => BackendError::TooLarge(e.to_string()),
+            RemoteError::Status {
+                endpoint,
+                what,
+                status,
+                body,
+            } => BackendError::Http {
+                server: endpoint,
+                status,
+                message: format!("{body} (answering {what})"),
+            },
+            RemoteError::Protocol { .. } => BackendError::Protocol(e.to_string()),
             other => BackendError::Failed(other.to_string()),
         }
     }

@@ -20,6 +20,40 @@ const MAX_BODY: u64 = 1 << 30;
 /// How much of an error body goes into an error message.
 const ERROR_BODY_CHARS: usize = 400;
 
+/// A bearer token: kept out of `Debug` output, logs and run.json.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ApiKey(String);
+
+impl ApiKey {
+    /// Wraps a token.
+    pub fn new(token: impl Into<String>) -> Self {
+        ApiKey(token.into())
+    }
+
+    /// Reads the token from environment variable `var`; the error names the variable, never
+    /// a value.
+    pub fn from_env(var: &str) -> Result<Self, RemoteError> {
+        match std::env::var(var) {
+            Ok(v) if !v.is_empty() => Ok(ApiKey(v)),
+            _ => Err(RemoteError::Config(format!(
+                "the environment variable {var} (given as the API key's variable) is not set, \
+                 empty or not UTF-8"
+            ))),
+        }
+    }
+
+    /// The token itself, for the `Authorization` header only.
+    pub(crate) fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ApiKey(<redacted>)")
+    }
+}
+
 /// A server: base URL, connection pool, credentials.
 #[derive(Clone)]
 pub struct HttpTarget {

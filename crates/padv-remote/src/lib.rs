@@ -22,5 +22,5 @@ mod sparse;
 pub use backend::{RemoteBackend, RemoteOptions, RemoteStats};
 pub use endpoint::{Endpoint, ModelIdentity};
 pub use error::RemoteError;
-pub use http::HttpTarget;
+pub use http::{ApiKey, HttpTarget};
 pub use protocol::EngineKind;

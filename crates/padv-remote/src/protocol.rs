@@ -30,6 +30,25 @@ use serde::{Deserialize, Serialize};
 /// top-20 mean, as the local engine computes it).
 pub const TOPK_MEAN_K: usize = 20;
 
+/// How far above 0 a log-probability read from a server may lie and still be taken (as read:
+/// a top-1 log-prob of a near-certain token can come out as +1e-7 after the server's own
+/// rounding). Anything larger, or not finite, is not a log-probability (a vLLM run that
+/// returns raw logits answers +0.7 or 1e30) and the answer is refused.
+pub const LOGPROB_TOLERANCE: f64 = 1e-4;
+
+/// `value` when it is a log-probability (finite, ≤ [`LOGPROB_TOLERANCE`]), else the error
+/// naming `field` and the value.
+fn logprob(field: &dyn Fn() -> String, value: f64) -> Result<f64, String> {
+    if value.is_finite() && value <= LOGPROB_TOLERANCE {
+        return Ok(value);
+    }
+    Err(format!(
+        "{} is {value}, not a log-probability (finite and <= {LOGPROB_TOLERANCE}); is the \
+         server returning raw logits instead of log-probs (vLLM: --logprobs-mode raw_logprobs)?",
+        field()
+    ))
+}
+
 /// Which engine an endpoint runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum EngineKind {
@@ -269,6 +288,7 @@ fn parse_vllm(body: &[u8], x: &Extract<'_>) -> Result<PositionLogprobs, String> 
     }
     let mut out = empty_output(x);
     let mut scratch = Vec::with_capacity(x.k + 1);
+    let mut seen: Vec<u32> = Vec::with_capacity(x.k + 1);
     for (&t, entry) in x.targets.iter().zip(&lps.at) {
         let field = || format!("choices[0].prompt_logprobs[{t}]");
         let entry = entry
@@ -277,12 +297,23 @@ fn parse_vllm(body: &[u8], x: &Extract<'_>) -> Result<PositionLogprobs, String> 
         let want = x.ids[t];
         let mut actual = None;
         scratch.clear();
+        seen.clear();
         for &(key, lp) in &entry.0 {
             let id = key
                 .strip_prefix("token_id:")
                 .unwrap_or(key)
                 .parse::<u32>()
                 .map_err(|_| format!("{} has key {key:?}, not a token id", field()))?;
+            // serde_json keeps the last of repeated keys: which value the server meant is
+            // unknowable, so the answer is refused.
+            if seen.contains(&id) {
+                return Err(format!(
+                    "{} lists token {id} twice (a repeated key): the answer is ambiguous",
+                    field()
+                ));
+            }
+            seen.push(id);
+            let lp = logprob(&|| format!("{}[{key:?}].logprob", field()), lp)?;
             if id == want {
                 actual = Some(lp);
             }
@@ -340,13 +371,15 @@ fn parse_sglang(body: &[u8], x: &Extract<'_>) -> Result<PositionLogprobs, String
         let lp = tokens[t]
             .0
             .ok_or_else(|| format!("meta_info.input_token_logprobs[{t}][0] is null"))?;
+        let lp = logprob(&|| format!("meta_info.input_token_logprobs[{t}][0]"), lp)?;
         out.logprob.push(lp as f32);
         if let (Some(m), Some(top)) = (out.topk_mean.as_mut(), top.as_ref()) {
             let field = format!("meta_info.input_top_logprobs[{t}]");
             let list = top[j].as_ref().ok_or_else(|| format!("{field} is null"))?;
             scratch.clear();
             for (i, e) in list.iter().enumerate() {
-                scratch.push(e.0.ok_or_else(|| format!("{field}[{i}][0] is null"))?);
+                let v = e.0.ok_or_else(|| format!("{field}[{i}][0] is null"))?;
+                scratch.push(logprob(&|| format!("{field}[{i}][0]"), v)?);
             }
             m.push(topk_mean(&field, &mut scratch, x.vocab_size)?);
         }
@@ -417,6 +450,61 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.contains("not the documented JSON"), "{e}");
+    }
+
+    #[test]
+    fn impossible_log_probs_are_refused_naming_position_and_value() {
+        let vllm = |lp: &str, other: &str| {
+            format!(
+                r#"{{"choices":[{{"prompt_token_ids":[5,7],"prompt_logprobs":[null,
+                {{"7":{{"logprob":{lp}}},"8":{{"logprob":{other}}}}}]}}]}}"#
+            )
+        };
+        // Raw logits (+0.7), a huge value, and a top-k entry above 0.
+        for (lp, other, bad) in [
+            ("0.7", "-1.0", "0.7"),
+            ("1e30", "-1.0", "1e30"),
+            ("-0.5", "0.2", "0.2"),
+        ] {
+            let body = vllm(lp, other);
+            let e = parse_response(
+                EngineKind::Vllm,
+                body.as_bytes(),
+                &extract(&[5, 7], &[1], true),
+            )
+            .unwrap_err();
+            assert!(e.contains("prompt_logprobs[1]"), "{e}");
+            assert!(e.contains("not a log-probability"), "{e}");
+            let shown = bad.parse::<f64>().unwrap().to_string();
+            assert!(e.contains(&shown), "{e}");
+        }
+        // Within the tolerance: taken as read.
+        let body = vllm("0.00001", "-1.0");
+        let out = parse_response(
+            EngineKind::Vllm,
+            body.as_bytes(),
+            &extract(&[5, 7], &[1], false),
+        )
+        .unwrap();
+        assert_eq!(out.logprob, vec![0.00001]);
+        let body = br#"{"meta_info":{"input_token_logprobs":[[null,5,null],[0.7,7,null]]}}"#;
+        let e =
+            parse_response(EngineKind::Sglang, body, &extract(&[5, 7], &[1], false)).unwrap_err();
+        assert!(e.contains("input_token_logprobs[1][0] is 0.7"), "{e}");
+    }
+
+    #[test]
+    fn a_repeated_token_key_is_refused() {
+        // serde_json would keep the last "7"; which one the server meant is unknowable.
+        let body = br#"{"choices":[{"prompt_token_ids":[5,7],"prompt_logprobs":[null,
+            {"7":{"logprob":-0.5},"8":{"logprob":-1.0},"7":{"logprob":-3.0}}]}]}"#;
+        let e = parse_response(EngineKind::Vllm, body, &extract(&[5, 7], &[1], false)).unwrap_err();
+        assert!(e.contains("lists token 7 twice"), "{e}");
+        // "7" and "token_id:7" name the same token.
+        let body = br#"{"choices":[{"prompt_token_ids":[5,7],"prompt_logprobs":[null,
+            {"7":{"logprob":-0.5},"token_id:7":{"logprob":-3.0}}]}]}"#;
+        let e = parse_response(EngineKind::Vllm, body, &extract(&[5, 7], &[1], false)).unwrap_err();
+        assert!(e.contains("twice"), "{e}");
     }
 
     #[test]

@@ -34,6 +34,7 @@ fn opts() -> RemoteOptions {
         backoff_max: Duration::from_millis(5),
         max_model_len: None,
         model: None,
+        api_key: None,
     }
 }
 

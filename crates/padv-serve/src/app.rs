@@ -31,6 +31,7 @@ pub fn app(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), auth))
+        .layer(middleware::from_fn_with_state(state.clone(), declared_size))
         .layer(DefaultBodyLimit::max(limit))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state)
@@ -44,6 +45,27 @@ async fn method_not_allowed() -> Response {
     let body = serde_json::json!({"error": {"type": "method_not_allowed",
         "message": "method not allowed on this route"}});
     (StatusCode::METHOD_NOT_ALLOWED, axum::Json(body)).into_response()
+}
+
+/// 413 for a body whose declared `Content-Length` is over `--max-body-bytes`, before any of
+/// it is read: hyper sends `100 Continue` only when a handler first polls the body, so a
+/// client that sent `Expect: 100-continue` gets the refusal without uploading. (Bodies
+/// without a length are cut at the limit while read, by `DefaultBodyLimit`.)
+async fn declared_size(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let limit = state.config.max_body_bytes;
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if let Some(n) = declared.filter(|&n| n > limit as u64) {
+        return ApiError::TooLarge(format!(
+            "request body of {n} bytes is over the server's limit of {limit} bytes \
+             (--max-body-bytes)"
+        ))
+        .into_response();
+    }
+    next.run(req).await
 }
 
 /// Bearer-token check; `/health` stays open so probes need no secret.

@@ -27,6 +27,17 @@ pub enum ApiError {
     /// a token id outside the vocabulary, more tokens than `--max-tokens`.
     #[error("{0}")]
     Validation(String),
+    /// The models or the scoring produced NaN or an infinity for this request (422): its
+    /// tokens hit weights that overflow, or β is too large for the scores. The message names
+    /// the model, position or method. Never a 200 with `null`.
+    #[error("{0}")]
+    NonFinite(String),
+    /// The request exceeds a size limit (413).
+    #[error("{0}")]
+    TooLarge(String),
+    /// A model server behind this one failed or broke its protocol (502).
+    #[error("{0}")]
+    Upstream(String),
     /// Missing or wrong bearer token (401).
     #[error("missing or invalid API key")]
     Unauthorized,
@@ -53,7 +64,9 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::BadJson { status, .. } => *status,
-            ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Validation(_) | ApiError::NonFinite(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Upstream(_) => StatusCode::BAD_GATEWAY,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
@@ -68,12 +81,32 @@ impl ApiError {
         match self {
             ApiError::BadJson { .. } => "invalid_request",
             ApiError::Validation(_) => "validation_error",
+            ApiError::NonFinite(_) => "non_finite",
+            ApiError::TooLarge(_) => "too_large",
+            ApiError::Upstream(_) => "upstream_error",
             ApiError::Unauthorized => "unauthorized",
             ApiError::NotFound(_) => "not_found",
             ApiError::Conflict(_) => "conflict",
             ApiError::Overloaded(_) => "overloaded",
             ApiError::Timeout(_) => "timeout",
             ApiError::Internal(_) => "internal_error",
+        }
+    }
+}
+
+impl ApiError {
+    /// The error of a backend failure of the `which` model (`policy`, `reference`): each
+    /// kind of cause keeps its own status, and data problems say what is wrong.
+    pub fn from_backend(which: &str, e: padv_core::BackendError) -> Self {
+        use padv_core::BackendError as B;
+        let msg = format!("{which} model: {e}");
+        match e {
+            B::Invalid(_) => ApiError::Validation(msg),
+            B::NonFinite { .. } => ApiError::NonFinite(msg),
+            B::TooLarge(_) => ApiError::TooLarge(msg),
+            B::Http { .. } | B::Protocol(_) => ApiError::Upstream(msg),
+            B::Cancelled => ApiError::Timeout(0.0),
+            _ => ApiError::Internal(msg),
         }
     }
 }

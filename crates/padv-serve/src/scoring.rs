@@ -116,7 +116,9 @@ pub struct StepReport {
 /// Method name → score (`null` where the method has no value).
 pub type MethodScores = BTreeMap<String, Option<f64>>;
 
-/// Per-step scores of `record` for every spec, and the trajectory scores.
+/// Per-step scores of `record` for every spec, and the trajectory scores. A score that
+/// is not finite (β too large for the log-ratios, an infinite log-prob) is
+/// [`ApiError::NonFinite`] naming the method and step: never a `null` with 200.
 pub fn report(
     record: &LogprobRecord,
     specs: &[ScoreSpec],
@@ -139,12 +141,31 @@ pub fn report(
                 .iter()
                 .find(|(mi, _)| *mi == s.message_index)
                 .map(|&(_, v)| v);
-            s.scores.insert(name.clone(), v.filter(|x| x.is_finite()));
+            if let Some(x) = v.filter(|x| !x.is_finite()) {
+                return Err(non_finite_score(
+                    &name,
+                    spec,
+                    &format!("step (message {})", s.message_index),
+                    x,
+                ));
+            }
+            s.scores.insert(name.clone(), v);
         }
         let t = trajectory_score(record, spec).map_err(|e| ApiError::Internal(e.to_string()))?;
-        trajectory.insert(name, t.filter(|x| x.is_finite()));
+        if let Some(x) = t.filter(|x| !x.is_finite()) {
+            return Err(non_finite_score(&name, spec, "trajectory", x));
+        }
+        trajectory.insert(name, t);
     }
     Ok((steps, trajectory))
+}
+
+fn non_finite_score(method: &str, spec: &ScoreSpec, what: &str, x: f64) -> ApiError {
+    ApiError::NonFinite(format!(
+        "method {method}: the {what} score is {x} (beta {}): the log-probs or beta are too \
+         large for a finite score",
+        spec.beta
+    ))
 }
 
 /// Reads one trajectory from a request body value, in any format padv reads (detected unless
@@ -275,10 +296,7 @@ impl PairCache {
 }
 
 fn engine_err(which: &str) -> impl Fn(EngineError) -> ApiError + '_ {
-    move |e| match e {
-        EngineError::Invalid(m) => ApiError::Validation(format!("{which} model: {m}")),
-        other => ApiError::Internal(format!("{which} model: {other}")),
-    }
+    move |e| ApiError::from_backend(which, e.into_backend(which))
 }
 
 /// Scores `targets` of `ids` with both models, continuing from `cache` (which must hold a
@@ -311,11 +329,12 @@ pub fn score_targets(
 /// Scores several `(ids, targets)` requests with both models through the engine's batch path,
 /// which computes a prefix they share once (see `LocalEngine::score_batch_shared`: K
 /// candidates after one history run as one fan-out pass). Returns the values per request and
-/// the positions the policy computed.
+/// the positions the policy computed. Each request fails or succeeds on its own (a NaN in one
+/// candidate is that candidate's error, never its neighbours').
 pub fn score_requests(
     models: &Models,
     requests: &[ScoreRequest<'_>],
-) -> ApiResult<(Vec<Vec<PosVals>>, usize)> {
+) -> (Vec<ApiResult<Vec<PosVals>>>, usize) {
     let (pol, cost) = models.policy.score_batch_shared(
         requests,
         StatsRequest {
@@ -325,15 +344,19 @@ pub fn score_requests(
     let (refr, _) = models
         .reference
         .score_batch_shared(requests, StatsRequest::default());
-    let mut out = Vec::with_capacity(requests.len());
-    for ((p, r), req) in pol.into_iter().zip(refr).zip(requests) {
-        out.push(merge(
-            p.map_err(engine_err("policy"))?,
-            r.map_err(engine_err("reference"))?,
-            req.targets.len(),
-        )?);
-    }
-    Ok((out, cost.computed_positions))
+    let out = pol
+        .into_iter()
+        .zip(refr)
+        .zip(requests)
+        .map(|((p, r), req)| {
+            merge(
+                p.map_err(engine_err("policy"))?,
+                r.map_err(engine_err("reference"))?,
+                req.targets.len(),
+            )
+        })
+        .collect();
+    (out, cost.computed_positions)
 }
 
 /// The policy's values (with distribution statistics) and the reference's log-probs of `n`

@@ -25,7 +25,7 @@ use crate::scoring::{PairCache, PosVals};
 const REMEMBER_EVICTED: usize = 4096;
 
 /// One conversation being scored incrementally.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Session {
     /// Session id.
     pub id: String,
@@ -168,6 +168,11 @@ impl SessionStore {
             ))),
             None => Err(missing(&inner, id)),
         }
+    }
+
+    /// The memory bound, in bytes.
+    pub fn max_bytes(&self) -> usize {
+        self.max_bytes
     }
 
     /// Returns a taken session (or drops the reservation when `session` is `None`, e.g. the

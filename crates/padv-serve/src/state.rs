@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use padv_core::Trajectory;
+use padv_engine::cancel::{with_cancel, CancelFlag};
 use padv_engine::logprobs::LocalEngine;
 use padv_engine::tokenize::{ChatTemplate, TextTokenizer, TokenizeError, Tokenized};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -192,20 +193,34 @@ impl AppState {
     }
 
     /// Runs `job` on the blocking pool once admitted, under the request timeout. The worker
-    /// slot is held by the job itself, so a timed-out request keeps its slot until the
-    /// computation really ends: the concurrency bound holds for actual CPU/GPU work.
+    /// slot is held by the job itself, so the concurrency bound holds for actual CPU/GPU
+    /// work; when the request times out (or its client goes away) the job's cancellation
+    /// flag is raised and the engine stops at its next chunk boundary (`padv_engine::cancel`),
+    /// so the slot frees within one decoder layer instead of after the abandoned work.
     pub async fn run_model<T, F>(&self, job: F) -> ApiResult<T>
     where
         T: Send + 'static,
         F: FnOnce(&Models) -> ApiResult<T> + Send + 'static,
     {
+        /// Raises the flag however the request's future ends (done, timed out, dropped).
+        struct CancelOnDrop(CancelFlag);
+        impl Drop for CancelOnDrop {
+            fn drop(&mut self) {
+                self.0.cancel();
+            }
+        }
+        let flag = CancelFlag::new();
+        let _cancel = CancelOnDrop(flag.clone());
         let timeout = self.config.timeout;
         let work = async {
             let permit = self.admission.enter().await?;
             let models = Arc::clone(&self.models);
             tokio::task::spawn_blocking(move || {
                 let _permit = permit;
-                job(&models)
+                if flag.is_cancelled() {
+                    return Err(ApiError::Timeout(0.0));
+                }
+                with_cancel(&flag, || job(&models))
             })
             .await
             .map_err(|e| ApiError::Internal(format!("model task failed: {e}")))?

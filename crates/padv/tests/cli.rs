@@ -375,6 +375,36 @@ fn flags_parse_alike_and_bad_values_are_explained() {
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("beta must be finite and > 0, got -1"), "{err}");
+    // A finite β too large for finite scores is refused too (1e308 made every PA score −∞
+    // and AUROC a silent 0.5).
+    let out = padv(&["eval", "uq", "--input", records, "--beta", "1e308"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("beta 1e308 is above"), "{err}");
+    // --grid evaluates every method: a --method with it is a usage error, not ignored.
+    let out = padv(&[
+        "eval", "uq", "--input", records, "--grid", "--method", "deepconf",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--methods deepconf"), "{err}");
+    // --max-length 0 would score nothing: refused before any model loads.
+    let out = padv(&[
+        "score",
+        "--policy",
+        "nowhere",
+        "--reference",
+        "nowhere",
+        "--input",
+        records,
+        "--out",
+        dir.path().join("o").to_str().unwrap(),
+        "--max-length",
+        "0",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--max-length 0"), "{err}");
     // snake_case (as in the JSON) and kebab-case both work.
     for mode in ["agg_of_diff", "agg-of-diff"] {
         let v = stdout_json(&padv(&[
@@ -542,6 +572,7 @@ fn score_reports_skips_run_metadata_and_removes_stale_evaluations() {
     );
     assert_eq!(info["skips"]["malformed_input"]["count"], 1);
     assert_eq!(info["records"], 2);
+    assert_eq!(info["skipped"], 1, "run.json's count agrees with its skips");
     let files = info["inputs"].as_array().unwrap();
     assert_eq!(
         files.len(),

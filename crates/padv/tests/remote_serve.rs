@@ -2,7 +2,8 @@
 //! committed gym pair and speaks the vLLM protocol (`/v1/models` lists both models,
 //! `/v1/completions` answers `prompt_logprobs`), and `padv score --policy-endpoint …
 //! --reference-endpoint … --policy-model policy --reference-model reference` must write the
-//! same target log-probs as local scoring of the same checkpoints (to 1e-5).
+//! same target log-probs as local scoring of the same checkpoints (to 1e-5). The server
+//! demands a bearer token, which the client sends from `--api-key-env` and never writes.
 
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -35,6 +36,19 @@ fn read_records(path: &Path) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// `padv score` of `trajectories` on the server at `url` (both models), writing to `out`.
+fn remote_score(trajectories: &Path, url: &str, out: &Path) -> Command {
+    let mut cmd = padv();
+    cmd.args(["score", "--renderer", "chat-template", "--input"])
+        .arg(trajectories)
+        .arg("--tokenizer")
+        .arg(pair().join("policy"))
+        .args(["--policy-endpoint", url, "--reference-endpoint", url])
+        .arg("--out")
+        .arg(out);
+    cmd
+}
+
 /// Kills the server when the test ends, however it ends.
 struct Server(Child);
 
@@ -44,6 +58,9 @@ impl Drop for Server {
         let _ = self.0.wait();
     }
 }
+
+/// The server's token (its environment) and the client's (its own variable).
+const KEY: &str = "s3cret-token-for-the-test";
 
 #[test]
 fn remote_scoring_against_padv_serve_equals_local_scoring() {
@@ -67,6 +84,7 @@ fn remote_scoring_against_padv_serve_equals_local_scoring() {
             .arg(pair().join("policy"))
             .arg("--reference")
             .arg(pair().join("reference"))
+            .env("PADV_API_KEY", KEY)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -82,17 +100,35 @@ fn remote_scoring_against_padv_serve_equals_local_scoring() {
     }
 
     let url = format!("http://127.0.0.1:{port}");
+    // Without the token the server refuses, and the client says so.
+    let out = remote_score(&trajectories, &url, &dir.path().join("nokey"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("401"), "{err}");
+    // A variable that is not set is named.
+    let out = remote_score(&trajectories, &url, &dir.path().join("nokey"))
+        .args(["--api-key-env", "PADV_TEST_NO_SUCH_VARIABLE"])
+        .env_remove("PADV_TEST_NO_SUCH_VARIABLE")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("PADV_TEST_NO_SUCH_VARIABLE"), "{err}");
+
     let remote = dir.path().join("remote");
     run_ok(
-        padv()
-            .args(["score", "--renderer", "chat-template", "--input"])
-            .arg(&trajectories)
-            .arg("--tokenizer")
-            .arg(pair().join("policy"))
-            .args(["--policy-endpoint", &url, "--reference-endpoint", &url])
+        remote_score(&trajectories, &url, &remote)
             .args(["--policy-model", "policy", "--reference-model", "reference"])
-            .arg("--out")
-            .arg(&remote),
+            .args(["--api-key-env", "PADV_TEST_CLIENT_KEY"])
+            .env("PADV_TEST_CLIENT_KEY", KEY),
+    );
+    let run_json = std::fs::read_to_string(remote.join("run.json")).unwrap();
+    assert!(!run_json.contains(KEY), "the token never reaches run.json");
+    assert!(
+        run_json.contains("PADV_TEST_CLIENT_KEY"),
+        "its variable's name does"
     );
     let local = dir.path().join("local");
     run_ok(
@@ -135,15 +171,10 @@ fn remote_scoring_against_padv_serve_equals_local_scoring() {
     assert!(compared > 100, "only {compared} log-probs compared");
 
     // A model id the server does not list is refused, naming what it serves.
-    let out = padv()
-        .args(["score", "--renderer", "chat-template", "--input"])
-        .arg(&trajectories)
-        .arg("--tokenizer")
-        .arg(pair().join("policy"))
-        .args(["--policy-endpoint", &url, "--reference-endpoint", &url])
+    let out = remote_score(&trajectories, &url, &dir.path().join("bad"))
         .args(["--policy-model", "nope"])
-        .arg("--out")
-        .arg(dir.path().join("bad"))
+        .args(["--api-key-env", "PADV_TEST_CLIENT_KEY"])
+        .env("PADV_TEST_CLIENT_KEY", KEY)
         .output()
         .unwrap();
     assert!(!out.status.success());

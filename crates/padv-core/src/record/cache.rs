@@ -6,6 +6,12 @@
 //! Entries are written atomically, so an interrupted run leaves only complete entries and a
 //! rerun resumes where it stopped. The folder mechanics are [`JsonCache`]'s, which the judge
 //! answers' cache shares.
+//!
+//! Every entry carries a checksum of its key and of the bit patterns of its values: an entry
+//! that is still valid JSON but whose numbers changed (a disk error, a hand edit, a file
+//! copied under another key) is found on read, reported as [`Lookup::Corrupt`], re-scored
+//! and counted, never used. (JSON keeps every f32 exactly, so the checksum survives the
+//! round trip.)
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -90,6 +96,53 @@ impl JsonCache {
     }
 }
 
+/// What a [`LogprobCache`] lookup found.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Lookup {
+    /// A verified entry.
+    Hit(PositionLogprobs),
+    /// No entry.
+    Miss,
+    /// An entry that failed verification (checksum, length or format): the caller re-scores
+    /// it and counts it.
+    Corrupt(String),
+}
+
+/// One stored entry: the checksum and the values.
+#[derive(Debug, Serialize, serde::Deserialize)]
+struct Entry {
+    /// [`checksum`] of the key and the values, hex.
+    checksum: String,
+    /// The values.
+    value: PositionLogprobs,
+}
+
+/// FNV-1a over the key and every array's presence, length and f32 bit patterns.
+fn checksum(key: CacheKey, v: &PositionLogprobs) -> String {
+    let mut h = Fnv64::new();
+    h.write_str("padv-cache-entry-v2")
+        .write(&key.0.to_le_bytes());
+    for arr in [
+        Some(&v.logprob),
+        v.topk_mean.as_ref(),
+        v.entropy.as_ref(),
+        v.vocab_mean.as_ref(),
+    ] {
+        match arr {
+            None => {
+                h.write(&[0]);
+            }
+            Some(a) => {
+                h.write(&[1]).write(&(a.len() as u64).to_le_bytes());
+                for x in a {
+                    h.write(&x.to_bits().to_le_bytes());
+                }
+            }
+        }
+    }
+    format!("{:016x}", h.finish())
+}
+
 /// A folder of cache entries.
 #[derive(Debug, Clone)]
 pub struct LogprobCache {
@@ -109,25 +162,50 @@ impl LogprobCache {
         self.files.dir()
     }
 
-    /// A cached entry, if present, readable and of the expected length (otherwise it is
-    /// recomputed, with a warning).
-    pub fn get(&self, key: CacheKey, expected_len: usize) -> Option<PositionLogprobs> {
-        let v: PositionLogprobs = self.files.get(&key.stem())?;
-        if v.logprob.len() == expected_len {
-            Some(v)
-        } else {
-            tracing::warn!(
-                "cache entry {}.json in {} has the wrong length; recomputing",
-                key.stem(),
-                self.dir().display()
-            );
-            None
+    /// The entry of `key`, verified: its checksum must match its key and values and it must
+    /// hold `expected_len` targets; anything else is [`Lookup::Corrupt`] (with a warning).
+    pub fn get(&self, key: CacheKey, expected_len: usize) -> Lookup {
+        let path = self.dir().join(format!("{}.json", key.stem()));
+        if !path.exists() {
+            return Lookup::Miss;
         }
+        let corrupt = |why: String| {
+            tracing::warn!("cache entry {}: {why}; re-scoring", path.display());
+            Lookup::Corrupt(why)
+        };
+        let Some(raw) = self.files.get::<serde_json::Value>(&key.stem()) else {
+            return corrupt("not readable JSON".into());
+        };
+        let entry: Entry = match serde_json::from_value(raw) {
+            Ok(e) => e,
+            Err(e) => return corrupt(format!("not a checksummed entry ({e})")),
+        };
+        if entry.checksum != checksum(key, &entry.value) {
+            return corrupt("its checksum does not match its contents".into());
+        }
+        if entry.value.logprob.len() != expected_len {
+            return corrupt(format!(
+                "it holds {} values for {expected_len} targets",
+                entry.value.logprob.len()
+            ));
+        }
+        Lookup::Hit(entry.value)
     }
 
-    /// Store an entry atomically.
+    /// Store an entry atomically, with its checksum.
     pub fn put(&self, key: CacheKey, value: &PositionLogprobs) -> std::io::Result<()> {
-        self.files.put(&key.stem(), value)
+        #[derive(Serialize)]
+        struct EntryRef<'a> {
+            checksum: String,
+            value: &'a PositionLogprobs,
+        }
+        self.files.put(
+            &key.stem(),
+            &EntryRef {
+                checksum: checksum(key, value),
+                value,
+            },
+        )
     }
 }
 
@@ -141,13 +219,13 @@ mod tests {
         let cache = LogprobCache::open(dir.path()).unwrap();
         let stats = StatsRequest::default();
         let key = CacheKey::new("m1", &[1, 2, 3], &[1, 2], stats);
-        assert!(cache.get(key, 2).is_none());
+        assert_eq!(cache.get(key, 2), Lookup::Miss);
         let v = PositionLogprobs {
             logprob: vec![-1.0, -2.0],
             ..Default::default()
         };
         cache.put(key, &v).unwrap();
-        assert_eq!(cache.get(key, 2), Some(v));
+        assert_eq!(cache.get(key, 2), Lookup::Hit(v));
         // A different model, ids, targets or stats request is a different entry.
         assert_ne!(key, CacheKey::new("m2", &[1, 2, 3], &[1, 2], stats));
         assert_ne!(key, CacheKey::new("m1", &[1, 2, 4], &[1, 2], stats));
@@ -156,8 +234,37 @@ mod tests {
             distribution_stats: true,
         };
         assert_ne!(key, CacheKey::new("m1", &[1, 2, 3], &[1, 2], with_stats));
-        // Wrong expected length is a miss.
-        assert!(cache.get(key, 3).is_none());
+        // Wrong expected length is refused.
+        assert!(matches!(cache.get(key, 3), Lookup::Corrupt(_)));
+    }
+
+    #[test]
+    fn an_entry_whose_numbers_changed_is_found_corrupt() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = LogprobCache::open(dir.path()).unwrap();
+        let key = CacheKey::new("m1", &[1, 2, 3], &[1, 2], StatsRequest::default());
+        let v = PositionLogprobs {
+            logprob: vec![-1.25, -2.5],
+            entropy: Some(vec![0.5, 0.75]),
+            ..Default::default()
+        };
+        cache.put(key, &v).unwrap();
+        let path = dir.path().join(format!("{}.json", key.stem()));
+        let text = std::fs::read_to_string(&path).unwrap();
+        // Still valid JSON, one number changed.
+        std::fs::write(&path, text.replace("-2.5", "-2.4")).unwrap();
+        match cache.get(key, 2) {
+            Lookup::Corrupt(why) => assert!(why.contains("checksum"), "{why}"),
+            other => panic!("expected Corrupt, got {other:?}"),
+        }
+        // An entry copied under another key is caught too.
+        cache.put(key, &v).unwrap();
+        let other = CacheKey::new("m1", &[1, 2, 4], &[1, 2], StatsRequest::default());
+        std::fs::copy(&path, dir.path().join(format!("{}.json", other.stem()))).unwrap();
+        assert!(matches!(cache.get(other, 2), Lookup::Corrupt(_)));
+        // An entry without a checksum (an older padv's) is not trusted.
+        std::fs::write(&path, r#"{"logprob":[-1.25,-2.5]}"#).unwrap();
+        assert!(matches!(cache.get(key, 2), Lookup::Corrupt(_)));
     }
 
     #[cfg(target_os = "linux")]

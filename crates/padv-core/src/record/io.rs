@@ -95,7 +95,8 @@ fn parse_line(path: &Path, line: usize, text: &str) -> Result<LogprobRecord, Rec
 /// values are finite (a value beyond f32's range, e.g. `-1e39`, parses to infinity and would
 /// rank as an extreme score), log-probs are ≤ 0 (up to rounding), steps are in message
 /// order, and, when `num_messages` is given, `mistake_step` and every `message_index` are
-/// messages of the trajectory; judge scores are finite, with valid names and steps in
+/// messages of the trajectory (without it, `mistake_step` may not lie after the last message
+/// the steps or judge steps hold: FA could never find such a step); judge scores are finite, with valid names and steps in
 /// message order ([`crate::judge::validate_judges`]).
 pub fn validate(record: &LogprobRecord) -> Result<(), String> {
     if let Some(n) = record.num_messages {
@@ -114,6 +115,26 @@ pub fn validate(record: &LogprobRecord) -> Result<(), String> {
                 "field steps[{k}].message_index: {} is not a message of the trajectory \
                  (num_messages = {n})",
                 step.message_index
+            ));
+        }
+    } else if let (Some(m), Some(last)) = (
+        record.mistake_step,
+        record
+            .steps
+            .iter()
+            .map(|s| s.message_index)
+            .chain(
+                record
+                    .judges
+                    .values()
+                    .flat_map(|j| j.steps.iter().map(|s| s.message_index)),
+            )
+            .max(),
+    ) {
+        if m > last {
+            return Err(format!(
+                "field mistake_step: {m} lies after the last message the record holds ({last}); \
+                 the record has no num_messages to say the trajectory is longer"
             ));
         }
     }
@@ -295,8 +316,16 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("steps[0].message_index"), "{e}");
-        // Without num_messages nothing can be checked (older writers).
+        // Without num_messages (older writers) the messages present bound it: the steps'.
         assert!(line(r#"{"id":"a","task_id":"t","mistake_step":40,"steps":[]}"#).is_ok());
+        let e = line(r#"{"id":"a","task_id":"t","mistake_step":999999,"steps":[{"message_index":3,"policy":[]}]}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("mistake_step: 999999"), "{e}");
+        assert!(line(
+            r#"{"id":"a","task_id":"t","mistake_step":3,"steps":[{"message_index":3,"policy":[]}]}"#
+        )
+        .is_ok());
     }
 
     #[test]

@@ -51,6 +51,6 @@ pub use names::ParseNameError;
 pub use scorer::{step_scores, trajectory_score, Scorer};
 pub(crate) use spec::{cells_by_method, MethodGroup};
 pub use spec::{
-    grid, judge_grid, JudgeLevel, JudgeRef, Method, PaMode, ScoreSpec, ScoreSpecBuilder,
+    grid, judge_grid, JudgeLevel, JudgeRef, Method, PaMode, ScoreSpec, ScoreSpecBuilder, MAX_BETA,
 };
 pub use table::ScoreTable;

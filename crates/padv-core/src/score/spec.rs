@@ -324,8 +324,9 @@ impl ScoreSpecBuilder {
         self
     }
 
-    /// β (default 1.0); must be finite and positive, since a negative β would flip every
-    /// ranking and zero would make every score 0.
+    /// β (default 1.0); must be finite, positive and at most [`MAX_BETA`], since a negative β
+    /// would flip every ranking, zero would make every score 0, and a huge β overflows the
+    /// scores to ±∞ (β = 1e308 turned every PA score into −∞ and AUROC into a silent 0.5).
     pub fn beta(mut self, beta: f64) -> Self {
         self.spec.beta = beta;
         self
@@ -345,6 +346,12 @@ impl ScoreSpecBuilder {
                 "beta must be finite and > 0, got {beta}"
             )));
         }
+        if beta > MAX_BETA {
+            return Err(ScoreError::InvalidSpec(format!(
+                "beta {beta:e} is above {MAX_BETA:e}: β·log-ratio summed over a trajectory could \
+                 overflow to an infinite score (β only rescales PA; rankings do not change)"
+            )));
+        }
         if self.spec.method == Method::Judge && self.spec.judge.is_none() {
             return Err(ScoreError::InvalidSpec(
                 "method `judge` needs the judge's name (e.g. --judge thinkprm)".into(),
@@ -353,6 +360,12 @@ impl ScoreSpecBuilder {
         Ok(self.spec.normalized())
     }
 }
+
+/// The largest β a [`ScoreSpec`] accepts. Log-probs are f32 (|x| < 3.4·10³⁸) and a real
+/// log-ratio stays far below 10⁴ per token; with β ≤ 10⁶ a step or trajectory score of any
+/// realistic length stays finite in f64 with room to spare, while anything larger is a typo
+/// (β is an inverse KL coefficient, 0.001–10 in practice).
+pub const MAX_BETA: f64 = 1e6;
 
 /// The distinct methods (judges apart) of a sequence of grid cells, in first-appearance
 /// order, each with the indices of its cells: how every per-method report (UQ, best-of-N,
@@ -458,7 +471,7 @@ mod tests {
 
     #[test]
     fn builder_rejects_bad_beta() {
-        for beta in [0.0, -1.0, f64::NAN, f64::INFINITY] {
+        for beta in [0.0, -1.0, f64::NAN, f64::INFINITY, 1e308, MAX_BETA * 1.5] {
             let e = ScoreSpec::builder().beta(beta).build().unwrap_err();
             assert!(e.to_string().contains("beta"), "{e}");
         }

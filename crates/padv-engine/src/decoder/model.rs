@@ -282,6 +282,8 @@ impl DecoderModel {
         }
         let last = self.blocks.len().saturating_sub(1);
         for (i, block) in self.blocks.iter().enumerate() {
+            // A chunk boundary: a cancelled request stops here (see `crate::cancel`).
+            crate::cancel::check()?;
             let r = if i == last { rows } else { None };
             let (y, kv) = block.forward(&x, &step, cache.layer(i), r)?;
             cache.set_layer(i, kv);

@@ -108,20 +108,92 @@ pub enum EngineError {
     /// The request does not fit the model.
     #[error("invalid request: {0}")]
     Invalid(String),
+    /// The caller cancelled the work (`crate::cancel`); it stopped at a chunk boundary.
+    #[error("cancelled before it finished")]
+    Cancelled,
+    /// The model computed NaN or an infinity for this request (weights or activations that
+    /// overflow on its tokens): the request's own failure, refused where it is made.
+    #[error("{field} at token position {position} is {value}, not finite")]
+    NonFinite {
+        /// `logprob`, `topk_mean`, `entropy` or `vocab_mean`.
+        field: &'static str,
+        /// Target position in the request's ids.
+        position: usize,
+        /// The value.
+        value: f32,
+    },
 }
 
-impl From<EngineError> for BackendError {
-    fn from(e: EngineError) -> Self {
-        match e {
+impl EngineError {
+    /// The backend error of this failure, naming the model `model` where a value is at fault.
+    pub fn into_backend(self, model: &str) -> BackendError {
+        match self {
             EngineError::Invalid(m) => BackendError::Invalid(m),
+            EngineError::Cancelled => BackendError::Cancelled,
+            EngineError::NonFinite {
+                field,
+                position,
+                value,
+            } => BackendError::NonFinite {
+                model: model.to_string(),
+                field,
+                position,
+                value,
+                detail: None,
+            },
             other => BackendError::Failed(other.to_string()),
         }
     }
 }
 
+impl From<EngineError> for BackendError {
+    fn from(e: EngineError) -> Self {
+        e.into_backend("local engine")
+    }
+}
+
+/// The first non-finite value of `p` at `targets[k]`: `(field, position, value)`.
+pub(super) fn first_non_finite(
+    p: &PositionLogprobs,
+    targets: &[usize],
+) -> Option<(&'static str, usize, f32)> {
+    let fields = [
+        ("logprob", Some(&p.logprob)),
+        ("topk_mean", p.topk_mean.as_ref()),
+        ("entropy", p.entropy.as_ref()),
+        ("vocab_mean", p.vocab_mean.as_ref()),
+    ];
+    fields.into_iter().find_map(|(name, v)| {
+        v.into_iter().flatten().enumerate().find_map(|(k, &x)| {
+            (!x.is_finite()).then(|| (name, targets.get(k).copied().unwrap_or(k), x))
+        })
+    })
+}
+
+/// `p`, or the error naming its first non-finite value.
+pub(super) fn checked(
+    p: PositionLogprobs,
+    targets: &[usize],
+) -> Result<PositionLogprobs, EngineError> {
+    match first_non_finite(&p, targets) {
+        None => Ok(p),
+        Some((field, position, value)) => Err(EngineError::NonFinite {
+            field,
+            position,
+            value,
+        }),
+    }
+}
+
 pub(super) fn ctx(context: impl Into<String>) -> impl FnOnce(candle_core::Error) -> EngineError {
     let context = context.into();
-    move |source| EngineError::Candle { context, source }
+    move |source| {
+        if crate::cancel::cancelled() {
+            EngineError::Cancelled
+        } else {
+            EngineError::Candle { context, source }
+        }
+    }
 }
 
 /// Teacher-forced log-probs from a local checkpoint. The output projection is applied only
@@ -208,6 +280,9 @@ impl LocalEngine {
     /// [`LogprobBackend::score`] with the engine's error type. `cache` holds a computed
     /// prefix of `ids` (its `seq_len()` positions) to continue from, or is empty; it is
     /// extended when it stores. Targets must lie beyond the cached prefix.
+    ///
+    /// A NaN or infinite value anywhere in the result is [`EngineError::NonFinite`]: no
+    /// caller ever receives one.
     pub fn score_from(
         &self,
         ids: &[u32],
@@ -257,7 +332,7 @@ impl LocalEngine {
             self.chunk_rows,
         )
         .map_err(ctx("output projection"))?;
-        Ok(assemble(targets, &rows, start, &rs, want))
+        checked(assemble(targets, &rows, start, &rs, want), targets)
     }
 
     /// Rows of the output projection per chunk.
@@ -310,6 +385,10 @@ impl LocalEngine {
             if k < skip_until {
                 continue;
             }
+            if crate::cancel::cancelled() {
+                results[i] = Some(Err(EngineError::Cancelled));
+                continue;
+            }
             if let Some((end, prefix)) = groups[k] {
                 skip_until = end;
                 let members: Vec<ScoreRequest<'_>> =
@@ -321,7 +400,15 @@ impl LocalEngine {
                 match self.score_fanout(&members, prefix, stats) {
                     Ok(rs) => {
                         for (&j, r) in order[k..end].iter().zip(rs) {
-                            results[j] = Some(Ok(r));
+                            // A non-finite value is re-checked alone, so it can only ever be
+                            // the request's own (see `fanout`'s module docs).
+                            let q = requests[j];
+                            let r = if first_non_finite(&r, q.targets).is_none() {
+                                Ok(r)
+                            } else {
+                                self.score_from(q.ids, q.targets, stats, &mut KvCache::discarding())
+                            };
+                            results[j] = Some(r);
                         }
                     }
                     // A failure of the batched pass itself (not of a request: members are
@@ -522,7 +609,8 @@ impl LogprobBackend for LocalEngine {
         targets: &[usize],
         stats: StatsRequest,
     ) -> Result<PositionLogprobs, BackendError> {
-        Ok(self.score_from(ids, targets, stats, &mut KvCache::discarding())?)
+        self.score_from(ids, targets, stats, &mut KvCache::discarding())
+            .map_err(|e| e.into_backend(&self.fingerprint))
     }
 
     fn score_batch(
@@ -539,7 +627,7 @@ impl LogprobBackend for LocalEngine {
         );
         results
             .into_iter()
-            .map(|r| r.map_err(BackendError::from))
+            .map(|r| r.map_err(|e| e.into_backend(&self.fingerprint)))
             .collect()
     }
 }

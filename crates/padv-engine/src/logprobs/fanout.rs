@@ -8,6 +8,13 @@
 //! one row per request ([`KvCache::repeat_rows`]), the continuations are padded to a common
 //! length and run as a `[K, L]` batch. Padding follows every row a request reads, so causality
 //! keeps it out of every score; results equal independent passes to float rounding.
+//!
+//! Padding repeats the request's own last input token, never a fixed id: masked keys still
+//! enter the attention arithmetic (`0 · v` and `s + (−∞)` are NaN when `v` or `s` is), so a
+//! padding id whose weights hold NaN would poison every shorter row of the batch. A token the
+//! row already reads can add no non-finite value the row does not already have. As a second
+//! guard, `score_batch_shared` re-scores alone any member whose batched values are not all
+//! finite, so a bad sequence reports its own error and never its neighbours'.
 
 use candle_core::Tensor;
 use padv_core::{PositionLogprobs, ScoreRequest, StatsRequest};
@@ -102,8 +109,10 @@ impl LocalEngine {
         for r in reqs {
             let last = r.targets.last().copied().unwrap_or(prefix);
             flat.extend_from_slice(&r.ids[prefix..last]);
-            // Padding (any valid id) after the last row this request reads.
-            flat.resize(flat.len() + len - (last - prefix), 0);
+            // Padding after the last row this request reads: its own last input token (see
+            // the module docs for why not a fixed id).
+            let pad = r.ids[last - 1];
+            flat.resize(flat.len() + len - (last - prefix), pad);
             for &t in r.targets {
                 needed[t - 1 - prefix] = true;
             }

@@ -38,6 +38,7 @@ pub fn score_hidden(
     let softcap = softcap.map(|c| c as f32);
     let mut out = Vec::with_capacity(n);
     for c0 in (0..n).step_by(chunk_rows) {
+        crate::cancel::check()?;
         let nc = chunk_rows.min(n - c0);
         let h = hidden.narrow(0, c0, nc)?;
         let z = match cpu_f32_logits(&h, lm_head)? {

@@ -10,7 +10,7 @@
 
 mod plan;
 
-use padv_core::record::cache::{CacheKey, LogprobCache};
+use padv_core::record::cache::{CacheKey, LogprobCache, Lookup};
 use padv_core::{
     BackendError, LogprobBackend, LogprobRecord, PositionLogprobs, ScoreRequest, StatsRequest,
     StepLogprobs, Trajectory,
@@ -48,13 +48,16 @@ pub enum PairError {
     /// record holding one cannot be written as JSON nor evaluated.
     #[error(
         "trajectory {id:?}: {which} model returned {value} as {field} at token {position} of \
-         segment {segment}"
+         segment {segment}{}",
+        message_index.map(|m| format!(" (message {m})")).unwrap_or_default()
     )]
     NonFinite {
         /// Trajectory id.
         id: String,
         /// "policy" or "reference".
         which: &'static str,
+        /// Index of the message whose action token it is.
+        message_index: Option<usize>,
         /// `logprob`, `topk_mean`, `entropy` or `vocab_mean`.
         field: &'static str,
         /// Segment of the tokenised trajectory (0 for a single sequence).
@@ -74,6 +77,23 @@ pub enum PairError {
     },
 }
 
+impl PairError {
+    /// The message without the trajectory's id, so that one cause met by many trajectories
+    /// (a server down, a model refusing a token) reads the same for each and is counted once.
+    pub fn cause(&self) -> String {
+        let full = self.to_string();
+        match self {
+            PairError::Backend { id, .. }
+            | PairError::Shape { id, .. }
+            | PairError::NonFinite { id, .. } => full
+                .strip_prefix(&format!("trajectory {id:?}: "))
+                .map(str::to_string)
+                .unwrap_or(full),
+            PairError::Cache { .. } => full,
+        }
+    }
+}
+
 /// What scoring one trajectory produced.
 #[derive(Debug, Clone)]
 pub struct PairOutput {
@@ -85,6 +105,9 @@ pub struct PairOutput {
     pub n_targets: usize,
     /// How many of the two models' results came from the cache (0, 1 or 2).
     pub cache_hits: usize,
+    /// How many of the two models' cache entries failed verification (checksum, length) and
+    /// were re-scored (0, 1 or 2).
+    pub cache_corrupt: usize,
 }
 
 /// Score `trajectory` (already tokenised as `tokens`) with both models: [`score_pairs`] for
@@ -157,6 +180,7 @@ pub fn score_pairs(
                 n_tokens: tokens.total_tokens(),
                 n_targets: plan.n_targets,
                 cache_hits: usize::from(p.hit) + usize::from(r.hit),
+                cache_corrupt: usize::from(p.corrupt) + usize::from(r.corrupt),
             })
         })
         .collect()
@@ -167,6 +191,8 @@ struct ModelOutput {
     out: PositionLogprobs,
     key: CacheKey,
     hit: bool,
+    /// The cache held an entry that failed verification (re-scored).
+    corrupt: bool,
 }
 
 /// Looks up the cache and scores every missing segment of the `wanted` plans in one batch.
@@ -184,13 +210,24 @@ fn run_model(
         .iter()
         .map(|p| p.cache_key(&fingerprint, stats))
         .collect();
-    let mut hits: Vec<Option<PositionLogprobs>> = plans
+    let lookups: Vec<Lookup> = plans
         .iter()
         .zip(&keys)
         .zip(wanted)
-        .map(|((p, &key), &w)| {
-            w.then(|| cache.and_then(|c| c.get(key, p.n_targets)))
-                .flatten()
+        .map(|((p, &key), &w)| match cache {
+            Some(c) if w => c.get(key, p.n_targets),
+            _ => Lookup::Miss,
+        })
+        .collect();
+    let corrupt: Vec<bool> = lookups
+        .iter()
+        .map(|l| matches!(l, Lookup::Corrupt(_)))
+        .collect();
+    let mut hits: Vec<Option<PositionLogprobs>> = lookups
+        .into_iter()
+        .map(|l| match l {
+            Lookup::Hit(v) => Some(v),
+            _ => None,
         })
         .collect();
     // (item, segment) of each request, in request order.
@@ -240,6 +277,22 @@ fn run_model(
                         let want = plan.targets[k].len();
                         let part = match answer.take() {
                             None => empty_output(stats),
+                            Some(Err(BackendError::NonFinite {
+                                field,
+                                position,
+                                value,
+                                ..
+                            })) => {
+                                return Err(PairError::NonFinite {
+                                    id: id.to_string(),
+                                    which,
+                                    message_index: plan.message_of(k, position),
+                                    field,
+                                    segment: k,
+                                    position,
+                                    value,
+                                })
+                            }
                             Some(Err(source)) => {
                                 return Err(PairError::Backend {
                                     id: id.to_string(),
@@ -249,7 +302,7 @@ fn run_model(
                             }
                             Some(Ok(part)) => part,
                         };
-                        check_segment(&part, want, k, &plan.targets[k], id, which)?;
+                        check_segment(&part, want, k, plan, id, which)?;
                         append(&mut acc, part);
                     }
                     (acc, false)
@@ -267,6 +320,7 @@ fn run_model(
                 return Err(PairError::NonFinite {
                     id: id.to_string(),
                     which,
+                    message_index: plan.message_of(segment, position),
                     field,
                     segment,
                     position,
@@ -277,6 +331,7 @@ fn run_model(
                 out,
                 key: keys[i],
                 hit,
+                corrupt: corrupt[i],
             })
         })
         .collect()
@@ -287,10 +342,11 @@ fn check_segment(
     part: &PositionLogprobs,
     want: usize,
     segment: usize,
-    targets: &[usize],
+    plan: &Plan,
     id: &str,
     which: &'static str,
 ) -> Result<(), PairError> {
+    let targets = &plan.targets[segment];
     check_shape(part, want).map_err(|got| PairError::Shape {
         id: id.to_string(),
         which,
@@ -301,6 +357,7 @@ fn check_segment(
         return Err(PairError::NonFinite {
             id: id.to_string(),
             which,
+            message_index: plan.message_of(segment, targets[k]),
             field,
             segment,
             position: targets[k],
@@ -569,6 +626,7 @@ mod tests {
                 Err(PairError::NonFinite {
                     id,
                     which: w,
+                    message_index,
                     field,
                     segment,
                     position,
@@ -576,6 +634,7 @@ mod tests {
                 }) => {
                     assert_eq!((id.as_str(), *w, *field), ("t", which, "logprob"));
                     assert_eq!((*segment, *position), (1, 4));
+                    assert!(message_index.is_some(), "the message is named");
                     assert_eq!(v.is_nan(), value.is_nan());
                 }
                 other => panic!("expected NonFinite, got {other:?}"),

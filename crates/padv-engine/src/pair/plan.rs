@@ -41,6 +41,16 @@ impl<'a> Plan<'a> {
         }
     }
 
+    /// The message whose action token is target `position` of segment `segment`.
+    pub fn message_of(&self, segment: usize, position: usize) -> Option<usize> {
+        let seg = self.tokens.segments.get(segment)?;
+        seg.spans
+            .iter()
+            .filter(|s| s.is_action)
+            .find(|s| seg.action_targets(s).contains(&position))
+            .map(|s| s.message_index)
+    }
+
     /// The cache key of this trajectory for `fingerprint`. One sequence keeps the key it
     /// always had; several segments hash every segment's ids and targets, with the segment
     /// lengths in the fingerprint part so that no two segmentations of the same ids collide.

@@ -178,11 +178,15 @@ pub fn score_trajectories(
                 Err(e) => {
                     let reason = match e {
                         PairError::Shape { .. } => SkipReason::Shape,
-                        PairError::NonFinite { .. } => SkipReason::NonFinite,
+                        PairError::NonFinite { .. }
+                        | PairError::Backend {
+                            source: padv_core::BackendError::NonFinite { .. },
+                            ..
+                        } => SkipReason::NonFinite,
                         _ => SkipReason::Backend,
                     };
                     tracing::debug!("skipping trajectory {:?}: {e}", t.id);
-                    skips.add(reason, t.id.clone(), e.to_string());
+                    skips.add(reason, t.id.clone(), e.cause());
                 }
             }
         }
@@ -217,6 +221,7 @@ fn add_output(stats: &mut RunStats, toks: &Tokenized, out: PairOutput) -> Logpro
     stats.tokens += out.n_tokens;
     stats.action_tokens += out.n_targets;
     stats.cache_hits += out.cache_hits;
+    stats.cache_corrupt += out.cache_corrupt;
     if out.cache_hits < 2 {
         stats.computed_tokens += out.n_tokens;
     }

@@ -48,16 +48,19 @@ impl std::fmt::Display for SkipReason {
     }
 }
 
-/// One skipped item kept as an example.
+/// One distinct error message of a reason, with the first item that had it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SkipExample {
-    /// Trajectory id (or `file:line` for a malformed input record).
+    /// Trajectory id (or `file:line` for a malformed input record) of the first item.
     pub id: String,
     /// The error message.
     pub message: String,
+    /// How many items were skipped with exactly this message (the same error is counted,
+    /// not repeated).
+    pub count: usize,
 }
 
-/// Skips of one reason: the total and the first [`SKIP_EXAMPLES`] examples.
+/// Skips of one reason: the total and the first [`SKIP_EXAMPLES`] distinct messages.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct SkipGroup {
     /// How many items were skipped for this reason.
@@ -74,14 +77,19 @@ pub struct SkipReport {
 }
 
 impl SkipReport {
-    /// Counts one skip, keeping it as an example while fewer than [`SKIP_EXAMPLES`] are kept.
+    /// Counts one skip. A message met before counts towards its example; a new one is kept
+    /// while fewer than [`SKIP_EXAMPLES`] are.
     pub fn add(&mut self, reason: SkipReason, id: impl Into<String>, message: impl Into<String>) {
         let group = self.groups.entry(reason).or_default();
         group.count += 1;
-        if group.examples.len() < SKIP_EXAMPLES {
+        let message = message.into();
+        if let Some(ex) = group.examples.iter_mut().find(|e| e.message == message) {
+            ex.count += 1;
+        } else if group.examples.len() < SKIP_EXAMPLES {
             group.examples.push(SkipExample {
                 id: id.into(),
-                message: message.into(),
+                message,
+                count: 1,
             });
         }
     }
@@ -91,8 +99,13 @@ impl SkipReport {
         for (reason, group) in other.groups {
             let mine = self.groups.entry(reason).or_default();
             mine.count += group.count;
-            let room = SKIP_EXAMPLES.saturating_sub(mine.examples.len());
-            mine.examples.extend(group.examples.into_iter().take(room));
+            for ex in group.examples {
+                if let Some(e) = mine.examples.iter_mut().find(|e| e.message == ex.message) {
+                    e.count += ex.count;
+                } else if mine.examples.len() < SKIP_EXAMPLES {
+                    mine.examples.push(ex);
+                }
+            }
         }
     }
 
@@ -128,10 +141,20 @@ impl std::fmt::Display for SkipReport {
             first = false;
             write!(f, "{reason}: {} skipped", group.count)?;
             for ex in &group.examples {
-                write!(f, "\n  {}: {}", ex.id, ex.message)?;
+                match ex.count {
+                    1 => write!(f, "\n  {}: {}", ex.id, ex.message)?,
+                    n => write!(
+                        f,
+                        "\n  {} and {} more with the same error: {}",
+                        ex.id,
+                        n - 1,
+                        ex.message
+                    )?,
+                }
             }
-            if group.count > group.examples.len() {
-                write!(f, "\n  … and {} more", group.count - group.examples.len())?;
+            let shown: usize = group.examples.iter().map(|e| e.count).sum();
+            if group.count > shown {
+                write!(f, "\n  … and {} more", group.count - shown)?;
             }
         }
         Ok(())
@@ -161,6 +184,9 @@ pub struct RunStats {
     pub trajectories_truncated: usize,
     /// Model results read from the cache (0, 1 or 2 per trajectory).
     pub cache_hits: usize,
+    /// Cache entries that failed verification (a checksum that does not match the numbers,
+    /// a wrong length, an unreadable file) and were re-scored instead of used.
+    pub cache_corrupt: usize,
     /// Tokens of the trajectories for which at least one model ran (not fully cached): the
     /// work actually done, so that a resumed run does not report a cache read as speed.
     pub computed_tokens: usize,
@@ -178,7 +204,11 @@ mod tests {
     fn counts_every_skip_but_keeps_few_examples() {
         let mut r = SkipReport::default();
         for i in 0..8 {
-            r.add(SkipReason::Tokenize, format!("t{i}"), "bad template");
+            r.add(
+                SkipReason::Tokenize,
+                format!("t{i}"),
+                format!("bad template {i}"),
+            );
         }
         r.add(SkipReason::Backend, "b", "server down");
         assert_eq!(r.total(), 9);
@@ -196,12 +226,33 @@ mod tests {
     }
 
     #[test]
+    fn a_repeated_message_is_counted_once() {
+        let mut r = SkipReport::default();
+        for i in 0..7 {
+            r.add(
+                SkipReason::Backend,
+                format!("t{i}"),
+                "policy model: server down",
+            );
+        }
+        r.add(SkipReason::Backend, "u", "reference model: HTTP 500");
+        let g = r.get(SkipReason::Backend).unwrap();
+        assert_eq!(g.count, 8);
+        assert_eq!(g.examples.len(), 2);
+        assert_eq!((g.examples[0].id.as_str(), g.examples[0].count), ("t0", 7));
+        let text = r.to_string();
+        assert_eq!(text.matches("server down").count(), 1, "{text}");
+        assert!(text.contains("t0 and 6 more with the same error"), "{text}");
+        assert!(!text.contains("… and"), "{text}");
+    }
+
+    #[test]
     fn merge_adds_counts_and_caps_examples() {
         let mut a = SkipReport::default();
         let mut b = SkipReport::default();
         for i in 0..4 {
-            a.add(SkipReason::Shape, format!("a{i}"), "x");
-            b.add(SkipReason::Shape, format!("b{i}"), "y");
+            a.add(SkipReason::Shape, format!("a{i}"), format!("x{i}"));
+            b.add(SkipReason::Shape, format!("b{i}"), format!("y{i}"));
         }
         b.add(SkipReason::MalformedInput, "f:3", "z");
         a.merge(b);

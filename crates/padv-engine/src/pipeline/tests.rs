@@ -290,4 +290,24 @@ fn a_second_run_reads_everything_from_the_cache() {
     assert_eq!((again.stats.cache_hits, p.calls, r.calls), (4, 2, 2));
     assert_eq!(again.stats.computed_tokens, 0);
     assert_eq!(again.records, first.records);
+    assert_eq!(again.stats.cache_corrupt, 0);
+
+    // One entry's numbers change on disk (still valid JSON): it is found, re-scored and
+    // counted; the records are those of the first run.
+    let entry = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|x| x == "json"))
+        .unwrap();
+    let text = std::fs::read_to_string(&entry).unwrap();
+    let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let x = v["value"]["logprob"][0].as_f64().unwrap();
+    v["value"]["logprob"][0] = serde_json::json!(x - 0.5);
+    std::fs::write(&entry, v.to_string()).unwrap();
+    let (third, _) = run(&trajs, &tok, RendererKind::Paper, &mut p, &mut r, &opts);
+    let third = third.unwrap();
+    assert_eq!(third.stats.cache_corrupt, 1);
+    assert_eq!(third.stats.cache_hits, 3);
+    assert_eq!(p.calls + r.calls, 5, "one model re-scored one trajectory");
+    assert_eq!(third.records, first.records);
 }

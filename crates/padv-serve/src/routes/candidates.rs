@@ -58,8 +58,23 @@ pub struct CandidateScore {
     pub index: usize,
     /// Action tokens of the candidate that were scored.
     pub n_tokens: usize,
-    /// Method → the candidate step's score (higher = more likely to succeed).
+    /// Method → the candidate step's score (higher = more likely to succeed). Empty when
+    /// the candidate has an `error`.
     pub scores: BTreeMap<String, Option<f64>>,
+    /// Why this candidate has no scores (e.g. a NaN log-prob on its tokens): `{"type",
+    /// "message"}` as in an error response. The other candidates are still ranked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<CandidateError>,
+}
+
+/// The error of one candidate.
+#[derive(Debug, Serialize)]
+pub struct CandidateError {
+    /// Machine-readable kind (`non_finite`, `validation_error`, …).
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// What went wrong, naming the model and position or the method.
+    pub message: String,
 }
 
 /// Response of `POST /v1/score/candidates`.
@@ -68,7 +83,7 @@ pub struct CandidatesResponse {
     /// One entry per candidate, in request order.
     pub candidates: Vec<CandidateScore>,
     /// Index of the candidate with the highest score under the first method (ties: the
-    /// lowest index; null when no candidate has a score).
+    /// lowest index). When no candidate can be scored the request fails with 422 instead.
     pub best: Option<usize>,
     /// Method → index of its best candidate.
     pub best_by_method: BTreeMap<String, Option<usize>>,
@@ -150,7 +165,7 @@ pub async fn candidates(
                     targets: tg,
                 })
                 .collect();
-            let (values, computed) = score_requests(m, &requests)?;
+            let (values, computed) = score_requests(m, &requests);
             let mut records = Vec::with_capacity(tokens.len());
             for (((tk, tg), t), vals) in tokens
                 .iter()
@@ -158,34 +173,59 @@ pub async fn candidates(
                 .zip(&trajectories)
                 .zip(values)
             {
-                let mut by_pos: Vec<Option<PosVals>> = vec![None; tk.ids.len()];
-                for (&p, v) in tg.iter().zip(vals) {
-                    by_pos[p] = Some(v);
-                }
-                // Record of the candidate step alone.
-                let mut only = tk.clone();
-                let last = t.messages.len() - 1;
-                only.spans.retain(|s| s.message_index == last);
-                records.push(record_from(
-                    t,
-                    &only,
-                    &by_pos,
-                    m.policy.model().config().vocab_size,
-                )?);
+                records.push(vals.and_then(|vals| {
+                    let mut by_pos: Vec<Option<PosVals>> = vec![None; tk.ids.len()];
+                    for (&p, v) in tg.iter().zip(vals) {
+                        by_pos[p] = Some(v);
+                    }
+                    // Record of the candidate step alone.
+                    let mut only = tk.clone();
+                    let last = t.messages.len() - 1;
+                    only.spans.retain(|s| s.message_index == last);
+                    record_from(t, &only, &by_pos, m.policy.model().config().vocab_size)
+                }));
             }
             metrics.add_tokens(2 * computed);
             Ok((records, shared))
         })
         .await?;
     let mut out = Vec::with_capacity(records.len());
-    for (index, r) in records.iter().enumerate() {
-        let (steps, _) = report(r, &specs)?;
-        let step = steps.into_iter().next();
-        out.push(CandidateScore {
-            index,
-            n_tokens: step.as_ref().map_or(0, |s| s.n_tokens),
-            scores: step.map(|s| s.scores).unwrap_or_default(),
-        });
+    let mut first_error = None;
+    for (index, r) in records.into_iter().enumerate() {
+        match r.and_then(|r| report(&r, &specs)) {
+            Ok((steps, _)) => {
+                let step = steps.into_iter().next();
+                out.push(CandidateScore {
+                    index,
+                    n_tokens: step.as_ref().map_or(0, |s| s.n_tokens),
+                    scores: step.map(|s| s.scores).unwrap_or_default(),
+                    error: None,
+                });
+            }
+            Err(e) => {
+                let error = CandidateError {
+                    kind: e.kind(),
+                    message: format!("candidates[{index}]: {e}"),
+                };
+                out.push(CandidateScore {
+                    index,
+                    n_tokens: 0,
+                    scores: BTreeMap::new(),
+                    error: Some(error),
+                });
+                first_error.get_or_insert((index, e));
+            }
+        }
+    }
+    if out.iter().all(|c| c.error.is_some()) {
+        if let Some((index, e)) = first_error {
+            return Err(match e {
+                ApiError::NonFinite(m) => ApiError::NonFinite(format!(
+                    "no candidate could be scored; candidates[{index}]: {m}"
+                )),
+                other => other,
+            });
+        }
     }
     let mut best_by_method = BTreeMap::new();
     for spec in &specs {

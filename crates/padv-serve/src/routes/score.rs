@@ -112,6 +112,12 @@ fn calibrated(cal: &Calibration, record: &LogprobRecord) -> ApiResult<Calibrated
     let score = trajectory_score(record, &cal.spec).map_err(|e| {
         ApiError::Internal(format!("scoring the calibrated cell {}: {e}", cal.label))
     })?;
+    if let Some(x) = score.filter(|x| !x.is_finite()) {
+        return Err(ApiError::NonFinite(format!(
+            "the calibrated cell {} scores {x}: not a finite score",
+            cal.label
+        )));
+    }
     Ok(Calibrated {
         method: cal.method,
         cell: cal.label.clone(),
@@ -138,12 +144,14 @@ impl LogprobBackend for Shared<'_> {
         targets: &[usize],
         stats: padv_core::StatsRequest,
     ) -> Result<padv_core::PositionLogprobs, padv_core::BackendError> {
-        Ok(self.0.score_from(
-            ids,
-            targets,
-            stats,
-            &mut padv_engine::decoder::KvCache::discarding(),
-        )?)
+        self.0
+            .score_from(
+                ids,
+                targets,
+                stats,
+                &mut padv_engine::decoder::KvCache::discarding(),
+            )
+            .map_err(|e| e.into_backend(&self.0.fingerprint()))
     }
     // Per-turn segments of history-rewriting templates share long prefixes: compute them once.
     fn score_batch(
@@ -152,7 +160,9 @@ impl LogprobBackend for Shared<'_> {
         stats: padv_core::StatsRequest,
     ) -> Vec<Result<padv_core::PositionLogprobs, padv_core::BackendError>> {
         let (out, _cost) = self.0.score_batch_shared(requests, stats);
-        out.into_iter().map(|r| r.map_err(Into::into)).collect()
+        out.into_iter()
+            .map(|r| r.map_err(|e| e.into_backend(&self.0.fingerprint())))
+            .collect()
     }
 }
 
@@ -183,10 +193,8 @@ pub async fn score(
                 None,
             )
             .map_err(|e| match e {
-                PairError::Backend {
-                    source: padv_core::BackendError::Invalid(msg),
-                    ..
-                } => ApiError::Validation(msg),
+                PairError::Backend { which, source, .. } => ApiError::from_backend(which, source),
+                e @ PairError::NonFinite { .. } => ApiError::NonFinite(e.to_string()),
                 other => ApiError::Internal(other.to_string()),
             })?;
             metrics.add_tokens(2 * out.n_tokens);

@@ -23,7 +23,7 @@ use padv_engine::tokenize::{Segment, Tokenized};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::error::{ApiJson, ApiResult};
+use crate::error::{ApiError, ApiJson, ApiResult};
 use crate::routes::score::params;
 use crate::scoring::{
     action_targets, chat_trajectory, common_prefix, encode_any, record_from, report, score_targets,
@@ -142,9 +142,13 @@ async fn update(
     let sessions = state.sessions.clone();
     let backup_id = id.clone();
     // The job owns the session; it hands it back through the result either way.
+    let max_bytes = state.sessions.max_bytes();
     let result = state
         .run_model(move |m| {
-            let mut session = session;
+            // The update works on a copy (KV tensors are shared, not copied), so a request
+            // refused after scoring leaves the conversation as it was.
+            let original = session;
+            let mut session = original.clone();
             let r = advance(
                 m,
                 &mut session,
@@ -157,6 +161,23 @@ async fn update(
             );
             if let Ok((_, _, computed)) = &r {
                 metrics.add_tokens(2 * computed);
+            }
+            // A session larger than the whole memory bound would evict every other one and
+            // then itself: refused, evicting nobody.
+            let bytes = session_bytes(m, &session);
+            if r.is_ok() && bytes > max_bytes {
+                return Ok((
+                    original,
+                    Err(ApiError::TooLarge(format!(
+                        "the session would hold {} bytes of KV caches and values, more than the \
+                         server's whole session memory ({} bytes, --session-memory-mb); nothing \
+                         was stored and no other session was evicted",
+                        bytes, max_bytes
+                    ))),
+                ));
+            }
+            if r.is_err() {
+                return Ok((original, r));
             }
             Ok((session, r))
         })

@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use axum::extract::State;
 use axum::Json;
 use candle_core::{DType, Tensor};
+use padv_core::LogprobBackend;
 use padv_engine::decoder::KvCache;
 use padv_engine::logprobs::LocalEngine;
 use serde::{Deserialize, Serialize};
@@ -89,7 +90,7 @@ fn rows_top(
     hidden: &Tensor,
     actual: &[Option<u32>],
     k: usize,
-) -> Result<Vec<RowTop>, candle_core::Error> {
+) -> Result<ApiResult<Vec<RowTop>>, candle_core::Error> {
     let model = engine.model();
     let n = hidden.dim(0)?;
     let mut out = Vec::with_capacity(n);
@@ -101,6 +102,15 @@ fn rows_top(
             .to_dtype(DType::F32)?
             .to_vec2::<f32>()?;
         for (i, row) in logits.iter().enumerate() {
+            // A NaN or infinite logit makes every log-prob of the row meaningless (and the
+            // greedy token arbitrary): the request fails, naming where.
+            if let Some((id, z)) = row.iter().enumerate().find(|(_, z)| !z.is_finite()) {
+                return Ok(Err(ApiError::NonFinite(format!(
+                    "{}: the logit of token {id} at position {} is {z}, not finite",
+                    engine.fingerprint(),
+                    start + i + 1
+                ))));
+            }
             let max = row.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b)) as f64;
             let lse = max
                 + row
@@ -127,7 +137,7 @@ fn rows_top(
             out.push(RowTop { top, actual });
         }
     }
-    Ok(out)
+    Ok(Ok(out))
 }
 
 fn prompt_ids(models: &Models, req: &CompletionRequest) -> ApiResult<Vec<u32>> {
@@ -255,7 +265,7 @@ pub async fn completions(
                 .and_then(|h| h.squeeze(0))
                 .map_err(internal)?;
             metrics.add_tokens(input.len());
-            rows_top(engine, &hidden, &actual, k.max(usize::from(generate))).map_err(internal)
+            rows_top(engine, &hidden, &actual, k.max(usize::from(generate))).map_err(internal)?
         })
         .await?;
     let prompt_rows = if need_prompt {

@@ -65,9 +65,10 @@ pub struct EvalArgs {
 /// Score selection and evaluation options, shared with `padv score --eval`.
 #[derive(Debug, Clone, Args)]
 pub struct EvalOptions {
-    /// Scoring method.
-    #[arg(long, value_parser = named::<Method>(), default_value = "pa")]
-    method: Method,
+    /// Scoring method (default pa). Not with --grid, which evaluates every method (restrict
+    /// it with --methods).
+    #[arg(long, value_parser = named::<Method>())]
+    method: Option<Method>,
     /// Token aggregation within a step.
     #[arg(long, value_parser = named::<TokenAgg>(), default_value = "mean")]
     token_agg: TokenAgg,
@@ -138,7 +139,18 @@ impl EvalOptions {
     }
 
     fn config_full(&self, grid: bool, level: JudgeLevel) -> anyhow::Result<EvalConfig> {
-        let judge = match (&self.judge, self.method) {
+        if self.grid {
+            if let Some(m) = self.method {
+                anyhow::bail!(
+                    "--method {} picks one cell, but --grid evaluates every method: drop \
+                     --method, or restrict the grid with --methods {}",
+                    m.name(),
+                    m.name()
+                );
+            }
+        }
+        let method = self.method.unwrap_or(Method::Pa);
+        let judge = match (&self.judge, method) {
             (Some(name), Method::Judge) => Some(JudgeRef {
                 name: JudgeName::new(name)?,
                 level,
@@ -152,7 +164,7 @@ impl EvalOptions {
             _ => None,
         };
         let spec = ScoreSpec::builder()
-            .method(self.method)
+            .method(method)
             .token_agg(self.token_agg)
             .step_agg(self.step_agg)
             .pa_mode(self.pa_mode)

@@ -10,7 +10,7 @@ use anyhow::Context;
 use clap::{Args, ValueEnum};
 use padv_core::LogprobBackend;
 use padv_engine::tokenize::TextTokenizer;
-use padv_remote::{EngineKind, RemoteBackend, RemoteOptions};
+use padv_remote::{ApiKey, EngineKind, RemoteBackend, RemoteOptions};
 
 /// Engine behind the endpoints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -76,6 +76,25 @@ pub struct RemoteArgs {
     /// Context length to assume instead of what the server reports.
     #[arg(long, value_name = "TOKENS")]
     pub max_model_len: Option<usize>,
+    /// Environment variable holding a bearer token for both models' servers (`vllm serve
+    /// --api-key`, `padv serve --api-key`). Only the variable's name is ever printed or
+    /// written to run.json, never its value.
+    #[arg(long, value_name = "NAME")]
+    pub api_key_env: Option<String>,
+    /// Environment variable with the policy servers' token, when it differs (overrides
+    /// --api-key-env for the policy).
+    #[arg(long, value_name = "NAME")]
+    pub policy_api_key_env: Option<String>,
+    /// Environment variable with the reference servers' token (overrides --api-key-env for
+    /// the reference).
+    #[arg(long, value_name = "NAME")]
+    pub reference_api_key_env: Option<String>,
+}
+
+/// The token in environment variable `var`, if one was named.
+fn api_key(var: Option<&String>, flag: &str) -> anyhow::Result<Option<ApiKey>> {
+    var.map(|v| ApiKey::from_env(v).with_context(|| format!("{flag} {v}")))
+        .transpose()
 }
 
 impl RemoteArgs {
@@ -127,12 +146,26 @@ impl RemoteArgs {
             .to_path_buf();
         let vocab = vocab_size(&dir)?;
         let opts = self.options()?;
+        let both = api_key(self.api_key_env.as_ref(), "--api-key-env")?;
+        let policy_key = match api_key(self.policy_api_key_env.as_ref(), "--policy-api-key-env")? {
+            Some(k) => Some(k),
+            None => both.clone(),
+        };
+        let reference_key = match api_key(
+            self.reference_api_key_env.as_ref(),
+            "--reference-api-key-env",
+        )? {
+            Some(k) => Some(k),
+            None => both,
+        };
         let policy_opts = RemoteOptions {
             model: self.policy_model.clone(),
+            api_key: policy_key,
             ..opts.clone()
         };
         let reference_opts = RemoteOptions {
             model: self.reference_model.clone(),
+            api_key: reference_key,
             ..opts
         };
         let policy = RemoteBackend::connect(&self.policy_endpoint, vocab, policy_opts)

@@ -203,6 +203,9 @@ fn pa_headline(report: &EvalReport) -> Option<PaHeadline> {
 /// Run `padv score`.
 pub fn run(args: ScoreArgs) -> anyhow::Result<()> {
     // Flags first: a bad β or merge spec should not cost two model loads.
+    if args.max_length == 0 {
+        anyhow::bail!("--max-length 0 keeps no token of any trajectory: give a positive length");
+    }
     let eval_cfg = if args.eval.is_empty() {
         None
     } else {
@@ -341,6 +344,10 @@ impl Run<'_> {
         };
         let mut skips = self.inputs.skips.clone();
         skips.merge(run.skips);
+        // run.json's `skipped` counts every skip its `skips` lists, malformed input records
+        // included, so the two can never disagree.
+        let mut stats = run.stats;
+        stats.skipped = skips.total();
 
         let records_path = out.join("records.jsonl");
         write_records_atomic(&records_path, &run.records)
@@ -355,7 +362,7 @@ impl Run<'_> {
             max_length: self.max_length,
             batch_size: args.batch_size,
             cache: self.cache.is_some(),
-            stats: run.stats,
+            stats,
             skips,
         };
         super::output::write_json(&out.join("run.json"), &info)?;
@@ -580,6 +587,12 @@ fn report_on_stderr(info: &RunInfo, records_path: &Path) {
             "padv: skipped {}:\n{}",
             info.skips.total(),
             indent(&info.skips)
+        );
+    }
+    if s.cache_corrupt > 0 {
+        eprintln!(
+            "padv: {} cache entries failed their checksum (changed on disk) and were re-scored",
+            s.cache_corrupt
         );
     }
     if s.action_steps_cut_by_truncation > 0 {

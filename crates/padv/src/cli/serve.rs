@@ -73,6 +73,9 @@ pub struct ServeArgs {
 
 /// Run `padv serve` until SIGINT/SIGTERM; in-flight requests finish first.
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
+    if args.max_length == 0 {
+        anyhow::bail!("--max-length 0 keeps no token of any trajectory: give a positive length");
+    }
     if !(args.timeout.is_finite() && args.timeout > 0.0) {
         anyhow::bail!(
             "--timeout {}: must be a positive number of seconds",

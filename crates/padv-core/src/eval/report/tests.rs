@@ -450,6 +450,8 @@ fn fa_priors_by_hand() {
     for (i, gold) in [3usize, 3, 5].into_iter().enumerate() {
         let mut r = rec(&format!("r{i}"), "t", Some(0.0), -1.0);
         r.mistake_step = Some(gold);
+        // The gold steps lie after the record's one action step: say the trajectory has them.
+        r.num_messages = Some(6);
         recs.push(r);
     }
     let c = EvalConfig {
