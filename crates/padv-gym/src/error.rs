@@ -8,7 +8,9 @@ pub enum GymError {
     /// Writing or reading a file failed.
     #[error("{path}: {source}")]
     Io {
+        /// The file.
         path: PathBuf,
+        /// What the OS said.
         #[source]
         source: std::io::Error,
     },
@@ -21,12 +23,18 @@ pub enum GymError {
     Token(String),
     /// An action was applied to an episode that has already ended.
     #[error("episode {id}: the episode is over, no more actions")]
-    EpisodeOver { id: String },
+    EpisodeOver {
+        /// The episode.
+        id: String,
+    },
     /// A line of a JSONL file is not a valid record.
     #[error("{path}: line {line}: {source}")]
     Record {
+        /// The file.
         path: PathBuf,
+        /// The 1-based line.
         line: usize,
+        /// Why the line does not parse.
         #[source]
         source: serde_json::Error,
     },
@@ -36,7 +44,9 @@ pub enum GymError {
     /// JSON (de)serialisation failed for a file.
     #[error("{path}: {source}")]
     Json {
+        /// The file.
         path: PathBuf,
+        /// Why it does not (de)serialise.
         #[source]
         source: serde_json::Error,
     },

@@ -6,6 +6,8 @@
 //! [`analysis`]. Agent side (tiny LM checkpoints, sampling, post-training, the demo):
 //! [`agent`], [`sample`], [`train`], [`demo`], [`search`] (step-level guided search).
 
+#![deny(missing_docs)]
+
 pub mod error;
 
 pub mod analysis;
