@@ -13,4 +13,4 @@ mod stats;
 
 pub use engine::{BatchCost, ComputeDType, DeviceSpec, EngineError, EngineOptions, LocalEngine};
 pub use head::{score_hidden, DEFAULT_CHUNK_ROWS};
-pub use stats::{row_stats, RowStats, TOP_K};
+pub use stats::{log_sum_exp, row_stats, RowStats, TOP_K};

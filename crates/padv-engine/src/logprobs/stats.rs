@@ -72,6 +72,24 @@ fn top_k_mean(z: &[f32], k: usize) -> f64 {
     top.iter().map(|&x| x as f64).sum::<f64>() / k as f64
 }
 
+/// `e = e^(z − m)` into `e` (reused) with `m = max z`; returns `(m, Σ e)`. The one
+/// log-softmax kernel: [`row_stats`] and [`log_sum_exp`] (the server's `/v1/completions`) both
+/// use it, so every log-prob padv reports is computed the same way.
+fn exp_shifted(z: &[f32], e: &mut Vec<f32>) -> (f32, f64) {
+    let m = math::max(z);
+    e.clear();
+    e.extend_from_slice(z);
+    math::exp_sub_sum(e, m);
+    (m, sum_f64(e))
+}
+
+/// `log Σ_v e^{z_v}` of a row of (already soft-capped) logits, so that
+/// `z_t − log_sum_exp(z)` is the log-prob of token `t` exactly as [`row_stats`] computes it.
+pub fn log_sum_exp(z: &[f32]) -> f64 {
+    let (m, s) = exp_shifted(z, &mut Vec::with_capacity(z.len()));
+    m as f64 + s.ln()
+}
+
 /// Statistics of the row `logits` (length V ≥ 1), soft-capped first when `softcap` is set
 /// (`c·tanh(z/c)`, as Gemma 2 does). `scratch` is reused between calls. With `stats` false
 /// only `logprob` is computed (the others are NaN).
@@ -88,14 +106,10 @@ pub fn row_stats(
         math::softcap(scratch, c);
     }
     let z: &[f32] = scratch.as_slice();
-    let m = math::max(z);
     let z_target = z.get(target).copied().unwrap_or(f32::NAN);
     // e = e^(z − m), in a second buffer so z stays available.
-    let mut e = z.to_vec();
-    let s = {
-        math::exp_sub_sum(&mut e, m);
-        sum_f64(&e)
-    };
+    let mut e = Vec::with_capacity(z.len());
+    let (m, s) = exp_shifted(z, &mut e);
     let lse = m as f64 + s.ln();
     let logprob = (z_target as f64 - lse) as f32;
     if !stats {
@@ -123,6 +137,19 @@ pub fn row_stats(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn log_sum_exp_is_the_row_stats_normaliser() {
+        let z = [0.5f32, -1.0, 3.25, 2.0, -7.5];
+        let mut s = Vec::new();
+        let lse = log_sum_exp(&z);
+        let want = z.iter().map(|&x| (x as f64).exp()).sum::<f64>().ln();
+        assert!((lse - want).abs() < 1e-6, "{lse} vs {want}");
+        for (t, &zt) in z.iter().enumerate() {
+            let r = row_stats(&z, t, None, false, &mut s);
+            assert_eq!(r.logprob, (zt as f64 - lse) as f32);
+        }
+    }
 
     #[test]
     fn uniform_distribution() {

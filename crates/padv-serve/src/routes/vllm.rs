@@ -12,7 +12,7 @@ use axum::Json;
 use candle_core::{DType, Tensor};
 use padv_core::LogprobBackend;
 use padv_engine::decoder::KvCache;
-use padv_engine::logprobs::LocalEngine;
+use padv_engine::logprobs::{log_sum_exp, LocalEngine};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -111,13 +111,8 @@ fn rows_top(
                     start + i + 1
                 ))));
             }
-            let max = row.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b)) as f64;
-            let lse = max
-                + row
-                    .iter()
-                    .map(|&z| (z as f64 - max).exp())
-                    .sum::<f64>()
-                    .ln();
+            // The engine's one log-softmax: the same log-probs as `padv score`.
+            let lse = log_sum_exp(row);
             let lp = |id: usize| row[id] as f64 - lse;
             let mut idx: Vec<u32> = (0..row.len() as u32).collect();
             let kk = k.min(idx.len());
