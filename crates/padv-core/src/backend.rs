@@ -136,3 +136,18 @@ pub trait LogprobBackend {
             .collect()
     }
 }
+
+/// [`LogprobBackend::score`] for a backend whose native path is
+/// [`LogprobBackend::score_batch`] (a remote fleet, the gym's oracle): one request through the
+/// batch, its one answer back.
+pub fn score_one<B: LogprobBackend + ?Sized>(
+    backend: &mut B,
+    ids: &[u32],
+    targets: &[usize],
+    stats: StatsRequest,
+) -> Result<PositionLogprobs, BackendError> {
+    backend
+        .score_batch(&[ScoreRequest { ids, targets }], stats)
+        .pop()
+        .unwrap_or_else(|| Err(BackendError::Failed("no result".into())))
+}

@@ -31,6 +31,8 @@ pub mod score;
 pub mod synthetic;
 pub mod trajectory;
 
-pub use backend::{BackendError, LogprobBackend, PositionLogprobs, ScoreRequest, StatsRequest};
+pub use backend::{
+    score_one, BackendError, LogprobBackend, PositionLogprobs, ScoreRequest, StatsRequest,
+};
 pub use record::{LogprobRecord, StepLogprobs};
 pub use trajectory::{is_success_reward, ActionText, Message, ToolCall, Trajectory, SUCCESS_EPS};

@@ -354,9 +354,7 @@ impl LogprobBackend for RemoteBackend {
         targets: &[usize],
         stats: StatsRequest,
     ) -> Result<PositionLogprobs, BackendError> {
-        self.score_batch(&[ScoreRequest { ids, targets }], stats)
-            .pop()
-            .unwrap_or_else(|| Err(BackendError::Failed("no result".into())))
+        padv_core::score_one(self, ids, targets, stats)
     }
 
     /// Sends the requests concurrently over the fleet; see the module documentation.

@@ -198,9 +198,7 @@ impl LogprobBackend for OracleBackend<'_> {
         targets: &[usize],
         stats: StatsRequest,
     ) -> Result<PositionLogprobs, BackendError> {
-        self.score_batch(&[ScoreRequest { ids, targets }], stats)
-            .pop()
-            .unwrap_or_else(|| Err(BackendError::Failed("no result".into())))
+        padv_core::score_one(self, ids, targets, stats)
     }
 
     fn score_batch(
