@@ -102,6 +102,11 @@ pub struct ScoreRequest<'a> {
 }
 
 /// Computes teacher-forced log-probs over a token sequence.
+///
+/// Methods take `&self`: a backend does whatever synchronisation it needs inside (the local
+/// engine needs none, its weights are read-only; the remote backend's fleet keeps its own
+/// counters), so one loaded pair can serve concurrent callers — the server's requests, the
+/// pipeline, a search — without a lock or a wrapper around it.
 pub trait LogprobBackend {
     /// A string that changes whenever the numbers could change (weights, dtype, device):
     /// used as the cache key together with the token ids.
@@ -112,7 +117,7 @@ pub trait LogprobBackend {
 
     /// Log-probs of `ids[t]` given `ids[..t]` for each `t` in `targets` (ascending, all ≥ 1).
     fn score(
-        &mut self,
+        &self,
         ids: &[u32],
         targets: &[usize],
         stats: StatsRequest,
@@ -126,7 +131,7 @@ pub trait LogprobBackend {
     /// template), a remote backend sends the requests concurrently. Each request fails or
     /// succeeds on its own, so a caller keeps every finished result.
     fn score_batch(
-        &mut self,
+        &self,
         requests: &[ScoreRequest<'_>],
         stats: StatsRequest,
     ) -> Vec<Result<PositionLogprobs, BackendError>> {
@@ -141,7 +146,7 @@ pub trait LogprobBackend {
 /// [`LogprobBackend::score_batch`] (a remote fleet, the gym's oracle): one request through the
 /// batch, its one answer back.
 pub fn score_one<B: LogprobBackend + ?Sized>(
-    backend: &mut B,
+    backend: &B,
     ids: &[u32],
     targets: &[usize],
     stats: StatsRequest,

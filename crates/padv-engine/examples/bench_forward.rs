@@ -154,7 +154,7 @@ mod bench {
         }
 
         let t0 = Instant::now();
-        let mut engine = match &model_dir {
+        let engine = match &model_dir {
             Some(dir) => LocalEngine::load(
                 dir,
                 EngineOptions {

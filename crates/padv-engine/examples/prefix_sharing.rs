@@ -61,7 +61,7 @@ mod bench {
         let k: usize = arg(&args, "--k", 8);
         let suffix: usize = arg(&args, "--suffix", 64);
         let repeats: usize = arg(&args, "--repeats", 3).max(1);
-        let mut engine = LocalEngine::load(&model, EngineOptions::default())?;
+        let engine = LocalEngine::load(&model, EngineOptions::default())?;
         let vocab = engine.vocab_size() as u64;
         let history = ids(1, prefix, vocab);
         let seqs: Vec<Vec<u32>> = (0..k)

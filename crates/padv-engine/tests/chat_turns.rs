@@ -195,7 +195,7 @@ fn dropped_tool_calls_are_reported() {
 fn segment_logprobs_equal_independent_passes() {
     let dir = fixtures().join("models/qwen2");
     let load = || LocalEngine::load(&dir, EngineOptions::default()).unwrap();
-    let (mut policy, mut reference, mut check) = (load(), load(), load());
+    let (mut policy, mut reference, check) = (load(), load(), load());
     let tok = TextTokenizer::from_dir(&fixtures().join("tokenizer")).unwrap();
     let cs = cases();
     let toks: Vec<Tokenized> = cs.iter().map(|c| encode(&tok, c)).collect();

@@ -195,7 +195,7 @@ fn offset_must_match_the_cache() {
 fn engine_continues_from_a_cached_prefix() {
     let cfg = gemma_like();
     let vm = VarMap::new();
-    let mut engine =
+    let engine =
         LocalEngine::from_model(build(&cfg, &vm, AttentionImpl::Auto, false), "t".into(), 5);
     let seq = ids(7, 30, cfg.vocab_size as u32);
     let p = 12;
@@ -264,7 +264,7 @@ fn assert_same_outputs(
 fn check_batch_equals_independent(cfg: &DecoderConfig, attention: AttentionImpl) {
     use padv_core::ScoreRequest;
     let vm = VarMap::new();
-    let mut engine = LocalEngine::from_model(build(cfg, &vm, attention, false), "t".into(), 7);
+    let engine = LocalEngine::from_model(build(cfg, &vm, attention, false), "t".into(), 7);
     let v = cfg.vocab_size as u32;
     let a = ids(1, 40, v);
     let mut b = a[..30].to_vec();

@@ -22,7 +22,7 @@ fn ids() -> Vec<u32> {
     (0..80u32).map(|i| (i * 37 + 11) % 512).collect()
 }
 
-fn logprobs(engine: &mut dyn LogprobBackend) -> Vec<f32> {
+fn logprobs(engine: &dyn LogprobBackend) -> Vec<f32> {
     let ids = ids();
     let targets: Vec<usize> = (1..ids.len()).collect();
     engine

@@ -290,7 +290,7 @@ fn subset_of_targets_matches_full_scoring() {
         return;
     };
     let (_, cases) = expected(&dir);
-    let mut engine = load(&dir, ComputeDType::F32, AttentionImpl::Auto);
+    let engine = load(&dir, ComputeDType::F32, AttentionImpl::Auto);
     for case in &cases {
         // Every third position, ending well before the sequence does (trailing tokens are
         // then never run).
@@ -307,7 +307,7 @@ fn subset_of_targets_matches_full_scoring() {
 #[test]
 fn invalid_requests_are_rejected() {
     let Some(dir) = fixture("qwen2") else { return };
-    let mut engine = load(&dir, ComputeDType::F32, AttentionImpl::Auto);
+    let engine = load(&dir, ComputeDType::F32, AttentionImpl::Auto);
     let v = engine.vocab_size() as u32;
     let s = StatsRequest::default();
     assert!(matches!(

@@ -215,8 +215,8 @@ fn chat_encoder(tok: &TextTokenizer) -> Result<padv_engine::tokenize::Trajectory
 /// rollouts must all score, so any skip is an error, not a footnote).
 pub fn score_with(
     tok: &TextTokenizer,
-    policy: &mut dyn LogprobBackend,
-    reference: &mut dyn LogprobBackend,
+    policy: &dyn LogprobBackend,
+    reference: &dyn LogprobBackend,
     trajectories: &[Trajectory],
 ) -> Result<Vec<LogprobRecord>> {
     let encoder = chat_encoder(tok)?;

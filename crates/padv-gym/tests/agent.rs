@@ -45,7 +45,7 @@ fn saved_checkpoint_scores_like_the_training_model() {
     let ids: Vec<u32> = tok.encode("at 1,2 | up . down H").unwrap();
     assert!(ids.len() > 5);
     let targets: Vec<usize> = (1..ids.len()).collect();
-    let mut engine = LocalEngine::load(&ckpt, EngineOptions::default()).unwrap();
+    let engine = LocalEngine::load(&ckpt, EngineOptions::default()).unwrap();
     let got = engine
         .score(&ids, &targets, StatsRequest::default())
         .unwrap()
@@ -98,7 +98,7 @@ fn rollouts_are_exact_and_deterministic() {
     // The sampler's log-probs are the engine's teacher-forced log-probs.
     let ckpt = dir.path().join("ckpt");
     agent.save(&ckpt, &tok).unwrap();
-    let mut engine = LocalEngine::load(&ckpt, EngineOptions::default()).unwrap();
+    let engine = LocalEngine::load(&ckpt, EngineOptions::default()).unwrap();
     let r = &a[0];
     let targets: Vec<usize> = (0..r.tokens.ids.len()).filter(|&p| r.sampled[p]).collect();
     let got = engine

@@ -197,7 +197,7 @@ fn main() {
         }
     );
     for conc in [1usize, 8, 32] {
-        let mut b = RemoteBackend::connect(
+        let b = RemoteBackend::connect(
             std::slice::from_ref(&srv.url),
             VOCAB,
             RemoteOptions {

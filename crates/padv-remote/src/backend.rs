@@ -349,7 +349,7 @@ impl LogprobBackend for RemoteBackend {
     }
 
     fn score(
-        &mut self,
+        &self,
         ids: &[u32],
         targets: &[usize],
         stats: StatsRequest,
@@ -359,7 +359,7 @@ impl LogprobBackend for RemoteBackend {
 
     /// Sends the requests concurrently over the fleet; see the module documentation.
     fn score_batch(
-        &mut self,
+        &self,
         requests: &[ScoreRequest<'_>],
         stats: StatsRequest,
     ) -> Vec<Result<PositionLogprobs, BackendError>> {

@@ -225,7 +225,7 @@ fn sglang_remote_scoring_equals_local_scoring() {
 #[test]
 fn top_k_below_20_gives_no_topk_mean() {
     let s = server("qwen2", false);
-    let mut b = remote(&[&s], RemoteOptions { top_k: 5, ..opts() });
+    let b = remote(&[&s], RemoteOptions { top_k: 5, ..opts() });
     let ids: Vec<u32> = (1..30).collect();
     let out = b.score(&ids, &[3, 10, 28], STATS).unwrap();
     let l = local("qwen2").score(&ids, &[3, 10, 28], STATS).unwrap();
@@ -310,7 +310,7 @@ fn with_faults(
 ) -> (Result<padv_core::PositionLogprobs, String>, usize, String) {
     let s = server("qwen2", sglang);
     s.inject(faults);
-    let mut b = remote(&[&s], o);
+    let b = remote(&[&s], o);
     let ids: Vec<u32> = (5..29).collect();
     let r = b
         .score(&ids, &[1, 2, 12, 23], STATS)
@@ -448,7 +448,7 @@ fn persistent_server_errors_and_client_errors_name_endpoint_and_status() {
 fn a_failed_request_does_not_lose_the_others() {
     let s = server("qwen2", false);
     s.inject([Fault::Pass, Fault::Status(400, "no"), Fault::Pass]);
-    let mut b = remote(
+    let b = remote(
         &[&s],
         RemoteOptions {
             concurrency: 1,
@@ -476,7 +476,7 @@ fn a_failed_request_does_not_lose_the_others() {
 #[test]
 fn sequences_longer_than_the_context_are_refused_before_sending() {
     let s = Server::start(ModelServer::new("qwen2", false, 16));
-    let mut b = remote(&[&s], opts());
+    let b = remote(&[&s], opts());
     assert_eq!(b.max_prompt_tokens(), 15);
     let ids: Vec<u32> = (1..40).collect();
     let e = b.score(&ids, &[3, 20], STATS).unwrap_err().to_string();

@@ -9,11 +9,10 @@ use padv_core::formats::{read_str, Format, ReadOptions};
 use padv_core::score::{
     step_scores, trajectory_score, Method, PaMode, ScoreSpec, StepAgg, TokenAgg,
 };
-use padv_core::{
-    LogprobRecord, PositionLogprobs, ScoreRequest, StatsRequest, StepLogprobs, Trajectory,
-};
+use padv_core::{LogprobBackend, LogprobRecord, PositionLogprobs, StatsRequest, Trajectory};
 use padv_engine::decoder::KvCache;
 use padv_engine::logprobs::EngineError;
+use padv_engine::pair::PairError;
 use padv_engine::tokenize::{Segment, Tokenized};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -195,17 +194,13 @@ pub fn chat_trajectory(id: &str, messages: &[Value]) -> ApiResult<Trajectory> {
     parse_trajectory(&doc, Some(Format::ChatJsonl))
 }
 
-/// Tokenises under the service limits: `max_length` left truncation as offline, then the hard
-/// `max_tokens` cap on what the models would run (per sequence). A chat template that
+/// Tokenises with the server's [`padv_engine::tokenize::Rendering`] (the renderer,
+/// chat-template flags and `--max-length` left truncation of `padv score`), then applies the
+/// hard `max_tokens` cap on what the models would run (per sequence). A chat template that
 /// rewrites earlier turns gives one sequence per action (see `padv_engine::tokenize`).
-pub fn encode_any(
-    models: &Models,
-    t: &Trajectory,
-    max_length: usize,
-    max_tokens: usize,
-) -> ApiResult<Tokenized> {
+pub fn encode_any(models: &Models, t: &Trajectory, max_tokens: usize) -> ApiResult<Tokenized> {
     let tokenized = models
-        .encode(t, max_length)
+        .encode(t)
         .map_err(|e| ApiError::Validation(format!("tokenising: {e}")))?;
     if let Some(n) = tokenized
         .segments
@@ -225,13 +220,8 @@ pub fn encode_any(
 /// the last message's own segment (`render(messages[..last], add_generation_prompt)` + its
 /// tokens), which is exactly what `padv score` scores it in. K candidates after one history
 /// share that segment's prefix, so `/v1/score/candidates` still computes the history once.
-pub fn encode_last_message(
-    models: &Models,
-    t: &Trajectory,
-    max_length: usize,
-    max_tokens: usize,
-) -> ApiResult<Segment> {
-    let tokenized = encode_any(models, t, max_length, max_tokens)?;
+pub fn encode_last_message(models: &Models, t: &Trajectory, max_tokens: usize) -> ApiResult<Segment> {
+    let tokenized = encode_any(models, t, max_tokens)?;
     let last = t.messages.len().saturating_sub(1);
     let holds_last = |s: &&Segment| {
         s.spans
@@ -248,19 +238,27 @@ pub fn encode_last_message(
         .ok_or_else(|| ApiError::Validation("the trajectory rendered to no tokens".into()))
 }
 
-/// Everything the record needs at one scored position.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct PosVals {
-    /// log π_θ.
-    pub policy: f32,
-    /// Policy top-20 mean log-prob.
-    pub topk_mean: f32,
-    /// Policy entropy.
-    pub entropy: f32,
-    /// Policy vocabulary-mean log-prob.
-    pub vocab_mean: f32,
-    /// log π_ref.
-    pub reference: f32,
+/// A scoring failure of the library's pair scorer as the server's error: a backend cause keeps
+/// its own status, a non-finite value is 422 naming model, message and position.
+pub fn pair_error(e: PairError) -> ApiError {
+    match e {
+        PairError::Backend { which, source, .. } => ApiError::from_backend(which, source),
+        e @ PairError::NonFinite { .. } => ApiError::NonFinite(e.to_string()),
+        other => ApiError::Internal(other.to_string()),
+    }
+}
+
+/// The record of `t` from values a session computed itself (continuing from KV caches):
+/// `padv_engine::pair::build_record`, the record builder of `padv score`.
+pub fn build_record(
+    models: &Models,
+    t: &Trajectory,
+    tokens: &Tokenized,
+    policy: &PositionLogprobs,
+    reference: &PositionLogprobs,
+) -> ApiResult<LogprobRecord> {
+    padv_engine::pair::build_record(t, tokens, policy, reference, models.policy.vocab_size())
+        .map_err(pair_error)
 }
 
 /// The two models' KV caches of one token prefix.
@@ -301,13 +299,13 @@ fn engine_err(which: &str) -> impl Fn(EngineError) -> ApiError + '_ {
 
 /// Scores `targets` of `ids` with both models, continuing from `cache` (which must hold a
 /// prefix of `ids` shorter than the first target) and extending it. The policy computes the
-/// distribution statistics, the reference only log-probs, exactly as `score_pair` asks.
+/// distribution statistics, the reference only log-probs, exactly as the pair scorer asks.
 pub fn score_targets(
     models: &Models,
     ids: &[u32],
     targets: &[usize],
     cache: &mut PairCache,
-) -> ApiResult<Vec<PosVals>> {
+) -> ApiResult<(PositionLogprobs, PositionLogprobs)> {
     let pol = models
         .policy
         .score_from(
@@ -323,128 +321,7 @@ pub fn score_targets(
         .reference
         .score_from(ids, targets, StatsRequest::default(), &mut cache.reference)
         .map_err(engine_err("reference"))?;
-    merge(pol, refr, targets.len())
-}
-
-/// Scores several `(ids, targets)` requests with both models through the engine's batch path,
-/// which computes a prefix they share once (see `LocalEngine::score_batch_shared`: K
-/// candidates after one history run as one fan-out pass). Returns the values per request and
-/// the positions the policy computed. Each request fails or succeeds on its own (a NaN in one
-/// candidate is that candidate's error, never its neighbours').
-pub fn score_requests(
-    models: &Models,
-    requests: &[ScoreRequest<'_>],
-) -> (Vec<ApiResult<Vec<PosVals>>>, usize) {
-    let (pol, cost) = models.policy.score_batch_shared(
-        requests,
-        StatsRequest {
-            distribution_stats: true,
-        },
-    );
-    let (refr, _) = models
-        .reference
-        .score_batch_shared(requests, StatsRequest::default());
-    let out = pol
-        .into_iter()
-        .zip(refr)
-        .zip(requests)
-        .map(|((p, r), req)| {
-            merge(
-                p.map_err(engine_err("policy"))?,
-                r.map_err(engine_err("reference"))?,
-                req.targets.len(),
-            )
-        })
-        .collect();
-    (out, cost.computed_positions)
-}
-
-/// The policy's values (with distribution statistics) and the reference's log-probs of `n`
-/// positions, per position.
-fn merge(pol: PositionLogprobs, refr: PositionLogprobs, n: usize) -> ApiResult<Vec<PosVals>> {
-    let (Some(tk), Some(en), Some(vm)) = (&pol.topk_mean, &pol.entropy, &pol.vocab_mean) else {
-        return Err(ApiError::Internal(
-            "policy returned no distribution statistics".into(),
-        ));
-    };
-    if [
-        pol.logprob.len(),
-        tk.len(),
-        en.len(),
-        vm.len(),
-        refr.logprob.len(),
-    ]
-    .iter()
-    .any(|&l| l != n)
-    {
-        return Err(ApiError::Internal(
-            "a model returned the wrong number of values".into(),
-        ));
-    }
-    Ok((0..n)
-        .map(|i| PosVals {
-            policy: pol.logprob[i],
-            topk_mean: tk[i],
-            entropy: en[i],
-            vocab_mean: vm[i],
-            reference: refr.logprob[i],
-        })
-        .collect())
-}
-
-/// A log-prob record from per-position values: one step per action span, in order.
-/// `vals[t]` must be set for every action target `t`.
-pub fn record_from(
-    t: &Trajectory,
-    tokens: &Segment,
-    vals: &[Option<PosVals>],
-    vocab_size: usize,
-) -> ApiResult<LogprobRecord> {
-    let mut steps = Vec::new();
-    for span in tokens.spans.iter().filter(|s| s.is_action) {
-        let mut s = StepLogprobs {
-            message_index: span.message_index,
-            reference: Some(Vec::new()),
-            policy_topk_mean: Some(Vec::new()),
-            policy_entropy: Some(Vec::new()),
-            policy_vocab_mean: Some(Vec::new()),
-            ..StepLogprobs::default()
-        };
-        for p in tokens.action_targets(span) {
-            let v = vals
-                .get(p)
-                .copied()
-                .flatten()
-                .ok_or_else(|| ApiError::Internal(format!("position {p} was not scored")))?;
-            s.policy.push(v.policy);
-            for (arr, x) in [
-                (&mut s.reference, v.reference),
-                (&mut s.policy_topk_mean, v.topk_mean),
-                (&mut s.policy_entropy, v.entropy),
-                (&mut s.policy_vocab_mean, v.vocab_mean),
-            ] {
-                if let Some(a) = arr {
-                    a.push(x);
-                }
-            }
-        }
-        steps.push(s);
-    }
-    Ok(LogprobRecord {
-        id: t.id.clone(),
-        task_id: t.task_id.clone(),
-        label: t.reward,
-        mistake_step: t.mistake_step,
-        vocab_size: Some(vocab_size),
-        steps,
-        num_messages: Some(t.messages.len()),
-        judges: Default::default(),
-    })
-}
-
-/// All action target positions of `tokens`, ascending.
-pub fn action_targets(tokens: &Segment) -> Vec<usize> {
-    tokens.targets()
+    Ok((pol, refr))
 }
 
 /// Length of the longest common prefix of two id sequences.

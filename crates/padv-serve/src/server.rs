@@ -3,10 +3,9 @@
 use std::future::Future;
 use std::path::Path;
 
-use padv_core::render::RendererKind;
 use padv_engine::logprobs::{EngineError, EngineOptions, LocalEngine};
 use padv_engine::tokenize::{
-    check_same_vocabulary, ChatOptions, TextTokenizer, TokenizeError, VocabMismatch,
+    check_same_vocabulary, TextTokenizer, TokenizeError, TokenizeOptions, VocabMismatch,
 };
 use tokio::net::TcpListener;
 
@@ -43,12 +42,13 @@ pub enum ServeError {
 }
 
 /// Loads the policy and reference checkpoints (folders) and the policy's tokenizer, checks
-/// that both tokenizers agree, and compiles the chat template when `renderer` needs one.
+/// that both tokenizers agree, and compiles `tokenize` (renderer, chat-template flags,
+/// `max_length`: the options `padv score` takes) once.
 pub fn load_models(
     policy: &Path,
     reference: &Path,
     opts: EngineOptions,
-    renderer: RendererKind,
+    tokenize: &TokenizeOptions,
 ) -> Result<Models, ServeError> {
     let engine = |which, dir: &Path| {
         LocalEngine::load(dir, opts).map_err(|source| ServeError::Engine {
@@ -66,22 +66,17 @@ pub fn load_models(
     let tokenizer = tok(policy)?;
     check_same_vocabulary(&tokenizer, &tok(reference)?)
         .map_err(|e| ServeError::Vocabulary(Box::new(e)))?;
-    let template = match renderer {
-        RendererKind::Paper => None,
-        RendererKind::ChatTemplate => Some(
-            tokenizer
-                .chat_template(&ChatOptions::default())
-                .map_err(|source| ServeError::Tokenizer {
-                    path: policy.display().to_string(),
-                    source: Box::new(source),
-                })?,
-        ),
-    };
+    let rendering = tokenizer
+        .rendering(tokenize)
+        .map_err(|source| ServeError::Tokenizer {
+            path: policy.display().to_string(),
+            source: Box::new(source),
+        })?;
     Ok(Models {
         policy: engine("policy", policy)?,
         reference: engine("reference", reference)?,
         tokenizer,
-        template,
+        rendering,
         policy_name: "policy".into(),
         reference_name: "reference".into(),
     })

@@ -14,12 +14,105 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
-use padv_core::StepLogprobs;
+use padv_core::{PositionLogprobs, StepLogprobs};
 use padv_engine::decoder::DecoderConfig;
 use serde_json::Value;
 
 use crate::error::{ApiError, ApiResult};
-use crate::scoring::{PairCache, PosVals};
+use crate::scoring::PairCache;
+
+/// Both models' values at one scored position, kept so that a position inside the prefix
+/// shared with the next tokenisation is not computed again (by causality it depends on that
+/// prefix alone). Records are built from them by the pair scorer's own record builder
+/// (`padv_engine::pair::build_record`), through [`gather`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PosVals {
+    /// log π_θ.
+    pub policy: f32,
+    /// Policy top-20 mean log-prob.
+    pub topk_mean: f32,
+    /// Policy entropy.
+    pub entropy: f32,
+    /// Policy vocabulary-mean log-prob.
+    pub vocab_mean: f32,
+    /// log π_ref.
+    pub reference: f32,
+}
+
+/// Stores what the two models returned for `targets` (policy with distribution statistics,
+/// reference log-probs) into `vals`, indexed by position. A result of the wrong shape is an
+/// internal error; values are stored as they are (the record builder checks finiteness).
+pub fn store(
+    vals: &mut [Option<PosVals>],
+    targets: &[usize],
+    policy: &PositionLogprobs,
+    reference: &PositionLogprobs,
+) -> ApiResult<()> {
+    let (Some(tk), Some(en), Some(vm)) = (&policy.topk_mean, &policy.entropy, &policy.vocab_mean)
+    else {
+        return Err(ApiError::Internal(
+            "policy returned no distribution statistics".into(),
+        ));
+    };
+    let n = targets.len();
+    if [policy.logprob.len(), tk.len(), en.len(), vm.len(), reference.logprob.len()]
+        .iter()
+        .any(|&l| l != n)
+    {
+        return Err(ApiError::Internal(
+            "a model returned the wrong number of values".into(),
+        ));
+    }
+    for (i, &p) in targets.iter().enumerate() {
+        let slot = vals
+            .get_mut(p)
+            .ok_or_else(|| ApiError::Internal(format!("position {p} is past the sequence")))?;
+        *slot = Some(PosVals {
+            policy: policy.logprob[i],
+            topk_mean: tk[i],
+            entropy: en[i],
+            vocab_mean: vm[i],
+            reference: reference.logprob[i],
+        });
+    }
+    Ok(())
+}
+
+/// The stored values of `targets`, in order, as the policy's and the reference's results.
+pub fn gather(
+    vals: &[Option<PosVals>],
+    targets: &[usize],
+) -> ApiResult<(PositionLogprobs, PositionLogprobs)> {
+    let mut pol = PositionLogprobs {
+        logprob: Vec::with_capacity(targets.len()),
+        topk_mean: Some(Vec::with_capacity(targets.len())),
+        entropy: Some(Vec::with_capacity(targets.len())),
+        vocab_mean: Some(Vec::with_capacity(targets.len())),
+    };
+    let mut refr = PositionLogprobs {
+        logprob: Vec::with_capacity(targets.len()),
+        ..PositionLogprobs::default()
+    };
+    for &p in targets {
+        let v = vals
+            .get(p)
+            .copied()
+            .flatten()
+            .ok_or_else(|| ApiError::Internal(format!("position {p} was not scored")))?;
+        pol.logprob.push(v.policy);
+        for (arr, x) in [
+            (&mut pol.topk_mean, v.topk_mean),
+            (&mut pol.entropy, v.entropy),
+            (&mut pol.vocab_mean, v.vocab_mean),
+        ] {
+            if let Some(a) = arr {
+                a.push(x);
+            }
+        }
+        refr.logprob.push(v.reference);
+    }
+    Ok((pol, refr))
+}
 
 /// How many evicted ids are remembered, to answer "evicted" rather than "unknown".
 const REMEMBER_EVICTED: usize = 4096;

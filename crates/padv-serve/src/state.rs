@@ -8,7 +8,7 @@ use std::time::Duration;
 use padv_core::Trajectory;
 use padv_engine::cancel::{with_cancel, CancelFlag};
 use padv_engine::logprobs::LocalEngine;
-use padv_engine::tokenize::{ChatTemplate, TextTokenizer, TokenizeError, Tokenized};
+use padv_engine::tokenize::{Rendering, TextTokenizer, TokenizeError, Tokenized};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::error::{ApiError, ApiResult};
@@ -36,9 +36,6 @@ pub struct ServeConfig {
     pub session_memory_bytes: usize,
     /// Most candidates in one `/v1/score/candidates` request (default 64).
     pub max_candidates: usize,
-    /// Left truncation applied by the renderer, as in `padv score --max-length` (default
-    /// 16,384), so served numbers equal offline ones.
-    pub max_length: usize,
     /// A fitted score → P(success) map (`padv eval uq --calibrate-out`, `padv serve
     /// --calibration`): `/v1/score` then also returns the calibrated cell's score and
     /// `p_success` (default none).
@@ -56,7 +53,6 @@ impl Default for ServeConfig {
             max_queue: 64,
             session_memory_bytes: 1 << 30,
             max_candidates: 64,
-            max_length: 16_384,
             calibration: None,
         }
     }
@@ -76,8 +72,10 @@ pub struct Models {
     pub reference: LocalEngine,
     /// The policy's tokenizer (checked to match the reference's at load).
     pub tokenizer: TextTokenizer,
-    /// The compiled chat template when rendering with `chat-template`; `None` for `paper`.
-    pub template: Option<ChatTemplate>,
+    /// The renderer, chat-template flags and `--max-length`, compiled once: the very
+    /// [`Rendering`] `padv score` encodes with (`padv_engine::tokenize`), so a trajectory gets
+    /// the same ids from the server as from the CLI under the same flags.
+    pub rendering: Rendering,
     /// Name `/v1/models` reports for the policy (default `policy`).
     pub policy_name: String,
     /// Name for the reference (default `reference`).
@@ -85,12 +83,9 @@ pub struct Models {
 }
 
 impl Models {
-    /// Tokenises a trajectory exactly as `padv score` does with the same renderer.
-    pub fn encode(&self, t: &Trajectory, max_length: usize) -> Result<Tokenized, TokenizeError> {
-        match &self.template {
-            None => self.tokenizer.tokenize_paper(t, max_length),
-            Some(tpl) => self.tokenizer.tokenize_chat(tpl, t, max_length),
-        }
+    /// Tokenises a trajectory exactly as `padv score` does with the same flags.
+    pub fn encode(&self, t: &Trajectory) -> Result<Tokenized, TokenizeError> {
+        self.rendering.encode(&self.tokenizer, t)
     }
 
     /// The engine answering to `name` (`policy`/`reference`, or their configured names);

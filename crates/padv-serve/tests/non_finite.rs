@@ -24,7 +24,10 @@ fn nan_state(dir: &std::path::Path) -> AppState {
         &policy,
         &fixture("qwen2_ref"),
         EngineOptions::default(),
-        RendererKind::Paper,
+        &padv_engine::tokenize::TokenizeOptions {
+            renderer: RendererKind::Paper,
+            ..Default::default()
+        },
     )
     .expect("NaN fixture loads");
     AppState::new(models, ServeConfig::default())

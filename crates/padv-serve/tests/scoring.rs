@@ -270,19 +270,20 @@ fn rewriting() -> Rewriting {
         template: Some("qwen3".into()),
         ..ChatOptions::default()
     };
-    let mut models = padv_serve::load_models(
-        &fixture("qwen2"),
-        &fixture("qwen2_ref"),
-        EngineOptions::default(),
-        RendererKind::ChatTemplate,
-    )
-    .unwrap();
-    models.template = Some(tok.chat_template(&chat).unwrap());
     let opts = TokenizeOptions {
         renderer: RendererKind::ChatTemplate,
         chat,
         ..TokenizeOptions::default()
     };
+    let mut models = padv_serve::load_models(
+        &fixture("qwen2"),
+        &fixture("qwen2_ref"),
+        EngineOptions::default(),
+        &opts,
+    )
+    .unwrap();
+    // The fixture folder has no qwen3 template: compile the one beside the copied tokenizer.
+    models.rendering = tok.rendering(&opts).unwrap();
     Rewriting {
         _dir: dir,
         state: padv_serve::AppState::new(models, padv_serve::ServeConfig::default()),

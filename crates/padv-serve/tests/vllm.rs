@@ -26,7 +26,7 @@ async fn prompt_logprobs_equal_the_engine() {
             "prompt_logprobs": 20, "logprobs": 0, "return_tokens_as_token_ids": true});
         let (status, v) = send(&st, "POST", "/v1/completions", Some(body.to_string())).await;
         assert_eq!(status, StatusCode::OK, "{v}");
-        let mut engine = LocalEngine::load(&fixture(dir), EngineOptions::default()).expect("load");
+        let engine = LocalEngine::load(&fixture(dir), EngineOptions::default()).expect("load");
         let targets: Vec<usize> = (1..ids.len()).collect();
         let want = engine
             .score(
@@ -103,7 +103,7 @@ async fn one_generated_token_is_the_greedy_one() {
     assert_eq!(status, StatusCode::OK, "{v}");
     let gen = v["choices"][0]["token_ids"][0].as_u64().expect("one token") as u32;
     // Greedy = the token with the highest log-prob after the prompt, by the engine.
-    let mut engine = LocalEngine::load(&fixture("qwen2"), EngineOptions::default()).expect("load");
+    let engine = LocalEngine::load(&fixture("qwen2"), EngineOptions::default()).expect("load");
     let mut best = (0u32, f32::NEG_INFINITY);
     let vocab = engine.vocab_size() as u32;
     for cand in 0..vocab {

@@ -56,6 +56,59 @@ pub fn auroc_bootstrap_ci(
     ))
 }
 
+/// Percentile bootstrap of the mean over `n` items, with the same resamples for every series
+/// it is asked about, so intervals of several methods (and of their differences) are paired.
+/// The draws are regenerated from the seed on each call: nothing of size `n_boot × n` is
+/// stored, whatever the number of items.
+///
+/// ```
+/// use padv_core::eval::MeanBootstrap;
+/// let boot = MeanBootstrap::new(4, 500, 0.95, 7);
+/// let ci = boot.ci(&[1.0, 1.0, 1.0, 1.0]).unwrap();
+/// assert_eq!((ci.low, ci.high), (1.0, 1.0));
+/// assert!(boot.ci(&[1.0]).is_none(), "a series of the wrong length has no interval");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MeanBootstrap {
+    n: usize,
+    n_boot: usize,
+    level: f64,
+    seed: u64,
+}
+
+impl MeanBootstrap {
+    /// Resamples of `n` items, `n_boot` of them, intervals at coverage `level` (e.g. 0.95).
+    pub fn new(n: usize, n_boot: usize, level: f64, seed: u64) -> Self {
+        MeanBootstrap {
+            n,
+            n_boot,
+            level,
+            seed,
+        }
+    }
+
+    /// The interval of the mean of `values` (one per item); `None` when there are no items,
+    /// no resamples, or `values` does not hold exactly one value per item.
+    pub fn ci(&self, values: &[f64]) -> Option<ConfidenceInterval> {
+        let n = self.n;
+        if n == 0 || self.n_boot == 0 || values.len() != n {
+            return None;
+        }
+        let mut rng = SplitMix64::new(self.seed);
+        let mut stats: Vec<f64> = (0..self.n_boot)
+            .map(|_| (0..n).map(|_| values[rng.below(n)]).sum::<f64>() / n as f64)
+            .collect();
+        stats.sort_unstable_by(f64::total_cmp);
+        let alpha = (1.0 - self.level) / 2.0;
+        Some(ConfidenceInterval {
+            low: quantile_sorted(&stats, alpha)?,
+            high: quantile_sorted(&stats, 1.0 - alpha)?,
+            level: self.level,
+            n_boot: self.n_boot,
+        })
+    }
+}
+
 /// The bootstrap on already-sorted scores, `O(n)` per resample and without re-sorting.
 ///
 /// A resample's AUROC only needs, for each drawn positive, the drawn negatives below its

@@ -28,7 +28,9 @@ mod uq;
 pub use attribution::{attribution, fa_grid, FaMetrics, FaPredictor, FaResult, FaRow};
 pub use bench::{bench_records, run_full_grid_benchmark, BenchOptions, BenchReport};
 pub use bon::{best_of_n, bon_grid, expected_best_of_k, BonResult, BonRow};
-pub use bootstrap::{auroc_bootstrap_ci, quantile_sorted, ConfidenceInterval, SplitMix64};
+pub use bootstrap::{
+    auroc_bootstrap_ci, quantile_sorted, ConfidenceInterval, MeanBootstrap, SplitMix64,
+};
 pub use cv::{cross_validate, cross_validate_by_method, CellAuroc, CvResult, FoldChoice};
 pub use metrics::{auprc, auroc, average_ranks, spearman, MetricError};
 pub use report::{evaluate, EvalConfig, EvalKind, EvalReport};

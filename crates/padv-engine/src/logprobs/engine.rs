@@ -604,7 +604,7 @@ impl LogprobBackend for LocalEngine {
     }
 
     fn score(
-        &mut self,
+        &self,
         ids: &[u32],
         targets: &[usize],
         stats: StatsRequest,
@@ -614,7 +614,7 @@ impl LogprobBackend for LocalEngine {
     }
 
     fn score_batch(
-        &mut self,
+        &self,
         requests: &[ScoreRequest<'_>],
         stats: StatsRequest,
     ) -> Vec<Result<PositionLogprobs, BackendError>> {

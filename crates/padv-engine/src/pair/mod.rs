@@ -115,8 +115,8 @@ pub struct PairOutput {
 pub fn score_pair(
     trajectory: &Trajectory,
     tokens: &Tokenized,
-    policy: &mut dyn LogprobBackend,
-    reference: &mut dyn LogprobBackend,
+    policy: &dyn LogprobBackend,
+    reference: &dyn LogprobBackend,
     cache: Option<&LogprobCache>,
 ) -> Result<PairOutput, PairError> {
     score_pairs(&[(trajectory, tokens)], policy, reference, cache)
@@ -138,8 +138,8 @@ pub fn score_pair(
 /// entropy, vocabulary mean); the reference only for target log-probs, which is all PA needs.
 pub fn score_pairs(
     items: &[(&Trajectory, &Tokenized)],
-    policy: &mut dyn LogprobBackend,
-    reference: &mut dyn LogprobBackend,
+    policy: &dyn LogprobBackend,
+    reference: &dyn LogprobBackend,
     cache: Option<&LogprobCache>,
 ) -> Vec<Result<PairOutput, PairError>> {
     let plans: Vec<Plan> = items.iter().map(|(_, tokens)| Plan::new(tokens)).collect();
@@ -197,7 +197,7 @@ struct ModelOutput {
 
 /// Looks up the cache and scores every missing segment of the `wanted` plans in one batch.
 fn run_model(
-    backend: &mut dyn LogprobBackend,
+    backend: &dyn LogprobBackend,
     which: &'static str,
     stats: StatsRequest,
     plans: &[Plan],
@@ -230,6 +230,14 @@ fn run_model(
             _ => None,
         })
         .collect();
+    // A batch is scored whole or not at all. The local engine shares prefixes between the
+    // sequences of one batch, and a value computed from a shared prefix's KV cache can differ
+    // from a full pass in the last bits; so if some wanted item of this batch is missing from
+    // the cache (a run killed while writing the batch), the whole batch is scored again as it
+    // was the first time, and a resumed run equals an uninterrupted one byte for byte.
+    if (0..plans.len()).any(|i| wanted[i] && hits[i].is_none()) {
+        hits.iter_mut().for_each(|h| *h = None);
+    }
     // (item, segment) of each request, in request order.
     let mut owners = Vec::new();
     let mut requests = Vec::new();
@@ -308,25 +316,7 @@ fn run_model(
                     (acc, false)
                 }
             };
-            check_shape(&out, plan.n_targets).map_err(|got| PairError::Shape {
-                id: id.to_string(),
-                which,
-                got,
-                want: plan.n_targets,
-            })?;
-            if let Some((field, at, value)) = first_non_finite(&out) {
-                // A cached entry cannot hold one (JSON has no NaN), but say where anyway.
-                let (segment, position) = locate(plan, at);
-                return Err(PairError::NonFinite {
-                    id: id.to_string(),
-                    which,
-                    message_index: plan.message_of(segment, position),
-                    field,
-                    segment,
-                    position,
-                    value,
-                });
-            }
+            check_whole(&out, plan, id, which)?;
             Ok(ModelOutput {
                 out,
                 key: keys[i],
@@ -335,6 +325,65 @@ fn run_model(
             })
         })
         .collect()
+}
+
+/// Shape and finiteness of one model's values for a whole trajectory (a cached entry cannot
+/// hold a non-finite value, JSON has none, but a caller's own values can: say where).
+fn check_whole(
+    out: &PositionLogprobs,
+    plan: &Plan,
+    id: &str,
+    which: &'static str,
+) -> Result<(), PairError> {
+    check_shape(out, plan.n_targets).map_err(|got| PairError::Shape {
+        id: id.to_string(),
+        which,
+        got,
+        want: plan.n_targets,
+    })?;
+    if let Some((field, at, value)) = first_non_finite(out) {
+        let (segment, position) = locate(plan, at);
+        return Err(PairError::NonFinite {
+            id: id.to_string(),
+            which,
+            message_index: plan.message_of(segment, position),
+            field,
+            segment,
+            position,
+            value,
+        });
+    }
+    Ok(())
+}
+
+/// The record of `trajectory` from values a caller computed itself: `policy` (with the
+/// distribution statistics) and `reference` hold one value per action target of `tokens`,
+/// segment by segment in ascending target order — exactly what [`score_pairs`] asks the
+/// backends for. Shape and finiteness are checked as there.
+///
+/// This is how `padv serve`'s sessions, which continue from KV caches instead of calling a
+/// backend, build their records with the same code as `padv score`.
+pub fn build_record(
+    trajectory: &Trajectory,
+    tokens: &Tokenized,
+    policy: &PositionLogprobs,
+    reference: &PositionLogprobs,
+    vocab_size: usize,
+) -> Result<LogprobRecord, PairError> {
+    let plan = Plan::new(tokens);
+    check_whole(policy, &plan, &trajectory.id, "policy")?;
+    check_whole(reference, &plan, &trajectory.id, "reference")?;
+    if [&policy.topk_mean, &policy.entropy, &policy.vocab_mean]
+        .iter()
+        .any(|a| a.is_none())
+    {
+        return Err(PairError::Backend {
+            id: trajectory.id.clone(),
+            which: "policy",
+            source: BackendError::Failed("no distribution statistics were computed".into()),
+        });
+    }
+    Ok(record(trajectory, &plan, policy, reference, vocab_size))
 }
 
 /// Shape and finiteness of one segment's answer.
@@ -422,8 +471,8 @@ mod tests {
     struct Fake {
         name: &'static str,
         offset: f32,
-        calls: usize,
-        batches: usize,
+        calls: std::cell::Cell<usize>,
+        batches: std::cell::Cell<usize>,
         /// Token id whose log-prob comes back as this value (NaN, ±inf) instead.
         poison: Option<(u32, f32)>,
     }
@@ -432,8 +481,8 @@ mod tests {
         Fake {
             name,
             offset,
-            calls: 0,
-            batches: 0,
+            calls: Default::default(),
+            batches: Default::default(),
             poison: None,
         }
     }
@@ -446,12 +495,12 @@ mod tests {
             50
         }
         fn score(
-            &mut self,
+            &self,
             ids: &[u32],
             targets: &[usize],
             stats: StatsRequest,
         ) -> Result<PositionLogprobs, BackendError> {
-            self.calls += 1;
+            self.calls.set(self.calls.get() + 1);
             let lp: Vec<f32> = targets
                 .iter()
                 .map(|&t| match self.poison {
@@ -468,11 +517,11 @@ mod tests {
             })
         }
         fn score_batch(
-            &mut self,
+            &self,
             requests: &[ScoreRequest<'_>],
             stats: StatsRequest,
         ) -> Vec<Result<PositionLogprobs, BackendError>> {
-            self.batches += 1;
+            self.batches.set(self.batches.get() + 1);
             requests
                 .iter()
                 .map(|r| self.score(r.ids, r.targets, stats))
@@ -558,14 +607,14 @@ mod tests {
         let cache = LogprobCache::open(dir.path()).unwrap();
         let (mut p, mut r) = (fake("p", 0.0), fake("r", 0.5));
         let first = score_pair(&trajectory(), &tokens(), &mut p, &mut r, Some(&cache)).unwrap();
-        assert_eq!((first.cache_hits, p.calls, r.calls), (0, 1, 1));
+        assert_eq!((first.cache_hits, p.calls.get(), r.calls.get()), (0, 1, 1));
         let again = score_pair(&trajectory(), &tokens(), &mut p, &mut r, Some(&cache)).unwrap();
-        assert_eq!((again.cache_hits, p.calls, r.calls), (2, 1, 1));
+        assert_eq!((again.cache_hits, p.calls.get(), r.calls.get()), (2, 1, 1));
         assert_eq!(first.record, again.record);
         // A different reference recomputes only the reference.
         let mut r2 = fake("r2", 1.0);
         let third = score_pair(&trajectory(), &tokens(), &mut p, &mut r2, Some(&cache)).unwrap();
-        assert_eq!((third.cache_hits, p.calls, r2.calls), (1, 1, 1));
+        assert_eq!((third.cache_hits, p.calls.get(), r2.calls.get()), (1, 1, 1));
         assert_eq!(third.record.steps[0].reference, Some(vec![-1.12]));
     }
 
@@ -593,9 +642,9 @@ mod tests {
         let t = trajectory();
         let (a, b) = (segmented(), tokens());
         let outs = score_pairs(&[(&t, &a), (&t, &b)], &mut p, &mut r, None);
-        assert_eq!((p.batches, r.batches), (1, 1));
+        assert_eq!((p.batches.get(), r.batches.get()), (1, 1));
         // 2 segments + 1 sequence (its last span is empty but it has other targets).
-        assert_eq!((p.calls, r.calls), (3, 3));
+        assert_eq!((p.calls.get(), r.calls.get()), (3, 3));
         let rec = &outs[0].as_ref().unwrap().record;
         // Segment 0, position 2 (id 12): −(12+2)/100; segment 1, positions 4, 5.
         assert_eq!(rec.steps[0].message_index, 0);
@@ -654,7 +703,7 @@ mod tests {
                 self.0.vocab_size()
             }
             fn score(
-                &mut self,
+                &self,
                 ids: &[u32],
                 targets: &[usize],
                 stats: StatsRequest,
@@ -681,7 +730,7 @@ mod tests {
             "{err:?}"
         );
         assert_eq!(
-            r.calls, 0,
+            r.calls.get(), 0,
             "the reference is not asked after the policy failed"
         );
     }
@@ -695,7 +744,7 @@ mod tests {
         let (mut p, mut r) = (fake("p", 0.0), fake("r", 0.5));
         let first = score_pair(&t, &seg, &mut p, &mut r, Some(&cache)).unwrap();
         let again = score_pair(&t, &seg, &mut p, &mut r, Some(&cache)).unwrap();
-        assert_eq!((again.cache_hits, p.calls, r.calls), (2, 2, 2));
+        assert_eq!((again.cache_hits, p.calls.get(), r.calls.get()), (2, 2, 2));
         assert_eq!(first.record, again.record);
     }
 }

@@ -131,8 +131,8 @@ pub struct ScoreRun {
 pub fn score_trajectories(
     trajectories: &[Trajectory],
     encoder: &TrajectoryEncoder<'_>,
-    policy: &mut dyn LogprobBackend,
-    reference: &mut dyn LogprobBackend,
+    policy: &dyn LogprobBackend,
+    reference: &dyn LogprobBackend,
     opts: &PipelineOptions<'_>,
     progress: &mut dyn FnMut(&Progress),
 ) -> Result<ScoreRun, PipelineError> {

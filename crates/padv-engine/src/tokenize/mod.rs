@@ -60,32 +60,18 @@ impl Default for TokenizeOptions {
     }
 }
 
-/// A tokenizer bound to one set of [`TokenizeOptions`], with the chat template (if any)
-/// compiled once. `Sync`, so trajectories can be encoded in parallel.
+/// What a [`TokenizeOptions`] compiles to: the chat template (if any) and the truncation
+/// length, without the tokenizer. A holder that owns its tokenizer (`padv serve`'s model
+/// pair) keeps this beside it; everyone else uses [`TrajectoryEncoder`], which pairs the two.
+/// Both encode through [`Rendering::encode`], so every caller gets the same ids.
 #[derive(Debug)]
-pub struct TrajectoryEncoder<'a> {
-    tokenizer: &'a TextTokenizer,
+pub struct Rendering {
     template: Option<ChatTemplate>,
     max_length: usize,
 }
 
-impl TextTokenizer {
-    /// Prepares an encoder; compiles the chat template when `opts.renderer` needs one.
-    pub fn encoder(&self, opts: &TokenizeOptions) -> Result<TrajectoryEncoder<'_>> {
-        let template = match opts.renderer {
-            RendererKind::Paper => None,
-            RendererKind::ChatTemplate => Some(self.chat_template(&opts.chat)?),
-        };
-        Ok(TrajectoryEncoder {
-            tokenizer: self,
-            template,
-            max_length: opts.max_length,
-        })
-    }
-}
-
-impl TrajectoryEncoder<'_> {
-    /// Which renderer this encoder uses.
+impl Rendering {
+    /// Which renderer this is.
     pub fn renderer(&self) -> RendererKind {
         if self.template.is_some() {
             RendererKind::ChatTemplate
@@ -99,11 +85,63 @@ impl TrajectoryEncoder<'_> {
         self.template.as_ref()
     }
 
+    /// The left-truncation length.
+    pub fn max_length(&self) -> usize {
+        self.max_length
+    }
+
+    /// Tokenises one trajectory with `tokenizer` (the one this was compiled for).
+    pub fn encode(&self, tokenizer: &TextTokenizer, t: &Trajectory) -> Result<Tokenized> {
+        match &self.template {
+            None => tokenizer.tokenize_paper(t, self.max_length),
+            Some(template) => tokenizer.tokenize_chat(template, t, self.max_length),
+        }
+    }
+}
+
+/// A tokenizer bound to one set of [`TokenizeOptions`], with the chat template (if any)
+/// compiled once. `Sync`, so trajectories can be encoded in parallel.
+#[derive(Debug)]
+pub struct TrajectoryEncoder<'a> {
+    tokenizer: &'a TextTokenizer,
+    rendering: Rendering,
+}
+
+impl TextTokenizer {
+    /// Compiles `opts` for this tokenizer (the chat template when `opts.renderer` needs one).
+    pub fn rendering(&self, opts: &TokenizeOptions) -> Result<Rendering> {
+        let template = match opts.renderer {
+            RendererKind::Paper => None,
+            RendererKind::ChatTemplate => Some(self.chat_template(&opts.chat)?),
+        };
+        Ok(Rendering {
+            template,
+            max_length: opts.max_length,
+        })
+    }
+
+    /// Prepares an encoder; compiles the chat template when `opts.renderer` needs one.
+    pub fn encoder(&self, opts: &TokenizeOptions) -> Result<TrajectoryEncoder<'_>> {
+        Ok(TrajectoryEncoder {
+            tokenizer: self,
+            rendering: self.rendering(opts)?,
+        })
+    }
+}
+
+impl TrajectoryEncoder<'_> {
+    /// Which renderer this encoder uses.
+    pub fn renderer(&self) -> RendererKind {
+        self.rendering.renderer()
+    }
+
+    /// The compiled chat template, for the chat renderer.
+    pub fn template(&self) -> Option<&ChatTemplate> {
+        self.rendering.template()
+    }
+
     /// Tokenises one trajectory.
     pub fn encode(&self, t: &Trajectory) -> Result<Tokenized> {
-        match &self.template {
-            None => self.tokenizer.tokenize_paper(t, self.max_length),
-            Some(template) => self.tokenizer.tokenize_chat(template, t, self.max_length),
-        }
+        self.rendering.encode(self.tokenizer, t)
     }
 }

@@ -193,7 +193,7 @@ impl LogprobBackend for OracleBackend<'_> {
     }
 
     fn score(
-        &mut self,
+        &self,
         ids: &[u32],
         targets: &[usize],
         stats: StatsRequest,
@@ -202,7 +202,7 @@ impl LogprobBackend for OracleBackend<'_> {
     }
 
     fn score_batch(
-        &mut self,
+        &self,
         requests: &[ScoreRequest<'_>],
         stats: StatsRequest,
     ) -> Vec<Result<PositionLogprobs, BackendError>> {

@@ -22,7 +22,7 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use padv_core::eval::{quantile_sorted, SplitMix64};
+use padv_core::eval::{MeanBootstrap, SplitMix64};
 use padv_core::Trajectory;
 use serde::Serialize;
 
@@ -415,19 +415,13 @@ fn best_of_n(
         .collect()
 }
 
-/// Percentile bootstrap over maps, the same resamples for every method (so paired).
-struct Bootstrap {
-    resamples: Vec<Vec<usize>>,
-}
+/// Percentile bootstrap over maps, the same resamples for every method (so paired): core's
+/// [`MeanBootstrap`], the bootstrap every evaluation uses.
+struct Bootstrap(MeanBootstrap);
 
 impl Bootstrap {
     fn new(maps: usize, n: usize, seed: u64) -> Self {
-        let mut r = SplitMix64::new(seed ^ 0xB0075);
-        Bootstrap {
-            resamples: (0..n)
-                .map(|_| (0..maps).map(|_| r.below(maps)).collect())
-                .collect(),
-        }
+        Bootstrap(MeanBootstrap::new(maps, n, 0.95, seed ^ 0xB0075))
     }
 
     /// (95 % interval of mean(x), mean(x − base), its 95 % interval).
@@ -437,14 +431,9 @@ impl Bootstrap {
     }
 
     fn ci(&self, x: &[f64]) -> [f64; 2] {
-        let mut stats: Vec<f64> = self
-            .resamples
-            .iter()
-            .map(|idx| idx.iter().map(|&i| x[i]).sum::<f64>() / idx.len() as f64)
-            .collect();
-        stats.sort_unstable_by(f64::total_cmp);
-        let q = |p| quantile_sorted(&stats, p).unwrap_or(f64::NAN);
-        [q(0.025), q(0.975)]
+        self.0
+            .ci(x)
+            .map_or([f64::NAN; 2], |c| [c.low, c.high])
     }
 }
 

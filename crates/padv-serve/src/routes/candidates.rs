@@ -13,16 +13,15 @@ use std::collections::BTreeMap;
 use axum::extract::State;
 use axum::Json;
 use padv_core::score::{Method, PaMode, StepAgg, TokenAgg};
-use padv_core::ScoreRequest;
+use padv_core::{LogprobRecord, Trajectory};
+use padv_engine::pair::score_pairs;
+use padv_engine::tokenize::{RenderMode, Tokenized};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::error::{ApiError, ApiJson, ApiResult};
 use crate::routes::score::params;
-use crate::scoring::{
-    chat_trajectory, common_prefix, encode_last_message, record_from, report, score_requests,
-    PosVals,
-};
+use crate::scoring::{chat_trajectory, common_prefix, encode_last_message, pair_error, report};
 use crate::state::AppState;
 
 /// Body of `POST /v1/score/candidates`.
@@ -122,13 +121,13 @@ pub async fn candidates(
         msgs.push(c.clone());
         trajectories.push(chat_trajectory(&format!("candidate-{k}"), &msgs)?);
     }
-    let (max_length, max_tokens) = (state.config.max_length, state.config.max_tokens);
+    let max_tokens = state.config.max_tokens;
     let metrics = state.metrics.clone();
     let (records, shared) = state
         .run_model(move |m| {
             let tokens = trajectories
                 .iter()
-                .map(|t| encode_last_message(m, t, max_length, max_tokens))
+                .map(|t| encode_last_message(m, t, max_tokens))
                 .collect::<Result<Vec<_>, _>>()?;
             // The candidate is the last message: only its span is scored.
             let cand_targets: Vec<Vec<usize>> = tokens
@@ -155,36 +154,34 @@ pub async fn candidates(
                 let limit = tg.first().map_or(tk.ids.len(), |&t| t - 1);
                 shared = shared.min(limit);
             }
-            // Both models score the K sequences as one batch: the shared prefix once, then
-            // the candidates together (the engine's fan-out).
-            let requests: Vec<ScoreRequest<'_>> = tokens
+            // Both models score the K sequences through the pair scorer of `padv score`, one
+            // batch per model: the engine's fan-out computes the shared prefix once, then the
+            // candidates together. Each candidate's record holds its own step alone, and each
+            // fails or succeeds on its own.
+            let only: Vec<Tokenized> = tokens
                 .iter()
-                .zip(&cand_targets)
-                .map(|(tk, tg)| ScoreRequest {
-                    ids: &tk.ids,
-                    targets: tg,
+                .zip(&trajectories)
+                .map(|(tk, t)| {
+                    let last = t.messages.len() - 1;
+                    let mut seg = tk.clone();
+                    seg.spans.retain(|s| s.message_index == last);
+                    Tokenized::from_segments(vec![seg], RenderMode::Single)
                 })
                 .collect();
-            let (values, computed) = score_requests(m, &requests);
-            let mut records = Vec::with_capacity(tokens.len());
-            for (((tk, tg), t), vals) in tokens
-                .iter()
-                .zip(&cand_targets)
-                .zip(&trajectories)
-                .zip(values)
-            {
-                records.push(vals.and_then(|vals| {
-                    let mut by_pos: Vec<Option<PosVals>> = vec![None; tk.ids.len()];
-                    for (&p, v) in tg.iter().zip(vals) {
-                        by_pos[p] = Some(v);
-                    }
-                    // Record of the candidate step alone.
-                    let mut only = tk.clone();
-                    let last = t.messages.len() - 1;
-                    only.spans.retain(|s| s.message_index == last);
-                    record_from(t, &only, &by_pos, m.policy.model().config().vocab_size)
-                }));
-            }
+            let items: Vec<(&Trajectory, &Tokenized)> = trajectories.iter().zip(&only).collect();
+            let records: Vec<ApiResult<LogprobRecord>> =
+                score_pairs(&items, &m.policy, &m.reference, None)
+                    .into_iter()
+                    .map(|r| r.map(|o| o.record).map_err(pair_error))
+                    .collect();
+            // Positions run through the models: the shared prefix once, then each candidate
+            // up to its last target.
+            let computed = shared
+                + tokens
+                    .iter()
+                    .zip(&cand_targets)
+                    .map(|(tk, tg)| tg.last().map_or(tk.ids.len(), |&l| l + 1) - shared)
+                    .sum::<usize>();
             metrics.add_tokens(2 * computed);
             Ok((records, shared))
         })

@@ -5,13 +5,13 @@ use axum::Json;
 use padv_core::eval::calibration::{Calibration, CalibrationKind};
 use padv_core::formats::Format;
 use padv_core::score::{trajectory_score, Method, PaMode, StepAgg, TokenAgg};
-use padv_core::{LogprobBackend, LogprobRecord};
-use padv_engine::pair::{score_pair, PairError};
+use padv_core::LogprobRecord;
+use padv_engine::pair::score_pair;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::error::{ApiError, ApiJson, ApiResult};
-use crate::scoring::{encode_any, report, ScoreParams, StepReport};
+use crate::scoring::{encode_any, pair_error, report, ScoreParams, StepReport};
 use crate::state::AppState;
 
 /// Body of `POST /v1/score`.
@@ -127,45 +127,6 @@ fn calibrated(cal: &Calibration, record: &LogprobRecord) -> ApiResult<Calibrated
     })
 }
 
-/// `LogprobBackend` over a shared engine, so the one-shot route runs `score_pair` itself:
-/// the served numbers come from the very code path of `padv score`.
-struct Shared<'a>(&'a padv_engine::logprobs::LocalEngine);
-
-impl LogprobBackend for Shared<'_> {
-    fn fingerprint(&self) -> String {
-        self.0.fingerprint()
-    }
-    fn vocab_size(&self) -> usize {
-        self.0.vocab_size()
-    }
-    fn score(
-        &mut self,
-        ids: &[u32],
-        targets: &[usize],
-        stats: padv_core::StatsRequest,
-    ) -> Result<padv_core::PositionLogprobs, padv_core::BackendError> {
-        self.0
-            .score_from(
-                ids,
-                targets,
-                stats,
-                &mut padv_engine::decoder::KvCache::discarding(),
-            )
-            .map_err(|e| e.into_backend(&self.0.fingerprint()))
-    }
-    // Per-turn segments of history-rewriting templates share long prefixes: compute them once.
-    fn score_batch(
-        &mut self,
-        requests: &[padv_core::ScoreRequest<'_>],
-        stats: padv_core::StatsRequest,
-    ) -> Vec<Result<padv_core::PositionLogprobs, padv_core::BackendError>> {
-        let (out, _cost) = self.0.score_batch_shared(requests, stats);
-        out.into_iter()
-            .map(|r| r.map_err(|e| e.into_backend(&self.0.fingerprint())))
-            .collect()
-    }
-}
-
 /// Handler of `POST /v1/score`.
 pub async fn score(
     State(state): State<AppState>,
@@ -180,23 +141,14 @@ pub async fn score(
     )
     .specs()?;
     let trajectory = crate::scoring::parse_trajectory(&req.trajectory, req.format)?;
-    let (max_length, max_tokens) = (state.config.max_length, state.config.max_tokens);
+    let max_tokens = state.config.max_tokens;
     let metrics = state.metrics.clone();
     let out = state
         .run_model(move |m| {
-            let tokens = encode_any(m, &trajectory, max_length, max_tokens)?;
-            let out = score_pair(
-                &trajectory,
-                &tokens,
-                &mut Shared(&m.policy),
-                &mut Shared(&m.reference),
-                None,
-            )
-            .map_err(|e| match e {
-                PairError::Backend { which, source, .. } => ApiError::from_backend(which, source),
-                e @ PairError::NonFinite { .. } => ApiError::NonFinite(e.to_string()),
-                other => ApiError::Internal(other.to_string()),
-            })?;
+            // The served numbers come from the very code path of `padv score`.
+            let tokens = encode_any(m, &trajectory, max_tokens)?;
+            let out = score_pair(&trajectory, &tokens, &m.policy, &m.reference, None)
+                .map_err(pair_error)?;
             metrics.add_tokens(2 * out.n_tokens);
             Ok((tokens.truncated_tokens, out))
         })

@@ -19,17 +19,17 @@ use axum::Json;
 use padv_core::score::ScoreSpec;
 use padv_core::score::{Method, PaMode, StepAgg, TokenAgg};
 use padv_core::{LogprobRecord, StepLogprobs};
-use padv_engine::tokenize::{Segment, Tokenized};
+use padv_engine::tokenize::{RenderMode, Segment, Tokenized};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::error::{ApiError, ApiJson, ApiResult};
 use crate::routes::score::params;
 use crate::scoring::{
-    action_targets, chat_trajectory, common_prefix, encode_any, record_from, report, score_targets,
-    PairCache, StepReport,
+    build_record, chat_trajectory, common_prefix, encode_any, report, score_targets, PairCache,
+    StepReport,
 };
-use crate::sessions::{kv_bytes_per_position, Session};
+use crate::sessions::{gather, kv_bytes_per_position, store, Session};
 use crate::state::{AppState, Models};
 
 /// Body of `POST /v1/sessions` and `POST /v1/sessions/{id}/messages`.
@@ -137,7 +137,7 @@ async fn update(
         }
     };
     let old_messages = session.messages.len();
-    let (max_length, max_tokens) = (state.config.max_length, state.config.max_tokens);
+    let max_tokens = state.config.max_tokens;
     let metrics = state.metrics.clone();
     let sessions = state.sessions.clone();
     let backup_id = id.clone();
@@ -154,7 +154,6 @@ async fn update(
                 &mut session,
                 &trajectory,
                 &all,
-                max_length,
                 max_tokens,
                 &specs,
                 old_messages,
@@ -242,12 +241,11 @@ fn advance(
     s: &mut Session,
     trajectory: &padv_core::Trajectory,
     all: &[Value],
-    max_length: usize,
     max_tokens: usize,
     specs: &[ScoreSpec],
     old_messages: usize,
 ) -> ApiResult<Advanced> {
-    let tokenized = encode_any(m, trajectory, max_length, max_tokens)?;
+    let tokenized = encode_any(m, trajectory, max_tokens)?;
     let (record, computed) = match tokenized.single() {
         Some(tokens) => advance_single(m, s, trajectory, tokens.clone())?,
         None => advance_per_turn(m, s, trajectory, &tokenized, old_messages)?,
@@ -275,7 +273,8 @@ fn advance_single(
     let mut vals = s.vals.clone();
     vals.truncate(keep);
     vals.resize(tokens.ids.len(), None);
-    let needed: Vec<usize> = action_targets(&tokens)
+    let needed: Vec<usize> = tokens
+        .targets()
         .into_iter()
         .filter(|&t| vals[t].is_none())
         .collect();
@@ -286,20 +285,18 @@ fn advance_single(
             cache = PairCache::new(m);
         }
         let start = cache.seq_len();
-        let got = score_targets(m, &tokens.ids, &needed, &mut cache)?;
+        let (pol, refr) = score_targets(m, &tokens.ids, &needed, &mut cache)?;
         computed = needed.last().map_or(0, |&l| l - start);
-        for (&p, v) in needed.iter().zip(got) {
-            vals[p] = Some(v);
-        }
+        store(&mut vals, &needed, &pol, &refr)?;
     } else if cache.seq_len() > keep {
         cache = PairCache::new(m);
     }
-    let record = record_from(
-        trajectory,
-        &tokens,
-        &vals,
-        m.policy.model().config().vocab_size,
-    )?;
+    let (pol, refr) = gather(&vals, &tokens.targets())?;
+    let tokens = Tokenized::from_segments(vec![tokens], RenderMode::Single);
+    let record = build_record(m, trajectory, &tokens, &pol, &refr)?;
+    let Some(tokens) = tokens.segments.into_iter().next() else {
+        return Err(ApiError::Internal("the tokenisation lost its sequence".into()));
+    };
     s.ids = tokens.ids;
     s.vals = vals;
     s.cache = cache;
@@ -328,7 +325,6 @@ fn advance_per_turn(
     } else {
         Vec::new()
     };
-    let vocab = m.policy.model().config().vocab_size;
     let mut cache = s.cache.clone();
     let mut cached: Vec<u32> = s.ids.clone();
     let mut computed = 0;
@@ -351,22 +347,24 @@ fn advance_per_turn(
                 .min(first - 1)
                 .min(cache.seq_len());
             cache.truncate(keep)?;
-            let got = score_targets(m, &seg.ids, &targets, &mut cache)?;
+            let (pol, refr) = score_targets(m, &seg.ids, &targets, &mut cache)?;
             computed += targets.last().map_or(0, |&l| l - keep);
-            for (&p, v) in targets.iter().zip(got) {
-                vals[p] = Some(v);
-            }
+            store(&mut vals, &targets, &pol, &refr)?;
             cached = seg.ids[..cache.seq_len()].to_vec();
         }
         let mut only = seg.clone();
         only.spans.retain(|sp| mine.contains(&sp.message_index));
-        steps.extend(record_from(trajectory, &only, &vals, vocab)?.steps);
+        let (pol, refr) = gather(&vals, &only.targets())?;
+        let only = Tokenized::from_segments(vec![only], RenderMode::Single);
+        steps.extend(build_record(m, trajectory, &only, &pol, &refr)?.steps);
     }
     steps.sort_by_key(|st| st.message_index);
     s.ids = cached;
     s.vals = Vec::new();
     s.cache = cache;
-    let mut record = record_from(trajectory, &Segment::default(), &[], vocab)?;
+    let (pol, refr) = gather(&[], &[])?;
+    let none = Tokenized::from_segments(Vec::new(), RenderMode::PerTurn);
+    let mut record = build_record(m, trajectory, &none, &pol, &refr)?;
     record.steps = steps;
     Ok((record, computed))
 }

@@ -29,7 +29,10 @@ pub fn state_with(config: ServeConfig, renderer: RendererKind) -> AppState {
         &fixture("qwen2"),
         &fixture("qwen2_ref"),
         EngineOptions::default(),
-        renderer,
+        &padv_engine::tokenize::TokenizeOptions {
+            renderer: renderer,
+            ..Default::default()
+        },
     )
     .expect("fixtures load");
     AppState::new(models, config)

@@ -149,7 +149,7 @@ fn run_one(args: &BenchEngineArgs, length: usize) -> anyhow::Result<LengthResult
     let (ids, mask) = sequence(args, length)?;
     let targets: Vec<usize> = (1..ids.len()).filter(|&t| mask[t] != 0).collect();
     let t0 = Instant::now();
-    let (_, mut engine) = load_engine(&args.model, &args.engine)?;
+    let (_, engine) = load_engine(&args.model, &args.engine)?;
     let load_s = t0.elapsed().as_secs_f64();
     let t1 = Instant::now();
     let out = engine

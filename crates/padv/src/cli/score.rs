@@ -306,8 +306,8 @@ impl Run<'_> {
     fn score_into(
         &self,
         out: &Path,
-        policy: &mut dyn LogprobBackend,
-        reference: &mut dyn LogprobBackend,
+        policy: &dyn LogprobBackend,
+        reference: &dyn LogprobBackend,
         reference_id: (&str, &Path),
     ) -> anyhow::Result<(usize, Vec<EvalReport>)> {
         let args = self.args;

@@ -10,8 +10,10 @@ use clap::Args;
 use padv_core::eval::calibration::Calibration;
 use padv_core::render::RendererKind;
 use padv_engine::checkpoint::resolve_model_path;
+use padv_engine::tokenize::TokenizeOptions;
 use padv_serve::{load_models, serve, shutdown_signal, AppState, ServeConfig};
 
+use super::chat_opts::ChatArgs;
 use super::engine_opts::EngineArgs;
 
 /// Arguments of `padv serve`.
@@ -63,6 +65,9 @@ pub struct ServeArgs {
     /// How trajectories become tokens (as `padv score --renderer`).
     #[arg(long, value_enum, default_value_t = RendererKind::Paper)]
     renderer: RendererKind,
+    /// Chat-template flags, as `padv score` takes them.
+    #[command(flatten)]
+    chat: ChatArgs,
     #[command(flatten)]
     engine: EngineArgs,
     /// A calibration map saved by `padv eval uq --calibrate-out`: /v1/score then also returns
@@ -96,7 +101,12 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         .with_context(|| format!("finding checkpoint {:?}", args.policy))?;
     let reference = resolve_model_path(&args.reference)
         .with_context(|| format!("finding checkpoint {:?}", args.reference))?;
-    let models = load_models(&policy, &reference, args.engine.options()?, args.renderer)
+    let tokenize = TokenizeOptions {
+        renderer: args.renderer,
+        max_length: args.max_length,
+        chat: args.chat.options()?,
+    };
+    let models = load_models(&policy, &reference, args.engine.options()?, &tokenize)
         .context("loading the model pair")?;
     let config = ServeConfig {
         api_key,
@@ -107,7 +117,6 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         max_queue: args.max_queue,
         session_memory_bytes: args.session_memory_mb.saturating_mul(1 << 20),
         max_candidates: args.max_candidates.max(1),
-        max_length: args.max_length,
         calibration,
     };
     let auth = config.api_key.is_some();

@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::eval::{quantile_sorted, ConfidenceInterval};
+use crate::eval::{ConfidenceInterval, MeanBootstrap};
 use crate::rng::SplitMix64;
 
 /// Interval coverage of every report interval.
@@ -111,22 +111,7 @@ pub(crate) fn bootstrap_mean_ci(
     n_boot: usize,
     seed: u64,
 ) -> Option<ConfidenceInterval> {
-    let n = values.len();
-    if n == 0 || n_boot == 0 {
-        return None;
-    }
-    let mut rng = SplitMix64::new(seed);
-    let mut stats: Vec<f64> = (0..n_boot)
-        .map(|_| (0..n).map(|_| values[rng.below(n)]).sum::<f64>() / n as f64)
-        .collect();
-    stats.sort_unstable_by(f64::total_cmp);
-    let alpha = (1.0 - CI_LEVEL) / 2.0;
-    Some(ConfidenceInterval {
-        low: quantile_sorted(&stats, alpha)?,
-        high: quantile_sorted(&stats, 1.0 - alpha)?,
-        level: CI_LEVEL,
-        n_boot,
-    })
+    MeanBootstrap::new(values.len(), n_boot, CI_LEVEL, seed).ci(values)
 }
 
 /// Fold of each of `n` items: a seeded shuffle dealt round-robin, so fold sizes differ by
