@@ -4,6 +4,17 @@
 //! The cache layout (written by `huggingface_hub`) is
 //! `<cache>/models--<org>--<name>/refs/<revision>` (a file holding a commit hash) and
 //! `<cache>/models--<org>--<name>/snapshots/<hash>/` (the files).
+//!
+//! Not the `hf-hub` crate's offline `Cache`/`CacheRepo` (checked against 0.4.3 with
+//! `default-features = false`, which is network-free: it adds hf-hub, dirs, dirs-sys and
+//! option-ext; 1.0 pulls reqwest, tokio and xet even without default features). What it would
+//! replace here is two statements (the `models--` folder name and reading `refs/<revision>`),
+//! and it cannot express the rest: `CacheRepo::get` returns a file rather than the snapshot
+//! directory, uses the ref file's contents untrimmed (a `refs/main` ending in a newline finds
+//! nothing) and unchecked (a ref holding `../..` leaves the cache); `Cache::from_env` ignores
+//! `HF_HUB_CACHE` and panics when there is no home directory; and the hash-named and
+//! newest-snapshot fallbacks below are not in it. The environment lookup, the id check and the
+//! fallbacks would stay ours, so the crate would add code and dependencies, not remove them.
 
 use std::path::{Path, PathBuf};
 

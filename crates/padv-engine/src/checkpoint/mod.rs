@@ -28,7 +28,7 @@ pub use error::{CheckpointError, Result};
 pub use hub::{hub_cache_dirs, resolve_model_path, resolve_model_path_in};
 pub use raw::{RawConfig, Tristate};
 pub use resolve::resolve;
-pub(crate) use weights::open_safetensors;
+pub(crate) use weights::{candle_dtype, open_safetensors, SafetensorsFile};
 pub use weights::{weight_files, SharedWeights, Weights};
 
 use crate::decoder::DecoderConfig;

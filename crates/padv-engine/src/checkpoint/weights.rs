@@ -13,6 +13,8 @@ use std::sync::{Arc, Mutex};
 
 use candle_core::{DType, Device, Shape, Tensor};
 use candle_nn::var_builder::SimpleBackend;
+use safetensors::tensor::Metadata;
+use safetensors::Dtype;
 
 use super::error::{CheckpointError, Result};
 
@@ -112,9 +114,33 @@ pub fn weight_files(dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(all)
 }
 
-/// Opens a safetensors file and reads its header: the file (positioned after the header),
-/// its size, the raw JSON header and the offset where the data starts.
-pub(crate) fn open_safetensors(path: &Path) -> Result<(File, u64, Vec<u8>, u64)> {
+/// The `safetensors` crate's limit on the JSON header (its `MAX_HEADER_SIZE`, private there).
+const MAX_HEADER_BYTES: u64 = 100_000_000;
+
+/// One safetensors file with its header read and validated; the data is not read.
+#[derive(Debug)]
+pub(crate) struct SafetensorsFile {
+    pub file: File,
+    /// File size in bytes.
+    pub size: u64,
+    /// The raw JSON header (the fingerprint hashes it).
+    pub header: Vec<u8>,
+    /// Absolute offset of the data section (8 + header length).
+    pub data_start: u64,
+    /// The header as the `safetensors` crate parses it.
+    pub meta: Metadata,
+}
+
+/// Opens a safetensors file and parses its header with the `safetensors` crate.
+///
+/// Only the 8-byte length prefix is read by hand: `SafeTensors::read_metadata` wants the whole
+/// file as one buffer (it checks the data section against the buffer length), which means a
+/// memory map or a full read, and both count the weights towards the resident set (see the
+/// module doc). Deserialising the header bytes into [`Metadata`] runs the same validation
+/// `read_metadata` does (dtypes, shapes, contiguous in-order offsets, byte lengths that match
+/// shape × dtype, no arithmetic overflow); the data section is then checked against the file
+/// size here. Every failure is [`CheckpointError::Safetensors`] naming the file.
+pub(crate) fn open_safetensors(path: &Path) -> Result<SafetensorsFile> {
     let bad = |reason: String| CheckpointError::Safetensors {
         path: path.to_path_buf(),
         reason,
@@ -125,22 +151,44 @@ pub(crate) fn open_safetensors(path: &Path) -> Result<(File, u64, Vec<u8>, u64)>
     file.read_exact(&mut len8)
         .map_err(|_| bad("shorter than the 8-byte header length".into()))?;
     let n = u64::from_le_bytes(len8);
-    if n > 100_000_000 || 8 + n > size {
+    if n > MAX_HEADER_BYTES {
+        return Err(bad(format!(
+            "header length {n} exceeds the safetensors limit of {MAX_HEADER_BYTES} bytes"
+        )));
+    }
+    if 8 + n > size {
         return Err(bad(format!(
             "header length {n} exceeds the file size {size}"
         )));
     }
     let mut header = vec![0u8; n as usize];
     file.read_exact(&mut header).map_err(|e| io_err(path, e))?;
-    Ok((file, size, header, 8 + n))
+    let meta: Metadata =
+        serde_json::from_slice(&header).map_err(|e| bad(format!("header: {e}")))?;
+    let data_start = 8 + n;
+    let data_len = meta.data_len() as u64;
+    if data_len > size - data_start {
+        return Err(bad(format!(
+            "the header describes {data_len} bytes of data but the file has {}",
+            size - data_start
+        )));
+    }
+    Ok(SafetensorsFile {
+        file,
+        size,
+        header,
+        data_start,
+        meta,
+    })
 }
 
-fn parse_dtype(s: &str) -> Option<DType> {
-    Some(match s {
-        "F32" => DType::F32,
-        "F16" => DType::F16,
-        "BF16" => DType::BF16,
-        "F64" => DType::F64,
+/// candle's dtype of a stored float dtype; `None` for the others.
+pub(crate) fn candle_dtype(d: Dtype) -> Option<DType> {
+    Some(match d {
+        Dtype::F32 => DType::F32,
+        Dtype::F64 => DType::F64,
+        Dtype::BF16 => DType::BF16,
+        Dtype::F16 => DType::F16,
         _ => return None,
     })
 }
@@ -152,62 +200,38 @@ impl Weights {
         let mut files = Vec::with_capacity(paths.len());
         let mut tensors = HashMap::new();
         for (idx, path) in paths.into_iter().enumerate() {
-            let bad = |reason: String| CheckpointError::Safetensors {
-                path: path.clone(),
-                reason,
-            };
-            let (file, size, header, data_start) = open_safetensors(&path)?;
-            let v: serde_json::Value = serde_json::from_slice(&header)
-                .map_err(|e| bad(format!("header is not JSON: {e}")))?;
-            let obj = v
-                .as_object()
-                .ok_or_else(|| bad("header is not a JSON object".into()))?;
-            for (name, info) in obj {
-                if name == "__metadata__" {
+            let SafetensorsFile {
+                file,
+                size,
+                header,
+                data_start,
+                meta,
+            } = open_safetensors(&path)?;
+            for name in meta.offset_keys() {
+                let Some(info) = meta.info(&name) else {
                     continue;
-                }
-                let dtype_s = info.get("dtype").and_then(|d| d.as_str()).unwrap_or("?");
-                let shape: Option<Vec<usize>> = info.get("shape").and_then(|s| {
-                    s.as_array()?
-                        .iter()
-                        .map(|d| d.as_u64().map(|d| d as usize))
-                        .collect()
-                });
-                let offsets: Option<Vec<u64>> = info
-                    .get("data_offsets")
-                    .and_then(|s| s.as_array()?.iter().map(|d| d.as_u64()).collect());
-                let (Some(shape), Some(offsets)) = (shape, offsets) else {
-                    return Err(bad(format!("tensor `{name}` lacks shape or data_offsets")));
                 };
-                if offsets.len() != 2 || offsets[0] > offsets[1] || data_start + offsets[1] > size {
-                    return Err(bad(format!(
-                        "tensor `{name}` has data_offsets out of range"
-                    )));
-                }
-                let Some(dtype) = parse_dtype(dtype_s) else {
+                let Some(dtype) = candle_dtype(info.dtype) else {
                     // Non-float tensors (e.g. quantisation metadata) are ignored; asking for
                     // one later reports it missing.
                     tracing::debug!(
-                        "{}: skipping tensor {name} of dtype {dtype_s}",
-                        path.display()
+                        "{}: skipping tensor {name} of dtype {:?}",
+                        path.display(),
+                        info.dtype
                     );
                     continue;
                 };
-                let numel: usize = shape.iter().product();
-                let len = offsets[1] - offsets[0];
-                if len != (numel * dtype.size_in_bytes()) as u64 {
-                    return Err(bad(format!(
-                        "tensor `{name}`: {len} bytes for shape {shape:?} of {dtype_s}"
-                    )));
-                }
+                // `open_safetensors` checked that the offsets lie in the file and match the
+                // shape and dtype.
+                let (a, b) = info.data_offsets;
                 tensors.insert(
-                    name.clone(),
+                    name,
                     TensorEntry {
                         file: idx,
                         dtype,
-                        shape,
-                        start: data_start + offsets[0],
-                        len,
+                        shape: info.shape.clone(),
+                        start: data_start + a as u64,
+                        len: (b - a) as u64,
                     },
                 );
             }
@@ -413,5 +437,108 @@ impl SimpleBackend for SharedWeights {
 
     fn contains_tensor(&self, name: &str) -> bool {
         self.0.contains(name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A file of an 8-byte little-endian length `n`, then `header`, then `data` bytes.
+    fn raw_file(dir: &Path, n: u64, header: &[u8], data: usize) -> PathBuf {
+        let path = dir.join("model.safetensors");
+        let mut bytes = n.to_le_bytes().to_vec();
+        bytes.extend_from_slice(header);
+        bytes.resize(bytes.len() + data, 0);
+        std::fs::write(&path, bytes).unwrap();
+        path
+    }
+
+    /// A file whose length prefix is right for `header`.
+    fn file_with(dir: &Path, header: &str, data: usize) -> PathBuf {
+        raw_file(dir, header.len() as u64, header.as_bytes(), data)
+    }
+
+    /// `Weights::open` of the file fails with a `Safetensors` error naming it and saying
+    /// `what`.
+    fn rejects(path: &Path, what: &str) {
+        let dir = path.parent().unwrap();
+        match Weights::open(dir) {
+            Err(CheckpointError::Safetensors { path: p, reason }) => {
+                assert_eq!(p, path);
+                assert!(reason.contains(what), "{reason:?} lacks {what:?}");
+            }
+            other => panic!("expected a safetensors error about {what:?}, got {other:?}"),
+        }
+    }
+
+    const ONE: &str = r#"{"w":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}"#;
+
+    #[test]
+    fn reads_float_tensors_and_skips_the_others() {
+        let tmp = tempfile::tempdir().unwrap();
+        let header = r#"{"__metadata__":{"format":"pt"},
+            "w":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},
+            "ids":{"dtype":"I64","shape":[1],"data_offsets":[8,16]}}"#;
+        file_with(tmp.path(), header, 16);
+        let w = Weights::open(tmp.path()).unwrap();
+        assert_eq!(w.shape("w"), Some(&[2usize][..]));
+        assert!(!w.contains("ids"));
+        let t = w.read("w").unwrap();
+        assert_eq!(t.to_vec1::<f32>().unwrap(), vec![0.0, 0.0]);
+    }
+
+    #[test]
+    fn hostile_length_prefixes_are_errors() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("model.safetensors");
+        std::fs::write(&path, [1u8, 2, 3]).unwrap();
+        rejects(&path, "8-byte header length");
+        // Longer than the file, and beyond any header: neither is allocated.
+        rejects(
+            &raw_file(tmp.path(), 1000, b"{}", 0),
+            "exceeds the file size",
+        );
+        rejects(
+            &raw_file(tmp.path(), u64::MAX, b"{}", 0),
+            "exceeds the safetensors limit",
+        );
+    }
+
+    #[test]
+    fn hostile_headers_are_errors() {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path();
+        rejects(&file_with(d, "not json", 0), "header");
+        rejects(&file_with(d, "[1, 2]", 0), "header");
+        rejects(&raw_file(d, 4, &[0xff, 0xfe, b'{', b'}'], 0), "header");
+        // Data the file does not have.
+        rejects(
+            &file_with(d, ONE, 4),
+            "describes 8 bytes of data but the file has 4",
+        );
+        // Offsets that do not match the shape and dtype.
+        let short = r#"{"w":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}}"#;
+        rejects(
+            &file_with(d, short, 8),
+            "invalid shape, data type, or offset",
+        );
+        // A gap before the first tensor, and offsets running backwards.
+        let gap = r#"{"w":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}}"#;
+        rejects(&file_with(d, gap, 12), "invalid offset for tensor `w`");
+        let back = r#"{"w":{"dtype":"F32","shape":[0],"data_offsets":[8,0]}}"#;
+        rejects(&file_with(d, back, 8), "invalid offset");
+        // Fields missing or of the wrong type, an unknown dtype, a shape whose size overflows.
+        let no_shape = r#"{"w":{"dtype":"F32","data_offsets":[0,8]}}"#;
+        rejects(&file_with(d, no_shape, 8), "shape");
+        let neg = r#"{"w":{"dtype":"F32","shape":[-2],"data_offsets":[0,8]}}"#;
+        rejects(&file_with(d, neg, 8), "header");
+        let dtype = r#"{"w":{"dtype":"F33","shape":[2],"data_offsets":[0,8]}}"#;
+        rejects(&file_with(d, dtype, 8), "F33");
+        let huge = format!(
+            r#"{{"w":{{"dtype":"F32","shape":[{0},{0}],"data_offsets":[0,8]}}}}"#,
+            u64::MAX
+        );
+        rejects(&file_with(d, &huge, 8), "header");
     }
 }

@@ -14,23 +14,12 @@ use candle_nn::var_builder::SimpleBackend;
 use padv_core::fingerprint::Fnv64;
 
 use super::{content_digest, MergeError, MergeSpec, Merger};
-use crate::checkpoint::{device_label, Checkpoint};
+use crate::checkpoint::{candle_dtype, device_label, Checkpoint};
 use crate::logprobs::{EngineError, EngineOptions, LocalEngine};
 
 /// Bumped when the merge arithmetic changes, so cached log-probs of an older merge of the
 /// same parents are not reused.
 const MERGE_VERSION: u32 = 1;
-
-/// candle's dtype of a stored float dtype.
-fn candle_dtype(d: safetensors::Dtype) -> Option<DType> {
-    Some(match d {
-        safetensors::Dtype::F32 => DType::F32,
-        safetensors::Dtype::F64 => DType::F64,
-        safetensors::Dtype::BF16 => DType::BF16,
-        safetensors::Dtype::F16 => DType::F16,
-        _ => return None,
-    })
-}
 
 /// The merged tensors as a candle `VarBuilder` backend.
 struct MergedBackend(Arc<Merger>);

@@ -1,5 +1,6 @@
-//! Reading safetensors checkpoints for merging: headers through the `safetensors` crate,
-//! tensor data through positioned reads of element ranges, converted to f64.
+//! Reading safetensors checkpoints for merging: headers through the `safetensors` crate (via
+//! `checkpoint::open_safetensors`), tensor data through positioned reads of element ranges,
+//! converted to f64.
 //!
 //! Positioned reads rather than a memory map: the merge visits each tensor in chunks, and
 //! mapped pages that were touched count towards the resident set until the kernel reclaims
@@ -10,11 +11,10 @@ use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use safetensors::tensor::Metadata;
 use safetensors::Dtype;
 
 use super::MergeError;
-use crate::checkpoint::{open_safetensors, weight_files};
+use crate::checkpoint::{open_safetensors, weight_files, CheckpointError, SafetensorsFile};
 
 /// Where one tensor's bytes are.
 #[derive(Debug, Clone)]
@@ -76,17 +76,17 @@ impl StCheckpoint {
                 path: path.clone(),
                 reason,
             };
-            let (file, size, header, data_start) =
-                open_safetensors(&path).map_err(|e| MergeError::Input(e.to_string()))?;
-            let meta: Metadata =
-                serde_json::from_slice(&header).map_err(|e| bad(format!("header: {e}")))?;
-            if data_start + meta.data_len() as u64 > size {
-                return Err(bad(format!(
-                    "the header describes {} bytes of data but the file has {}",
-                    meta.data_len(),
-                    size - data_start
-                )));
-            }
+            let SafetensorsFile {
+                file,
+                meta,
+                data_start,
+                ..
+            } = open_safetensors(&path).map_err(|e| match e {
+                CheckpointError::Safetensors { path, reason } => {
+                    MergeError::Safetensors { path, reason }
+                }
+                other => MergeError::Input(other.to_string()),
+            })?;
             let names = meta.offset_keys();
             for name in &names {
                 let Some(info) = meta.info(name) else {

@@ -5,7 +5,9 @@
 //! different days, which breaks caching and reproducibility, so padv renders a fixed date
 //! (midnight) that the caller chooses.
 
-use std::fmt;
+use std::fmt::{self, Write};
+
+use chrono::{Datelike, Months, NaiveDate, NaiveTime};
 
 /// A calendar date (proleptic Gregorian) that `strftime_now` reports, at 00:00:00.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,125 +37,61 @@ impl fmt::Display for FixedDate {
     }
 }
 
-const MONTHS: [&str; 12] = [
-    "January",
-    "February",
-    "March",
-    "April",
-    "May",
-    "June",
-    "July",
-    "August",
-    "September",
-    "October",
-    "November",
-    "December",
-];
-const WEEKDAYS: [&str; 7] = [
-    "Monday",
-    "Tuesday",
-    "Wednesday",
-    "Thursday",
-    "Friday",
-    "Saturday",
-    "Sunday",
-];
+/// The directives `strftime` accepts. chrono implements many more, but for these its output
+/// for a date at midnight is byte-for-byte what Python's `datetime.strftime` gives (C locale;
+/// checked against CPython 3.11 on glibc, see the tests). Others are refused rather than
+/// risk a template silently getting a different string from the one Hugging Face renders:
+/// chrono's `%f` is nanoseconds where Python's is microseconds, `%Z`/`%z` of a naive time fail
+/// in chrono and print nothing in Python, and padding modifiers such as `%-d` are
+/// platform-specific in Python.
+const DIRECTIVES: &str = "YymdeBbhAajHIMSpFDuw%";
 
 impl FixedDate {
-    /// Checks the month and day ranges (including leap years).
+    /// Checks the year, month and day ranges (including leap years). Years are limited to
+    /// 1000..=9999: Python's `datetime` stops at 9999, and below 1000 Python's `%Y` is
+    /// unpadded on some versions (3.11 on glibc prints `999`) and padded on others.
     pub fn validate(&self) -> Result<(), String> {
+        if !(1000..=9999).contains(&self.year) {
+            return Err(format!("year {} is not in 1000..=9999", self.year));
+        }
         if !(1..=12).contains(&self.month) {
             return Err(format!("month {} is not in 1..=12", self.month));
         }
-        let dim = days_in_month(self.year, self.month);
+        let dim = NaiveDate::from_ymd_opt(self.year, self.month, 1)
+            .and_then(|first| first.checked_add_months(Months::new(1)))
+            .and_then(|next| next.pred_opt())
+            .map_or(0, |last| last.day());
         if self.day < 1 || self.day > dim {
             return Err(format!("day {} is not in 1..={dim}", self.day));
         }
         Ok(())
     }
 
-    /// Days since 1970-01-01 (Howard Hinnant's `days_from_civil`).
-    fn days_since_epoch(&self) -> i64 {
-        let y = i64::from(self.year) - i64::from(self.month <= 2);
-        let era = y.div_euclid(400);
-        let yoe = y - era * 400;
-        let m = i64::from(self.month);
-        let mp = (m + 9) % 12; // March = 0
-        let doy = (153 * mp + 2) / 5 + i64::from(self.day) - 1;
-        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-        era * 146_097 + doe - 719_468
-    }
-
-    /// 0 = Monday … 6 = Sunday (1970-01-01 was a Thursday).
-    fn weekday(&self) -> usize {
-        (self.days_since_epoch() + 3).rem_euclid(7) as usize
-    }
-
-    fn day_of_year(&self) -> u32 {
-        (1..self.month)
-            .map(|m| days_in_month(self.year, m))
-            .sum::<u32>()
-            + self.day
-    }
-
     /// Formats this date at midnight with C `strftime` directives: `%Y %y %m %d %e %B %b %h %A
     /// %a %j %H %I %M %S %p %F %D %u %w %%`. Any other directive is an error, so a template
     /// never silently gets a wrong date.
     pub fn strftime(&self, format: &str) -> Result<String, String> {
-        let mut out = String::new();
         let mut chars = format.chars();
         while let Some(c) = chars.next() {
             if c != '%' {
-                out.push(c);
                 continue;
             }
-            let Some(d) = chars.next() else {
-                return Err("format ends with a lone '%'".to_string());
-            };
-            let month_name = MONTHS[(self.month as usize).saturating_sub(1) % 12];
-            let weekday_name = WEEKDAYS[self.weekday()];
-            match d {
-                'Y' => out.push_str(&self.year.to_string()),
-                'y' => out.push_str(&format!("{:02}", self.year.rem_euclid(100))),
-                'm' => out.push_str(&format!("{:02}", self.month)),
-                'd' => out.push_str(&format!("{:02}", self.day)),
-                'e' => out.push_str(&format!("{:2}", self.day)),
-                'B' => out.push_str(month_name),
-                'b' | 'h' => out.push_str(&month_name[..3]),
-                'A' => out.push_str(weekday_name),
-                'a' => out.push_str(&weekday_name[..3]),
-                'j' => out.push_str(&format!("{:03}", self.day_of_year())),
-                'H' | 'M' | 'S' => out.push_str("00"),
-                'I' => out.push_str("12"),
-                'p' => out.push_str("AM"),
-                'F' => out.push_str(&self.to_string()),
-                'D' => out.push_str(&format!(
-                    "{:02}/{:02}/{:02}",
-                    self.month,
-                    self.day,
-                    self.year.rem_euclid(100)
-                )),
-                'u' => out.push_str(&(self.weekday() + 1).to_string()),
-                'w' => out.push_str(&((self.weekday() + 1) % 7).to_string()),
-                '%' => out.push('%'),
-                other => return Err(format!("unsupported strftime directive %{other}")),
+            match chars.next() {
+                None => return Err("format ends with a lone '%'".to_string()),
+                Some(d) if DIRECTIVES.contains(d) => {}
+                Some(d) => return Err(format!("unsupported strftime directive %{d}")),
             }
         }
+        self.validate()?;
+        let midnight = NaiveDate::from_ymd_opt(self.year, self.month, self.day)
+            .ok_or_else(|| format!("{self} is not a date"))?
+            .and_time(NaiveTime::MIN);
+        let mut out = String::new();
+        // chrono reports a directive it cannot format as a `fmt::Error` (the check above
+        // leaves none, but `to_string` would panic on one).
+        write!(out, "{}", midnight.format(format))
+            .map_err(|_| format!("cannot format {format:?}"))?;
         Ok(out)
-    }
-}
-
-fn is_leap(year: i32) -> bool {
-    (year % 4 == 0 && year % 100 != 0) || year % 400 == 0
-}
-
-fn days_in_month(year: i32, month: u32) -> u32 {
-    match month {
-        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
-        4 | 6 | 9 | 11 => 30,
-        2 if is_leap(year) => 29,
-        2 => 28,
-        _ => 0,
     }
 }
 
@@ -181,6 +119,34 @@ mod tests {
     }
 
     #[test]
+    fn every_directive_matches_python() {
+        // `datetime.datetime(y, m, d).strftime(ALL)` in CPython 3.11 on glibc.
+        const ALL: &str = "%Y %y %m %d %e %B %b %h %A %a %j %H %I %M %S %p %F %D %u %w %%";
+        let cases = [
+            ((2026, 1, 1), "2026 26 01 01  1 January Jan Jan Thursday Thu 001 00 12 00 00 AM 2026-01-01 01/01/26 4 4 %"),
+            ((2000, 2, 29), "2000 00 02 29 29 February Feb Feb Tuesday Tue 060 00 12 00 00 AM 2000-02-29 02/29/00 2 2 %"),
+            ((1900, 1, 1), "1900 00 01 01  1 January Jan Jan Monday Mon 001 00 12 00 00 AM 1900-01-01 01/01/00 1 1 %"),
+            ((9999, 12, 31), "9999 99 12 31 31 December Dec Dec Friday Fri 365 00 12 00 00 AM 9999-12-31 12/31/99 5 5 %"),
+            ((1000, 3, 1), "1000 00 03 01  1 March Mar Mar Saturday Sat 060 00 12 00 00 AM 1000-03-01 03/01/00 6 6 %"),
+            ((2023, 12, 31), "2023 23 12 31 31 December Dec Dec Sunday Sun 365 00 12 00 00 AM 2023-12-31 12/31/23 7 0 %"),
+        ];
+        for ((year, month, day), want) in cases {
+            let d = FixedDate { year, month, day };
+            assert_eq!(d.strftime(ALL).unwrap(), want, "{d}");
+        }
+        // The formats chat templates use (Llama 3.x, Granite, ...).
+        let d = FixedDate {
+            year: 2026,
+            month: 1,
+            day: 5,
+        };
+        assert_eq!(
+            d.strftime("%d %b %Y|%Y-%m-%d|%B %d, %Y").unwrap(),
+            "05 Jan 2026|2026-01-05|January 05, 2026"
+        );
+    }
+
+    #[test]
     fn weekdays_are_right_across_eras() {
         // 1 Jan 2026 is a Thursday; 29 Feb 2000 a Tuesday; 1 Jan 1900 a Monday.
         let cases = [
@@ -198,6 +164,26 @@ mod tests {
     fn rejects_unknown_directives_and_bad_dates() {
         assert!(FixedDate::default().strftime("%Q").is_err());
         assert!(FixedDate::default().strftime("50%").is_err());
+        // chrono knows these, but its output differs from Python's (or is an error there).
+        for f in ["%f", "%Z", "%z", "%-d", "%s", "%.3f", "%+"] {
+            assert!(FixedDate::default().strftime(f).is_err(), "{f}");
+        }
+        for year in [999, 10_000, 0, -1] {
+            let d = FixedDate {
+                year,
+                month: 1,
+                day: 1,
+            };
+            assert!(d.validate().is_err(), "{d}");
+            assert!(d.strftime("%Y").is_err(), "{d}");
+        }
+        assert!(FixedDate {
+            year: 2026,
+            month: 13,
+            day: 1
+        }
+        .strftime("%d")
+        .is_err());
         let feb29 = FixedDate {
             year: 2025,
             month: 2,
