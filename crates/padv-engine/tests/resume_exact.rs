@@ -21,7 +21,9 @@ use padv_engine::pipeline::{score_trajectories, PipelineOptions};
 use padv_engine::tokenize::{TextTokenizer, TokenizeOptions};
 
 fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/models").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/models")
+        .join(name)
 }
 
 fn message(role: &str, content: &str, is_action: bool) -> Message {
@@ -42,7 +44,11 @@ fn trajectories() -> Vec<Trajectory> {
                   Report the answer when you are sure of it.";
     (0..6)
         .map(|i| {
-            let task = if i < 3 { "Add 12 and 30." } else { "Multiply 6 by 7." };
+            let task = if i < 3 {
+                "Add 12 and 30."
+            } else {
+                "Multiply 6 by 7."
+            };
             Trajectory {
                 id: format!("r{i}"),
                 task_id: format!("task{}", i / 3),
@@ -167,7 +173,11 @@ fn a_run_resumed_from_a_half_written_batch_equals_the_uninterrupted_run() {
         .filter(|p| !second_batch.contains(p.file_name().expect("name")))
         .collect();
     second.sort();
-    assert_eq!(second.len(), 6, "two entries per trajectory of the second batch");
+    assert_eq!(
+        second.len(),
+        6,
+        "two entries per trajectory of the second batch"
+    );
     // Keep one trajectory's worth (two entries) of the second batch, as a killed write would.
     for p in &second[2..] {
         std::fs::remove_file(p).expect("rm");

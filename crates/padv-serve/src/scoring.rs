@@ -220,7 +220,11 @@ pub fn encode_any(models: &Models, t: &Trajectory, max_tokens: usize) -> ApiResu
 /// the last message's own segment (`render(messages[..last], add_generation_prompt)` + its
 /// tokens), which is exactly what `padv score` scores it in. K candidates after one history
 /// share that segment's prefix, so `/v1/score/candidates` still computes the history once.
-pub fn encode_last_message(models: &Models, t: &Trajectory, max_tokens: usize) -> ApiResult<Segment> {
+pub fn encode_last_message(
+    models: &Models,
+    t: &Trajectory,
+    max_tokens: usize,
+) -> ApiResult<Segment> {
     let tokenized = encode_any(models, t, max_tokens)?;
     let last = t.messages.len().saturating_sub(1);
     let holds_last = |s: &&Segment| {

@@ -55,9 +55,15 @@ pub fn store(
         ));
     };
     let n = targets.len();
-    if [policy.logprob.len(), tk.len(), en.len(), vm.len(), reference.logprob.len()]
-        .iter()
-        .any(|&l| l != n)
+    if [
+        policy.logprob.len(),
+        tk.len(),
+        en.len(),
+        vm.len(),
+        reference.logprob.len(),
+    ]
+    .iter()
+    .any(|&l| l != n)
     {
         return Err(ApiError::Internal(
             "a model returned the wrong number of values".into(),

@@ -44,7 +44,11 @@ fn spec(method: Method) -> ScoreSpec {
 /// template that rewrites history (as `additional_chat_templates/qwen3.jinja`).
 fn tokenizer_dir() -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("tempdir");
-    for f in ["tokenizer.json", "tokenizer_config.json", "chat_template.jinja"] {
+    for f in [
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "chat_template.jinja",
+    ] {
         let from = fixture("qwen2").join(f);
         if from.exists() {
             std::fs::copy(from, dir.path().join(f)).expect("copy");
@@ -170,10 +174,17 @@ async fn cli_and_every_server_route_give_the_same_ids_and_records() {
         assert_eq!(cli.steps.len(), 3, "{name}");
 
         // Ids: the server's encoder is the CLI's.
-        let cli_ids = tok.encoder(&opts).expect("encoder").encode(&t).expect("ids");
+        let cli_ids = tok
+            .encoder(&opts)
+            .expect("encoder")
+            .encode(&t)
+            .expect("ids");
         assert_eq!(st.models.encode(&t).expect("ids"), cli_ids, "{name}");
         if name.contains("rewrites") {
-            assert!(cli_ids.single().is_none(), "{name}: one sequence per action");
+            assert!(
+                cli_ids.single().is_none(),
+                "{name}: one sequence per action"
+            );
         }
 
         // /v1/score: the record itself.
@@ -208,7 +219,11 @@ async fn cli_and_every_server_route_give_the_same_ids_and_records() {
         let cand = scores_of(&v["candidates"][0]["scores"]);
         let d = max_diff(&cand, &cli_steps[2]);
         println!("{name}: candidates vs padv score, max |Δ score| = {d:e}");
-        assert!(d <= 1e-6, "{name}: candidates {cand:?} vs {:?}", cli_steps[2]);
+        assert!(
+            d <= 1e-6,
+            "{name}: candidates {cand:?} vs {:?}",
+            cli_steps[2]
+        );
 
         // Sessions: created with the first turn, then appended to, step by step.
         let (status, v) = send(
@@ -246,6 +261,9 @@ async fn cli_and_every_server_route_give_the_same_ids_and_records() {
             &cli_steps.iter().flatten().copied().collect::<Vec<_>>(),
         );
         println!("{name}: sessions vs padv score, max |Δ score| = {d:e}");
-        assert!(d <= 1e-6, "{name}: sessions {got:?} vs padv score {cli_steps:?}");
+        assert!(
+            d <= 1e-6,
+            "{name}: sessions {got:?} vs padv score {cli_steps:?}"
+        );
     }
 }

@@ -730,7 +730,8 @@ mod tests {
             "{err:?}"
         );
         assert_eq!(
-            r.calls.get(), 0,
+            r.calls.get(),
+            0,
             "the reference is not asked after the policy failed"
         );
     }

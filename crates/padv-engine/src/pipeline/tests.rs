@@ -284,10 +284,16 @@ fn a_second_run_reads_everything_from_the_cache() {
     let (mut p, mut r) = (Fake::new("p", 0.0), Fake::new("r", 0.5));
     let (first, _) = run(&trajs, &tok, RendererKind::Paper, &mut p, &mut r, &opts);
     let first = first.unwrap();
-    assert_eq!((first.stats.cache_hits, p.calls.get(), r.calls.get()), (0, 2, 2));
+    assert_eq!(
+        (first.stats.cache_hits, p.calls.get(), r.calls.get()),
+        (0, 2, 2)
+    );
     let (again, _) = run(&trajs, &tok, RendererKind::Paper, &mut p, &mut r, &opts);
     let again = again.unwrap();
-    assert_eq!((again.stats.cache_hits, p.calls.get(), r.calls.get()), (4, 2, 2));
+    assert_eq!(
+        (again.stats.cache_hits, p.calls.get(), r.calls.get()),
+        (4, 2, 2)
+    );
     assert_eq!(again.stats.computed_tokens, 0);
     assert_eq!(again.records, first.records);
     assert_eq!(again.stats.cache_corrupt, 0);
@@ -308,6 +314,10 @@ fn a_second_run_reads_everything_from_the_cache() {
     let third = third.unwrap();
     assert_eq!(third.stats.cache_corrupt, 1);
     assert_eq!(third.stats.cache_hits, 3);
-    assert_eq!(p.calls.get() + r.calls.get(), 5, "one model re-scored one trajectory");
+    assert_eq!(
+        p.calls.get() + r.calls.get(),
+        5,
+        "one model re-scored one trajectory"
+    );
     assert_eq!(third.records, first.records);
 }

@@ -431,9 +431,7 @@ impl Bootstrap {
     }
 
     fn ci(&self, x: &[f64]) -> [f64; 2] {
-        self.0
-            .ci(x)
-            .map_or([f64::NAN; 2], |c| [c.low, c.high])
+        self.0.ci(x).map_or([f64::NAN; 2], |c| [c.low, c.high])
     }
 }
 

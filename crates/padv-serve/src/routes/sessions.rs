@@ -295,7 +295,9 @@ fn advance_single(
     let tokens = Tokenized::from_segments(vec![tokens], RenderMode::Single);
     let record = build_record(m, trajectory, &tokens, &pol, &refr)?;
     let Some(tokens) = tokens.segments.into_iter().next() else {
-        return Err(ApiError::Internal("the tokenisation lost its sequence".into()));
+        return Err(ApiError::Internal(
+            "the tokenisation lost its sequence".into(),
+        ));
     };
     s.ids = tokens.ids;
     s.vals = vals;
