@@ -195,13 +195,13 @@ fn dropped_tool_calls_are_reported() {
 fn segment_logprobs_equal_independent_passes() {
     let dir = fixtures().join("models/qwen2");
     let load = || LocalEngine::load(&dir, EngineOptions::default()).unwrap();
-    let (mut policy, mut reference, check) = (load(), load(), load());
+    let (policy, reference, check) = (load(), load(), load());
     let tok = TextTokenizer::from_dir(&fixtures().join("tokenizer")).unwrap();
     let cs = cases();
     let toks: Vec<Tokenized> = cs.iter().map(|c| encode(&tok, c)).collect();
     let items: Vec<(&Trajectory, &Tokenized)> =
         cs.iter().map(|c| &c.trajectory).zip(toks.iter()).collect();
-    let outs = score_pairs(&items, &mut policy, &mut reference, None);
+    let outs = score_pairs(&items, &policy, &reference, None);
     let stats = StatsRequest {
         distribution_stats: true,
     };

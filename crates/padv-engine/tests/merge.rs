@@ -55,29 +55,28 @@ fn max_diff(a: &[f32], b: &[f32]) -> f32 {
 fn merged_checkpoints_interpolate_between_reference_and_policy() {
     let root = tempfile::tempdir().unwrap();
     let reference =
-        logprobs(&mut LocalEngine::load(&fixture("qwen2_ref"), EngineOptions::default()).unwrap());
-    let policy =
-        logprobs(&mut LocalEngine::load(&fixture("qwen2"), EngineOptions::default()).unwrap());
+        logprobs(&LocalEngine::load(&fixture("qwen2_ref"), EngineOptions::default()).unwrap());
+    let policy = logprobs(&LocalEngine::load(&fixture("qwen2"), EngineOptions::default()).unwrap());
     let gap = max_diff(&reference, &policy);
     assert!(gap > 0.1, "the fixture pair must differ ({gap})");
 
     // Endpoints: exactly the parents' numbers (the merged folders hold their bytes).
     assert_eq!(
-        logprobs(&mut written(root.path(), spec(MergeMethod::Linear, 0.0))),
+        logprobs(&written(root.path(), spec(MergeMethod::Linear, 0.0))),
         reference
     );
     assert_eq!(
-        logprobs(&mut written(root.path(), spec(MergeMethod::Linear, 1.0))),
+        logprobs(&written(root.path(), spec(MergeMethod::Linear, 1.0))),
         policy
     );
     assert_eq!(
-        logprobs(&mut written(root.path(), spec(MergeMethod::Ties, 0.0))),
+        logprobs(&written(root.path(), spec(MergeMethod::Ties, 0.0))),
         reference
     );
 
     // In between: continuous in alpha, strictly away from both parents at 0.5.
-    let near = logprobs(&mut written(root.path(), spec(MergeMethod::Linear, 0.01)));
-    let half = logprobs(&mut written(root.path(), spec(MergeMethod::Linear, 0.5)));
+    let near = logprobs(&written(root.path(), spec(MergeMethod::Linear, 0.01)));
+    let half = logprobs(&written(root.path(), spec(MergeMethod::Linear, 0.5)));
     let d_near = max_diff(&near, &reference);
     assert!(
         d_near > 0.0 && d_near < 0.1 * gap,
@@ -90,14 +89,14 @@ fn merged_checkpoints_interpolate_between_reference_and_policy() {
     );
     // One task vector: task_arithmetic and EMR are linear (same bytes, same numbers).
     assert_eq!(
-        logprobs(&mut written(
+        logprobs(&written(
             root.path(),
             spec(MergeMethod::TaskArithmetic, 0.5)
         )),
         half
     );
     assert_eq!(
-        logprobs(&mut written(root.path(), spec(MergeMethod::Emr, 0.5))),
+        logprobs(&written(root.path(), spec(MergeMethod::Emr, 0.5))),
         half
     );
 
@@ -106,7 +105,7 @@ fn merged_checkpoints_interpolate_between_reference_and_policy() {
         spec(MergeMethod::Linear, 0.5),
         spec(MergeMethod::DareTies, 0.75),
     ] {
-        let mut mem = load_merged(
+        let mem = load_merged(
             &fixture("qwen2_ref"),
             &[fixture("qwen2")],
             s,
@@ -114,8 +113,8 @@ fn merged_checkpoints_interpolate_between_reference_and_policy() {
         )
         .unwrap();
         assert_eq!(
-            logprobs(&mut mem),
-            logprobs(&mut written(root.path(), s)),
+            logprobs(&mem),
+            logprobs(&written(root.path(), s)),
             "{}",
             s.label()
         );
@@ -223,7 +222,7 @@ fn sharded_references_keep_their_shards_and_index() {
         assert_eq!(header(&llama), header(&out), "{f}");
     }
     // A merge of a model with itself is the model: it loads and scores identically.
-    let mut original = LocalEngine::load(&llama, EngineOptions::default()).unwrap();
-    let mut merged = LocalEngine::load(&out, EngineOptions::default()).unwrap();
-    assert_eq!(logprobs(&mut merged), logprobs(&mut original));
+    let original = LocalEngine::load(&llama, EngineOptions::default()).unwrap();
+    let merged = LocalEngine::load(&out, EngineOptions::default()).unwrap();
+    assert_eq!(logprobs(&merged), logprobs(&original));
 }

@@ -248,9 +248,9 @@ pub fn score_trajectories(
     trajectories: &[Trajectory],
 ) -> Result<Vec<LogprobRecord>> {
     let tok = TextTokenizer::from_dir(policy_dir)?;
-    let mut policy = load_engine(policy_dir)?;
-    let mut reference = load_engine(reference_dir)?;
-    score_with(&tok, &mut policy, &mut reference, trajectories)
+    let policy = load_engine(policy_dir)?;
+    let reference = load_engine(reference_dir)?;
+    score_with(&tok, &policy, &reference, trajectories)
 }
 
 /// A pair opened for evaluation: how it was trained, its two checkpoints and the tokenizer.
@@ -425,8 +425,8 @@ pub fn run(opts: &DemoOptions) -> Result<DemoSummary> {
     // Scoring: the checkpoint pair for the policy's and the reference's rollouts, the
     // oracle backend for the oracle's.
     let t = Instant::now();
-    let mut ref_engine = load_engine(&reference_dir)?;
-    let mut pol_engine = load_engine(&policy_dir)?;
+    let ref_engine = load_engine(&reference_dir)?;
+    let pol_engine = load_engine(&policy_dir)?;
     let trajs = |ls: &[Labeled]| -> Vec<Trajectory> {
         ls.iter().map(|l| l.rollout.trajectory.clone()).collect()
     };
@@ -434,10 +434,10 @@ pub fn run(opts: &DemoOptions) -> Result<DemoSummary> {
         .into_iter()
         .chain(trajs(&labeled[2]))
         .collect();
-    let mut pair_records = score_with(&tok, &mut pol_engine, &mut ref_engine, &pair_trajs)?;
+    let mut pair_records = score_with(&tok, &pol_engine, &ref_engine, &pair_trajs)?;
     let ref_records = pair_records.split_off(labeled[1].len());
     let map_refs: Vec<&MapTruth> = maps.iter().collect();
-    let mut oracle_backend = OracleBackend::new(
+    let oracle_backend = OracleBackend::new(
         &reference_m,
         &ref_engine.fingerprint(),
         style,
@@ -446,12 +446,7 @@ pub fn run(opts: &DemoOptions) -> Result<DemoSummary> {
         &map_refs,
     )
     .map_err(AgentError::Invalid)?;
-    let oracle_records = score_with(
-        &tok,
-        &mut oracle_backend,
-        &mut ref_engine,
-        &trajs(&labeled[0]),
-    )?;
+    let oracle_records = score_with(&tok, &oracle_backend, &ref_engine, &trajs(&labeled[0]))?;
     timings.score_s = t.elapsed().as_secs_f64();
 
     let mut labeled = labeled.into_iter();

@@ -80,9 +80,8 @@ fn oracle_identity_and_scoring() {
             ..TokenizeOptions::default()
         })
         .unwrap();
-    let mut ref_engine =
-        LocalEngine::load(&pair.join("reference"), EngineOptions::default()).unwrap();
-    let mut oracle = OracleBackend::new(
+    let ref_engine = LocalEngine::load(&pair.join("reference"), EngineOptions::default()).unwrap();
+    let oracle = OracleBackend::new(
         &reference,
         &padv_core::LogprobBackend::fingerprint(&ref_engine),
         style,
@@ -95,8 +94,8 @@ fn oracle_identity_and_scoring() {
     let run = pipeline::score_trajectories(
         &trajs,
         &encoder,
-        &mut oracle,
-        &mut ref_engine,
+        &oracle,
+        &ref_engine,
         &PipelineOptions {
             strict: true,
             ..PipelineOptions::default()

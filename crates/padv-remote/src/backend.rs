@@ -363,7 +363,7 @@ impl LogprobBackend for RemoteBackend {
         requests: &[ScoreRequest<'_>],
         stats: StatsRequest,
     ) -> Vec<Result<PositionLogprobs, BackendError>> {
-        let this = &*self;
+        let this = self;
         this.fleet
             .run(
                 requests.len(),

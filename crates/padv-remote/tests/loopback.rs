@@ -148,14 +148,14 @@ fn compare(remote: &LogprobRecord, local: &LogprobRecord) {
 fn remote_equals_local(sglang: bool) {
     let ts = trajectories();
     let toks = tokenize(&ts);
-    let (mut lp, mut lr) = (local("qwen2"), local("qwen2_ref"));
+    let (lp, lr) = (local("qwen2"), local("qwen2_ref"));
     let (p1, p2, r1) = (
         server("qwen2", sglang),
         server("qwen2", sglang),
         server("qwen2_ref", sglang),
     );
-    let mut rp = remote(&[&p1, &p2], opts());
-    let mut rr = remote(&[&r1], opts());
+    let rp = remote(&[&p1, &p2], opts());
+    let rr = remote(&[&r1], opts());
     let want = if sglang {
         EngineKind::Sglang
     } else {
@@ -164,8 +164,8 @@ fn remote_equals_local(sglang: bool) {
     assert_eq!(rp.identity().kind, want, "engine auto-detected");
     let (mut scored, mut tokens) = (0, 0);
     for (t, tk) in ts.iter().zip(&toks) {
-        let l = score_pair(t, tk, &mut lp, &mut lr, None).expect("local");
-        let r = score_pair(t, tk, &mut rp, &mut rr, None).expect("remote");
+        let l = score_pair(t, tk, &lp, &lr, None).expect("local");
+        let r = score_pair(t, tk, &rp, &rr, None).expect("remote");
         assert_eq!(r.n_targets, l.n_targets);
         compare(&r.record, &l.record);
         scored += usize::from(l.n_targets > 0);
@@ -268,11 +268,11 @@ fn interrupted_run_resumes_from_the_cache() {
         error_budget: 3,
         ..opts()
     };
-    let (mut rp, mut rr) = (remote(&[&pol], o.clone()), remote(&[&refr], o.clone()));
+    let (rp, rr) = (remote(&[&pol], o.clone()), remote(&[&refr], o.clone()));
     let results: Vec<_> = ts
         .iter()
         .zip(&toks)
-        .map(|(t, tk)| score_pair(t, tk, &mut rp, &mut rr, Some(&cache)))
+        .map(|(t, tk)| score_pair(t, tk, &rp, &rr, Some(&cache)))
         .collect();
     assert!(results[0].is_ok() && results[1].is_ok());
     let e2 = results[2].as_ref().unwrap_err().to_string();
@@ -287,14 +287,14 @@ fn interrupted_run_resumes_from_the_cache() {
 
     // A fleet restarted elsewhere (new ports) finishes only what is missing.
     let (pol2, refr2) = (server("qwen2", false), server("qwen2_ref", false));
-    let (mut rp2, mut rr2) = (remote(&[&pol2], o.clone()), remote(&[&refr2], o));
-    let (mut lp, mut lr) = (local("qwen2"), local("qwen2_ref"));
+    let (rp2, rr2) = (remote(&[&pol2], o.clone()), remote(&[&refr2], o));
+    let (lp, lr) = (local("qwen2"), local("qwen2_ref"));
     for (i, (t, tk)) in ts.iter().zip(&toks).enumerate() {
-        let r = score_pair(t, tk, &mut rp2, &mut rr2, Some(&cache)).unwrap();
+        let r = score_pair(t, tk, &rp2, &rr2, Some(&cache)).unwrap();
         assert_eq!(r.cache_hits, if i < 2 { 2 } else { 0 }, "trajectory {i}");
         compare(
             &r.record,
-            &score_pair(t, tk, &mut lp, &mut lr, None).unwrap().record,
+            &score_pair(t, tk, &lp, &lr, None).unwrap().record,
         );
     }
     assert_eq!(pol2.posts(), 2);

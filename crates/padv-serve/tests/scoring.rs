@@ -308,7 +308,7 @@ impl Rewriting {
             tokens.single().is_none(),
             "the template should rewrite this conversation's history"
         );
-        padv_engine::pair::score_pair(&t, &tokens, &mut self.policy, &mut self.reference, None)
+        padv_engine::pair::score_pair(&t, &tokens, &self.policy, &self.reference, None)
             .unwrap()
             .record
     }

@@ -576,8 +576,8 @@ mod tests {
 
     #[test]
     fn steps_get_their_own_positions_and_stats() {
-        let (mut p, mut r) = (fake("p", 0.0), fake("r", 0.5));
-        let out = score_pair(&trajectory(), &tokens(), &mut p, &mut r, None).unwrap();
+        let (p, r) = (fake("p", 0.0), fake("r", 0.5));
+        let out = score_pair(&trajectory(), &tokens(), &p, &r, None).unwrap();
         let rec = &out.record;
         assert_eq!(out.n_targets, 3);
         assert_eq!(rec.steps.len(), 3);
@@ -605,15 +605,15 @@ mod tests {
     fn cache_resumes_without_calling_the_backends() {
         let dir = tempfile::tempdir().unwrap();
         let cache = LogprobCache::open(dir.path()).unwrap();
-        let (mut p, mut r) = (fake("p", 0.0), fake("r", 0.5));
-        let first = score_pair(&trajectory(), &tokens(), &mut p, &mut r, Some(&cache)).unwrap();
+        let (p, r) = (fake("p", 0.0), fake("r", 0.5));
+        let first = score_pair(&trajectory(), &tokens(), &p, &r, Some(&cache)).unwrap();
         assert_eq!((first.cache_hits, p.calls.get(), r.calls.get()), (0, 1, 1));
-        let again = score_pair(&trajectory(), &tokens(), &mut p, &mut r, Some(&cache)).unwrap();
+        let again = score_pair(&trajectory(), &tokens(), &p, &r, Some(&cache)).unwrap();
         assert_eq!((again.cache_hits, p.calls.get(), r.calls.get()), (2, 1, 1));
         assert_eq!(first.record, again.record);
         // A different reference recomputes only the reference.
-        let mut r2 = fake("r2", 1.0);
-        let third = score_pair(&trajectory(), &tokens(), &mut p, &mut r2, Some(&cache)).unwrap();
+        let r2 = fake("r2", 1.0);
+        let third = score_pair(&trajectory(), &tokens(), &p, &r2, Some(&cache)).unwrap();
         assert_eq!((third.cache_hits, p.calls.get(), r2.calls.get()), (1, 1, 1));
         assert_eq!(third.record.steps[0].reference, Some(vec![-1.12]));
     }
@@ -638,10 +638,10 @@ mod tests {
 
     #[test]
     fn segments_score_in_their_own_sequences_with_one_batch_per_model() {
-        let (mut p, mut r) = (fake("p", 0.0), fake("r", 0.5));
+        let (p, r) = (fake("p", 0.0), fake("r", 0.5));
         let t = trajectory();
         let (a, b) = (segmented(), tokens());
-        let outs = score_pairs(&[(&t, &a), (&t, &b)], &mut p, &mut r, None);
+        let outs = score_pairs(&[(&t, &a), (&t, &b)], &p, &r, None);
         assert_eq!((p.batches.get(), r.batches.get()), (1, 1));
         // 2 segments + 1 sequence (its last span is empty but it has other targets).
         assert_eq!((p.calls.get(), r.calls.get()), (3, 3));
@@ -654,8 +654,8 @@ mod tests {
         assert_eq!(rec.steps[1].reference, Some(vec![-0.69, -0.71]));
         assert_eq!(outs[0].as_ref().unwrap().n_tokens, 9);
         // The single-sequence item is what score_pair gives.
-        let (mut p2, mut r2) = (fake("p", 0.0), fake("r", 0.5));
-        let alone = score_pair(&t, &b, &mut p2, &mut r2, None).unwrap();
+        let (p2, r2) = (fake("p", 0.0), fake("r", 0.5));
+        let alone = score_pair(&t, &b, &p2, &r2, None).unwrap();
         assert_eq!(outs[1].as_ref().unwrap().record, alone.record);
     }
 
@@ -670,7 +670,7 @@ mod tests {
             // Token 15 sits at position 4 of segment 1 only.
             let bad = if which == "policy" { &mut p } else { &mut r };
             bad.poison = Some((15, value));
-            let outs = score_pairs(&[(&t, &seg), (&t, &single)], &mut p, &mut r, Some(&cache));
+            let outs = score_pairs(&[(&t, &seg), (&t, &single)], &p, &r, Some(&cache));
             match &outs[0] {
                 Err(PairError::NonFinite {
                     id,
@@ -715,8 +715,8 @@ mod tests {
                 Ok(out)
             }
         }
-        let (mut p, mut r) = (InfEntropy(fake("p", 0.0)), fake("r", 0.5));
-        let err = score_pair(&t, &single, &mut p, &mut r, None).unwrap_err();
+        let (p, r) = (InfEntropy(fake("p", 0.0)), fake("r", 0.5));
+        let err = score_pair(&t, &single, &p, &r, None).unwrap_err();
         assert!(
             matches!(
                 err,
@@ -742,9 +742,9 @@ mod tests {
         let cache = LogprobCache::open(dir.path()).unwrap();
         let t = trajectory();
         let seg = segmented();
-        let (mut p, mut r) = (fake("p", 0.0), fake("r", 0.5));
-        let first = score_pair(&t, &seg, &mut p, &mut r, Some(&cache)).unwrap();
-        let again = score_pair(&t, &seg, &mut p, &mut r, Some(&cache)).unwrap();
+        let (p, r) = (fake("p", 0.0), fake("r", 0.5));
+        let first = score_pair(&t, &seg, &p, &r, Some(&cache)).unwrap();
+        let again = score_pair(&t, &seg, &p, &r, Some(&cache)).unwrap();
         assert_eq!((again.cache_hits, p.calls.get(), r.calls.get()), (2, 2, 2));
         assert_eq!(first.record, again.record);
     }

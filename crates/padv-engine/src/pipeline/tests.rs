@@ -155,11 +155,11 @@ fn records_match_score_pair_and_progress_counts_batches() {
     // Each record is what score_pair makes of the same trajectory, in input order, and the
     // counts add up over them.
     let encoder = tok.encoder(&TokenizeOptions::default()).unwrap();
-    let (mut p2, mut r2) = (Fake::new("p", 0.0), Fake::new("r", 0.5));
+    let (p2, r2) = (Fake::new("p", 0.0), Fake::new("r", 0.5));
     let (mut tokens, mut targets, mut steps) = (0, 0, 0);
     for (t, rec) in trajs.iter().zip(&out.records) {
         let toks = encoder.encode(t).unwrap();
-        let want = score_pair(t, &toks, &mut p2, &mut r2, None).unwrap();
+        let want = score_pair(t, &toks, &p2, &r2, None).unwrap();
         assert_eq!(&want.record, rec);
         tokens += want.n_tokens;
         targets += want.n_targets;

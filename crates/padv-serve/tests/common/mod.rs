@@ -30,7 +30,7 @@ pub fn state_with(config: ServeConfig, renderer: RendererKind) -> AppState {
         &fixture("qwen2_ref"),
         EngineOptions::default(),
         &padv_engine::tokenize::TokenizeOptions {
-            renderer: renderer,
+            renderer,
             ..Default::default()
         },
     )
@@ -126,8 +126,8 @@ pub fn chat_trajectory(id: &str, messages: &[Value]) -> Trajectory {
 
 /// Offline record of `t`, exactly as `padv score` computes it, with freshly loaded engines.
 pub fn offline_record(t: &Trajectory, renderer: RendererKind) -> LogprobRecord {
-    let mut p = LocalEngine::load(&fixture("qwen2"), EngineOptions::default()).expect("policy");
-    let mut r = LocalEngine::load(&fixture("qwen2_ref"), EngineOptions::default()).expect("ref");
+    let p = LocalEngine::load(&fixture("qwen2"), EngineOptions::default()).expect("policy");
+    let r = LocalEngine::load(&fixture("qwen2_ref"), EngineOptions::default()).expect("ref");
     let tok = TextTokenizer::from_dir(&fixture("qwen2")).expect("tokenizer");
     let enc = tok
         .encoder(&TokenizeOptions {
@@ -136,9 +136,7 @@ pub fn offline_record(t: &Trajectory, renderer: RendererKind) -> LogprobRecord {
         })
         .expect("encoder");
     let tokens = enc.encode(t).expect("tokenises");
-    score_pair(t, &tokens, &mut p, &mut r, None)
-        .expect("scores")
-        .record
+    score_pair(t, &tokens, &p, &r, None).expect("scores").record
 }
 
 pub fn close(a: f64, b: f64) -> bool {

@@ -433,7 +433,7 @@ fn run_sweep(
     for spec in merges {
         let label = spec.label();
         eprintln!("padv: reference merge {label}");
-        let mut reference = load_merged(&reference_dir, &tasks, *spec, args.engine.options()?)
+        let reference = load_merged(&reference_dir, &tasks, *spec, args.engine.options()?)
             .with_context(|| format!("building the merged reference {label}"))?;
         let dir = args.out.join(format!("ref-{label}"));
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -445,7 +445,7 @@ fn run_sweep(
         let (records, reports) = run.score_into(
             &dir,
             policy.as_mut(),
-            &mut reference,
+            &reference,
             (&format!("{reference_spec} merged: {label}"), &reference_dir),
         )?;
         entries.push(SweepEntry {
