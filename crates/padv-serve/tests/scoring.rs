@@ -279,7 +279,10 @@ fn rewriting() -> Rewriting {
         &fixture("qwen2"),
         &fixture("qwen2_ref"),
         EngineOptions::default(),
-        &opts,
+        &TokenizeOptions {
+            chat: ChatOptions::default(),
+            ..opts.clone()
+        },
     )
     .unwrap();
     // The fixture folder has no qwen3 template: compile the one beside the copied tokenizer.
