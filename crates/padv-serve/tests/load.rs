@@ -5,7 +5,8 @@
 //! cargo test --release -p padv-serve --test load -- --ignored --nocapture
 //! ```
 //!
-//! 2,000 requests, 32 at a time, over raw HTTP/1.1 connections: valid `/v1/score` and
+//! 2,000 requests, 32 at a time (`PADV_LOAD_CONCURRENCY=N` for another level), over raw
+//! HTTP/1.1 connections: valid `/v1/score` and
 //! `/v1/score/candidates` requests mixed with garbage (invalid JSON, bodies over the limit,
 //! wrong types, unknown fields, no auth). Asserts zero 5xx, every valid request 200, every
 //! garbage request a 4xx with a JSON error, and the server healthy afterwards; prints p50/p99
@@ -25,7 +26,8 @@ use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
 
 const REQUESTS: usize = 2000;
-const CONCURRENCY: usize = 32;
+/// Requests in flight at once, unless `PADV_LOAD_CONCURRENCY` says otherwise.
+const DEFAULT_CONCURRENCY: usize = 32;
 const KEY: &str = "load-test-key";
 const BODY_LIMIT: usize = 256 * 1024;
 
@@ -83,6 +85,11 @@ enum Kind {
 #[test]
 #[ignore = "load test: run explicitly, preferably with --release"]
 fn load_mix_of_valid_and_garbage() {
+    let concurrency: usize = std::env::var("PADV_LOAD_CONCURRENCY")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(DEFAULT_CONCURRENCY);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(4)
         .enable_all()
@@ -94,7 +101,7 @@ fn load_mix_of_valid_and_garbage() {
                 api_key: Some(KEY.into()),
                 max_body_bytes: BODY_LIMIT,
                 max_concurrency: 2,
-                max_queue: 4 * CONCURRENCY,
+                max_queue: 4 * concurrency,
                 ..Default::default()
             },
             RendererKind::Paper,
@@ -117,7 +124,7 @@ fn load_mix_of_valid_and_garbage() {
         let (s, b) = http(addr, "POST", "/v1/score", bodies.0.as_bytes(), true).await.expect("warm-up");
         assert_eq!(s, 200, "{b}");
         let rss_before = rss_kib();
-        let gate = Arc::new(Semaphore::new(CONCURRENCY));
+        let gate = Arc::new(Semaphore::new(concurrency));
         let started = Instant::now();
         let mut tasks = Vec::with_capacity(REQUESTS);
         for i in 0..REQUESTS {
@@ -180,7 +187,7 @@ fn load_mix_of_valid_and_garbage() {
         lat.sort();
         let pct = |p: f64| lat[((lat.len() as f64 - 1.0) * p).round() as usize];
         println!(
-            "requests {REQUESTS} concurrency {CONCURRENCY}: ok {ok}, rejected 4xx {rejected}, 5xx {server_errors}, \
+            "requests {REQUESTS} concurrency {concurrency}: ok {ok}, rejected 4xx {rejected}, 5xx {server_errors}, \
              connection errors {io_errors}; wall {:.2} s, {:.1} req/s; latency p50 {:.1} ms, p99 {:.1} ms; \
              RSS before {:?} KiB, after {:?} KiB",
             wall.as_secs_f64(),
