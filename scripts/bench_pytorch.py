@@ -1,8 +1,8 @@
 """PyTorch baseline for padv's scoring benchmark: one forward pass, the reference way.
 
-Run:
-  /work/pyenv/bin/python scripts/bench_pytorch.py --model bench-out/qwen2.5-0.5b \\
-      --input /work/shared/data/tau2_bench_leaderboard/airline__gpt-5.4__ironshell__1trial.json \\
+Run (scripts/bench/engine_vs_pytorch.sh does, with the venv it makes: torch, transformers):
+  bench-out/venv/bin/python scripts/bench_pytorch.py --model bench-out/qwen2.5-0.5b \\
+      --input ../shared/data/tau2_bench_leaderboard/airline__gpt-5.4__ironshell__1trial.json \\
       --lengths 512 2048 8192 --threads 2 --out bench-out/results.json [--ids-out FILE]
 
 Developer-side only (CI never runs it). For each length T:

@@ -1,6 +1,7 @@
 """Writes a random-weight checkpoint with a real model's shape, for speed/memory benchmarks.
 
-Run:  /work/pyenv/bin/python scripts/make_bench_checkpoint.py --out DIR [--shape qwen2.5-0.5b] [--seed 0]
+Run:  PYTHON scripts/make_bench_checkpoint.py --out DIR [--shape qwen2.5-0.5b] [--seed 0]
+      (scripts/bench/engine_vs_pytorch.sh runs it with the venv it makes, bench-out/venv)
 
 Developer-side only (CI never runs it); needs numpy + safetensors, not torch. The output
 (about 2 GB of float32 for qwen2.5-0.5b) does not belong in git: bench-out/ is ignored.

@@ -3,12 +3,13 @@
 //!
 //! Run (release):
 //!   cargo run --release -p padv-engine --example prefix_sharing -- \
-//!       [--model DIR] [--prefix 2000] [--k 8] [--suffix 64] [--repeats 3]
+//!       [--model DIR] [--prefix 2000] [--k 8] [--suffix 64] [--repeats 3] [--out FILE.json]
 //!
 //! The model defaults to the tiny test fixture `tests/fixtures/models/qwen2`. Ids are
 //! pseudo-random; each continuation's tokens are its targets. Prints the best wall time of
-//! each mode over the repeats, their ratio, the positions each ran, and the largest
-//! difference between the two modes' log-probs.
+//! each mode over the repeats, their ratio shared / independent (below 1 = sharing is
+//! faster), the positions each ran, and the largest difference between the two modes'
+//! log-probs; `--out` also writes them as JSON. `scripts/bench/prefix_sharing.sh` runs it.
 
 #[cfg(feature = "decoder")]
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -61,6 +62,11 @@ mod bench {
         let k: usize = arg(&args, "--k", 8);
         let suffix: usize = arg(&args, "--suffix", 64);
         let repeats: usize = arg(&args, "--repeats", 3).max(1);
+        let out: Option<PathBuf> = args
+            .iter()
+            .position(|a| a == "--out")
+            .and_then(|i| args.get(i + 1))
+            .map(PathBuf::from);
         let engine = LocalEngine::load(&model, EngineOptions::default())?;
         let vocab = engine.vocab_size() as u64;
         let history = ids(1, prefix, vocab);
@@ -101,18 +107,35 @@ mod bench {
                 }
             }
         }
+        let ratio = shared_s / indep_s;
         println!(
-            "model {} | K={k} continuations of {suffix} tokens after a {prefix}-token prefix",
+            "model {} | K={k} continuations of {suffix} tokens after a {prefix}-token prefix | best of {repeats}",
             model.display()
         );
         println!(
-            "shared batch {shared_s:.3} s, independent {indep_s:.3} s, ratio {:.2}x",
-            indep_s / shared_s
+            "shared batch {shared_s:.3} s, independent {indep_s:.3} s, shared/independent {ratio:.2}x"
         );
         println!(
             "positions run: shared {}, independent {} | {} requests in fan-out passes | max |Δ log-prob| {max_diff:.2e}",
             cost.computed_positions, cost.independent_positions, cost.fanout_requests
         );
+        if let Some(path) = out {
+            let report = serde_json::json!({
+                "model": model.display().to_string(),
+                "k": k,
+                "prefix_tokens": prefix,
+                "suffix_tokens": suffix,
+                "repeats": repeats,
+                "shared_s": shared_s,
+                "independent_s": indep_s,
+                "ratio_shared_over_independent": ratio,
+                "positions_shared": cost.computed_positions,
+                "positions_independent": cost.independent_positions,
+                "fanout_requests": cost.fanout_requests,
+                "max_abs_logprob_diff": max_diff,
+            });
+            std::fs::write(&path, serde_json::to_string_pretty(&report)? + "\n")?;
+        }
         Ok(())
     }
 }
