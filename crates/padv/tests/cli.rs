@@ -663,3 +663,51 @@ fn different_weights_give_different_fingerprints() {
         info["reference"]["fingerprint"]
     );
 }
+
+/// `padv serve` takes `padv score`'s rendering flags through the same parser: a bad
+/// `--chat-date` or an unknown `--chat-template` is refused before the server listens, naming
+/// the flag (what a valid set does to ids and records is `padv-serve/tests/one_path.rs`).
+#[test]
+fn serve_takes_the_rendering_flags_of_score() {
+    let pair = [
+        "--policy",
+        &fixture("models/qwen2"),
+        "--reference",
+        &fixture("models/qwen2_ref"),
+        "--port",
+        "0",
+    ];
+    let out = padv(
+        &[
+            &["serve"][..],
+            &pair,
+            &["--renderer", "chat-template", "--chat-date", "2023-02-29"],
+        ]
+        .concat(),
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--chat-date") && err.contains("2023-02-29") && !err.contains("unexpected"),
+        "{err}"
+    );
+    let out = padv(
+        &[
+            &["serve"][..],
+            &pair,
+            &[
+                "--renderer",
+                "chat-template",
+                "--chat-template",
+                "no_such_template",
+            ],
+        ]
+        .concat(),
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("no_such_template") && !err.contains("unexpected"),
+        "{err}"
+    );
+}

@@ -1,5 +1,5 @@
 //! Flags that set up the chat template (`--chat-template`, `--chat-tools`,
-//! `--enable-thinking`, `--chat-var`, `--chat-date`), shared by `render` and `score`.
+//! `--enable-thinking`, `--chat-var`, `--chat-date`), shared by `render`, `score` and `serve`.
 
 use std::path::PathBuf;
 
