@@ -18,6 +18,35 @@ pub struct PositionLogprobs {
     pub vocab_mean: Option<Vec<f32>>,
 }
 
+impl PositionLogprobs {
+    /// Empty, with room for `n` positions and the statistics arrays `stats` asks for (absent
+    /// otherwise).
+    pub fn with_capacity(n: usize, stats: StatsRequest) -> Self {
+        let s = stats.distribution_stats;
+        PositionLogprobs {
+            logprob: Vec::with_capacity(n),
+            topk_mean: s.then(|| Vec::with_capacity(n)),
+            entropy: s.then(|| Vec::with_capacity(n)),
+            vocab_mean: s.then(|| Vec::with_capacity(n)),
+        }
+    }
+
+    /// Appends one position: its log-prob, and its statistics to the arrays that exist (a
+    /// result made without statistics ignores them).
+    pub fn push(&mut self, logprob: f32, topk_mean: f32, entropy: f32, vocab_mean: f32) {
+        self.logprob.push(logprob);
+        for (arr, x) in [
+            (&mut self.topk_mean, topk_mean),
+            (&mut self.entropy, entropy),
+            (&mut self.vocab_mean, vocab_mean),
+        ] {
+            if let Some(a) = arr {
+                a.push(x);
+            }
+        }
+    }
+}
+
 /// Which distribution statistics a caller wants besides the target log-probs.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct StatsRequest {

@@ -14,7 +14,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
-use padv_core::{PositionLogprobs, StepLogprobs};
+use padv_core::{PositionLogprobs, StatsRequest, StepLogprobs};
 use padv_engine::decoder::DecoderConfig;
 use serde_json::Value;
 
@@ -89,32 +89,20 @@ pub fn gather(
     vals: &[Option<PosVals>],
     targets: &[usize],
 ) -> ApiResult<(PositionLogprobs, PositionLogprobs)> {
-    let mut pol = PositionLogprobs {
-        logprob: Vec::with_capacity(targets.len()),
-        topk_mean: Some(Vec::with_capacity(targets.len())),
-        entropy: Some(Vec::with_capacity(targets.len())),
-        vocab_mean: Some(Vec::with_capacity(targets.len())),
-    };
-    let mut refr = PositionLogprobs {
-        logprob: Vec::with_capacity(targets.len()),
-        ..PositionLogprobs::default()
-    };
+    let mut pol = PositionLogprobs::with_capacity(
+        targets.len(),
+        StatsRequest {
+            distribution_stats: true,
+        },
+    );
+    let mut refr = PositionLogprobs::with_capacity(targets.len(), StatsRequest::default());
     for &p in targets {
         let v = vals
             .get(p)
             .copied()
             .flatten()
             .ok_or_else(|| ApiError::Internal(format!("position {p} was not scored")))?;
-        pol.logprob.push(v.policy);
-        for (arr, x) in [
-            (&mut pol.topk_mean, v.topk_mean),
-            (&mut pol.entropy, v.entropy),
-            (&mut pol.vocab_mean, v.vocab_mean),
-        ] {
-            if let Some(a) = arr {
-                a.push(x);
-            }
-        }
+        pol.push(v.policy, v.topk_mean, v.entropy, v.vocab_mean);
         refr.logprob.push(v.reference);
     }
     Ok((pol, refr))

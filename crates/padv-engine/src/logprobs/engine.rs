@@ -553,26 +553,19 @@ pub(super) fn assemble(
     rs: &[RowStats],
     want: bool,
 ) -> PositionLogprobs {
-    let mut out = PositionLogprobs {
-        logprob: Vec::with_capacity(targets.len()),
-        topk_mean: want.then(|| Vec::with_capacity(targets.len())),
-        entropy: want.then(|| Vec::with_capacity(targets.len())),
-        vocab_mean: want.then(|| Vec::with_capacity(targets.len())),
-    };
+    let mut out = PositionLogprobs::with_capacity(
+        targets.len(),
+        StatsRequest {
+            distribution_stats: want,
+        },
+    );
     let mut ri = 0;
     for &t in targets {
         while rows[ri] + start + 1 != t {
             ri += 1;
         }
         let r = rs[ri];
-        out.logprob.push(r.logprob);
-        if let (Some(a), Some(b), Some(c)) =
-            (&mut out.topk_mean, &mut out.entropy, &mut out.vocab_mean)
-        {
-            a.push(r.topk_mean);
-            b.push(r.entropy);
-            c.push(r.vocab_mean);
-        }
+        out.push(r.logprob, r.topk_mean, r.entropy, r.vocab_mean);
     }
     out
 }

@@ -78,13 +78,7 @@ impl<'a> Plan<'a> {
 
 /// An empty result with the arrays `stats` asks for.
 pub(crate) fn empty_output(stats: StatsRequest) -> PositionLogprobs {
-    let s = stats.distribution_stats;
-    PositionLogprobs {
-        logprob: Vec::new(),
-        topk_mean: s.then(Vec::new),
-        entropy: s.then(Vec::new),
-        vocab_mean: s.then(Vec::new),
-    }
+    PositionLogprobs::with_capacity(0, stats)
 }
 
 /// Appends `part` to `acc` (arrays present in both are concatenated; an array missing from

@@ -266,12 +266,7 @@ impl OracleBackend<'_> {
         stats: StatsRequest,
     ) -> Result<PositionLogprobs, BackendError> {
         let want = stats.distribution_stats;
-        let mut res = PositionLogprobs {
-            logprob: Vec::with_capacity(req.targets.len()),
-            topk_mean: want.then(Vec::new),
-            entropy: want.then(Vec::new),
-            vocab_mean: want.then(Vec::new),
-        };
+        let mut res = PositionLogprobs::with_capacity(req.targets.len(), stats);
         // Per action with a decision point: its probe and log Z.
         let mut tables: Vec<Option<(DecisionProbe, Vec<f64>, f64)>> = Vec::new();
         let mut probes = probes.into_iter();
@@ -328,18 +323,7 @@ impl OracleBackend<'_> {
                 Some(d) => d[token] as f32,
                 None => r.logprob,
             };
-            res.logprob.push(lp);
-            if want {
-                for (v, x) in [
-                    (&mut res.topk_mean, r.topk_mean),
-                    (&mut res.entropy, r.entropy),
-                    (&mut res.vocab_mean, r.vocab_mean),
-                ] {
-                    if let Some(v) = v {
-                        v.push(x);
-                    }
-                }
-            }
+            res.push(lp, r.topk_mean, r.entropy, r.vocab_mean);
         }
         Ok(res)
     }
