@@ -33,7 +33,7 @@ pub use bootstrap::{
 };
 pub use cv::{cross_validate, cross_validate_by_method, CellAuroc, CvResult, FoldChoice};
 pub use metrics::{auprc, auroc, average_ranks, spearman, MetricError};
-pub use report::{evaluate, EvalConfig, EvalKind, EvalReport};
+pub use report::{evaluate, EvalConfig, EvalKind, EvalReport, EvalRequest};
 pub use uq::{stratified_folds, uq, uq_grid, FoldAuroc, UqOptions, UqResult, UqRow};
 
 use crate::score::ScoreError;

@@ -20,6 +20,7 @@
 //! [`crate::judge`]): `{"judges": {"thinkprm": {"steps": [{"message_index": 1, "score":
 //! 0.9}]}, "wildreward": {"trajectory": 3.7}}}`. Records without it read as before.
 
+pub mod arrays;
 pub mod cache;
 mod io;
 

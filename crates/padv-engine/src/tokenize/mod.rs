@@ -37,7 +37,7 @@ pub use strftime::FixedDate;
 pub use tail::TailIds;
 pub use template::{ChatOptions, ChatTemplate, RenderedChat};
 pub use tokenized::{RenderMode, Segment, TokenSpan, Tokenized, DEFAULT_MAX_LENGTH};
-pub use vocab::{check_same_vocabulary, VocabMismatch};
+pub use vocab::{check_same_vocabulary, pair_tokenizer, PairTokenizerError, VocabMismatch};
 
 /// How to turn trajectories into ids.
 #[derive(Debug, Clone, PartialEq)]

@@ -47,6 +47,25 @@ impl fmt::Display for FixedDate {
 const DIRECTIVES: &str = "YymdeBbhAajHIMSpFDuw%";
 
 impl FixedDate {
+    /// Parses and checks `YYYY-MM-DD` (what `--chat-date` and the Python package's
+    /// `chat_date` take).
+    pub fn parse(s: &str) -> Result<FixedDate, String> {
+        let parts: Vec<&str> = s.split('-').collect();
+        let [y, m, d] = parts.as_slice() else {
+            return Err(format!("{s:?}: expected YYYY-MM-DD"));
+        };
+        let num = |what: &str, v: &str| -> Result<u32, String> {
+            v.parse().map_err(|e| format!("{s:?}: {what} {v:?}: {e}"))
+        };
+        let date = FixedDate {
+            year: y.parse().map_err(|e| format!("{s:?}: year {y:?}: {e}"))?,
+            month: num("month", m)?,
+            day: num("day", d)?,
+        };
+        date.validate().map_err(|e| format!("{s:?}: {e}"))?;
+        Ok(date)
+    }
+
     /// Checks the year, month and day ranges (including leap years). Years are limited to
     /// 1000..=9999: Python's `datetime` stops at 9999, and below 1000 Python's `%Y` is
     /// unpadded on some versions (3.11 on glibc prints `999`) and padded on others.

@@ -53,6 +53,41 @@ pub struct ChatOptions {
     pub date: FixedDate,
 }
 
+impl ChatOptions {
+    /// The options from what a user gives (`padv score`'s `--chat-*` flags, the Python
+    /// package's keywords), checked: `tools` must be a list of schemas, `vars` are extra
+    /// template variables, `enable_thinking` sets that variable, `date` is `YYYY-MM-DD`.
+    /// Errors name the option (`chat_tools`, `chat_date`).
+    pub fn from_parts(
+        template: Option<String>,
+        tools: Option<serde_json::Value>,
+        vars: serde_json::Map<String, serde_json::Value>,
+        enable_thinking: Option<bool>,
+        date: Option<&str>,
+    ) -> std::result::Result<ChatOptions, String> {
+        if tools.as_ref().is_some_and(|t| !t.is_array()) {
+            return Err("chat tools: expected a JSON list of tool schemas".into());
+        }
+        if let Some(key) = vars.keys().find(|k| k.trim().is_empty()) {
+            return Err(format!("chat variable {key:?}: empty variable name"));
+        }
+        let mut extra = vars;
+        if let Some(b) = enable_thinking {
+            extra.insert("enable_thinking".into(), serde_json::Value::Bool(b));
+        }
+        let date = match date {
+            None => super::FixedDate::default(),
+            Some(s) => super::FixedDate::parse(s).map_err(|e| format!("chat date {e}"))?,
+        };
+        Ok(ChatOptions {
+            template,
+            tools,
+            extra,
+            date,
+        })
+    }
+}
+
 /// A rendered conversation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RenderedChat {

@@ -35,6 +35,49 @@ impl fmt::Display for VocabMismatch {
     }
 }
 
+/// Why a pair's tokenizer could not be had.
+#[derive(Debug, thiserror::Error)]
+pub enum PairTokenizerError {
+    /// A tokenizer could not be loaded.
+    #[error("loading the {which} tokenizer from {dir}: {source}")]
+    Load {
+        /// `policy` or `reference`.
+        which: &'static str,
+        /// Its folder.
+        dir: std::path::PathBuf,
+        /// Cause.
+        source: super::TokenizeError,
+    },
+    /// The two vocabularies differ.
+    #[error(
+        "policy and reference tokenizers differ: {0}. PA compares the two models token by \
+         token, so both must score the same token ids"
+    )]
+    Differ(VocabMismatch),
+}
+
+/// The policy's tokenizer, after checking that the reference's (when it is another folder)
+/// has the same vocabulary: what every scoring front end (`padv score`, the Python package)
+/// encodes with.
+pub fn pair_tokenizer(
+    policy_dir: &std::path::Path,
+    reference_dir: &std::path::Path,
+) -> Result<TextTokenizer, PairTokenizerError> {
+    let load = |which, dir: &std::path::Path| {
+        TextTokenizer::from_dir(dir).map_err(|source| PairTokenizerError::Load {
+            which,
+            dir: dir.to_path_buf(),
+            source,
+        })
+    };
+    let tok = load("policy", policy_dir)?;
+    if reference_dir != policy_dir {
+        let reference = load("reference", reference_dir)?;
+        check_same_vocabulary(&tok, &reference).map_err(PairTokenizerError::Differ)?;
+    }
+    Ok(tok)
+}
+
 /// Checks that `a` and `b` map every text to the same ids and agree on BOS.
 ///
 /// Compared, each reported separately: vocabulary size (added tokens included); the id of

@@ -50,7 +50,7 @@ impl ChatArgs {
                 Some(value)
             }
         };
-        let mut extra = serde_json::Map::new();
+        let mut vars = serde_json::Map::new();
         for var in &self.chat_var {
             let Some((key, raw)) = var.split_once('=') else {
                 bail!("--chat-var {var:?}: expected KEY=JSON");
@@ -61,43 +61,25 @@ impl ChatArgs {
             }
             let value = serde_json::from_str(raw)
                 .unwrap_or_else(|_| serde_json::Value::String(raw.to_string()));
-            extra.insert(key.to_string(), value);
+            vars.insert(key.to_string(), value);
         }
-        if let Some(b) = self.enable_thinking {
-            extra.insert("enable_thinking".into(), serde_json::Value::Bool(b));
+        if let Some(s) = &self.chat_date {
+            // Checked here too so that the message names the flag.
+            parse_date(s)?;
         }
-        let date = match &self.chat_date {
-            None => FixedDate::default(),
-            Some(s) => parse_date(s)?,
-        };
-        Ok(ChatOptions {
-            template: self.chat_template.clone(),
+        ChatOptions::from_parts(
+            self.chat_template.clone(),
             tools,
-            extra,
-            date,
-        })
+            vars,
+            self.enable_thinking,
+            self.chat_date.as_deref(),
+        )
+        .map_err(|e| anyhow::anyhow!("{e}"))
     }
 }
 
 fn parse_date(s: &str) -> anyhow::Result<FixedDate> {
-    let parts: Vec<&str> = s.split('-').collect();
-    let [y, m, d] = parts.as_slice() else {
-        bail!("--chat-date {s:?}: expected YYYY-MM-DD");
-    };
-    let date = FixedDate {
-        year: y
-            .parse()
-            .with_context(|| format!("--chat-date {s:?}: year"))?,
-        month: m
-            .parse()
-            .with_context(|| format!("--chat-date {s:?}: month"))?,
-        day: d
-            .parse()
-            .with_context(|| format!("--chat-date {s:?}: day"))?,
-    };
-    date.validate()
-        .map_err(|e| anyhow::anyhow!("--chat-date {s:?}: {e}"))?;
-    Ok(date)
+    FixedDate::parse(s).map_err(|e| anyhow::anyhow!("--chat-date {e}"))
 }
 
 #[cfg(test)]

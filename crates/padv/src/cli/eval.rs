@@ -9,10 +9,9 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use padv_core::eval::calibration::{fit_headline, CalibrationKind};
-use padv_core::eval::{evaluate, EvalConfig, EvalKind, EvalReport};
-use padv_core::judge::JudgeName;
+use padv_core::eval::{evaluate, EvalConfig, EvalKind, EvalReport, EvalRequest};
 use padv_core::record::read_records;
-use padv_core::score::{JudgeLevel, JudgeRef, Method, PaMode, ScoreSpec, StepAgg, TokenAgg};
+use padv_core::score::{JudgeLevel, Method, PaMode, StepAgg, TokenAgg};
 use padv_core::LogprobRecord;
 
 use super::names::named;
@@ -118,78 +117,49 @@ impl EvalOptions {
     /// [`EvalOptions::config`] with the judge level resolved on `records` when
     /// --judge-level is not given.
     pub fn config_for(&self, records: &[LogprobRecord]) -> anyhow::Result<EvalConfig> {
-        let level = self.judge_level.unwrap_or_else(|| {
-            let name = self.judge.as_deref().unwrap_or("");
-            let has_trajectory = records
-                .iter()
-                .any(|r| r.judges.get(name).is_some_and(|j| j.trajectory.is_some()));
-            if has_trajectory {
-                JudgeLevel::Trajectory
-            } else {
-                JudgeLevel::Steps
-            }
-        });
-        self.config_full(self.grid, level)
+        self.config_full(self.grid, Some(records))
     }
 
     /// The configuration with the grid on or off whatever `--grid` says (`padv report`
     /// always evaluates the grid).
     pub fn config_with(&self, grid: bool) -> anyhow::Result<EvalConfig> {
-        self.config_full(grid, self.judge_level.unwrap_or(JudgeLevel::Trajectory))
+        self.config_full(grid, None)
     }
 
-    fn config_full(&self, grid: bool, level: JudgeLevel) -> anyhow::Result<EvalConfig> {
-        if self.grid {
-            if let Some(m) = self.method {
-                anyhow::bail!(
-                    "--method {} picks one cell, but --grid evaluates every method: drop \
-                     --method, or restrict the grid with --methods {}",
-                    m.name(),
-                    m.name()
-                );
-            }
-        }
-        let method = self.method.unwrap_or(Method::Pa);
-        let judge = match (&self.judge, method) {
-            (Some(name), Method::Judge) => Some(JudgeRef {
-                name: JudgeName::new(name)?,
-                level,
-            }),
-            (None, Method::Judge) => {
-                anyhow::bail!("--method judge needs --judge NAME (the judge's name in the records)")
-            }
-            (Some(_), _) => {
-                anyhow::bail!("--judge applies to --method judge (a --grid includes every judge)")
-            }
-            _ => None,
-        };
-        let spec = ScoreSpec::builder()
-            .method(method)
-            .token_agg(self.token_agg)
-            .step_agg(self.step_agg)
-            .pa_mode(self.pa_mode)
-            .beta(self.beta)
-            .judge(judge)
-            .build()
-            .context("invalid score specification")?;
-        if grid && self.folds < 2 {
-            anyhow::bail!(
-                "--folds {}: a grid needs at least 2 cross-validation folds",
-                self.folds
-            );
-        }
-        if !grid && !self.methods.is_empty() {
-            anyhow::bail!("--methods chooses the methods of a grid: add --grid");
-        }
-        Ok(EvalConfig {
-            spec,
+    fn config_full(
+        &self,
+        grid: bool,
+        records: Option<&[LogprobRecord]>,
+    ) -> anyhow::Result<EvalConfig> {
+        // The checks live in the library (one set for the CLI and the Python package); the
+        // flags' names are added here, where the user typed them.
+        let request = EvalRequest {
+            // A grid asked for by the command (`padv report`) rather than by --grid ignores
+            // --method (the grid has every method).
+            method: if grid { None } else { self.method },
+            token_agg: self.token_agg,
+            step_agg: self.step_agg,
+            pa_mode: self.pa_mode,
+            beta: self.beta,
+            judge: self.judge.clone(),
+            judge_level: self.judge_level,
             grid,
             methods: self.methods.clone(),
             bootstrap: self.bootstrap,
             folds: self.folds,
             seed: self.seed,
-            cell_intervals: true,
-        })
+        };
+        if self.grid && self.method.is_some() {
+            // --grid with --method: say it in flags.
+            anyhow::bail!(
+                "--method {m} picks one cell, but --grid evaluates every method: drop \
+                 --method, or restrict the grid with --methods {m}",
+                m = self.method.map(Method::name).unwrap_or_default()
+            );
+        }
+        Ok(request
+            .config(records)
+            .context("invalid evaluation options (--method, --judge, --grid, --folds, --beta)")?)
     }
 }
 

@@ -19,9 +19,7 @@ use padv_core::LogprobBackend;
 use padv_engine::pipeline::{
     score_trajectories, PipelineError, PipelineOptions, SkipReport, DEFAULT_BATCH_SIZE,
 };
-use padv_engine::tokenize::{
-    check_same_vocabulary, TextTokenizer, TokenizeOptions, DEFAULT_MAX_LENGTH,
-};
+use padv_engine::tokenize::{TextTokenizer, TokenizeOptions, DEFAULT_MAX_LENGTH};
 
 use padv_core::eval::report::ReportBody;
 use padv_core::eval::EvalReport;
@@ -256,23 +254,10 @@ pub fn run(args: ScoreArgs) -> anyhow::Result<()> {
 
 /// The policy's tokenizer, after checking that the reference's has the same vocabulary.
 fn load_tokenizers(policy_dir: &Path, reference_dir: &Path) -> anyhow::Result<TextTokenizer> {
-    let tok = TextTokenizer::from_dir(policy_dir)
-        .with_context(|| format!("loading the tokenizer from {}", policy_dir.display()))?;
-    if reference_dir != policy_dir {
-        let ref_tok = TextTokenizer::from_dir(reference_dir).with_context(|| {
-            format!(
-                "loading the reference tokenizer from {}",
-                reference_dir.display()
-            )
-        })?;
-        check_same_vocabulary(&tok, &ref_tok).map_err(|e| {
-            anyhow::anyhow!(
-                "policy and reference tokenizers differ: {e}. PA compares the two models token by \
-                 token, so both must score the same token ids"
-            )
-        })?;
-    }
-    Ok(tok)
+    Ok(padv_engine::tokenize::pair_tokenizer(
+        policy_dir,
+        reference_dir,
+    )?)
 }
 
 /// Creates OUT, removes stale evaluations, opens the cache (unless --no-cache).

@@ -15,6 +15,7 @@
 mod bon;
 mod common;
 mod fa;
+mod request;
 mod table;
 #[cfg(test)]
 mod tests;
@@ -27,6 +28,7 @@ use serde::{Deserialize, Serialize};
 pub use bon::{BonCell, BonHeadline, BonMethod, BonReport, KBand, KValue};
 pub use common::{Better, Chance, Direction, Selection};
 pub use fa::{FaCell, FaHeadline, FaMethod, FaPrior, FaReport};
+pub use request::EvalRequest;
 pub use uq::{CalibrationSettings, UqHeadline, UqMethod, UqReport};
 
 use super::EvalError;

@@ -1,0 +1,133 @@
+//! `padv.evaluate`: the CLI's `padv eval` on records in memory, returning its report.
+
+use std::str::FromStr;
+use std::sync::Arc;
+
+use padv_core::eval::{evaluate as run_evaluation, EvalKind, EvalReport, EvalRequest};
+use padv_core::score::{JudgeLevel, Method, PaMode, StepAgg, TokenAgg};
+use pyo3::prelude::*;
+
+use crate::errors::{padv_err, padv_msg};
+use crate::records::Records;
+
+/// An evaluation's report: `table()` is what `padv eval` prints, `to_dict()` what
+/// `padv eval --json` prints.
+#[pyclass(module = "padv._padv", name = "Report", frozen)]
+pub struct Report {
+    inner: EvalReport,
+}
+
+#[pymethods]
+impl Report {
+    /// The report as `padv eval` prints it: which number is better, what chance is.
+    fn table(&self) -> String {
+        self.inner.to_table()
+    }
+
+    /// The report as `padv eval --json` prints it, as Python objects.
+    fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        Ok(pythonize::pythonize(py, &self.inner)?)
+    }
+
+    /// The report as JSON text (byte for byte `padv eval --json`).
+    fn to_json(&self) -> PyResult<String> {
+        serde_json::to_string_pretty(&self.inner).map_err(|e| padv_err(&e))
+    }
+
+    /// A pandas DataFrame: `what="methods"` (default) has one row per method with its
+    /// headline; `"cells"` one row per grid cell (UQ and FA). Needs pandas.
+    #[pyo3(signature = (what="methods"))]
+    fn to_pandas<'py>(&self, py: Python<'py>, what: &str) -> PyResult<Bound<'py, PyAny>> {
+        let results = serde_json::to_value(&self.inner.results).map_err(|e| padv_err(&e))?;
+        let Some(rows) = results.get(what) else {
+            let keys: Vec<&str> = results
+                .as_object()
+                .map(|o| o.keys().map(String::as_str).collect())
+                .unwrap_or_default();
+            return Err(padv_msg(format!(
+                "to_pandas({what:?}): this {} report has no {what:?}; it has {keys:?}",
+                self.inner.evaluation.name()
+            )));
+        };
+        let rows = pythonize::pythonize(py, rows)?;
+        py.import("pandas")?
+            .getattr("json_normalize")?
+            .call1((rows,))
+    }
+
+    /// `uq`, `bon` or `fa`.
+    #[getter]
+    fn kind(&self) -> &'static str {
+        self.inner.evaluation.name()
+    }
+
+    /// Why there was nothing (or not enough) to evaluate, if so.
+    #[getter]
+    fn note(&self) -> Option<String> {
+        self.inner.note.clone()
+    }
+
+    fn __repr__(&self) -> String {
+        self.inner.to_table()
+    }
+}
+
+fn parse<T: FromStr>(what: &str, v: &str) -> PyResult<T>
+where
+    T::Err: std::fmt::Display,
+{
+    v.parse()
+        .map_err(|e: T::Err| padv_msg(format!("{what}={v:?}: {e}")))
+}
+
+/// Evaluates records: `kind` is `uq`, `bon` or `fa`; the keywords are `padv eval`'s flags.
+#[pyfunction]
+#[pyo3(signature = (records, kind, *, grid=false, method=None, token_agg="mean", step_agg="mean", pa_mode="diff_of_agg", beta=1.0, methods=None, bootstrap=1000, folds=5, seed=0, judge=None, judge_level=None))]
+#[allow(clippy::too_many_arguments)]
+pub fn evaluate(
+    py: Python<'_>,
+    records: PyRef<'_, Records>,
+    kind: &str,
+    grid: bool,
+    method: Option<&str>,
+    token_agg: &str,
+    step_agg: &str,
+    pa_mode: &str,
+    beta: f64,
+    methods: Option<Vec<String>>,
+    bootstrap: usize,
+    folds: usize,
+    seed: u64,
+    judge: Option<String>,
+    judge_level: Option<&str>,
+) -> PyResult<Report> {
+    let kind: EvalKind = parse("kind", kind)?;
+    let request = EvalRequest {
+        method: method.map(|m| parse::<Method>("method", m)).transpose()?,
+        token_agg: parse::<TokenAgg>("token_agg", token_agg)?,
+        step_agg: parse::<StepAgg>("step_agg", step_agg)?,
+        pa_mode: parse::<PaMode>("pa_mode", pa_mode)?,
+        beta,
+        judge,
+        judge_level: judge_level
+            .map(|l| parse::<JudgeLevel>("judge_level", l))
+            .transpose()?,
+        grid,
+        methods: methods
+            .unwrap_or_default()
+            .iter()
+            .map(|m| parse::<Method>("methods", m))
+            .collect::<PyResult<_>>()?,
+        bootstrap,
+        folds,
+        seed,
+    };
+    let records = Arc::clone(&records.inner);
+    let cfg = request
+        .config(Some(records.as_slice()))
+        .map_err(|e| padv_err(&e))?;
+    let report = py
+        .detach(move || run_evaluation(&records, kind, &cfg))
+        .map_err(|e| padv_err(&e))?;
+    Ok(Report { inner: report })
+}
