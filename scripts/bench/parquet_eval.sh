@@ -4,9 +4,9 @@
 # grid of METHODS (pa: 60 cells) with --folds 5 and no bootstrap, read a batch at a time into
 # the score table (what `padv eval` does). Reports wall time and peak RSS (/usr/bin/time -v) of
 # each evaluation, the file sizes, and whether the two reports are byte-identical.
-# Writes bench-out/parquet_eval/{records.jsonl,records.parquet,uq-*.json,summary.json}.
-# Needs ~7 GB of free disk at 10^7 trajectories (the JSONL is ~6 GB); the files are removed at
-# the end unless KEEP=1.
+# Writes bench-out/parquet_eval/{uq-*.json,summary.json} (and records.{parquet,jsonl} with
+# KEEP=1). Needs ~3.5 GB of free disk at 10^7 trajectories (the JSONL, written after the
+# Parquet file is evaluated and removed).
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 
@@ -21,13 +21,16 @@ BIN="$EXAMPLES/records_bench"
 machine_note parquet_eval start
 timed_build parquet_eval cargo build --release -p padv-core --example records_bench
 
-"$BIN" write --trajectories "$N" --steps "$STEPS" --tokens "$TOKENS" --arrays policy,reference \
-  --jsonl "$DIR/records.jsonl" --parquet "$DIR/records.parquet"
-
+# One format at a time (write, evaluate, then remove the file unless KEEP=1), so the disk
+# holds one records file at once.
 for fmt in parquet jsonl; do
+  "$BIN" write --trajectories "$N" --steps "$STEPS" --tokens "$TOKENS" --arrays policy,reference \
+    "--$fmt" "$DIR/records.$fmt" | tee "$DIR/write-$fmt.json"
+  stat -c %s "$DIR/records.$fmt" >"$DIR/size-$fmt.txt"
   /usr/bin/time -v -o "$DIR/time-$fmt.txt" \
     "$BIN" eval --input "$DIR/records.$fmt" --kind uq --methods "$METHODS" --bootstrap 0 \
     --folds 5 --out "$DIR/uq-$fmt.json" | tee "$DIR/eval-$fmt.json"
+  if [ "${KEEP:-0}" != 1 ]; then rm -f "$DIR/records.$fmt"; fi
 done
 machine_note parquet_eval end
 
@@ -42,16 +45,16 @@ for fmt in ("parquet", "jsonl"):
     parts = [float(p) for p in wall.split(":")]
     secs = sum(p * 60 ** i for i, p in enumerate(reversed(parts)))
     e = json.loads(open(f"{d}/eval-{fmt}.json").read())
-    out[fmt] = {"file_bytes": os.path.getsize(f"{d}/records.{fmt}"), "wall_s": secs,
-                "peak_rss_gib": rss_kb / 2**20, **e}
+    w = json.loads(open(f"{d}/write-{fmt}.json").read())
+    out[fmt] = {"file_bytes": int(open(f"{d}/size-{fmt}.txt").read()), "write_s": w["seconds"],
+                "wall_s": secs, "peak_rss_gib": rss_kb / 2**20, **e}
 a, b = open(f"{d}/uq-parquet.json", "rb").read(), open(f"{d}/uq-jsonl.json", "rb").read()
 out["reports_identical"] = a == b
 json.dump(out, open(f"{d}/summary.json", "w"), indent=1)
 for fmt in ("parquet", "jsonl"):
     r = out[fmt]
-    print(f"{fmt:8} {r['file_bytes'] / 2**30:6.2f} GiB file: read into the table {r['read_into_table_s']:.1f} s, "
+    print(f"{fmt:8} {r['file_bytes'] / 2**30:6.2f} GiB file (written in {r['write_s']:.1f} s): read into the table {r['read_into_table_s']:.1f} s, "
           f"evaluate {r['evaluate_s']:.1f} s ({r['cells']} cells), {r['wall_s']:.1f} s wall, "
           f"peak RSS {r['peak_rss_gib']:.2f} GiB")
 print(f"reports identical: {out['reports_identical']}")
 PY
-if [ "${KEEP:-0}" != 1 ]; then rm -f "$DIR/records.jsonl" "$DIR/records.parquet"; fi

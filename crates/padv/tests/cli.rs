@@ -254,19 +254,21 @@ fn score_matches_transformers_end_to_end_and_resumes() {
     );
 
     // Grid evaluations over the records.
-    let records_path = out.join("records.jsonl");
-    let v = stdout_json(&padv(&[
-        "eval",
-        "uq",
-        "--input",
-        records_path.to_str().unwrap(),
-        "--grid",
-        "--bootstrap",
-        "50",
-        "--folds",
-        "2",
-        "--json",
-    ]));
+    let uq_grid = |input: &Path| {
+        stdout_json(&padv(&[
+            "eval",
+            "uq",
+            "--input",
+            input.to_str().unwrap(),
+            "--grid",
+            "--bootstrap",
+            "50",
+            "--folds",
+            "2",
+            "--json",
+        ]))
+    };
+    let v = uq_grid(&out.join("records.jsonl"));
     assert!(v["cells"].as_u64().unwrap() > 100);
     assert!(v["skipped_methods"].as_object().unwrap().is_empty());
 
@@ -289,19 +291,7 @@ fn score_matches_transformers_end_to_end_and_resumes() {
     let parquet = out.join("records.parquet");
     assert_eq!(&std::fs::read(&parquet).unwrap()[..4], b"PAR1");
     assert_eq!(padv_core::record::read_records(&parquet).unwrap(), records);
-    let from_parquet = stdout_json(&padv(&[
-        "eval",
-        "uq",
-        "--input",
-        out.to_str().unwrap(),
-        "--grid",
-        "--bootstrap",
-        "50",
-        "--folds",
-        "2",
-        "--json",
-    ]));
-    assert_eq!(from_parquet, v);
+    assert_eq!(uq_grid(&out), v);
 }
 
 #[test]

@@ -379,24 +379,39 @@ impl ParquetRecords {
     }
 
     fn decode(&mut self, batch: &RecordBatch) -> Result<Vec<LogprobRecord>, RecordError> {
-        let cols = Columns::of(batch).map_err(|m| parquet_error(&self.path, m))?;
-        let mut out = Vec::with_capacity(batch.num_rows());
-        for i in 0..batch.num_rows() {
-            let row = self.row + i + 1;
-            let invalid = |id: Option<String>, message: String| RecordError::InvalidRow {
-                path: self.path.clone(),
-                row,
-                id,
-                message,
-            };
-            let id = cols.id.is_valid(i).then(|| cols.id.value(i).to_string());
-            let record = cols.record(i).map_err(|m| invalid(id.clone(), m))?;
-            validate(&record).map_err(|m| invalid(id, m))?;
-            out.push(record);
-        }
+        let out = records_from_arrow(&self.path, batch, self.row)?;
         self.row += batch.num_rows();
         Ok(out)
     }
+}
+
+/// The records of one Arrow record batch in this module's schema — e.g. a batch of a
+/// pyarrow table handed over in memory — each validated as the file readers do. `name` and
+/// `first_row` (the batch's first row in its table, 0-based) only serve the messages.
+///
+/// The batch's own types count here (no Parquet file decides them): lists are `list` (32-bit
+/// offsets) and strings `string`/`utf8`, as pyarrow builds them by default; integer and float
+/// widths are as for files.
+pub fn records_from_arrow(
+    name: &Path,
+    batch: &RecordBatch,
+    first_row: usize,
+) -> Result<Vec<LogprobRecord>, RecordError> {
+    let cols = Columns::of(batch).map_err(|m| parquet_error(name, m))?;
+    let mut out = Vec::with_capacity(batch.num_rows());
+    for i in 0..batch.num_rows() {
+        let invalid = |id: Option<String>, message: String| RecordError::InvalidRow {
+            path: name.to_path_buf(),
+            row: first_row + i + 1,
+            id,
+            message,
+        };
+        let id = cols.id.is_valid(i).then(|| cols.id.value(i).to_string());
+        let record = cols.record(i).map_err(|m| invalid(id.clone(), m))?;
+        validate(&record).map_err(|m| invalid(id, m))?;
+        out.push(record);
+    }
+    Ok(out)
 }
 
 impl Iterator for ParquetRecords {
@@ -487,11 +502,7 @@ impl<'a> Floats<'a> {
         Ok(match a.data_type() {
             DataType::Float32 => Floats::F32(a.as_primitive::<Float32Type>()),
             DataType::Float64 => Floats::F64(a.as_primitive::<Float64Type>()),
-            other => {
-                return Err(format!(
-                    "column {name}: expected lists of lists of floats, found {other} values"
-                ))
-            }
+            other => return Err(format!("column {name}: expected floats, found {other}")),
         })
     }
 
