@@ -38,7 +38,8 @@ pub use io::{
     RecordError,
 };
 pub use parquet::{
-    read_records_parquet, read_records_parquet_bytes, write_records_parquet_atomic, ParquetRecords,
+    read_records_parquet, read_records_parquet_bytes, records_from_arrow,
+    write_records_parquet_atomic, ParquetRecords,
 };
 pub use source::{detect_format, read_records, write_records_as, RecordBatches, RecordFormat};
 

@@ -315,7 +315,7 @@ fn hostile_files_give_errors_naming_file_row_id_and_field() {
             ),
             ("task_id", strings(&["t"])),
             ("message_index", int_lists(&[&[1]])),
-            ("policy", f64_token_lists(&[ok_row.clone()])),
+            ("policy", f64_token_lists(std::slice::from_ref(&ok_row))),
         ],
     );
     let e = read_err(&p("intid.parquet"));
@@ -404,7 +404,7 @@ fn hostile_files_give_errors_naming_file_row_id_and_field() {
         &p("negative.parquet"),
         &["a"],
         &[&[1]],
-        &[ok_row.clone()],
+        std::slice::from_ref(&ok_row),
         vec![(
             "mistake_step",
             Arc::new(arrow_array::Int64Array::from(vec![-1])) as ArrayRef,
@@ -424,7 +424,7 @@ fn hostile_files_give_errors_naming_file_row_id_and_field() {
             ),
             ("task_id", strings(&["t"])),
             ("message_index", int_lists(&[&[1]])),
-            ("policy", f64_token_lists(&[ok_row.clone()])),
+            ("policy", f64_token_lists(std::slice::from_ref(&ok_row))),
         ],
     );
     let e = read_err(&p("nullid.parquet"));
@@ -436,7 +436,7 @@ fn hostile_files_give_errors_naming_file_row_id_and_field() {
         &p("judges.parquet"),
         &["a"],
         &[&[1]],
-        &[ok_row.clone()],
+        std::slice::from_ref(&ok_row),
         vec![("judges", strings(&["{\"rm\": {\"trajectry\": 1}}"]))],
     );
     let e = read_err(&p("judges.parquet"));

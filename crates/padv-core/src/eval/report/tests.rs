@@ -728,7 +728,8 @@ fn jsonl_to_parquet_to_evaluation_gives_identical_reports() {
             ..c.clone()
         };
         let want = serde_json::to_string(&evaluate(&read_back, kind, &some).unwrap()).unwrap();
-        let table = table_from_files(&[parquet.clone()], &some.methods_evaluated()).unwrap();
+        let table =
+            table_from_files(std::slice::from_ref(&parquet), &some.methods_evaluated()).unwrap();
         let got = serde_json::to_string(&evaluate_table(&table, kind, &some).unwrap()).unwrap();
         assert!(got == want, "{kind} with some methods");
         // Scoring a method whose arrays were not kept is an error, not a number.
@@ -742,7 +743,8 @@ fn jsonl_to_parquet_to_evaluation_gives_identical_reports() {
     // One score, no grid, with a calibration fitted from the table as from the records.
     let single = cfg(false);
     let report = evaluate(&read_back, EvalKind::Uq, &single).unwrap();
-    let table = table_from_files(&[parquet.clone()], &single.methods_evaluated()).unwrap();
+    let table =
+        table_from_files(std::slice::from_ref(&parquet), &single.methods_evaluated()).unwrap();
     assert_eq!(
         evaluate_table(&table, EvalKind::Uq, &single).unwrap(),
         report
