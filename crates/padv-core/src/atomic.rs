@@ -14,7 +14,7 @@ use std::path::Path;
 /// removed and the destination is untouched.
 pub fn write_atomic<F>(path: &Path, fill: F) -> io::Result<()>
 where
-    F: FnOnce(&mut dyn Write) -> io::Result<()>,
+    F: FnOnce(&mut (dyn Write + Send)) -> io::Result<()>,
 {
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),

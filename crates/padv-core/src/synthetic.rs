@@ -29,7 +29,18 @@ pub fn synthetic_records(
     n_tokens: usize,
     seed: u64,
 ) -> Vec<LogprobRecord> {
-    (0..n_traj)
+    synthetic_records_range(0..n_traj, n_steps, n_tokens, seed)
+}
+
+/// Records `range` of [`synthetic_records`] (the same records as its `range` slice), so a
+/// benchmark can write millions of them a batch at a time.
+pub fn synthetic_records_range(
+    range: std::ops::Range<usize>,
+    n_steps: usize,
+    n_tokens: usize,
+    seed: u64,
+) -> Vec<LogprobRecord> {
+    range
         .into_par_iter()
         .with_min_len(64)
         .map(|i| synthetic_record(i, n_steps, n_tokens, seed))

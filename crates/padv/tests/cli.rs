@@ -254,21 +254,87 @@ fn score_matches_transformers_end_to_end_and_resumes() {
     );
 
     // Grid evaluations over the records.
-    let records_path = out.join("records.jsonl");
-    let v = stdout_json(&padv(&[
-        "eval",
-        "uq",
-        "--input",
-        records_path.to_str().unwrap(),
-        "--grid",
-        "--bootstrap",
-        "50",
-        "--folds",
-        "2",
-        "--json",
-    ]));
+    let uq_grid = |input: &Path| {
+        stdout_json(&padv(&[
+            "eval",
+            "uq",
+            "--input",
+            input.to_str().unwrap(),
+            "--grid",
+            "--bootstrap",
+            "50",
+            "--folds",
+            "2",
+            "--json",
+        ]))
+    };
+    let v = uq_grid(&out.join("records.jsonl"));
     assert!(v["cells"].as_u64().unwrap() > 100);
     assert!(v["skipped_methods"].as_object().unwrap().is_empty());
+
+    // The same run writing Parquet: it resumes from the same cache, replaces records.jsonl
+    // by records.parquet (never both in one folder), and every evaluation of the folder gives
+    // the report the JSONL gave.
+    let mut parquet_args = args.to_vec();
+    parquet_args.extend(["--records-format", "parquet"]);
+    let run3 = padv(&parquet_args);
+    assert!(
+        run3.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run3.stderr)
+    );
+    let info: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("run.json")).unwrap()).unwrap();
+    assert_eq!(info["cache_hits"], 4);
+    assert_eq!(info["records_file"], "records.parquet");
+    assert!(!out.join("records.jsonl").exists());
+    let parquet = out.join("records.parquet");
+    assert_eq!(&std::fs::read(&parquet).unwrap()[..4], b"PAR1");
+    assert_eq!(padv_core::record::read_records(&parquet).unwrap(), records);
+    assert_eq!(uq_grid(&out), v);
+}
+
+#[test]
+fn eval_reads_parquet_as_jsonl_and_names_a_bad_parquet_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let jsonl = write_records(dir.path());
+    let records = padv_core::record::read_records(&jsonl).unwrap();
+    let pq_dir = dir.path().join("pq");
+    let parquet = pq_dir.join("records.parquet");
+    padv_core::record::write_records_as(
+        &parquet,
+        &records,
+        padv_core::record::RecordFormat::Parquet,
+    )
+    .unwrap();
+    for kind in ["uq", "bon", "fa"] {
+        let run = |input: &Path| {
+            stdout_json(&padv(&[
+                "eval",
+                kind,
+                "--input",
+                input.to_str().unwrap(),
+                "--grid",
+                "--folds",
+                "2",
+                "--bootstrap",
+                "20",
+                "--json",
+            ]))
+        };
+        // A file and a folder holding it.
+        assert_eq!(run(&parquet), run(&jsonl), "{kind}");
+        assert_eq!(run(&pq_dir), run(&jsonl), "{kind}");
+    }
+    // A damaged Parquet file: an error naming it, exit 2, no panic.
+    let bytes = std::fs::read(&parquet).unwrap();
+    let bad = dir.path().join("bad.parquet");
+    std::fs::write(&bad, &bytes[..bytes.len() / 2]).unwrap();
+    let out = padv(&["eval", "uq", "--input", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("bad.parquet"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
 }
 
 #[test]

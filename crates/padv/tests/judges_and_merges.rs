@@ -459,4 +459,28 @@ fn import_checks_ids_and_leaves_records_untouched_on_error() {
     let records = read_records(&scored.join("records.jsonl")).unwrap();
     assert_eq!(records[0].judges["ext"].trajectory, Some(0.9));
     assert_eq!(records[1].judges["ext"].steps[0].message_index, 3);
+
+    // A folder holding records.parquet: the scores are attached there, and the file stays
+    // Parquet.
+    let pq = dir.path().join("pq");
+    let parquet = pq.join("records.parquet");
+    let mut bare = records.clone();
+    for r in &mut bare {
+        r.judges.clear();
+    }
+    padv_core::record::write_records_as(&parquet, &bare, padv_core::record::RecordFormat::Parquet)
+        .unwrap();
+    ok(&padv(&[
+        "judge",
+        "import",
+        "--scores",
+        good.to_str().unwrap(),
+        "--name",
+        "ext",
+        "--attach",
+        pq.to_str().unwrap(),
+    ]));
+    assert_eq!(&std::fs::read(&parquet).unwrap()[..4], b"PAR1");
+    assert!(!pq.join("records.jsonl").exists());
+    assert_eq!(read_records(&parquet).unwrap(), records);
 }

@@ -33,7 +33,9 @@ pub use bootstrap::{
 };
 pub use cv::{cross_validate, cross_validate_by_method, CellAuroc, CvResult, FoldChoice};
 pub use metrics::{auprc, auroc, average_ranks, spearman, MetricError};
-pub use report::{evaluate, EvalConfig, EvalKind, EvalReport, EvalRequest};
+pub use report::{
+    evaluate, evaluate_table, table_from_files, EvalConfig, EvalKind, EvalReport, EvalRequest,
+};
 pub use uq::{stratified_folds, uq, uq_grid, FoldAuroc, UqOptions, UqResult, UqRow};
 
 use crate::score::ScoreError;
@@ -83,4 +85,14 @@ pub enum EvalError {
     /// The evaluation configuration is unusable.
     #[error("invalid evaluation configuration: {0}")]
     InvalidConfig(String),
+    /// A record file could not be read: [`crate::record::RecordError`]'s text, which names
+    /// the file, record and field (kept as text so that this error stays `Clone + PartialEq`).
+    #[error("{0}")]
+    Records(String),
+}
+
+impl From<crate::record::RecordError> for EvalError {
+    fn from(e: crate::record::RecordError) -> Self {
+        EvalError::Records(e.to_string())
+    }
 }

@@ -1,4 +1,5 @@
-//! Reading and writing log-prob record files (JSONL).
+//! Reading and writing log-prob record files as JSONL (Parquet: [`super::parquet`]; either,
+//! by content: [`super::source`]).
 
 use std::fs;
 use std::io::{BufRead, BufReader};
@@ -31,35 +32,109 @@ pub enum RecordError {
         /// What is wrong, naming the field.
         message: String,
     },
+    /// A Parquet file that cannot be read as records: not Parquet, truncated, a column
+    /// missing or of the wrong type, an unsupported codec.
+    #[error("{path}: {message}")]
+    Parquet {
+        /// File.
+        path: PathBuf,
+        /// What is wrong, naming the column.
+        message: String,
+    },
+    /// A Parquet row that is not a valid record.
+    #[error("{path}: record {row} (row {row}){id}: {message}", id = .id.as_ref().map(|i| format!(" id {i:?}")).unwrap_or_default())]
+    InvalidRow {
+        /// File.
+        path: PathBuf,
+        /// 1-based row number over the whole file.
+        row: usize,
+        /// Record id if it could be read.
+        id: Option<String>,
+        /// What is wrong, naming the field.
+        message: String,
+    },
 }
 
-/// Read every record of a JSONL file. Blank lines are ignored. Any bad record is an error
+/// Read every record of a JSONL file (whatever the format: [`super::read_records`]). Blank
+/// lines are ignored. Any bad record is an error
 /// naming the file, line, id and field (records are machine-written; a bad one means a bug
 /// or a truncated file, which must not be scored silently).
-pub fn read_records(path: &Path) -> Result<Vec<LogprobRecord>, RecordError> {
-    let file = fs::File::open(path).map_err(|source| RecordError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let reader = BufReader::with_capacity(1 << 20, file);
+pub fn read_records_jsonl(path: &Path) -> Result<Vec<LogprobRecord>, RecordError> {
     let mut out = Vec::new();
-    for (i, line) in reader.lines().enumerate() {
-        let line = line.map_err(|source| RecordError::Io {
+    for batch in JsonlRecords::open(path)? {
+        out.extend(batch?);
+    }
+    Ok(out)
+}
+
+/// Records per batch of [`JsonlRecords`].
+const JSONL_BATCH: usize = 8_192;
+
+/// The records of a JSONL file, a batch at a time (an iterator of `Vec<LogprobRecord>` of
+/// at most 8192 records, each validated): only the batch being parsed is in memory.
+pub struct JsonlRecords {
+    lines: std::io::Lines<BufReader<fs::File>>,
+    path: PathBuf,
+    /// Lines read so far.
+    line: usize,
+    failed: bool,
+}
+
+impl JsonlRecords {
+    /// Open a JSONL record file.
+    pub fn open(path: &Path) -> Result<Self, RecordError> {
+        let file = fs::File::open(path).map_err(|source| RecordError::Io {
             path: path.to_path_buf(),
             source,
         })?;
-        // A UTF-8 byte-order mark (as some Windows editors write) starts the first line only.
-        let line = if i == 0 {
-            line.strip_prefix('\u{feff}').unwrap_or(&line)
-        } else {
-            &line
-        };
-        if line.trim().is_empty() {
-            continue;
-        }
-        out.push(parse_line(path, i + 1, line)?);
+        Ok(JsonlRecords {
+            lines: BufReader::with_capacity(1 << 20, file).lines(),
+            path: path.to_path_buf(),
+            line: 0,
+            failed: false,
+        })
     }
-    Ok(out)
+
+    fn next_batch(&mut self) -> Result<Vec<LogprobRecord>, RecordError> {
+        let mut out = Vec::new();
+        while out.len() < JSONL_BATCH {
+            let Some(line) = self.lines.next() else {
+                break;
+            };
+            let line = line.map_err(|source| RecordError::Io {
+                path: self.path.clone(),
+                source,
+            })?;
+            self.line += 1;
+            // A UTF-8 byte-order mark (as some Windows editors write) starts the first line only.
+            let text = if self.line == 1 {
+                line.strip_prefix('\u{feff}').unwrap_or(&line)
+            } else {
+                &line
+            };
+            if text.trim().is_empty() {
+                continue;
+            }
+            out.push(parse_line(&self.path, self.line, text)?);
+        }
+        Ok(out)
+    }
+}
+
+impl Iterator for JsonlRecords {
+    type Item = Result<Vec<LogprobRecord>, RecordError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.failed {
+            return None;
+        }
+        let batch = self.next_batch();
+        self.failed = batch.is_err();
+        match batch {
+            Ok(b) if b.is_empty() => None,
+            other => Some(other),
+        }
+    }
 }
 
 /// Read records from an in-memory JSONL string; `path` is only used in error messages.
@@ -206,7 +281,7 @@ fn check_array(
     Ok(())
 }
 
-/// Write records as JSONL atomically: to a temporary file beside `path`, then renamed, so a
+/// Write records as JSONL (whatever the format: [`super::write_records_as`]) atomically: to a temporary file beside `path`, then renamed, so a
 /// crash never leaves a partially written output.
 pub fn write_records_atomic(path: &Path, records: &[LogprobRecord]) -> Result<(), RecordError> {
     crate::atomic::write_atomic(path, |w| {
@@ -336,7 +411,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("bom.jsonl");
         std::fs::write(&path, text).unwrap();
-        assert_eq!(read_records(&path).unwrap()[0].id, "a");
+        assert_eq!(read_records_jsonl(&path).unwrap()[0].id, "a");
     }
 
     #[test]
@@ -359,7 +434,7 @@ mod tests {
             }],
         };
         write_records_atomic(&path, std::slice::from_ref(&rec)).unwrap();
-        assert_eq!(read_records(&path).unwrap(), vec![rec]);
+        assert_eq!(read_records_jsonl(&path).unwrap(), vec![rec]);
         // No temporary files left behind.
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
     }

@@ -19,12 +19,30 @@
 //! An optional `judges` map carries other judges' scores of the same trajectory (see
 //! [`crate::judge`]): `{"judges": {"thinkprm": {"steps": [{"message_index": 1, "score":
 //! 0.9}]}, "wildreward": {"trajectory": 3.7}}}`. Records without it read as before.
+//!
+//! The same records can be stored as Parquet, one row per trajectory with the steps as list
+//! columns ([`parquet`] documents the schema). [`read_records`] and [`RecordBatches`] read
+//! either format, told apart by content; [`RecordBatches`] hands out a batch at a time so
+//! a reduction over a file (an evaluation's [`crate::score::ScoreTableBuilder`]) never holds
+//! all of its token arrays.
 
 pub mod arrays;
 pub mod cache;
 mod io;
+pub mod parquet;
+#[cfg(test)]
+mod parquet_tests;
+mod source;
 
-pub use io::{read_records, read_records_from_str, validate, write_records_atomic, RecordError};
+pub use io::{
+    read_records_from_str, read_records_jsonl, validate, write_records_atomic, JsonlRecords,
+    RecordError,
+};
+pub use parquet::{
+    read_records_parquet, read_records_parquet_bytes, records_from_arrow,
+    write_records_parquet_atomic, ParquetRecords,
+};
+pub use source::{detect_format, read_records, write_records_as, RecordBatches, RecordFormat};
 
 use std::collections::BTreeMap;
 

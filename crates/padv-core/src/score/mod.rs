@@ -53,4 +53,4 @@ pub(crate) use spec::{cells_by_method, MethodGroup};
 pub use spec::{
     grid, judge_grid, JudgeLevel, JudgeRef, Method, PaMode, ScoreSpec, ScoreSpecBuilder, MAX_BETA,
 };
-pub use table::ScoreTable;
+pub use table::{ScoreTable, ScoreTableBuilder};

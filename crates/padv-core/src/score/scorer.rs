@@ -111,6 +111,20 @@ impl ScoreTable {
             ),
             Method::Judge => unreachable!("handled by judge_scorer above"),
         };
+        let reads_policy =
+            spec.method == Method::Pa && spec.effective_pa_mode() == PaMode::DiffOfAgg;
+        if let Some(s) = [source, Source::Policy]
+            .into_iter()
+            .take(if reads_policy { 2 } else { 1 })
+            .find(|&s| !self.kept(s))
+        {
+            return Err(ScoreError::InvalidSpec(format!(
+                "method {} reads the {} arrays, and this score table was built without them \
+                 (ScoreTableBuilder::for_methods)",
+                spec.method,
+                s.field()
+            )));
+        }
         if let Some((r, pos)) = self.first_missing(source, records) {
             let step = self.steps_of(r).start + pos;
             return Err(ScoreError::MissingField {

@@ -12,7 +12,7 @@ use std::collections::{BTreeSet, HashMap};
 use rayon::prelude::*;
 
 use super::aggregate::{TokenAgg, TokenStats};
-use super::ScoreError;
+use super::{Method, ScoreError};
 use crate::judge::JudgeName;
 use crate::record::{LogprobRecord, StepLogprobs};
 
@@ -57,7 +57,7 @@ impl Source {
 const BLOCK_RECORDS: usize = 512;
 
 /// Column storage shared by a block under construction and the final table.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 struct Columns {
     message_index: Vec<usize>,
     n_tokens: Vec<u32>,
@@ -68,20 +68,56 @@ struct Columns {
     present: Vec<Vec<bool>>,
 }
 
+/// Every source kept (what [`ScoreTable::precompute`] builds).
+const ALL_KEPT: [bool; N_SOURCES] = [true; N_SOURCES];
+
+/// The sources the scores of `methods` read (all of them for an empty list).
+fn sources_read_by(methods: &[Method]) -> [bool; N_SOURCES] {
+    if methods.is_empty() {
+        return ALL_KEPT;
+    }
+    let mut kept = [false; N_SOURCES];
+    for m in methods {
+        let read: &[Source] = match m {
+            Method::Pa => &[Source::Policy, Source::Reference, Source::Diff],
+            Method::PolicyLogprob => &[Source::Policy],
+            Method::ReferenceLogprob => &[Source::Reference],
+            Method::SelfCertainty => &[Source::VocabMean],
+            Method::Deepconf
+            | Method::DeepconfTail
+            | Method::DeepconfBottom10
+            | Method::SelfCertaintyRefimpl
+            | Method::DeepconfTailRefimpl
+            | Method::DeepconfBottom10Refimpl => &[Source::TopkMean],
+            Method::NegEntropy => &[Source::Entropy],
+            Method::Judge => &[],
+        };
+        for s in read {
+            kept[*s as usize] = true;
+        }
+    }
+    kept
+}
+
 impl Columns {
     /// Zero-filled columns. `vec![0; n]` is a zeroed allocation, so pages are first touched
     /// by the parallel fill itself (no separate zeroing pass, no second copy).
-    fn zeroed(steps: usize) -> Columns {
+    /// A source not `kept` gets empty columns.
+    fn zeroed(steps: usize, kept: [bool; N_SOURCES]) -> Columns {
+        let len = |k: usize| if kept[k] { steps } else { 0 };
         Columns {
             message_index: vec![0; steps],
             n_tokens: vec![0; steps],
-            values: (0..N_SOURCES * N_AGGS).map(|_| vec![0.0; steps]).collect(),
-            present: (0..N_SOURCES).map(|_| vec![false; steps]).collect(),
+            values: (0..N_SOURCES * N_AGGS)
+                .map(|k| vec![0.0; len(k / N_AGGS)])
+                .collect(),
+            present: (0..N_SOURCES).map(|k| vec![false; len(k)]).collect(),
         }
     }
 
-    fn view(&mut self) -> ColumnsMut<'_> {
+    fn view(&mut self, kept: [bool; N_SOURCES]) -> ColumnsMut<'_> {
         ColumnsMut {
+            kept,
             message_index: &mut self.message_index,
             n_tokens: &mut self.n_tokens,
             values: self.values.iter_mut().map(Vec::as_mut_slice).collect(),
@@ -93,6 +129,7 @@ impl Columns {
 /// A mutable window of every column over a range of steps: one per block of records, so
 /// blocks fill disjoint parts of the final table in parallel, in safe Rust.
 struct ColumnsMut<'a> {
+    kept: [bool; N_SOURCES],
     message_index: &'a mut [usize],
     n_tokens: &'a mut [u32],
     values: Vec<&'a mut [f64]>,
@@ -104,26 +141,29 @@ impl<'a> ColumnsMut<'a> {
     fn split_at(self, n: usize) -> (ColumnsMut<'a>, ColumnsMut<'a>) {
         let (mi_a, mi_b) = self.message_index.split_at_mut(n);
         let (nt_a, nt_b) = self.n_tokens.split_at_mut(n);
+        // A source not kept has empty columns: both halves stay empty.
         let (mut va, mut vb) = (Vec::new(), Vec::new());
         for v in self.values {
-            let (a, b) = v.split_at_mut(n);
+            let (a, b) = v.split_at_mut(n.min(v.len()));
             va.push(a);
             vb.push(b);
         }
         let (mut pa, mut pb) = (Vec::new(), Vec::new());
         for p in self.present {
-            let (a, b) = p.split_at_mut(n);
+            let (a, b) = p.split_at_mut(n.min(p.len()));
             pa.push(a);
             pb.push(b);
         }
         (
             ColumnsMut {
+                kept: self.kept,
                 message_index: mi_a,
                 n_tokens: nt_a,
                 values: va,
                 present: pa,
             },
             ColumnsMut {
+                kept: self.kept,
                 message_index: mi_b,
                 n_tokens: nt_b,
                 values: vb,
@@ -133,6 +173,9 @@ impl<'a> ColumnsMut<'a> {
     }
 
     fn set_source(&mut self, i: usize, source: Source, stats: TokenStats, present: bool) {
+        if !self.kept[source as usize] {
+            return;
+        }
         let base = source as usize * N_AGGS;
         for (k, v) in stats.0.iter().enumerate() {
             self.values[base + k][i] = *v;
@@ -144,7 +187,7 @@ impl<'a> ColumnsMut<'a> {
 /// Precomputed token aggregates of a set of records, plus what the evaluations need from
 /// each record (id, task, label, mistake step). Build with [`ScoreTable::precompute`], then
 /// score any number of specs with [`ScoreTable::scorer`].
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ScoreTable {
     ids: Vec<String>,
     task_ids: Vec<String>,
@@ -159,12 +202,15 @@ pub struct ScoreTable {
     cols: Columns,
     /// Per source: every non-empty step carries the array (lets scoring skip the check).
     all_present: [bool; N_SOURCES],
+    /// Per source: whether its columns were kept ([`ScoreTableBuilder::for_methods`]); the
+    /// columns of a source not kept are empty and no scorer reads them.
+    kept: [bool; N_SOURCES],
     /// The judges found in the records, by name.
     judges: Vec<JudgeColumns>,
 }
 
 /// One judge's values over a table's records (a record without them has none).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) struct JudgeColumns {
     pub name: JudgeName,
     /// Per record, the trajectory value.
@@ -222,10 +268,17 @@ impl ScoreTable {
     /// Fails only on malformed records (an array whose length differs from `policy`'s);
     /// a missing optional array is not an error here, only when a method needs it.
     pub fn precompute(records: &[LogprobRecord]) -> Result<ScoreTable, ScoreError> {
+        Self::precompute_kept(records, ALL_KEPT)
+    }
+
+    fn precompute_kept(
+        records: &[LogprobRecord],
+        kept: [bool; N_SOURCES],
+    ) -> Result<ScoreTable, ScoreError> {
         let total_steps: usize = records.iter().map(|r| r.steps.len()).sum();
-        let mut cols = Columns::zeroed(total_steps);
+        let mut cols = Columns::zeroed(total_steps, kept);
         let mut blocks = Vec::new();
-        let mut rest = cols.view();
+        let mut rest = cols.view(kept);
         for chunk in records.chunks(BLOCK_RECORDS) {
             let n: usize = chunk.iter().map(|r| r.steps.len()).sum();
             let (head, tail) = rest.split_at(n);
@@ -286,6 +339,7 @@ impl ScoreTable {
             offsets,
             cols,
             all_present,
+            kept,
             judges,
         })
     }
@@ -389,8 +443,168 @@ impl ScoreTable {
         })
     }
 
+    /// Whether `source`'s columns were kept (see [`ScoreTableBuilder::for_methods`]).
+    pub(crate) fn kept(&self, source: Source) -> bool {
+        self.kept[source as usize]
+    }
+
     pub(crate) fn record_id(&self, record: usize) -> &str {
         self.ids.get(record).map(String::as_str).unwrap_or("")
+    }
+}
+
+/// Builds a [`ScoreTable`] from records handed over a batch at a time (e.g. the batches of
+/// [`crate::record::RecordBatches`]), so the token arrays of only one batch are ever in
+/// memory: the table keeps each step's aggregates and each record's id, task, label and
+/// mistake step, nothing per token.
+///
+/// The result equals [`ScoreTable::precompute`] on all the records at once (same columns,
+/// same task order, same judges), so every evaluation of it is the same to the last bit.
+#[derive(Debug)]
+pub struct ScoreTableBuilder {
+    table: Option<ScoreTable>,
+    task_of: HashMap<String, usize>,
+    kept: [bool; N_SOURCES],
+}
+
+impl Default for ScoreTableBuilder {
+    fn default() -> Self {
+        ScoreTableBuilder {
+            table: None,
+            task_of: HashMap::new(),
+            kept: ALL_KEPT,
+        }
+    }
+}
+
+impl ScoreTableBuilder {
+    /// An empty builder of a table for every method.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// An empty builder of a table for `methods` only (every method when empty): the
+    /// aggregates of the arrays no method of the list reads are not kept (PA alone needs 3
+    /// of the 6 arrays' columns). Scoring another method with the table is an error, never
+    /// a wrong number; the methods' own scores are those of the full table.
+    pub fn for_methods(methods: &[Method]) -> Self {
+        ScoreTableBuilder {
+            kept: sources_read_by(methods),
+            ..Self::default()
+        }
+    }
+
+    /// Records added so far.
+    pub fn len(&self) -> usize {
+        self.table.as_ref().map_or(0, ScoreTable::len)
+    }
+
+    /// Whether no record was added yet.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Aggregate `records` (in parallel) and append them after the records added before.
+    pub fn push(&mut self, records: &[LogprobRecord]) -> Result<(), ScoreError> {
+        let part = ScoreTable::precompute_kept(records, self.kept)?;
+        // Task indices are first-appearance order over everything added so far.
+        let task_index: Vec<usize> = part
+            .task_ids
+            .iter()
+            .map(|t| {
+                let next = self.task_of.len();
+                match self.task_of.get(t.as_str()) {
+                    Some(&i) => i,
+                    None => {
+                        self.task_of.insert(t.clone(), next);
+                        next
+                    }
+                }
+            })
+            .collect();
+        let n_tasks = self.task_of.len();
+        let Some(table) = self.table.as_mut() else {
+            self.table = Some(ScoreTable {
+                task_index,
+                n_tasks,
+                ..part
+            });
+            return Ok(());
+        };
+        let (n_before, steps_before) = (table.len(), table.n_steps());
+        table.ids.extend(part.ids);
+        table.task_ids.extend(part.task_ids);
+        table.task_index.extend(task_index);
+        table.n_tasks = n_tasks;
+        table.labels.extend(part.labels);
+        table.mistake_steps.extend(part.mistake_steps);
+        table.log_vocab.extend(part.log_vocab);
+        table
+            .offsets
+            .extend(part.offsets.iter().skip(1).map(|o| o + steps_before));
+        let cols = &mut table.cols;
+        cols.message_index.extend(part.cols.message_index);
+        cols.n_tokens.extend(part.cols.n_tokens);
+        for (a, b) in cols.values.iter_mut().zip(part.cols.values) {
+            a.extend(b);
+        }
+        for (a, b) in cols.present.iter_mut().zip(part.cols.present) {
+            a.extend(b);
+        }
+        for (a, b) in table.all_present.iter_mut().zip(part.all_present) {
+            *a &= b;
+        }
+        let n_part = task_index_len(&table.offsets, n_before);
+        let mut incoming = part.judges;
+        for j in &mut table.judges {
+            match incoming.iter().position(|p| p.name == j.name) {
+                Some(k) => j.append(incoming.swap_remove(k)),
+                None => j.append(JudgeColumns::none(j.name, n_part)),
+            }
+        }
+        for p in incoming {
+            let mut j = JudgeColumns::none(p.name, n_before);
+            j.append(p);
+            table.judges.push(j);
+        }
+        // precompute lists judges in name order.
+        table
+            .judges
+            .sort_by(|a, b| a.name.as_str().cmp(b.name.as_str()));
+        Ok(())
+    }
+
+    /// The table of every record added; `None` when none was.
+    pub fn finish(self) -> Option<ScoreTable> {
+        self.table
+    }
+}
+
+/// Records appended after the first `n_before` (from the offsets, one per record + 1).
+fn task_index_len(offsets: &[usize], n_before: usize) -> usize {
+    offsets.len().saturating_sub(1 + n_before)
+}
+
+impl JudgeColumns {
+    /// `n` records without values of this judge.
+    fn none(name: JudgeName, n: usize) -> JudgeColumns {
+        JudgeColumns {
+            name,
+            trajectory: vec![None; n],
+            offsets: vec![0; n + 1],
+            message_index: Vec::new(),
+            score: Vec::new(),
+        }
+    }
+
+    /// Append another part's records after these.
+    fn append(&mut self, other: JudgeColumns) {
+        let base = self.score.len();
+        self.trajectory.extend(other.trajectory);
+        self.offsets
+            .extend(other.offsets.iter().skip(1).map(|o| o + base));
+        self.message_index.extend(other.message_index);
+        self.score.extend(other.score);
     }
 }
 
@@ -499,6 +713,41 @@ mod tests {
         // reference is absent: the non-empty step 0 of record 0 is the first missing one
         assert_eq!(t.first_missing(Source::Reference, 0..3), Some((0, 0)));
         assert_eq!(t.first_missing(Source::Reference, 2..3), None);
+    }
+
+    #[test]
+    fn a_table_built_batch_by_batch_equals_the_precomputed_one() {
+        use crate::judge::JudgeScores;
+        let mut records = crate::synthetic::synthetic_records(300, 3, 2, 5);
+        // A judge that first appears late, one that stops early, tasks spanning batches,
+        // a record with no step.
+        for (i, r) in records.iter_mut().enumerate() {
+            let name = if i > 200 {
+                "late"
+            } else if i < 40 {
+                "early"
+            } else {
+                continue;
+            };
+            r.judges.insert(
+                name.into(),
+                JudgeScores {
+                    trajectory: Some(i as f64),
+                    steps: vec![],
+                },
+            );
+        }
+        records[150].steps.clear();
+        let whole = ScoreTable::precompute(&records).unwrap();
+        for size in [1, 7, 64, 299, 300, 1000] {
+            let mut b = ScoreTableBuilder::new();
+            for chunk in records.chunks(size) {
+                b.push(chunk).unwrap();
+            }
+            assert_eq!(b.len(), records.len());
+            assert_eq!(b.finish().unwrap(), whole, "batches of {size}");
+        }
+        assert!(ScoreTableBuilder::new().finish().is_none());
     }
 
     #[test]

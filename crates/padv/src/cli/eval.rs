@@ -1,17 +1,19 @@
 //! `padv eval uq|bon|fa`: evaluate log-prob records with one score or a grid of scores.
 //!
 //! The evaluation itself is `padv_core::eval::evaluate`; this file turns flags into an
-//! [`EvalConfig`], reads records, and prints: a table for a person by default, or exactly one
-//! JSON document with `--json`; `--out DIR` writes that document to `DIR/eval-<kind>.json`.
+//! [`EvalConfig`], reads records (JSONL or Parquet) a batch at a time into the evaluation's
+//! score table, and prints: a table for a person by default, or exactly one JSON document
+//! with `--json`; `--out DIR` writes that document to `DIR/eval-<kind>.json`.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
-use padv_core::eval::calibration::{fit_headline, CalibrationKind};
-use padv_core::eval::{evaluate, EvalConfig, EvalKind, EvalReport, EvalRequest};
-use padv_core::record::read_records;
-use padv_core::score::{JudgeLevel, Method, PaMode, StepAgg, TokenAgg};
+use padv_core::eval::calibration::{fit_headline_table, CalibrationKind};
+use padv_core::eval::{
+    evaluate, evaluate_table, table_from_files, EvalConfig, EvalKind, EvalReport, EvalRequest,
+};
+use padv_core::score::{JudgeLevel, Method, PaMode, ScoreTable, StepAgg, TokenAgg};
 use padv_core::LogprobRecord;
 
 use super::names::named;
@@ -40,8 +42,9 @@ pub enum EvalCommand {
 /// Arguments of every `padv eval` subcommand.
 #[derive(Debug, Args)]
 pub struct EvalArgs {
-    /// Log-prob record files (JSONL, as written by `padv score`), or folders: a folder stands
-    /// for the *.jsonl files directly inside it (a `padv score --out` folder: its records.jsonl).
+    /// Log-prob record files (JSONL or Parquet, as written by `padv score`; told apart by
+    /// content), or folders: a folder stands for the *.jsonl and *.parquet files directly
+    /// inside it (a `padv score --out` folder: its records.jsonl or records.parquet).
     #[arg(long = "input", short = 'i', required = true, num_args = 1..)]
     input: Vec<PathBuf>,
     #[command(flatten)]
@@ -114,22 +117,32 @@ impl EvalOptions {
         self.config_with(self.grid)
     }
 
-    /// [`EvalOptions::config`] with the judge level resolved on `records` when
-    /// --judge-level is not given.
-    pub fn config_for(&self, records: &[LogprobRecord]) -> anyhow::Result<EvalConfig> {
-        self.config_full(self.grid, Some(records))
+    /// [`EvalOptions::config`] with the judge level resolved on the records' score table
+    /// when --judge-level is not given: the trajectory value when the records carry one.
+    pub fn config_for(&self, table: &ScoreTable) -> anyhow::Result<EvalConfig> {
+        let name = self.judge.as_deref().unwrap_or("");
+        let has_trajectory = table
+            .judges()
+            .iter()
+            .any(|(j, has_trajectory, _)| j.as_str() == name && *has_trajectory);
+        let level = self.judge_level.unwrap_or(if has_trajectory {
+            JudgeLevel::Trajectory
+        } else {
+            JudgeLevel::Steps
+        });
+        self.config_full(self.grid, Some(level))
     }
 
     /// The configuration with the grid on or off whatever `--grid` says (`padv report`
     /// always evaluates the grid).
     pub fn config_with(&self, grid: bool) -> anyhow::Result<EvalConfig> {
-        self.config_full(grid, None)
+        self.config_full(grid, self.judge_level)
     }
 
     fn config_full(
         &self,
         grid: bool,
-        records: Option<&[LogprobRecord]>,
+        judge_level: Option<JudgeLevel>,
     ) -> anyhow::Result<EvalConfig> {
         // The checks live in the library (one set for the CLI and the Python package); the
         // flags' names are added here, where the user typed them.
@@ -142,7 +155,7 @@ impl EvalOptions {
             pa_mode: self.pa_mode,
             beta: self.beta,
             judge: self.judge.clone(),
-            judge_level: self.judge_level,
+            judge_level,
             grid,
             methods: self.methods.clone(),
             bootstrap: self.bootstrap,
@@ -158,7 +171,7 @@ impl EvalOptions {
             );
         }
         Ok(request
-            .config(records)
+            .config(None)
             .context("invalid evaluation options (--method, --judge, --grid, --folds, --beta)")?)
     }
 }
@@ -171,19 +184,21 @@ pub fn run(cmd: EvalCommand) -> anyhow::Result<()> {
         EvalCommand::Fa(a) => (EvalKind::Fa, a),
     };
     // Flags are checked before any file is read.
-    args.opts.config()?;
+    let methods = args.opts.config()?.methods_evaluated();
     if args.calibrate_out.is_some() && kind != EvalKind::Uq {
         anyhow::bail!("--calibrate-out fits a calibration map: use it with `padv eval uq`");
     }
-    let mut records = Vec::new();
-    for path in record_files(&args.input)? {
-        // The error names the file already; a context naming it again would print it twice.
-        records.extend(read_records(&path)?);
-    }
-    let cfg = args.opts.config_for(&records)?;
-    let report = evaluate_records(&records, kind, &cfg, args.out.as_deref())?;
+    // Read a batch at a time into the score table: memory holds the table (per-step
+    // aggregates, per-record ids and labels) and one batch, never the files' token arrays.
+    // Errors name the file, record and field already; a context would repeat the file.
+    // Only the columns of the methods evaluated are kept.
+    let table = table_from_files(&record_files(&args.input)?, &methods)?;
+    let cfg = args.opts.config_for(&table)?;
+    let report =
+        evaluate_table(&table, kind, &cfg).with_context(|| format!("evaluating {kind}"))?;
+    write_report_json(&report, kind, args.out.as_deref())?;
     if let Some(path) = &args.calibrate_out {
-        let cal = fit_headline(&records, &report, cfg.spec.method, args.calibration_kind)
+        let cal = fit_headline_table(&table, &report, cfg.spec.method, args.calibration_kind)
             .context("--calibrate-out")?;
         cal.save(path)?;
         eprintln!(
@@ -210,11 +225,21 @@ pub fn evaluate_records(
     out_dir: Option<&Path>,
 ) -> anyhow::Result<EvalReport> {
     let report = evaluate(records, kind, cfg).with_context(|| format!("evaluating {kind}"))?;
+    write_report_json(&report, kind, out_dir)?;
+    Ok(report)
+}
+
+/// Writes the report to `out_dir/eval-<kind>.json` when given.
+fn write_report_json(
+    report: &EvalReport,
+    kind: EvalKind,
+    out_dir: Option<&Path>,
+) -> anyhow::Result<()> {
     if let Some(dir) = out_dir {
         let path = super::output::out_file(dir, &eval_file_name(kind))?;
-        super::output::write_json(&path, &report)?;
+        super::output::write_json(&path, report)?;
     }
-    Ok(report)
+    Ok(())
 }
 
 /// `eval-<kind>.json`.
@@ -222,7 +247,8 @@ pub fn eval_file_name(kind: EvalKind) -> String {
     format!("eval-{kind}.json")
 }
 
-/// Files as given; a folder becomes the *.jsonl files directly inside it, in name order.
+/// Files as given; a folder becomes the record files (*.jsonl, *.parquet) directly inside
+/// it, in name order.
 pub fn record_files(inputs: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
     let mut files = Vec::new();
     for path in inputs {
@@ -237,13 +263,17 @@ pub fn record_files(inputs: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
             let p = entry
                 .with_context(|| format!("reading {}", path.display()))?
                 .path();
-            if p.is_file() && p.extension().is_some_and(|e| e == "jsonl") {
+            if p.is_file()
+                && p.extension()
+                    .is_some_and(|e| e == "jsonl" || e == "parquet")
+            {
                 found.push(p);
             }
         }
         if found.is_empty() {
             anyhow::bail!(
-                "{}: no *.jsonl record file in this folder (expected e.g. records.jsonl from padv score)",
+                "{}: no *.jsonl or *.parquet record file in this folder (expected e.g. \
+                 records.jsonl from padv score)",
                 path.display()
             );
         }

@@ -19,7 +19,7 @@ use padv_core::judge::attach::{attach, read_score_lines, write_score_lines, Atta
 use padv_core::judge::cache::JudgeCache;
 use padv_core::judge::prompts::PrmTemplate;
 use padv_core::judge::{JudgeName, JudgeScores};
-use padv_core::record::{read_records, write_records_atomic};
+use padv_core::record::{detect_format, read_records, write_records_as, RecordFormat};
 use padv_engine::checkpoint::resolve_model_path;
 use padv_engine::classify::{run_outcome_rm, SequenceClassifier};
 use padv_engine::tokenize::{ChatOptions, TextTokenizer};
@@ -222,10 +222,16 @@ fn import(a: ImportArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The records file of `path` (a `padv score` output folder means its records.jsonl).
+/// The records file of `path` (a `padv score` output folder means its records.parquet when
+/// it has one, else its records.jsonl).
 fn records_file(path: &Path) -> PathBuf {
     if path.is_dir() {
-        path.join("records.jsonl")
+        let parquet = path.join(RecordFormat::Parquet.records_file_name());
+        if parquet.is_file() {
+            parquet
+        } else {
+            path.join(RecordFormat::Jsonl.records_file_name())
+        }
     } else {
         path.to_path_buf()
     }
@@ -243,10 +249,12 @@ fn attach_all(
     let mut out = Vec::new();
     for t in targets {
         let path = records_file(t);
+        // Written back in the format it was read in (a Parquet file stays Parquet).
+        let format = detect_format(&path)?;
         let mut records = read_records(&path)?;
         let summary = attach(&mut records, name, lines, source, replace)
             .with_context(|| format!("attaching to {}", path.display()))?;
-        write_records_atomic(&path, &records)
+        write_records_as(&path, &records, format)
             .with_context(|| format!("writing {}", path.display()))?;
         out.push((path.display().to_string(), summary));
     }

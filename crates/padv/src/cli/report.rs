@@ -16,7 +16,8 @@ use super::eval::{record_files, EvalOptions};
 /// Arguments of `padv report`.
 #[derive(Debug, Args)]
 pub struct ReportArgs {
-    /// Log-prob record files (JSONL), or `padv score --out` folders (their *.jsonl files).
+    /// Log-prob record files (JSONL or Parquet), or `padv score --out` folders (their *.jsonl
+    /// and *.parquet files).
     #[arg(long = "input", short = 'i', required = true, num_args = 1..)]
     input: Vec<PathBuf>,
     /// The trajectory files the records were scored from (files or folders): each step's
@@ -127,6 +128,7 @@ fn read_trajectories(inputs: &[PathBuf]) -> anyhow::Result<(Vec<Trajectory>, Vec
 /// The records scored by `padv score`, as a page in its `--out` folder.
 pub fn score_report(
     out: &Path,
+    records_path: &Path,
     records: &[LogprobRecord],
     reports: &[EvalReport],
     trajectories: &[Trajectory],
@@ -136,7 +138,7 @@ pub fn score_report(
     for path in trajectory_files {
         sources.push(SourceFile::read(path, "trajectories")?);
     }
-    sources.push(SourceFile::read(&out.join("records.jsonl"), "records")?);
+    sources.push(SourceFile::read(records_path, "records")?);
     let run = RunInfo::from_dir(out).ok().flatten();
     write_page(
         out,

@@ -39,6 +39,8 @@ pub struct RunInfo {
     pub batch_size: usize,
     /// Whether the cache in OUT/cache was used.
     pub cache: bool,
+    /// The records file written beside run.json (records.jsonl or records.parquet).
+    pub records_file: String,
     /// Counts and throughput.
     #[serde(flatten)]
     pub stats: RunStats,

@@ -13,7 +13,7 @@ use anyhow::Context;
 use clap::Args;
 use padv_core::eval::EvalKind;
 use padv_core::record::cache::LogprobCache;
-use padv_core::record::write_records_atomic;
+use padv_core::record::{write_records_as, RecordFormat};
 use padv_core::render::RendererKind;
 use padv_core::LogprobBackend;
 use padv_engine::pipeline::{
@@ -50,10 +50,17 @@ pub struct ScoreArgs {
     remote: super::remote_opts::RemoteArgs,
     #[command(flatten)]
     input: TrajectoryInput,
-    /// Output folder (created if missing): records.jsonl, run.json, cache/, and eval-<kind>.json.
-    /// Files inside it are never read as input, and eval-*.json of an earlier run are removed.
+    /// Output folder (created if missing): records.jsonl (or records.parquet), run.json, cache/,
+    /// and eval-<kind>.json. Files inside it are never read as input, and eval-*.json of an
+    /// earlier run are removed.
     #[arg(long, value_name = "DIR")]
     out: PathBuf,
+    /// Format of the records file: jsonl (records.jsonl, one JSON object per trajectory) or
+    /// parquet (records.parquet, one row per trajectory with list columns per step; see the
+    /// README). A records file of the other format left by an earlier run is removed, so the
+    /// folder always holds one.
+    #[arg(long, value_parser = named::<RecordFormat>(), default_value = "jsonl")]
+    records_format: RecordFormat,
     /// How trajectories become tokens.
     #[arg(long, value_enum, default_value_t = RendererKind::Paper)]
     renderer: RendererKind,
@@ -334,9 +341,11 @@ impl Run<'_> {
         let mut stats = run.stats;
         stats.skipped = skips.total();
 
-        let records_path = out.join("records.jsonl");
-        write_records_atomic(&records_path, &run.records)
+        let format = args.records_format;
+        let records_path = out.join(format.records_file_name());
+        write_records_as(&records_path, &run.records, format)
             .with_context(|| format!("writing {}", records_path.display()))?;
+        remove_other_records(out, format)?;
         let info = RunInfo {
             padv_version: env!("CARGO_PKG_VERSION"),
             argv: argv(),
@@ -347,6 +356,7 @@ impl Run<'_> {
             max_length: self.max_length,
             batch_size: args.batch_size,
             cache: self.cache.is_some(),
+            records_file: format.records_file_name(),
             stats,
             skips,
         };
@@ -366,6 +376,7 @@ impl Run<'_> {
                     info.inputs.iter().map(|f| PathBuf::from(&f.path)).collect();
                 super::report::score_report(
                     out,
+                    &records_path,
                     &run.records,
                     &reports,
                     &self.inputs.trajectories,
@@ -549,6 +560,23 @@ fn remove_stale_evaluations(dir: &Path) -> anyhow::Result<()> {
         std::fs::remove_file(&path)
             .with_context(|| format!("removing the stale {}", path.display()))?;
         tracing::info!("removed {} from an earlier run", path.display());
+    }
+    Ok(())
+}
+
+/// Removes the records file of the other format an earlier run left in `dir` (e.g.
+/// records.jsonl after a run with --records-format parquet), so `padv eval -i DIR` never
+/// reads stale records beside the new ones.
+fn remove_other_records(dir: &Path, written: RecordFormat) -> anyhow::Result<()> {
+    for other in RecordFormat::ALL.iter().filter(|&&f| f != written) {
+        let path = dir.join(other.records_file_name());
+        match std::fs::remove_file(&path) {
+            Ok(()) => tracing::info!("removed {} from an earlier run", path.display()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(e).with_context(|| format!("removing the stale {}", path.display()))
+            }
+        }
     }
     Ok(())
 }

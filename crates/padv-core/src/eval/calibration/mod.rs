@@ -379,6 +379,19 @@ pub fn fit_headline(
     method: Method,
     kind: CalibrationKind,
 ) -> Result<Calibration, CalibrationError> {
+    let table = crate::score::ScoreTable::precompute(records)
+        .map_err(|e| CalibrationError::NoCell(e.to_string()))?;
+    fit_headline_table(&table, report, method, kind)
+}
+
+/// [`fit_headline`] on the [`crate::score::ScoreTable`] of the records (as `padv eval`
+/// builds it a batch at a time).
+pub fn fit_headline_table(
+    table: &crate::score::ScoreTable,
+    report: &crate::eval::EvalReport,
+    method: Method,
+    kind: CalibrationKind,
+) -> Result<Calibration, CalibrationError> {
     let crate::eval::report::ReportBody::Uq(uq) = &report.results else {
         return Err(CalibrationError::NoCell(format!(
             "a calibration is fitted from a UQ report, not a {} one",
@@ -395,8 +408,6 @@ pub fn fit_headline(
             have.join(", ")
         )));
     };
-    let table = crate::score::ScoreTable::precompute(records)
-        .map_err(|e| CalibrationError::NoCell(e.to_string()))?;
     let scores = table
         .trajectory_scores(&spec)
         .map_err(|e| CalibrationError::NoCell(e.to_string()))?;

@@ -23,6 +23,8 @@ mod uq;
 
 use std::collections::{BTreeMap, HashMap};
 
+use rayon::slice::ParallelSliceMut;
+
 use serde::{Deserialize, Serialize};
 
 pub use bon::{BonCell, BonHeadline, BonMethod, BonReport, KBand, KValue};
@@ -76,6 +78,19 @@ pub struct EvalConfig {
 
 fn every_cell() -> bool {
     true
+}
+
+impl EvalConfig {
+    /// The methods this configuration evaluates: the grid's (every method when the list is
+    /// empty: an empty result) or the one spec's. What
+    /// [`crate::score::ScoreTableBuilder::for_methods`] needs to keep.
+    pub fn methods_evaluated(&self) -> Vec<Method> {
+        if self.grid {
+            self.methods.clone()
+        } else {
+            vec![self.spec.method]
+        }
+    }
 }
 
 impl Default for EvalConfig {
@@ -145,6 +160,33 @@ pub fn evaluate(
 ) -> Result<EvalReport, EvalError> {
     check_records(records)?;
     let spec = cfg.spec.validated()?;
+    check_grid_folds(cfg)?;
+    let table = ScoreTable::precompute(records)?;
+    evaluate_checked(&table, kind, cfg, spec)
+}
+
+/// [`evaluate`] of a [`ScoreTable`], e.g. one built batch by batch from a record file with
+/// [`crate::score::ScoreTableBuilder`] (`padv eval` does so, so its memory is the table's,
+/// not the file's): the same report as [`evaluate`] on the records the table was built from.
+///
+/// The records must have been validated ([`validate`]); the readers
+/// ([`crate::record::RecordBatches`], [`crate::record::read_records`]) validate every record.
+/// Ids are checked for uniqueness here, with the same error as [`evaluate`].
+pub fn evaluate_table(
+    table: &ScoreTable,
+    kind: EvalKind,
+    cfg: &EvalConfig,
+) -> Result<EvalReport, EvalError> {
+    if table.is_empty() {
+        return Err(EvalError::NoRecords);
+    }
+    check_unique_ids(table.ids())?;
+    let spec = cfg.spec.validated()?;
+    check_grid_folds(cfg)?;
+    evaluate_checked(table, kind, cfg, spec)
+}
+
+fn check_grid_folds(cfg: &EvalConfig) -> Result<(), EvalError> {
     if cfg.grid && cfg.folds < 2 {
         return Err(EvalError::InvalidConfig(format!(
             "a grid needs at least 2 cross-validation folds to choose its headline \
@@ -152,7 +194,15 @@ pub fn evaluate(
             cfg.folds
         )));
     }
-    let table = ScoreTable::precompute(records)?;
+    Ok(())
+}
+
+fn evaluate_checked(
+    table: &ScoreTable,
+    kind: EvalKind,
+    cfg: &EvalConfig,
+    spec: ScoreSpec,
+) -> Result<EvalReport, EvalError> {
     let mut skipped = BTreeMap::new();
     let specs = if cfg.grid {
         let methods = if cfg.methods.is_empty() {
@@ -179,7 +229,7 @@ pub fn evaluate(
             }
         }
         if methods.contains(&Method::Judge) {
-            specs.extend(judge_cells(&table, kind, spec.beta));
+            specs.extend(judge_cells(table, kind, spec.beta));
         }
         if specs.is_empty() {
             return Err(EvalError::NoMethod(
@@ -208,24 +258,24 @@ pub fn evaluate(
     };
     let (results, chance, better, note) = match kind {
         EvalKind::Uq => {
-            let r = uq::report(&table, &specs, &opts)?;
+            let r = uq::report(table, &specs, &opts)?;
             let (chance, note) = (r.chance(), r.note());
             (ReportBody::Uq(r), chance, uq::directions(), note)
         }
         EvalKind::Bon => {
-            let r = bon::report(&table, &specs, &opts)?;
+            let r = bon::report(table, &specs, &opts)?;
             let (chance, note) = (r.chance(), r.note());
             (ReportBody::Bon(r), chance, bon::directions(), note)
         }
         EvalKind::Fa => {
-            let r = fa::report(&table, &specs, &opts)?;
+            let r = fa::report(table, &specs, &opts)?;
             let (chance, note) = (r.chance(), r.note());
             (ReportBody::Fa(r), chance, fa::directions(), note)
         }
     };
     Ok(EvalReport {
         evaluation: kind,
-        records: records.len(),
+        records: table.len(),
         config,
         cells: specs.len(),
         better,
@@ -275,4 +325,44 @@ fn check_records(records: &[LogprobRecord]) -> Result<(), EvalError> {
         seen.insert(&r.id, i);
     }
     Ok(())
+}
+
+/// The first repeated id in input order, as [`check_records`] finds it, without a map of
+/// every id: positions sorted by (id, position), then the group whose second occurrence
+/// comes first. 8 bytes per record instead of a hash map of strings.
+fn check_unique_ids(ids: &[String]) -> Result<(), EvalError> {
+    let mut order: Vec<usize> = (0..ids.len()).collect();
+    order.par_sort_unstable_by(|&a, &b| ids[a].cmp(&ids[b]).then(a.cmp(&b)));
+    // The first two positions of each group of equal ids: (second, first).
+    let repeat = (1..order.len())
+        .filter(|&i| ids[order[i]] == ids[order[i - 1]])
+        .filter(|&i| i < 2 || ids[order[i - 1]] != ids[order[i - 2]])
+        .map(|i| (order[i], order[i - 1]))
+        .min();
+    match repeat {
+        Some((second, first)) => Err(EvalError::DuplicateId {
+            id: ids[first].clone(),
+            first,
+            second,
+        }),
+        None => Ok(()),
+    }
+}
+
+/// The [`ScoreTable`] of record files (JSONL or Parquet, told apart by content) for
+/// `methods` (all when empty; [`EvalConfig::methods_evaluated`]), built a batch of records at
+/// a time: memory holds the table and one batch, never a file's token arrays. Records keep
+/// file order, then record order; every record is validated as it is read. Fails with
+/// [`EvalError::NoRecords`] when the files hold no record.
+pub fn table_from_files(
+    paths: &[std::path::PathBuf],
+    methods: &[Method],
+) -> Result<ScoreTable, EvalError> {
+    let mut builder = crate::score::ScoreTableBuilder::for_methods(methods);
+    for path in paths {
+        for batch in crate::record::RecordBatches::open(path)? {
+            builder.push(&batch?)?;
+        }
+    }
+    builder.finish().ok_or(EvalError::NoRecords)
 }
