@@ -82,7 +82,8 @@ def read_trajectories(
 
 
 def read_records(paths: Union[PathLike, Iterable[PathLike]]) -> Records:
-    """Read log-prob record files (``records.jsonl`` from ``padv score``)."""
+    """Read log-prob record files (``records.jsonl`` or ``records.parquet`` from ``padv
+    score``; the format is told by content)."""
     return _padv.read_records(_paths(paths))
 
 
@@ -190,15 +191,43 @@ def _records(records: Any) -> Records:
         return records
     if isinstance(records, (str, os.PathLike)):
         return read_records(records)
-    if hasattr(records, "to_pylist"):  # a pyarrow Table
+    columns = _columns(records)
+    if columns is not None and "message_index" in columns:
+        # A table in the Parquet record schema (list columns per step): handed to the Rust
+        # Parquet reader, which checks it exactly as it checks a file.
+        return _padv.records_from_parquet_bytes(_parquet_bytes(records), "<table>")
+    if hasattr(records, "to_pylist"):  # a pyarrow Table of record dicts
         rows = records.to_pylist()
     elif hasattr(records, "to_dicts"):  # a polars DataFrame
         rows = records.to_dicts()
-    elif hasattr(records, "to_dict") and hasattr(records, "columns"):  # a pandas DataFrame
+    elif hasattr(records, "to_dict") and columns is not None:  # a pandas DataFrame
         rows = records.to_dict(orient="records")
     else:
         return Records(list(records))
     return Records([_clean_row(r) for r in rows])
+
+
+def _columns(table: Any) -> Optional[list[str]]:
+    names = getattr(table, "column_names", None)  # pyarrow
+    if names is None:
+        names = getattr(table, "columns", None)  # pandas, polars
+    return None if names is None else [str(c) for c in names]
+
+
+def _parquet_bytes(table: Any) -> bytes:
+    """The table as an in-memory Parquet file (pyarrow; snappy, as padv writes)."""
+    import io
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    if hasattr(table, "to_arrow"):  # polars
+        table = table.to_arrow()
+    elif not isinstance(table, pa.Table):  # pandas
+        table = pa.Table.from_pandas(table, preserve_index=False)
+    sink = io.BytesIO()
+    pq.write_table(table, sink, compression="snappy")
+    return sink.getvalue()
 
 
 _INTEGER_FIELDS = ("mistake_step", "vocab_size", "num_messages")

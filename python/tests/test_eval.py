@@ -57,6 +57,15 @@ def test_tables_and_dicts_are_accepted(records_file):
     assert padv.evaluate(frame, "uq", grid=True, bootstrap=0).to_dict() == want
     assert padv.evaluate(pa.Table.from_pylist(rows), "uq", grid=True, bootstrap=0).to_dict() == want
     assert padv.evaluate(str(records_file), "uq", grid=True, bootstrap=0).to_dict() == want
+    # Parquet written here, read by the Rust reader, and by pyarrow as a table.
+    parquet = records_file.parent / "records.parquet"
+    records.write_parquet(str(parquet))
+    assert padv.evaluate(str(parquet), "uq", grid=True, bootstrap=0).to_dict() == want
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(parquet)
+    assert padv.evaluate(table, "uq", grid=True, bootstrap=0).to_dict() == want
+    assert padv.evaluate(table.to_pandas(), "uq", grid=True, bootstrap=0).to_dict() == want
 
 
 def test_report_as_a_dataframe(records_file):

@@ -23,6 +23,7 @@ fn _padv(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<eval::Report>()?;
     m.add_function(wrap_pyfunction!(records::read_records, m)?)?;
     m.add_function(wrap_pyfunction!(records::records_from_arrays, m)?)?;
+    m.add_function(wrap_pyfunction!(records::records_from_parquet_bytes, m)?)?;
     m.add_function(wrap_pyfunction!(eval::evaluate, m)?)?;
     m.add_function(wrap_pyfunction!(trajectories::read_trajectories, m)?)?;
     m.add_function(wrap_pyfunction!(trajectories::render, m)?)?;

@@ -8,7 +8,10 @@ use std::sync::Arc;
 
 use numpy::{Element, PyReadonlyArray1};
 use padv_core::record::arrays::{record_from_arrays, steps_from_mask, TokenArrays};
-use padv_core::record::{read_records as read_jsonl, validate, write_records_atomic};
+use padv_core::record::{
+    read_records as read_any, read_records_parquet_bytes, validate, write_records_atomic,
+    write_records_parquet_atomic,
+};
 use padv_core::LogprobRecord;
 use pyo3::exceptions::PyIndexError;
 use pyo3::prelude::*;
@@ -80,6 +83,14 @@ impl Records {
             .map_err(|e| padv_err(&e))
     }
 
+    /// Writes the records as Parquet (the documented schema: one row per trajectory, list
+    /// columns per step), atomically. `padv eval` and `padv.read_records` read it back.
+    fn write_parquet(&self, py: Python<'_>, path: PathBuf) -> PyResult<()> {
+        let records = Arc::clone(&self.inner);
+        py.detach(move || write_records_parquet_atomic(&path, &records))
+            .map_err(|e| padv_err(&e))
+    }
+
     fn __repr__(&self) -> String {
         let steps: usize = self.inner.iter().map(|r| r.steps.len()).sum();
         let labelled = self.inner.iter().filter(|r| r.label.is_some()).count();
@@ -90,18 +101,29 @@ impl Records {
     }
 }
 
-/// Reads record files (JSONL, as `padv score` writes them), in order.
+/// Reads record files (JSONL or Parquet, told apart by content, as `padv eval` does), in
+/// order.
 #[pyfunction]
 pub fn read_records(py: Python<'_>, paths: Vec<PathBuf>) -> PyResult<Records> {
     py.detach(move || {
         let mut out = Vec::new();
         for p in &paths {
-            out.extend(read_jsonl(p)?);
+            out.extend(read_any(p)?);
         }
         Ok::<_, padv_core::record::RecordError>(out)
     })
     .map(Records::new)
     .map_err(|e| padv_err(&e))
+}
+
+/// Records from an in-memory Parquet file in the documented schema (what the Python layer
+/// makes of a pyarrow/pandas/polars table in that schema); `name` names it in errors.
+#[pyfunction]
+pub fn records_from_parquet_bytes(py: Python<'_>, data: Vec<u8>, name: &str) -> PyResult<Records> {
+    let name = PathBuf::from(name);
+    py.detach(move || read_records_parquet_bytes(&name, bytes::Bytes::from(data)))
+        .map(Records::new)
+        .map_err(|e| padv_err(&e))
 }
 
 /// The native half of `padv.records_from_logprobs`: one entry per trajectory in every list.
