@@ -225,6 +225,19 @@ def _parquet_bytes(table: Any) -> bytes:
         table = table.to_arrow()
     elif not isinstance(table, pa.Table):  # pandas
         table = pa.Table.from_pandas(table, preserve_index=False)
+    # A column pandas filled with None only (an optional array no record has) comes back as
+    # Arrow's null type; the schema lets optional columns be absent, so it is left out.
+    nulls = [f.name for f in table.schema if pa.types.is_null(f.type)]
+    if nulls:
+        table = table.drop_columns(nulls)
+    # pandas stores an integer column with gaps as floats: cast back (refusing 2.5).
+    for name in _INTEGER_FIELDS:
+        if name in table.column_names and pa.types.is_floating(table.schema.field(name).type):
+            i = table.column_names.index(name)
+            try:
+                table = table.set_column(i, name, table.column(name).cast(pa.int64()))
+            except pa.ArrowInvalid as e:
+                raise PadvError(f"<table>: column {name}: {e}") from None
     sink = io.BytesIO()
     pq.write_table(table, sink, compression="snappy")
     return sink.getvalue()

@@ -86,7 +86,12 @@ def records_jsonl_by_hand(pol, ref, mask, labels, task_ids, path, mistake_steps=
                     k += 1
                 else:
                     j += 1
-            rec = {"id": str(i), "task_id": task_ids[i], "label": float(labels[i]), "steps": steps}
-            if mistake_steps is not None:
-                rec["mistake_step"] = mistake_steps[i]
+            rec = {
+                "id": str(i),
+                "task_id": task_ids[i],
+                "label": float(labels[i]),
+                # As padv writes it: null when there is no annotation.
+                "mistake_step": None if mistake_steps is None else mistake_steps[i],
+                "steps": steps,
+            }
             f.write(json.dumps(rec) + "\n")
