@@ -123,3 +123,14 @@ def test_bad_inputs_raise_errors_that_name_the_problem(kwargs, message):
         padv.records_from_logprobs(**kwargs)
     assert message in str(e.value)
     assert isinstance(e.value, ValueError)
+
+
+def test_docstring_examples_run():
+    import doctest
+
+    import padv.arrays
+
+    for module in (padv, padv.arrays, padv.client, padv.recipes):
+        result = doctest.testmod(module, extraglobs={"padv": padv})
+        assert result.failed == 0, module.__name__
+    assert doctest.testmod(padv.arrays).attempted > 0

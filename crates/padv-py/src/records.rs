@@ -126,6 +126,9 @@ pub fn records_from_parquet_bytes(py: Python<'_>, data: Vec<u8>, name: &str) -> 
         .map_err(|e| padv_err(&e))
 }
 
+/// One trajectory's steps as `(start, end)` token ranges.
+type StepSpans = Vec<(usize, usize)>;
+
 /// The native half of `padv.records_from_logprobs`: one entry per trajectory in every list.
 /// The Python layer has already turned tensors into contiguous float32/bool numpy arrays
 /// (no copy when they were already so), which are read here in place.
@@ -136,7 +139,7 @@ pub fn records_from_arrays(
     policy: Vec<PyReadonlyArray1<'_, f32>>,
     reference: Option<Vec<PyReadonlyArray1<'_, f32>>>,
     masks: Option<Vec<PyReadonlyArray1<'_, bool>>>,
-    steps: Option<Vec<Option<Vec<(usize, usize)>>>>,
+    steps: Option<Vec<Option<StepSpans>>>,
     ids: Vec<String>,
     task_ids: Vec<Option<String>>,
     labels: Vec<Option<f64>>,
@@ -169,7 +172,8 @@ pub fn records_from_arrays(
             Some(s) => s.iter().map(|&(a, b)| a..b).collect(),
             None => match &mask {
                 Some(m) => steps_from_mask(m),
-                None => vec![0..p.len()],
+                // No steps and no mask: the whole sequence is one step.
+                None => std::iter::once(0..p.len()).collect(),
             },
         };
         let ix = message_indices.as_ref().and_then(|m| m[i].as_deref());

@@ -36,15 +36,18 @@ fn python_package_suite() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let profile = target_dir();
     // Built beside this test (deps/) by `cargo test`; `cargo build` also copies it up.
-    let module = [profile.join("deps/lib_padv.so"), profile.join("lib_padv.so")]
-        .into_iter()
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| {
-            panic!(
-                "lib_padv.so is not in {}: cargo builds padv-py's cdylib with this test",
-                profile.display()
-            )
-        });
+    let module = [
+        profile.join("deps/lib_padv.so"),
+        profile.join("lib_padv.so"),
+    ]
+    .into_iter()
+    .find(|p| p.is_file())
+    .unwrap_or_else(|| {
+        panic!(
+            "lib_padv.so is not in {}: cargo builds padv-py's cdylib with this test",
+            profile.display()
+        )
+    });
     // The package as an installed wheel lays it out: the Python half plus the native module.
     let site = tempfile::tempdir().expect("temp dir");
     let pkg = site.path().join("padv");

@@ -114,7 +114,10 @@ pub fn record_from_arrays(
     Ok(record)
 }
 
+// One-step trajectories are written `&[0..3]`: a list of step ranges with one element, not a
+// range meant as a list of indices.
 #[cfg(test)]
+#[allow(clippy::single_range_in_vec_init)]
 mod tests {
     use super::*;
 

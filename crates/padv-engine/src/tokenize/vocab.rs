@@ -45,8 +45,8 @@ pub enum PairTokenizerError {
         which: &'static str,
         /// Its folder.
         dir: std::path::PathBuf,
-        /// Cause.
-        source: super::TokenizeError,
+        /// Cause (boxed: the error is large and this path is cold).
+        source: Box<super::TokenizeError>,
     },
     /// The two vocabularies differ.
     #[error(
@@ -67,7 +67,7 @@ pub fn pair_tokenizer(
         TextTokenizer::from_dir(dir).map_err(|source| PairTokenizerError::Load {
             which,
             dir: dir.to_path_buf(),
-            source,
+            source: Box::new(source),
         })
     };
     let tok = load("policy", policy_dir)?;

@@ -170,9 +170,9 @@ impl EvalOptions {
                 m = self.method.map(Method::name).unwrap_or_default()
             );
         }
-        Ok(request
+        request
             .config(None)
-            .context("invalid evaluation options (--method, --judge, --grid, --folds, --beta)")?)
+            .context("invalid evaluation options (--method, --judge, --grid, --folds, --beta)")
     }
 }
 
