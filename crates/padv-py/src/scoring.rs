@@ -7,13 +7,13 @@ use padv_core::record::cache::LogprobCache;
 use padv_engine::checkpoint::resolve_model_path;
 use padv_engine::logprobs::{EngineOptions, LocalEngine};
 use padv_engine::pipeline::{score_trajectories, PipelineOptions, Progress, DEFAULT_BATCH_SIZE};
-use padv_engine::tokenize::{pair_tokenizer, TokenizeOptions, DEFAULT_MAX_LENGTH};
+use padv_engine::tokenize::{pair_tokenizer, DEFAULT_MAX_LENGTH};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 use crate::errors::padv_msg;
 use crate::records::Records;
-use crate::trajectories::{chat_options, renderer, trajectories_from};
+use crate::trajectories::{renderer, tokenize_options, trajectories_from};
 
 /// Scores trajectories with a local policy/reference pair (folders or `org/name` in the
 /// local Hugging Face cache). Returns the records and the run's statistics and skips (what
@@ -47,17 +47,15 @@ pub fn score<'py>(
     if trajectories.is_empty() {
         return Err(padv_msg("no trajectories to score"));
     }
-    let opts = TokenizeOptions {
-        renderer: self::renderer(renderer)?,
+    let opts = tokenize_options(
+        self::renderer(renderer)?,
         max_length,
-        chat: chat_options(
-            chat_template,
-            chat_tools,
-            enable_thinking,
-            chat_vars,
-            chat_date,
-        )?,
-    };
+        chat_template,
+        chat_tools,
+        enable_thinking,
+        chat_vars,
+        chat_date,
+    )?;
     let (policy, reference) = (policy.to_owned(), reference.to_owned());
     let run = py.detach(move || -> Result<_, String> {
         let load = |which: &str, spec: &str| {

@@ -63,7 +63,7 @@ pub(crate) fn trajectories_from(items: &Bound<'_, PyAny>) -> PyResult<Vec<Trajec
 }
 
 /// The chat-template settings `padv score`'s `--chat-*` flags set.
-pub(crate) fn chat_options(
+fn chat_options(
     template: Option<String>,
     tools: Option<&Bound<'_, PyAny>>,
     enable_thinking: Option<bool>,
@@ -86,6 +86,24 @@ pub(crate) fn chat_options(
     }
     // The same checks as `padv score`'s --chat-* flags.
     ChatOptions::from_parts(template, tools, extra, enable_thinking, date).map_err(padv_msg)
+}
+
+/// `padv score`'s rendering options (`--renderer`, `--max-length`, `--chat-*`) from the
+/// keywords `render` and `score` share.
+pub(crate) fn tokenize_options(
+    renderer: RendererKind,
+    max_length: usize,
+    template: Option<String>,
+    tools: Option<&Bound<'_, PyAny>>,
+    enable_thinking: Option<bool>,
+    vars: Option<&Bound<'_, PyDict>>,
+    date: Option<&str>,
+) -> PyResult<TokenizeOptions> {
+    Ok(TokenizeOptions {
+        renderer,
+        max_length,
+        chat: chat_options(template, tools, enable_thinking, vars, date)?,
+    })
 }
 
 pub(crate) fn renderer(name: &str) -> PyResult<RendererKind> {
@@ -120,17 +138,15 @@ pub fn render<'py>(
         let spans: Vec<_> = trajectories.iter().map(render_paper).collect();
         return Ok(pythonize::pythonize(py, &spans)?);
     };
-    let opts = TokenizeOptions {
-        renderer: kind,
+    let opts = tokenize_options(
+        kind,
         max_length,
-        chat: chat_options(
-            chat_template,
-            chat_tools,
-            enable_thinking,
-            chat_vars,
-            chat_date,
-        )?,
-    };
+        chat_template,
+        chat_tools,
+        enable_thinking,
+        chat_vars,
+        chat_date,
+    )?;
     let out = py
         .detach(move || {
             let tok = TextTokenizer::from_dir(&model)?;
