@@ -60,7 +60,7 @@ def test_score_errors_are_exceptions(rollouts, tmp_path):
         padv.score(PAIR / "policy", PAIR / "reference", rollouts, max_length=0, progress=False)
     with pytest.raises(padv.PadvError, match="renderer"):
         padv.score(PAIR / "policy", PAIR / "reference", rollouts, renderer="nope", progress=False)
-    with pytest.raises(padv.PadvError, match="chat date"):
+    with pytest.raises(padv.PadvError, match="chat_date"):
         padv.render(padv.read_trajectories(rollouts)[:1], PAIR / "policy",
                     renderer="chat-template", chat_date="2023-02-30")
 

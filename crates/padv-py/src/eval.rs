@@ -123,9 +123,12 @@ pub fn evaluate(
         seed,
     };
     let records = Arc::clone(&records.inner);
-    let cfg = request
-        .config(Some(records.as_slice()))
-        .map_err(|e| padv_err(&e))?;
+    let has = |name: &str| {
+        records
+            .iter()
+            .any(|r| r.judges.get(name).is_some_and(|j| j.trajectory.is_some()))
+    };
+    let cfg = request.config(Some(&has)).map_err(|e| padv_err(&e))?;
     let report = py
         .detach(move || run_evaluation(&records, kind, &cfg))
         .map_err(|e| padv_err(&e))?;

@@ -7,7 +7,9 @@ use std::str::FromStr;
 use padv_core::formats::{expand_inputs, read_file, Format, ReadOptions};
 use padv_core::render::{render_paper, RendererKind};
 use padv_core::Trajectory;
-use padv_engine::tokenize::{ChatOptions, TextTokenizer, TokenizeOptions, DEFAULT_MAX_LENGTH};
+use padv_engine::tokenize::{
+    ChatOptions, FixedDate, TextTokenizer, TokenizeOptions, DEFAULT_MAX_LENGTH,
+};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
@@ -85,6 +87,9 @@ fn chat_options(
         }
     }
     // The same checks as `padv score`'s --chat-* flags.
+    let date = date
+        .map(|d| FixedDate::parse(d).map_err(|e| padv_msg(format!("chat_date {e}"))))
+        .transpose()?;
     ChatOptions::from_parts(template, tools, extra, enable_thinking, date).map_err(padv_msg)
 }
 

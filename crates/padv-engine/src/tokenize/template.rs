@@ -56,14 +56,15 @@ pub struct ChatOptions {
 impl ChatOptions {
     /// The options from what a user gives (`padv score`'s `--chat-*` flags, the Python
     /// package's keywords), checked: `tools` must be a list of schemas, `vars` are extra
-    /// template variables, `enable_thinking` sets that variable, `date` is `YYYY-MM-DD`.
-    /// Errors name the option (`chat_tools`, `chat_date`).
+    /// template variables, `enable_thinking` sets that variable, `date` is what
+    /// `strftime_now` reports (default [`super::FixedDate::default`]; parse it with
+    /// [`super::FixedDate::parse`]).
     pub fn from_parts(
         template: Option<String>,
         tools: Option<serde_json::Value>,
         vars: serde_json::Map<String, serde_json::Value>,
         enable_thinking: Option<bool>,
-        date: Option<&str>,
+        date: Option<super::FixedDate>,
     ) -> std::result::Result<ChatOptions, String> {
         if tools.as_ref().is_some_and(|t| !t.is_array()) {
             return Err("chat tools: expected a JSON list of tool schemas".into());
@@ -75,15 +76,11 @@ impl ChatOptions {
         if let Some(b) = enable_thinking {
             extra.insert("enable_thinking".into(), serde_json::Value::Bool(b));
         }
-        let date = match date {
-            None => super::FixedDate::default(),
-            Some(s) => super::FixedDate::parse(s).map_err(|e| format!("chat date {e}"))?,
-        };
         Ok(ChatOptions {
             template,
             tools,
             extra,
-            date,
+            date: date.unwrap_or_default(),
         })
     }
 }

@@ -63,16 +63,13 @@ impl ChatArgs {
                 .unwrap_or_else(|_| serde_json::Value::String(raw.to_string()));
             vars.insert(key.to_string(), value);
         }
-        if let Some(s) = &self.chat_date {
-            // Checked here too so that the message names the flag.
-            parse_date(s)?;
-        }
+        let date = self.chat_date.as_deref().map(parse_date).transpose()?;
         ChatOptions::from_parts(
             self.chat_template.clone(),
             tools,
             vars,
             self.enable_thinking,
-            self.chat_date.as_deref(),
+            date,
         )
         .map_err(|e| anyhow::anyhow!("{e}"))
     }

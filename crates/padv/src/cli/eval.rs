@@ -120,42 +120,42 @@ impl EvalOptions {
     /// [`EvalOptions::config`] with the judge level resolved on the records' score table
     /// when --judge-level is not given: the trajectory value when the records carry one.
     pub fn config_for(&self, table: &ScoreTable) -> anyhow::Result<EvalConfig> {
-        let name = self.judge.as_deref().unwrap_or("");
-        let has_trajectory = table
-            .judges()
-            .iter()
-            .any(|(j, has_trajectory, _)| j.as_str() == name && *has_trajectory);
-        let level = self.judge_level.unwrap_or(if has_trajectory {
-            JudgeLevel::Trajectory
-        } else {
-            JudgeLevel::Steps
-        });
-        self.config_full(self.grid, Some(level))
+        let judges = table.judges();
+        let has = |name: &str| {
+            judges
+                .iter()
+                .any(|(j, has_trajectory, _)| j.as_str() == name && *has_trajectory)
+        };
+        self.config_full(self.grid, Some(&has))
     }
 
     /// The configuration with the grid on or off whatever `--grid` says (`padv report`
     /// always evaluates the grid).
     pub fn config_with(&self, grid: bool) -> anyhow::Result<EvalConfig> {
-        self.config_full(grid, self.judge_level)
+        self.config_full(grid, None)
     }
 
     fn config_full(
         &self,
         grid: bool,
-        judge_level: Option<JudgeLevel>,
+        has_trajectory_values: Option<&dyn Fn(&str) -> bool>,
     ) -> anyhow::Result<EvalConfig> {
         // The checks live in the library (one set for the CLI and the Python package); the
         // flags' names are added here, where the user typed them.
         let request = EvalRequest {
             // A grid asked for by the command (`padv report`) rather than by --grid ignores
-            // --method (the grid has every method).
-            method: if grid { None } else { self.method },
+            // --method (the grid has every method); --grid with --method is refused below.
+            method: if grid && !self.grid {
+                None
+            } else {
+                self.method
+            },
             token_agg: self.token_agg,
             step_agg: self.step_agg,
             pa_mode: self.pa_mode,
             beta: self.beta,
             judge: self.judge.clone(),
-            judge_level,
+            judge_level: self.judge_level,
             grid,
             methods: self.methods.clone(),
             bootstrap: self.bootstrap,
@@ -163,7 +163,7 @@ impl EvalOptions {
             seed: self.seed,
         };
         if self.grid && self.method.is_some() {
-            // --grid with --method: say it in flags.
+            // The library refuses this too; here the message names the flags the user typed.
             anyhow::bail!(
                 "--method {m} picks one cell, but --grid evaluates every method: drop \
                  --method, or restrict the grid with --methods {m}",
@@ -171,7 +171,7 @@ impl EvalOptions {
             );
         }
         request
-            .config(None)
+            .config(has_trajectory_values)
             .context("invalid evaluation options (--method, --judge, --grid, --folds, --beta)")
     }
 }

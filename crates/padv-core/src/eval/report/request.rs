@@ -4,7 +4,6 @@
 //! without a name, a grid with one fold) is refused with the same reason wherever it is made.
 
 use crate::judge::JudgeName;
-use crate::record::LogprobRecord;
 use crate::score::{JudgeLevel, JudgeRef, Method, PaMode, ScoreSpec, StepAgg, TokenAgg};
 
 use super::EvalConfig;
@@ -68,10 +67,13 @@ impl Default for EvalRequest {
 }
 
 impl EvalRequest {
-    /// Checks the request and builds its configuration. `records`, when given, resolves a
-    /// missing judge level (trajectory values if any record has them for that judge);
-    /// without them it defaults to trajectory.
-    pub fn config(&self, records: Option<&[LogprobRecord]>) -> Result<EvalConfig, EvalError> {
+    /// Checks the request and builds its configuration. A missing judge level resolves to
+    /// the judge's trajectory value when `has_trajectory_values(name)` says the records carry
+    /// one, else to its step values; without that knowledge (`None`) to trajectory.
+    pub fn config(
+        &self,
+        has_trajectory_values: Option<&dyn Fn(&str) -> bool>,
+    ) -> Result<EvalConfig, EvalError> {
         let invalid = |m: String| EvalError::InvalidConfig(m);
         if self.grid {
             if let Some(m) = self.method {
@@ -88,11 +90,7 @@ impl EvalRequest {
             (Some(name), Method::Judge) => Some(JudgeRef {
                 name: JudgeName::new(name).map_err(|e| invalid(e.to_string()))?,
                 level: self.judge_level.unwrap_or_else(|| {
-                    let has_trajectory = records.is_none_or(|rs| {
-                        rs.iter()
-                            .any(|r| r.judges.get(name).is_some_and(|j| j.trajectory.is_some()))
-                    });
-                    if has_trajectory {
+                    if has_trajectory_values.is_none_or(|has| has(name)) {
                         JudgeLevel::Trajectory
                     } else {
                         JudgeLevel::Steps
@@ -183,7 +181,7 @@ mod tests {
 
     #[test]
     fn the_judge_level_follows_the_records() {
-        let mut rec = LogprobRecord::default();
+        let mut rec = crate::record::LogprobRecord::default();
         rec.judges.insert(
             "j".into(),
             crate::judge::JudgeScores {
@@ -196,9 +194,9 @@ mod tests {
             judge: Some("j".into()),
             ..EvalRequest::default()
         };
-        let level =
-            |recs: Option<&[LogprobRecord]>| r.config(recs).unwrap().spec.judge.unwrap().level;
-        assert_eq!(level(Some(std::slice::from_ref(&rec))), JudgeLevel::Steps);
-        assert_eq!(level(None), JudgeLevel::Trajectory);
+        let has = |name: &str| rec.judges.get(name).is_some_and(|j| j.trajectory.is_some());
+        let level = |c: Result<EvalConfig, EvalError>| c.unwrap().spec.judge.unwrap().level;
+        assert_eq!(level(r.config(Some(&has))), JudgeLevel::Steps);
+        assert_eq!(level(r.config(None)), JudgeLevel::Trajectory);
     }
 }
