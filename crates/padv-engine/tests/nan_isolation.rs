@@ -96,3 +96,67 @@ fn check_batch(bad: u32) {
         }
     }
 }
+
+/// The fan-out from a caller's history cache (what the gym's guided search scores its K
+/// candidates with): clean continuations equal independent passes over the whole sequence,
+/// a continuation holding the NaN row fails alone, one whose target lies inside the cached
+/// history gets its own error, and an empty cache is refused.
+#[test]
+fn continuations_of_a_kept_history_fail_alone_and_equal_full_passes() {
+    let bad = BAD_IDS[1];
+    let dir = tempfile::tempdir().unwrap();
+    let mut e = engine(dir.path(), bad);
+    let seqs = sequences(bad);
+    let prefix = 24;
+    let mut history = e.model().new_cache();
+    let ids =
+        candle_core::Tensor::from_slice(&seqs[0].0[..prefix], (1, prefix), e.model().device())
+            .unwrap();
+    e.model()
+        .forward_rows(&ids, 0, &mut history, &[prefix - 1], prefix)
+        .unwrap();
+    assert_eq!(history.seq_len(), prefix);
+    // The 6th request asks for a target inside the history.
+    let inside: Vec<usize> = (prefix - 3..seqs[5].0.len()).collect();
+    let requests: Vec<ScoreRequest<'_>> = seqs
+        .iter()
+        .enumerate()
+        .map(|(k, (ids, targets))| ScoreRequest {
+            ids,
+            targets: if k == 5 { &inside } else { targets },
+        })
+        .collect();
+    let stats = StatsRequest {
+        distribution_stats: true,
+    };
+    let got = e
+        .score_continuations(&history, &requests, stats)
+        .expect("the batched pass runs");
+    assert_eq!(got.len(), seqs.len());
+    for (k, ((ids, targets), got)) in seqs.iter().zip(got).enumerate() {
+        match k {
+            1 | 4 => assert!(
+                matches!(got, Err(EngineError::NonFinite { .. })),
+                "continuation {k} holds the NaN row: {got:?}"
+            ),
+            5 => match got {
+                Err(EngineError::Invalid(m)) => assert!(m.contains("target position"), "{m}"),
+                other => panic!("a target inside the history is refused: {other:?}"),
+            },
+            _ => {
+                let got = got.unwrap_or_else(|e| panic!("clean continuation {k}: {e}"));
+                let want = alone(&mut e, ids, targets);
+                assert_eq!(got.logprob.len(), want.len());
+                for (a, b) in got.logprob.iter().zip(&want) {
+                    assert!((a - b).abs() <= 1e-5, "continuation {k}: {a} vs {b} alone");
+                }
+                assert!(got.entropy.iter().flatten().all(|x| x.is_finite()));
+            }
+        }
+    }
+    let empty = e.model().new_cache();
+    assert!(matches!(
+        e.score_continuations(&empty, &requests[..1], stats),
+        Err(EngineError::Invalid(_))
+    ));
+}

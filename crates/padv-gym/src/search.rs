@@ -8,10 +8,10 @@
 //! **Shared history.** The K candidates of a step continue one history. Its keys and values
 //! are computed once per model and kept across steps (a one-row [`KvCache`] per model and
 //! episode, extended by each step's new tokens); for a decision the cache is broadcast into K
-//! rows ([`KvCache::repeat_rows`]), the policy samples the K candidates in lockstep, and the
-//! reference scores all K in one forward pass over `[K, longest candidate]`. A row that has
-//! ended its action is padded; padding follows every position read, so causality keeps it
-//! out of every score.
+//! rows ([`KvCache::repeat_rows`]) and the policy samples the K candidates in lockstep. The
+//! reference scores all K through the engine's fan-out from its history cache
+//! ([`LocalEngine::score_continuations`], the batching `padv score` runs for requests that
+//! share a prefix), so the candidates' numbers come from the scoring path itself.
 //!
 //! **The numbers a chooser sees** are the ones `padv score` computes for the executed
 //! action: the sum over the action's tokens (end-of-turn included) of the policy's and the
@@ -21,14 +21,16 @@
 pub mod eval;
 
 use candle_core::{Device, Tensor};
+use padv_core::{ScoreRequest, StatsRequest};
 use padv_engine::decoder::{DecoderModel, KvCache};
+use padv_engine::logprobs::{LocalEngine, DEFAULT_CHUNK_ROWS};
 use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::agent::{ctx, AgentError, Result};
 use crate::lake::Action;
 use crate::protocol::parse_action;
-use crate::sample::{finish_action, finish_row, log_softmax_at, Job, Rollout, Row};
+use crate::sample::{finish_action, finish_row, Job, Rollout, Row};
 use crate::sample::{SampleConfig, Sampler};
 use crate::solver::Values;
 
@@ -190,9 +192,15 @@ pub fn search_batch(
             values.len()
         )));
     }
+    // The reference is scored by the engine (its fan-out from each episode's history cache).
+    let reference = LocalEngine::from_model(
+        reference.clone(),
+        "gym guided-search reference (in memory, not cached)".into(),
+        DEFAULT_CHUNK_ROWS,
+    );
     jobs.par_iter()
         .zip(values.par_iter())
-        .map(|(job, v)| search_episode(policy, reference, sampler, job, v, chooser, cfg))
+        .map(|(job, v)| search_episode(policy, &reference, sampler, job, v, chooser, cfg))
         .collect()
 }
 
@@ -211,7 +219,7 @@ struct Candidate {
 /// Plays one episode of `job`, choosing among `cfg.k` candidates at every step.
 pub fn search_episode(
     policy: &DecoderModel,
-    reference: &DecoderModel,
+    reference: &LocalEngine,
     sampler: &Sampler,
     job: &Job,
     values: &Values,
@@ -226,17 +234,17 @@ pub fn search_episode(
     cfg.sample.validate()?;
     let mut row = Row::new(job, sampler)?;
     let mut policy_cache = policy.new_cache();
-    let mut reference_cache = reference.new_cache();
+    let mut reference_cache = reference.model().new_cache();
     // The caches hold every known id but the last, which each decision feeds first.
     let n = row.ids.len();
     extend(policy, &mut policy_cache, &row.ids[..n - 1])?;
-    extend(reference, &mut reference_cache, &row.ids[..n - 1])?;
+    extend(reference.model(), &mut reference_cache, &row.ids[..n - 1])?;
     let mut decisions = Vec::new();
     while !row.done {
         let n = row.ids.len();
         let last = row.ids[n - 1];
         let cands = sample_candidates(policy, &policy_cache, last, sampler, cfg, &mut row)?;
-        let ref_logprob = reference_logprobs(reference, &reference_cache, last, &cands, sampler)?;
+        let ref_logprob = reference_logprobs(reference, &reference_cache, &row.ids, &cands)?;
         let mut advantage = Vec::with_capacity(cands.len());
         for c in &cands {
             let text = sampler.decode(&c.ids[..c.ids.len() - 1])?;
@@ -269,7 +277,11 @@ pub fn search_episode(
         if !row.done {
             let m = row.ids.len();
             extend(policy, &mut policy_cache, &row.ids[n - 1..m - 1])?;
-            extend(reference, &mut reference_cache, &row.ids[n - 1..m - 1])?;
+            extend(
+                reference.model(),
+                &mut reference_cache,
+                &row.ids[n - 1..m - 1],
+            )?;
         }
     }
     Ok(SearchRollout {
@@ -352,45 +364,36 @@ fn sample_candidates(
     Ok(cands)
 }
 
-/// Σ log π_ref of each candidate's tokens after the history in `cache` (+ `last`), all K in
-/// one forward pass.
+/// Σ log π_ref of each candidate's tokens (end-of-turn included) after the history: `ids`
+/// (its last id not yet in `cache`, which holds every other), through the engine's fan-out.
 fn reference_logprobs(
-    reference: &DecoderModel,
+    reference: &LocalEngine,
     cache: &KvCache,
-    last: u32,
+    ids: &[u32],
     cands: &[Candidate],
-    sampler: &Sampler,
 ) -> Result<Vec<f64>> {
-    let k = cands.len();
-    let len = 1 + cands.iter().map(|c| c.ids.len()).max().unwrap_or(0);
-    let mut flat = Vec::with_capacity(k * len);
-    for c in cands {
-        flat.push(last);
-        flat.extend_from_slice(&c.ids);
-        flat.resize(flat.len() + len - 1 - c.ids.len(), sampler.pad_id());
-    }
-    let mut cache = cache
-        .repeat_rows(k)
-        .map_err(ctx("copying the history cache"))?;
-    let offset = cache.seq_len();
-    let ids = Tensor::from_vec(flat, (k, len), &Device::Cpu).map_err(ctx("candidate ids"))?;
-    let rows: Vec<usize> = (0..len - 1).collect();
-    let hidden = reference
-        .forward_rows(&ids, offset, &mut cache, &rows, offset + len)
-        .map_err(ctx("reference forward over the candidates"))?;
-    let logits = reference
-        .logits(&hidden)
-        .and_then(|l| l.to_vec3::<f32>())
-        .map_err(ctx("reference logits"))?;
-    Ok(cands
+    let seqs: Vec<Vec<u32>> = cands
         .iter()
-        .zip(&logits)
-        .map(|(c, rows)| {
-            c.ids
-                .iter()
-                .zip(rows)
-                .map(|(&id, l)| log_softmax_at(l, id as usize) as f64)
-                .sum()
+        .map(|c| ids.iter().chain(&c.ids).copied().collect())
+        .collect();
+    let targets: Vec<Vec<usize>> = seqs
+        .iter()
+        .map(|s| (ids.len()..s.len()).collect())
+        .collect();
+    let reqs: Vec<ScoreRequest<'_>> = seqs
+        .iter()
+        .zip(&targets)
+        .map(|(s, t)| ScoreRequest { ids: s, targets: t })
+        .collect();
+    let scored = reference
+        .score_continuations(cache, &reqs, StatsRequest::default())
+        .map_err(|e| AgentError::Invalid(format!("reference over the candidates: {e}")))?;
+    scored
+        .into_iter()
+        .enumerate()
+        .map(|(i, r)| {
+            r.map(|p| p.logprob.iter().map(|&x| x as f64).sum())
+                .map_err(|e| AgentError::Invalid(format!("reference over candidate {i}: {e}")))
         })
-        .collect())
+        .collect()
 }

@@ -19,7 +19,7 @@
 use candle_core::Tensor;
 use padv_core::{PositionLogprobs, ScoreRequest, StatsRequest};
 
-use super::engine::{assemble, ctx, EngineError, LocalEngine};
+use super::engine::{assemble, ctx, first_non_finite, EngineError, LocalEngine};
 use super::head::score_hidden;
 use crate::decoder::KvCache;
 
@@ -62,6 +62,76 @@ impl LocalEngine {
         self.model()
             .forward_rows(&ids, 0, &mut base, &[prefix - 1], full_len)
             .map_err(ctx("forward pass over the shared prefix"))?;
+        self.continue_fanout(reqs, prefix, &base, stats, full_len)
+    }
+
+    /// Scores requests that all continue the history whose keys and values `base` holds: a
+    /// one-row cache of `base.seq_len()` positions, which must be every request's
+    /// `ids[..base.seq_len()]`, and every target must lie past it. The continuations run as
+    /// batched `[m, L]` passes, exactly as in `score_batch_shared`'s fan-out; results in
+    /// the order of `reqs`.
+    ///
+    /// This is the fan-out for a caller that keeps a history's cache across steps and asks
+    /// for K continuations at each (the gym's guided search scores K candidate actions after
+    /// every step), so the history is neither recomputed nor scored by a second copy of the
+    /// batching code. The cache holds no ids to check: the caller vouches for the prefix.
+    ///
+    /// Each request succeeds or fails alone, as in `score_batch_shared`: one that the
+    /// batched pass cannot take (no targets, targets inside the prefix, ids outside the
+    /// vocabulary) and one whose batched values are not all finite are scored again by
+    /// themselves ([`LocalEngine::score_from`] on a copy of `base`), which reports their own
+    /// error.
+    ///
+    /// # Errors
+    /// The outer error is the call's: an empty `base`, or a failed batched pass.
+    pub fn score_continuations(
+        &self,
+        base: &KvCache,
+        reqs: &[ScoreRequest<'_>],
+        stats: StatsRequest,
+    ) -> Result<Vec<Result<PositionLogprobs, EngineError>>, EngineError> {
+        let prefix = base.seq_len();
+        if prefix == 0 {
+            return Err(EngineError::Invalid(
+                "continuations need a history: the cache is empty".into(),
+            ));
+        }
+        let alone = |r: &ScoreRequest<'_>| -> Result<PositionLogprobs, EngineError> {
+            let mut own = base
+                .repeat_rows(1)
+                .map_err(ctx("copying the history cache"))?;
+            self.score_from(r.ids, r.targets, stats, &mut own)
+        };
+        let (batched, single): (Vec<usize>, Vec<usize>) = (0..reqs.len())
+            .partition(|&i| self.fanout_eligible(&reqs[i]) && reqs[i].targets[0] > prefix);
+        let mut out: Vec<Option<Result<PositionLogprobs, EngineError>>> =
+            (0..reqs.len()).map(|_| None).collect();
+        for i in single {
+            out[i] = Some(alone(&reqs[i]));
+        }
+        let members: Vec<ScoreRequest<'_>> = batched.iter().map(|&i| reqs[i]).collect();
+        let full_len = members.iter().map(|r| r.ids.len()).max().unwrap_or(0);
+        let got = self.continue_fanout(&members, prefix, base, stats, full_len)?;
+        for (&i, p) in batched.iter().zip(got) {
+            let r = &reqs[i];
+            out[i] = Some(match first_non_finite(&p, r.targets) {
+                None => Ok(p),
+                Some(_) => alone(r),
+            });
+        }
+        Ok(out.into_iter().flatten().collect())
+    }
+
+    /// The fan-out's batching: continuations of `base` grouped by length into passes of at
+    /// most `MAX_FANOUT_POSITIONS` positions. Results in the order of `reqs`.
+    fn continue_fanout(
+        &self,
+        reqs: &[ScoreRequest<'_>],
+        prefix: usize,
+        base: &KvCache,
+        stats: StatsRequest,
+        full_len: usize,
+    ) -> Result<Vec<PositionLogprobs>, EngineError> {
         // Similar lengths together, so padding stays small.
         let len = |r: &ScoreRequest<'_>| r.targets.last().map_or(0, |&l| l - prefix);
         let mut by_len: Vec<usize> = (0..reqs.len()).collect();
@@ -79,7 +149,7 @@ impl LocalEngine {
                 j += 1;
             }
             let batch: Vec<ScoreRequest<'_>> = by_len[i..j].iter().map(|&k| reqs[k]).collect();
-            let got = self.fanout_batch(&batch, prefix, &base, stats, full_len)?;
+            let got = self.fanout_batch(&batch, prefix, base, stats, full_len)?;
             for (&k, r) in by_len[i..j].iter().zip(got) {
                 out[k] = Some(r);
             }
