@@ -321,9 +321,11 @@ pub(crate) fn write_jsonl<T: Serialize>(path: &Path, items: &[T]) -> Result<()> 
 /// Wall-clock seconds of the demo's phases.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
 pub struct Timings {
-    /// Projecting the reference and solving the soft values.
+    /// Projecting the reference and solving the soft values (runs beside the policy's and
+    /// the reference's rollouts, so it is part of `rollout_s`).
     pub projection_s: f64,
-    /// Rolling the three players out.
+    /// The projection and the three players' rollouts, which run side by side (wall time of
+    /// the whole phase).
     pub rollout_s: f64,
     /// Probing the reference at every step of every rollout (soft truth).
     pub soft_truth_s: f64,
@@ -356,24 +358,38 @@ pub fn run(opts: &DemoOptions) -> Result<DemoSummary> {
     let trie = MoveTrie::new();
     let mut timings = Timings::default();
 
-    let t = Instant::now();
-    let (maps, cost) = project(&reference_m, &lakes, style, beta, &trie)?;
-    timings.projection_s = t.elapsed().as_secs_f64();
+    // The projection (and the oracle, which needs it) runs beside the policy's and the
+    // reference's rollouts: they are independent, and each alone leaves part of the two
+    // cores idle (sampling is mostly single-threaded element-wise work). The three players'
+    // rollouts have their own seeds, so the order of work changes no result.
     let n = opts.samples.max(1);
-    let job_maps: Vec<&MapTruth> = (0..lakes.len() * n).map(|j| &maps[j / n]).collect();
-
-    // The three players' rollouts are independent (own seeds); sampling is mostly
-    // single-threaded element-wise work, so running them side by side uses both cores.
     let t = Instant::now();
     let oracle_jobs = jobs(&lakes, n, opts.seed ^ 0x0AC1E, Player::Oracle.name());
-    let (pol, (refr, orc)) = rayon::join(
-        || {
-            rollouts(
-                &policy_m, &sampler, &lakes, n, opts.seed, opts.batch, "policy",
-            )
+    let (oracle_side, (pol, refr)) = rayon::join(
+        || -> Result<_> {
+            let t = Instant::now();
+            let (maps, cost) = project(&reference_m, &lakes, style, beta, &trie)?;
+            let projection_s = t.elapsed().as_secs_f64();
+            let job_maps: Vec<&MapTruth> = (0..lakes.len() * n).map(|j| &maps[j / n]).collect();
+            let cfg = SampleConfig::for_style(style);
+            let orc = oracle_rollouts(
+                &reference_m,
+                &sampler,
+                &oracle_jobs,
+                &job_maps,
+                beta,
+                &trie,
+                &cfg,
+            )?;
+            Ok((maps, cost, projection_s, orc))
         },
         || {
             rayon::join(
+                || {
+                    rollouts(
+                        &policy_m, &sampler, &lakes, n, opts.seed, opts.batch, "policy",
+                    )
+                },
                 || {
                     rollouts(
                         &reference_m,
@@ -385,22 +401,13 @@ pub fn run(opts: &DemoOptions) -> Result<DemoSummary> {
                         "reference",
                     )
                 },
-                || {
-                    let cfg = SampleConfig::for_style(style);
-                    oracle_rollouts(
-                        &reference_m,
-                        &sampler,
-                        &oracle_jobs,
-                        &job_maps,
-                        beta,
-                        &trie,
-                        &cfg,
-                    )
-                },
             )
         },
     );
-    let (mut pol, mut refr, (mut orc, oracle_steps)) = (pol?, refr?, orc?);
+    let (maps, cost, projection_s, orc) = oracle_side?;
+    let job_maps: Vec<&MapTruth> = (0..lakes.len() * n).map(|j| &maps[j / n]).collect();
+    let (mut pol, mut refr, (mut orc, oracle_steps)) = (pol?, refr?, orc);
+    timings.projection_s = projection_s;
     timings.rollout_s = t.elapsed().as_secs_f64();
 
     // Hard truth, then the soft truth of every step (one probing pass over all rollouts).

@@ -159,3 +159,101 @@ fn oracle_identity_and_scoring() {
     }
     let _ = ActionStyle::Terse;
 }
+
+/// Verbose actions: a remark that runs to the action's token limit has no decision point.
+/// Its remark determines the action, so its soft truth given that history is `A_h = 0`
+/// (reference = the action with probability 1), and the oracle, which tilts only at decision
+/// points, carries exactly that in its records: record-level PA equals `A_h` on every step,
+/// cut remarks included (seeds chosen so that some are cut; the test says how many).
+#[test]
+fn verbose_oracle_records_equal_the_soft_truth_on_every_step() {
+    let pair = padv_gym::demo::verbose_pair_dir();
+    let (cfg, _) = read_manifest(&pair).unwrap();
+    assert_eq!(cfg.style, ActionStyle::Verbose);
+    let tok = TextTokenizer::from_dir(&pair.join("reference")).unwrap();
+    let reference = Agent::load(&pair.join("reference"), &tok)
+        .unwrap()
+        .inference_model()
+        .unwrap();
+    let lakes: Vec<Lake> = (0..2)
+        .map(|i| Lake::generate(&cfg.lake, heldout_map_seed(7, i)).unwrap())
+        .collect();
+    let trie = MoveTrie::new();
+    let (maps, _) = project(&reference, &lakes, cfg.style, cfg.beta, &trie).unwrap();
+    let sampler = Sampler::new(&tok, padv_gym::tokenizer::END_OF_TURN, cfg.style).unwrap();
+    let per_map = 6;
+    let jobs: Vec<Job> = (0..lakes.len() * per_map)
+        .map(|i| Job {
+            lake: &lakes[i / per_map],
+            id: format!("oracle-{i}"),
+            task_id: format!("map-{}", i / per_map),
+            seed: 500 + i as u64,
+        })
+        .collect();
+    let job_maps: Vec<_> = (0..jobs.len()).map(|i| &maps[i / per_map]).collect();
+    let sc = SampleConfig::for_style(cfg.style);
+    let (rollouts, _) =
+        oracle_rollouts(&reference, &sampler, &jobs, &job_maps, cfg.beta, &trie, &sc).unwrap();
+    let truth = rollout_truth(&reference, &rollouts, &job_maps, &sampler, &trie).unwrap();
+
+    let encoder = tok
+        .encoder(&TokenizeOptions {
+            renderer: RendererKind::ChatTemplate,
+            ..TokenizeOptions::default()
+        })
+        .unwrap();
+    let ref_engine = LocalEngine::load(&pair.join("reference"), EngineOptions::default()).unwrap();
+    let oracle = OracleBackend::new(
+        &reference,
+        &padv_core::LogprobBackend::fingerprint(&ref_engine),
+        cfg.style,
+        cfg.beta,
+        &lakes,
+        &maps.iter().collect::<Vec<_>>(),
+    )
+    .unwrap();
+    let trajs: Vec<_> = rollouts.iter().map(|r| r.trajectory.clone()).collect();
+    let run = pipeline::score_trajectories(
+        &trajs,
+        &encoder,
+        &oracle,
+        &ref_engine,
+        &PipelineOptions {
+            strict: true,
+            ..PipelineOptions::default()
+        },
+        &mut |_| {},
+    )
+    .unwrap();
+    let (mut cut, mut steps) = (0, 0);
+    for (rec, st) in run.records.iter().zip(&truth) {
+        assert_eq!(rec.steps.len(), st.len(), "{}", rec.id);
+        for (step, s) in rec.steps.iter().zip(st) {
+            let pa: f64 = step
+                .policy
+                .iter()
+                .zip(step.reference.as_ref().unwrap())
+                .map(|(p, q)| (p - q) as f64)
+                .sum::<f64>()
+                * cfg.beta;
+            assert!(
+                (pa - s.advantage).abs() < 1e-4,
+                "{}: PA {pa} vs A_h {} (decision point: {})",
+                rec.id,
+                s.advantage,
+                s.exact
+            );
+            if !s.exact {
+                cut += 1;
+                assert_eq!(s.advantage, 0.0);
+                assert_eq!(s.reference[s.action.index()], 1.0);
+            }
+            steps += 1;
+        }
+    }
+    eprintln!("{steps} verbose oracle steps, {cut} with a remark cut at the token limit");
+    assert!(
+        cut > 0,
+        "no remark was cut: the test does not exercise the case"
+    );
+}

@@ -35,8 +35,11 @@ pub struct StepSoft {
     pub v_state: f64,
     /// `A(s, a) = Q(s, a) − V(s)`.
     pub advantage_state: f64,
-    /// Whether the step had a decision point to probe (a verbose action cut before its
-    /// remark line ended has none; it falls back on the projection).
+    /// Whether the step had a decision point to probe. A verbose action cut before its
+    /// remark line ended has none: its remark determines the action, so `reference` is that
+    /// action with probability 1, `V_h = Q(s, a)` and `A_h = 0` (the state-level
+    /// `advantage_state` and the hard truth still see the invalid action), and the
+    /// projection-gap measure skips it.
     pub exact: bool,
 }
 
@@ -104,14 +107,24 @@ pub fn rollout_truth(
             };
             let q = map.soft.q(s).ok_or_else(missing)?;
             let v_state = map.soft.v(s).ok_or_else(missing)?;
-            let projected = *map.reference.get(&s).ok_or_else(missing)?;
+            // Every step's state is one the projection measured.
+            map.reference.get(&s).ok_or_else(missing)?;
             let (reference, v_history, exact) = match d {
                 Some(_) => {
                     let probe = probes.next().ok_or_else(missing)?;
                     let lz = probe.log_z(trie, &q, beta);
                     (probe.action_probs(trie), beta * lz[0], true)
                 }
-                None => (projected, v_state, false),
+                // No decision point: the remark ran to the action's token limit, so the
+                // remark alone determines the action (invalid). Given that history the
+                // reference has one continuation, `V_h = Q(s, a)` and `A_h = 0` — the same
+                // history-conditional truth as every other step, and what the oracle's
+                // records carry (it tilts only at decision points).
+                None => {
+                    let mut only = [0.0; 5];
+                    only[a.index()] = 1.0;
+                    (only, q[a.index()], false)
+                }
             };
             steps.push(StepSoft {
                 state: s,
