@@ -101,12 +101,19 @@ def render(
     *,
     renderer: str = "paper",
     **options: Any,
-) -> list[Any]:
-    """What the model sees: with ``model`` (a checkpoint or tokenizer folder), the token ids
-    and action spans ``padv score`` scores; without it, the paper renderer's text spans.
+) -> list[dict[str, Any]]:
+    """What the model sees, one dict per trajectory, exactly as ``padv render --json`` prints
+    it: ``id``, ``task_id`` and ``spans`` (``message_index``, ``is_action``, ``text``); with
+    ``model`` (a checkpoint or tokenizer folder) also the token ids ``padv score`` scores
+    (``ids``, or per-turn ``segments`` when the template rewrites history), each span's
+    ``tokens`` and the truncation counts.
 
     Options are ``padv render``'s flags: ``max_length``, ``chat_template``, ``chat_tools``,
     ``enable_thinking``, ``chat_vars`` (dict), ``chat_date`` ("YYYY-MM-DD").
+
+    >>> trajs = padv.read_trajectories("rollouts.jsonl")                # doctest: +SKIP
+    >>> shown = padv.render(trajs[:1], "pair/policy", renderer="chat-template")  # doctest: +SKIP
+    >>> [s["tokens"] for s in shown[0]["spans"] if s["is_action"]]      # doctest: +SKIP
     """
     return _padv.render(
         _trajectories(trajectories),

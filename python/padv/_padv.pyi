@@ -79,7 +79,7 @@ def render(
     enable_thinking: Optional[bool] = None,
     chat_vars: Optional[dict[str, Any]] = None,
     chat_date: Optional[str] = None,
-) -> list[Any]: ...
+) -> list[dict[str, Any]]: ...
 def score(
     policy: str,
     reference: str,

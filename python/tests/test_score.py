@@ -28,14 +28,17 @@ def rollouts(tmp_path_factory):
 def test_read_trajectories_and_render(rollouts, cli):
     trajs = padv.read_trajectories(rollouts)
     assert len(trajs) == len(rollouts.read_text().splitlines())
-    shown = json.loads(
-        cli("render", "--input", rollouts, "--model", PAIR / "policy", "--limit", "1", "--json").stdout
-    )
-    rendered = padv.render(trajs[:1], PAIR / "policy")
-    first = shown[0] if isinstance(shown, list) else shown
-    assert rendered[0]["segments"][0]["ids"] == first["ids"]
-    spans = padv.render(trajs[:1])
-    assert spans[0][0]["message_index"] == 0
+    # The same shape and values as `padv render --json`, tokenised and as paper text spans.
+    for model, renderer in ((PAIR / "policy", "chat-template"), (None, "paper")):
+        args = ["render", "--input", rollouts, "--limit", "2", "--json", "--renderer", renderer]
+        if model is not None:
+            args += ["--model", model]
+        shown = json.loads(cli(*args).stdout)
+        shown = shown if isinstance(shown, list) else [shown]
+        rendered = padv.render(trajs[:2], model, renderer=renderer)
+        assert rendered == shown
+    assert rendered[0]["spans"][0]["message_index"] == 0
+    assert "ids" in padv.render(trajs[:1], PAIR / "policy", renderer="chat-template")[0]
 
 
 def test_score_equals_padv_score(rollouts, tmp_path, cli):

@@ -5,10 +5,11 @@ use std::path::PathBuf;
 use std::str::FromStr;
 
 use padv_core::formats::{expand_inputs, read_file, Format, ReadOptions};
-use padv_core::render::{render_paper, RendererKind};
+use padv_core::render::RendererKind;
 use padv_core::Trajectory;
 use padv_engine::tokenize::{
-    ChatOptions, FixedDate, TextTokenizer, TokenizeOptions, DEFAULT_MAX_LENGTH,
+    ChatOptions, FixedDate, RenderedTrajectory, TextTokenizer, TokenizeError, TokenizeOptions,
+    DEFAULT_MAX_LENGTH,
 };
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
@@ -115,8 +116,9 @@ pub(crate) fn renderer(name: &str) -> PyResult<RendererKind> {
     RendererKind::from_str(name).map_err(|e| padv_msg(format!("renderer={name:?}: {e}")))
 }
 
-/// What a model sees: with `model`, the token ids and the action spans `padv score` scores
-/// (as `padv render --json` shows them); without, the paper renderer's text spans.
+/// What a model sees, in the shape `padv render --json` prints (both build
+/// `RenderedTrajectory`): with `model`, the token ids, the action spans `padv score` scores
+/// and the token counts; without, the paper renderer's text spans.
 #[pyfunction]
 #[pyo3(signature = (trajectories, model=None, *, renderer="paper", max_length=DEFAULT_MAX_LENGTH, chat_template=None, chat_tools=None, enable_thinking=None, chat_vars=None, chat_date=None))]
 #[allow(clippy::too_many_arguments)]
@@ -140,8 +142,8 @@ pub fn render<'py>(
                 "renderer={renderer:?} needs the model (its chat template): pass model="
             )));
         }
-        let spans: Vec<_> = trajectories.iter().map(render_paper).collect();
-        return Ok(pythonize::pythonize(py, &spans)?);
+        let out: Vec<_> = trajectories.iter().map(RenderedTrajectory::paper).collect();
+        return Ok(pythonize::pythonize(py, &out)?);
     };
     let opts = tokenize_options(
         kind,
@@ -158,8 +160,8 @@ pub fn render<'py>(
             let encoder = tok.encoder(&opts)?;
             trajectories
                 .iter()
-                .map(|t| encoder.encode(t))
-                .collect::<Result<Vec<_>, _>>()
+                .map(|t| Ok(RenderedTrajectory::tokenized(t, &encoder.encode(t)?, &tok)))
+                .collect::<Result<Vec<_>, TokenizeError>>()
         })
         .map_err(|e| padv_err(&e))?;
     Ok(pythonize::pythonize(py, &out)?)

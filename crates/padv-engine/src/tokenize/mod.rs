@@ -26,6 +26,7 @@ mod strftime;
 mod tail;
 mod template;
 mod tokenized;
+mod view;
 mod vocab;
 
 use padv_core::render::RendererKind;
@@ -37,6 +38,7 @@ pub use strftime::FixedDate;
 pub use tail::TailIds;
 pub use template::{ChatOptions, ChatTemplate, RenderedChat};
 pub use tokenized::{RenderMode, Segment, TokenSpan, Tokenized, DEFAULT_MAX_LENGTH};
+pub use view::{RenderedSegment, RenderedSpan, RenderedTrajectory};
 pub use vocab::{check_same_vocabulary, pair_tokenizer, PairTokenizerError, VocabMismatch};
 
 /// How to turn trajectories into ids.

@@ -5,10 +5,8 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Args;
 use padv_core::formats::read_inputs;
-use padv_core::render::{render_paper, RendererKind};
-use padv_core::Trajectory;
-use padv_engine::tokenize::{RenderMode, TextTokenizer, TokenizeOptions, Tokenized};
-use serde::Serialize;
+use padv_core::render::RendererKind;
+use padv_engine::tokenize::{RenderMode, RenderedTrajectory, TextTokenizer, TokenizeOptions};
 
 use super::chat_opts::ChatArgs;
 use super::TrajectoryInput;
@@ -39,52 +37,6 @@ pub struct RenderArgs {
     json: bool,
     #[command(flatten)]
     chat: ChatArgs,
-}
-
-#[derive(Serialize)]
-struct SpanOut {
-    message_index: usize,
-    is_action: bool,
-    text: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    tokens: Option<usize>,
-    /// Segment holding the span, for per-turn rendering.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    segment: Option<usize>,
-}
-
-#[derive(Serialize)]
-struct SegmentOut {
-    /// Token ids of the segment (the turn's context, then the action).
-    ids: Vec<u32>,
-    /// Tokens before the action: the context the template gave the model at that turn.
-    context_tokens: usize,
-    truncated_tokens: usize,
-}
-
-#[derive(Serialize)]
-struct TrajOut {
-    id: String,
-    task_id: String,
-    /// `single` (one sequence) or `per-turn` (the chat template rewrites history).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    mode: Option<RenderMode>,
-    spans: Vec<SpanOut>,
-    /// Token ids of the single sequence.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    ids: Option<Vec<u32>>,
-    /// One per action when the mode is `per-turn`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    segments: Option<Vec<SegmentOut>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    total_tokens: Option<usize>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    truncated_tokens: Option<usize>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    actions_cut: Option<usize>,
-    /// Action messages whose tool calls the template does not render.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    dropped_tool_calls: Vec<usize>,
 }
 
 /// Run `padv render`.
@@ -124,29 +76,9 @@ pub fn run(args: RenderArgs) -> anyhow::Result<()> {
                 let toks = enc
                     .encode(t)
                     .with_context(|| format!("tokenising trajectory {:?}", t.id))?;
-                tokenized_out(t, &toks, tok)
+                RenderedTrajectory::tokenized(t, &toks, tok)
             }
-            _ => TrajOut {
-                id: t.id.clone(),
-                task_id: t.task_id.clone(),
-                mode: None,
-                spans: render_paper(t)
-                    .into_iter()
-                    .map(|s| SpanOut {
-                        message_index: s.message_index,
-                        is_action: s.is_action,
-                        text: s.text,
-                        tokens: None,
-                        segment: None,
-                    })
-                    .collect(),
-                ids: None,
-                segments: None,
-                total_tokens: None,
-                truncated_tokens: None,
-                actions_cut: None,
-                dropped_tool_calls: Vec::new(),
-            },
+            _ => RenderedTrajectory::paper(t),
         };
         out.push(traj);
     }
@@ -164,55 +96,8 @@ pub fn run(args: RenderArgs) -> anyhow::Result<()> {
     super::output::print_text(&text)
 }
 
-fn tokenized_out(t: &Trajectory, toks: &Tokenized, tok: &TextTokenizer) -> TrajOut {
-    let per_turn = toks.mode == RenderMode::PerTurn;
-    let decode = |ids: &[u32]| tok.inner().decode(ids, false).unwrap_or_default();
-    let spans = toks
-        .segments
-        .iter()
-        .enumerate()
-        .flat_map(|(k, seg)| {
-            seg.spans.iter().map(move |s| SpanOut {
-                message_index: s.message_index,
-                is_action: s.is_action,
-                text: decode(&seg.ids[s.start..s.end]),
-                tokens: Some(s.len()),
-                segment: per_turn.then_some(k),
-            })
-        })
-        .collect();
-    let (ids, segments) = match toks.single() {
-        Some(seg) => (Some(seg.ids.clone()), None),
-        None => (
-            None,
-            Some(
-                toks.segments
-                    .iter()
-                    .map(|seg| SegmentOut {
-                        ids: seg.ids.clone(),
-                        context_tokens: seg.spans.first().map_or(seg.ids.len(), |s| s.start),
-                        truncated_tokens: seg.truncated_tokens,
-                    })
-                    .collect(),
-            ),
-        ),
-    };
-    TrajOut {
-        id: t.id.clone(),
-        task_id: t.task_id.clone(),
-        mode: Some(toks.mode),
-        spans,
-        ids,
-        segments,
-        total_tokens: Some(toks.total_tokens()),
-        truncated_tokens: Some(toks.truncated_tokens),
-        actions_cut: Some(toks.actions_cut),
-        dropped_tool_calls: toks.dropped_tool_calls.clone(),
-    }
-}
-
 /// Appends the annotated text of one trajectory to `out`.
-fn write_text(t: &TrajOut, out: &mut String) {
+fn write_text(t: &RenderedTrajectory, out: &mut String) {
     use std::fmt::Write as _;
     // Writing to a String cannot fail.
     let _ = writeln!(out, "=== trajectory {} (task {}) ===", t.id, t.task_id);
