@@ -74,36 +74,10 @@ fn oracle_identity_and_scoring() {
     assert!(n > 10);
 
     // The pipeline, with the oracle as the policy backend, gives the sampler's log-probs.
-    let encoder = tok
-        .encoder(&TokenizeOptions {
-            renderer: RendererKind::ChatTemplate,
-            ..TokenizeOptions::default()
-        })
-        .unwrap();
-    let ref_engine = LocalEngine::load(&pair.join("reference"), EngineOptions::default()).unwrap();
-    let oracle = OracleBackend::new(
-        &reference,
-        &padv_core::LogprobBackend::fingerprint(&ref_engine),
-        style,
-        cfg.beta,
-        &lakes,
-        &maps.iter().collect::<Vec<_>>(),
-    )
-    .unwrap();
-    let trajs: Vec<_> = rollouts.iter().map(|r| r.trajectory.clone()).collect();
-    let run = pipeline::score_trajectories(
-        &trajs,
-        &encoder,
-        &oracle,
-        &ref_engine,
-        &PipelineOptions {
-            strict: true,
-            ..PipelineOptions::default()
-        },
-        &mut |_| {},
-    )
-    .unwrap();
-    for ((rec, r), st) in run.records.iter().zip(&rollouts).zip(&steps) {
+    let records = oracle_records(
+        &pair, &tok, &reference, cfg.beta, style, &lakes, &maps, &rollouts,
+    );
+    for ((rec, r), st) in records.iter().zip(&rollouts).zip(&steps) {
         let sampled: Vec<f32> = (0..r.tokens.ids.len())
             .filter(|&p| r.sampled[p])
             .map(|p| r.logprob[p])
@@ -115,13 +89,7 @@ fn oracle_identity_and_scoring() {
         }
         // Record-level PA is the soft advantage (f32 records, so 1e-4).
         for (step, s) in rec.steps.iter().zip(st) {
-            let pa: f64 = step
-                .policy
-                .iter()
-                .zip(step.reference.as_ref().unwrap())
-                .map(|(p, q)| (p - q) as f64)
-                .sum::<f64>()
-                * cfg.beta;
+            let pa = step_pa(step, cfg.beta);
             assert!((pa - s.advantage).abs() < 1e-4, "{pa} vs {}", s.advantage);
         }
     }
@@ -196,46 +164,14 @@ fn verbose_oracle_records_equal_the_soft_truth_on_every_step() {
         oracle_rollouts(&reference, &sampler, &jobs, &job_maps, cfg.beta, &trie, &sc).unwrap();
     let truth = rollout_truth(&reference, &rollouts, &job_maps, &sampler, &trie).unwrap();
 
-    let encoder = tok
-        .encoder(&TokenizeOptions {
-            renderer: RendererKind::ChatTemplate,
-            ..TokenizeOptions::default()
-        })
-        .unwrap();
-    let ref_engine = LocalEngine::load(&pair.join("reference"), EngineOptions::default()).unwrap();
-    let oracle = OracleBackend::new(
-        &reference,
-        &padv_core::LogprobBackend::fingerprint(&ref_engine),
-        cfg.style,
-        cfg.beta,
-        &lakes,
-        &maps.iter().collect::<Vec<_>>(),
-    )
-    .unwrap();
-    let trajs: Vec<_> = rollouts.iter().map(|r| r.trajectory.clone()).collect();
-    let run = pipeline::score_trajectories(
-        &trajs,
-        &encoder,
-        &oracle,
-        &ref_engine,
-        &PipelineOptions {
-            strict: true,
-            ..PipelineOptions::default()
-        },
-        &mut |_| {},
-    )
-    .unwrap();
+    let records = oracle_records(
+        &pair, &tok, &reference, cfg.beta, cfg.style, &lakes, &maps, &rollouts,
+    );
     let (mut cut, mut steps) = (0, 0);
-    for (rec, st) in run.records.iter().zip(&truth) {
+    for (rec, st) in records.iter().zip(&truth) {
         assert_eq!(rec.steps.len(), st.len(), "{}", rec.id);
         for (step, s) in rec.steps.iter().zip(st) {
-            let pa: f64 = step
-                .policy
-                .iter()
-                .zip(step.reference.as_ref().unwrap())
-                .map(|(p, q)| (p - q) as f64)
-                .sum::<f64>()
-                * cfg.beta;
+            let pa = step_pa(step, cfg.beta);
             assert!(
                 (pa - s.advantage).abs() < 1e-4,
                 "{}: PA {pa} vs A_h {} (decision point: {})",
@@ -256,4 +192,59 @@ fn verbose_oracle_records_equal_the_soft_truth_on_every_step() {
         cut > 0,
         "no remark was cut: the test does not exercise the case"
     );
+}
+
+/// The oracle player's rollouts scored by the pipeline, with the oracle as the policy backend
+/// and the pair's reference engine.
+#[allow(clippy::too_many_arguments)]
+fn oracle_records(
+    pair: &std::path::Path,
+    tok: &TextTokenizer,
+    reference: &padv_engine::decoder::DecoderModel,
+    beta: f64,
+    style: ActionStyle,
+    lakes: &[Lake],
+    maps: &[padv_gym::oracle::MapTruth],
+    rollouts: &[padv_gym::sample::Rollout],
+) -> Vec<padv_core::LogprobRecord> {
+    let encoder = tok
+        .encoder(&TokenizeOptions {
+            renderer: RendererKind::ChatTemplate,
+            ..TokenizeOptions::default()
+        })
+        .unwrap();
+    let ref_engine = LocalEngine::load(&pair.join("reference"), EngineOptions::default()).unwrap();
+    let oracle = OracleBackend::new(
+        reference,
+        &padv_core::LogprobBackend::fingerprint(&ref_engine),
+        style,
+        beta,
+        lakes,
+        &maps.iter().collect::<Vec<_>>(),
+    )
+    .unwrap();
+    let trajs: Vec<_> = rollouts.iter().map(|r| r.trajectory.clone()).collect();
+    pipeline::score_trajectories(
+        &trajs,
+        &encoder,
+        &oracle,
+        &ref_engine,
+        &PipelineOptions {
+            strict: true,
+            ..PipelineOptions::default()
+        },
+        &mut |_| {},
+    )
+    .unwrap()
+    .records
+}
+
+/// β·Σ (log π − log π_ref) over a record step's tokens.
+fn step_pa(step: &padv_core::StepLogprobs, beta: f64) -> f64 {
+    step.policy
+        .iter()
+        .zip(step.reference.as_ref().unwrap())
+        .map(|(p, q)| (p - q) as f64)
+        .sum::<f64>()
+        * beta
 }
