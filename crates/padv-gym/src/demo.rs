@@ -327,9 +327,10 @@ pub struct Timings {
     /// The projection and the three players' rollouts, which run side by side (wall time of
     /// the whole phase).
     pub rollout_s: f64,
-    /// Probing the reference at every step of every rollout (soft truth).
+    /// Probing the reference at every step of every rollout (soft truth); runs beside the
+    /// scoring.
     pub soft_truth_s: f64,
-    /// Scoring every trajectory through the pipeline.
+    /// Scoring every trajectory through the pipeline; runs beside the soft truth.
     pub score_s: f64,
     /// Evaluating.
     pub eval_s: f64,
@@ -415,46 +416,65 @@ pub fn run(opts: &DemoOptions) -> Result<DemoSummary> {
     for r in [&mut orc, &mut pol, &mut refr] {
         labeled.push(eval::label(&lakes, r, n)?);
     }
-    let t = Instant::now();
+    // The soft truth (the gym's probes of the reference) and the scoring (the engines) read
+    // the same finished rollouts and nothing of each other: they run side by side, as the
+    // projection and the rollouts do (each alone leaves part of the two cores idle).
+    let trajs = |ls: &[Labeled]| -> Vec<Trajectory> {
+        ls.iter().map(|l| l.rollout.trajectory.clone()).collect()
+    };
     let all: Vec<Rollout> = labeled
         .iter()
         .flatten()
         .map(|l| l.rollout.clone())
         .collect();
     let all_maps: Vec<&MapTruth> = (0..3).flat_map(|_| job_maps.iter().copied()).collect();
-    let soft = rollout_truth(&reference_m, &all, &all_maps, &sampler, &trie)?;
-    let mut soft = soft.into_iter();
-    for l in labeled.iter_mut().flatten() {
-        l.truth.soft = soft.next().unwrap_or_default();
-    }
-    timings.soft_truth_s = t.elapsed().as_secs_f64();
-
-    // Scoring: the checkpoint pair for the policy's and the reference's rollouts, the
-    // oracle backend for the oracle's.
-    let t = Instant::now();
-    let ref_engine = load_engine(&reference_dir)?;
-    let pol_engine = load_engine(&policy_dir)?;
-    let trajs = |ls: &[Labeled]| -> Vec<Trajectory> {
-        ls.iter().map(|l| l.rollout.trajectory.clone()).collect()
-    };
     let pair_trajs: Vec<Trajectory> = trajs(&labeled[1])
         .into_iter()
         .chain(trajs(&labeled[2]))
         .collect();
-    let mut pair_records = score_with(&tok, &pol_engine, &ref_engine, &pair_trajs)?;
-    let ref_records = pair_records.split_off(labeled[1].len());
-    let map_refs: Vec<&MapTruth> = maps.iter().collect();
-    let oracle_backend = OracleBackend::new(
-        &reference_m,
-        &ref_engine.fingerprint(),
-        style,
-        beta,
-        &lakes,
-        &map_refs,
-    )
-    .map_err(AgentError::Invalid)?;
-    let oracle_records = score_with(&tok, &oracle_backend, &ref_engine, &trajs(&labeled[0]))?;
-    timings.score_s = t.elapsed().as_secs_f64();
+    let oracle_trajs = trajs(&labeled[0]);
+    let n_policy = labeled[1].len();
+    let (soft, scored) = rayon::join(
+        || -> Result<_> {
+            let t = Instant::now();
+            let soft = rollout_truth(&reference_m, &all, &all_maps, &sampler, &trie)?;
+            Ok((soft, t.elapsed().as_secs_f64()))
+        },
+        // Scoring: the checkpoint pair for the policy's and the reference's rollouts, the
+        // oracle backend for the oracle's.
+        || -> Result<_> {
+            let t = Instant::now();
+            let ref_engine = load_engine(&reference_dir)?;
+            let pol_engine = load_engine(&policy_dir)?;
+            let mut pair_records = score_with(&tok, &pol_engine, &ref_engine, &pair_trajs)?;
+            let ref_records = pair_records.split_off(n_policy);
+            let map_refs: Vec<&MapTruth> = maps.iter().collect();
+            let oracle_backend = OracleBackend::new(
+                &reference_m,
+                &ref_engine.fingerprint(),
+                style,
+                beta,
+                &lakes,
+                &map_refs,
+            )
+            .map_err(AgentError::Invalid)?;
+            let oracle_records = score_with(&tok, &oracle_backend, &ref_engine, &oracle_trajs)?;
+            Ok((
+                pair_records,
+                ref_records,
+                oracle_records,
+                t.elapsed().as_secs_f64(),
+            ))
+        },
+    );
+    let (soft, soft_truth_s) = soft?;
+    let (pair_records, ref_records, oracle_records, score_s) = scored?;
+    let mut soft = soft.into_iter();
+    for l in labeled.iter_mut().flatten() {
+        l.truth.soft = soft.next().unwrap_or_default();
+    }
+    timings.soft_truth_s = soft_truth_s;
+    timings.score_s = score_s;
 
     let mut labeled = labeled.into_iter();
     let mut next = || labeled.next().unwrap_or_default();

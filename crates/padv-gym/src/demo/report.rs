@@ -176,7 +176,7 @@ pub fn print_table(s: &DemoSummary) -> String {
     let t = &s.timings;
     let _ = writeln!(
         out,
-        "\ntime: projection {:.1} s (beside the rollouts), projection + rollouts {:.1} s, soft truth {:.1} s, scoring {:.1} s, evaluation {:.1} s, total {:.1} s",
+        "\ntime: projection {:.1} s (beside the rollouts), projection + rollouts {:.1} s, soft truth {:.1} s and scoring {:.1} s (side by side), evaluation {:.1} s, total {:.1} s",
         t.projection_s, t.rollout_s, t.soft_truth_s, t.score_s, t.eval_s, t.total_s
     );
     out
