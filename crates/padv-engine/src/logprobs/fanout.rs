@@ -74,7 +74,9 @@ impl LocalEngine {
     /// This is the fan-out for a caller that keeps a history's cache across steps and asks
     /// for K continuations at each (the gym's guided search scores K candidate actions after
     /// every step), so the history is neither recomputed nor scored by a second copy of the
-    /// batching code. The cache holds no ids to check: the caller vouches for the prefix.
+    /// batching code. The cache holds no ids to check: the caller vouches for the prefix
+    /// (and, for a LongRoPE checkpoint, that it was computed for sequences on the same side
+    /// of the original context as these, since those factors depend on the whole length).
     ///
     /// Each request succeeds or fails alone, as in `score_batch_shared`: one that the
     /// batched pass cannot take (no targets, targets inside the prefix, ids outside the
