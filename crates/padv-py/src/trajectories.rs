@@ -65,14 +65,17 @@ pub(crate) fn trajectories_from(items: &Bound<'_, PyAny>) -> PyResult<Vec<Trajec
         .collect()
 }
 
-/// The chat-template settings `padv score`'s `--chat-*` flags set.
-fn chat_options(
+/// `padv score`'s rendering options (`--renderer`, `--max-length`, `--chat-*`) from the
+/// keywords `render` and `score` share, with the same checks as the CLI's flags.
+pub(crate) fn tokenize_options(
+    renderer: RendererKind,
+    max_length: usize,
     template: Option<String>,
     tools: Option<&Bound<'_, PyAny>>,
     enable_thinking: Option<bool>,
     vars: Option<&Bound<'_, PyDict>>,
     date: Option<&str>,
-) -> PyResult<ChatOptions> {
+) -> PyResult<TokenizeOptions> {
     let tools: Option<serde_json::Value> = tools
         .map(|t| pythonize::depythonize(t).map_err(|e| padv_msg(format!("chat_tools: {e}"))))
         .transpose()?;
@@ -87,28 +90,15 @@ fn chat_options(
             extra.insert(key, value);
         }
     }
-    // The same checks as `padv score`'s --chat-* flags.
     let date = date
         .map(|d| FixedDate::parse(d).map_err(|e| padv_msg(format!("chat_date {e}"))))
         .transpose()?;
-    ChatOptions::from_parts(template, tools, extra, enable_thinking, date).map_err(padv_msg)
-}
-
-/// `padv score`'s rendering options (`--renderer`, `--max-length`, `--chat-*`) from the
-/// keywords `render` and `score` share.
-pub(crate) fn tokenize_options(
-    renderer: RendererKind,
-    max_length: usize,
-    template: Option<String>,
-    tools: Option<&Bound<'_, PyAny>>,
-    enable_thinking: Option<bool>,
-    vars: Option<&Bound<'_, PyDict>>,
-    date: Option<&str>,
-) -> PyResult<TokenizeOptions> {
+    let chat =
+        ChatOptions::from_parts(template, tools, extra, enable_thinking, date).map_err(padv_msg)?;
     Ok(TokenizeOptions {
         renderer,
         max_length,
-        chat: chat_options(template, tools, enable_thinking, vars, date)?,
+        chat,
     })
 }
 
