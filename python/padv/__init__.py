@@ -282,9 +282,14 @@ def evaluate(records: Any, kind: str = "uq", *, grid: bool = False, **options: A
     a record file, or a pandas/polars/pyarrow table with the record format's columns.
     Options are ``padv eval``'s flags: ``method``, ``token_agg``, ``step_agg``, ``pa_mode``,
     ``beta``, ``methods`` (with ``grid``), ``bootstrap``, ``folds``, ``seed``, ``judge``,
-    ``judge_level``.
+    ``judge_level``, ``table_budget_mib``. A record file is read as ``padv eval`` reads it:
+    a batch at a time, and past ``table_budget_mib`` (default 512) a UQ evaluation re-reads
+    it by groups of grid cells instead of holding every step's aggregates — the same report
+    in bounded memory.
 
     >>> report = padv.evaluate(records, "uq", grid=True)   # doctest: +SKIP
     >>> print(report.table())                              # doctest: +SKIP
     """
+    if isinstance(records, (str, os.PathLike)):
+        return _padv.evaluate([os.fspath(records)], kind, grid=grid, **options)
     return _padv.evaluate(_records(records), kind, grid=grid, **options)

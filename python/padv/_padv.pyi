@@ -1,6 +1,6 @@
 """Type stubs of padv's native module (crates/padv-py)."""
 
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence, Union
 
 import numpy as np
 import numpy.typing as npt
@@ -49,7 +49,7 @@ def records_from_arrays(
     vocab_size: Optional[int] = None,
 ) -> Records: ...
 def evaluate(
-    records: Records,
+    records: Union[Records, list[str]],
     kind: str,
     *,
     grid: bool = False,
@@ -64,6 +64,7 @@ def evaluate(
     seed: int = 0,
     judge: Optional[str] = None,
     judge_level: Optional[str] = None,
+    table_budget_mib: int = 512,
 ) -> Report: ...
 def read_trajectories(
     paths: list[str], *, format: Optional[str] = None, strict: bool = False

@@ -61,6 +61,10 @@ def test_tables_and_dicts_are_accepted(records_file):
     parquet = records_file.parent / "records.parquet"
     records.write_parquet(str(parquet))
     assert padv.evaluate(str(parquet), "uq", grid=True, bootstrap=0).to_dict() == want
+    # A file over the table budget is read again per group of cells: the same report.
+    for path in (str(records_file), parquet):
+        got = padv.evaluate(path, "uq", grid=True, bootstrap=0, table_budget_mib=0)
+        assert got.to_dict() == want
     import pyarrow.parquet as pq
 
     table = pq.read_table(parquet)

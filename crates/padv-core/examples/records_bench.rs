@@ -17,7 +17,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use padv_core::eval::{evaluate_table, table_from_files, EvalConfig, EvalKind};
+use padv_core::eval::{scan_record_files, EvalConfig, EvalKind, DEFAULT_TABLE_BUDGET};
 use padv_core::record::parquet::{write_parquet_atomic_with, ROW_GROUP_ROWS};
 use padv_core::score::Method;
 use padv_core::synthetic::synthetic_records_range;
@@ -122,11 +122,12 @@ fn main() -> Result<()> {
                 folds: number("folds", 5)?,
                 ..EvalConfig::default()
             };
+            let budget = number("table-budget-mib", DEFAULT_TABLE_BUDGET >> 20)? << 20;
             let t = Instant::now();
-            let table = table_from_files(std::slice::from_ref(&input), &cfg.methods_evaluated())?;
+            let scan = scan_record_files(std::slice::from_ref(&input), kind, &cfg, budget)?;
             let read_s = t.elapsed().as_secs_f64();
             let t = Instant::now();
-            let report = evaluate_table(&table, kind, &cfg)?;
+            let report = scan.evaluate(kind, &cfg)?;
             let eval_s = t.elapsed().as_secs_f64();
             if let Ok(out) = get("out") {
                 padv_core::atomic::write_bytes_atomic(
@@ -135,12 +136,12 @@ fn main() -> Result<()> {
                 )?;
             }
             println!(
-                "{{\"input\": {:?}, \"records\": {}, \"steps\": {}, \"cells\": {}, \
-                 \"read_into_table_s\": {read_s:.2}, \"evaluate_s\": {eval_s:.2}}}",
+                "{{\"input\": {:?}, \"records\": {}, \"cells\": {}, \
+                 \"table_kept\": {}, \"scan_s\": {read_s:.2}, \"evaluate_s\": {eval_s:.2}}}",
                 input.display().to_string(),
-                table.len(),
-                table.n_steps(),
-                report.cells
+                scan.len(),
+                report.cells,
+                scan.table().is_some()
             );
         }
         _ => return Err("usage: records_bench write|eval --flag value ...".into()),

@@ -1,9 +1,14 @@
-//! `padv.evaluate`: the CLI's `padv eval` on records in memory, returning its report.
+//! `padv.evaluate`: the CLI's `padv eval` on records in memory or on record files, returning
+//! its report.
 
+use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::Arc;
 
-use padv_core::eval::{evaluate as run_evaluation, EvalKind, EvalReport, EvalRequest};
+use padv_core::eval::{
+    evaluate as run_evaluation, scan_record_files, EvalKind, EvalReport, EvalRequest,
+    DEFAULT_TABLE_BUDGET,
+};
 use padv_core::score::{JudgeLevel, Method, PaMode, StepAgg, TokenAgg};
 use pyo3::prelude::*;
 
@@ -80,13 +85,15 @@ where
         .map_err(|e: T::Err| padv_msg(format!("{what}={v:?}: {e}")))
 }
 
-/// Evaluates records: `kind` is `uq`, `bon` or `fa`; the keywords are `padv eval`'s flags.
+/// Evaluates records (a `Records`, or a list of record file paths, read as `padv eval` reads
+/// them: a batch at a time, within `table_budget_mib`): `kind` is `uq`, `bon` or `fa`; the
+/// keywords are `padv eval`'s flags.
 #[pyfunction]
-#[pyo3(signature = (records, kind, *, grid=false, method=None, token_agg="mean", step_agg="mean", pa_mode="diff_of_agg", beta=1.0, methods=None, bootstrap=1000, folds=5, seed=0, judge=None, judge_level=None))]
+#[pyo3(signature = (records, kind, *, grid=false, method=None, token_agg="mean", step_agg="mean", pa_mode="diff_of_agg", beta=1.0, methods=None, bootstrap=1000, folds=5, seed=0, judge=None, judge_level=None, table_budget_mib=DEFAULT_TABLE_BUDGET >> 20))]
 #[allow(clippy::too_many_arguments)]
 pub fn evaluate(
     py: Python<'_>,
-    records: PyRef<'_, Records>,
+    records: &Bound<'_, PyAny>,
     kind: &str,
     grid: bool,
     method: Option<&str>,
@@ -100,6 +107,7 @@ pub fn evaluate(
     seed: u64,
     judge: Option<String>,
     judge_level: Option<&str>,
+    table_budget_mib: usize,
 ) -> PyResult<Report> {
     let kind: EvalKind = parse("kind", kind)?;
     let request = EvalRequest {
@@ -122,15 +130,33 @@ pub fn evaluate(
         folds,
         seed,
     };
-    let records = Arc::clone(&records.inner);
-    let has = |name: &str| {
-        records
-            .iter()
-            .any(|r| r.judges.get(name).is_some_and(|j| j.trajectory.is_some()))
-    };
-    let cfg = request.config(Some(&has)).map_err(|e| padv_err(&e))?;
+    if let Ok(records) = records.extract::<PyRef<'_, Records>>() {
+        let records = Arc::clone(&records.inner);
+        let has = |name: &str| {
+            records
+                .iter()
+                .any(|r| r.judges.get(name).is_some_and(|j| j.trajectory.is_some()))
+        };
+        let cfg = request.config(Some(&has)).map_err(|e| padv_err(&e))?;
+        let report = py
+            .detach(move || run_evaluation(&records, kind, &cfg))
+            .map_err(|e| padv_err(&e))?;
+        return Ok(Report { inner: report });
+    }
+    let paths: Vec<PathBuf> = records.extract().map_err(|_| {
+        padv_msg("records: expected padv.Records or a list of record file paths".to_string())
+    })?;
+    // As `padv eval`: the non-judge configuration steers the scan, the judge level is then
+    // resolved on the judges the files carry.
+    let first = request.config(None).map_err(|e| padv_err(&e))?;
+    let budget = table_budget_mib.saturating_mul(1 << 20);
     let report = py
-        .detach(move || run_evaluation(&records, kind, &cfg))
+        .detach(move || {
+            let scan = scan_record_files(&paths, kind, &first, budget)?;
+            let judges = scan.judges();
+            let has = |name: &str| judges.iter().any(|j| j.0.as_str() == name && j.1);
+            scan.evaluate(kind, &request.config(Some(&has))?)
+        })
         .map_err(|e| padv_err(&e))?;
     Ok(Report { inner: report })
 }

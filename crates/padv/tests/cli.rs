@@ -308,7 +308,7 @@ fn eval_reads_parquet_as_jsonl_and_names_a_bad_parquet_file() {
     )
     .unwrap();
     for kind in ["uq", "bon", "fa"] {
-        let run = |input: &Path| {
+        let run_with = |input: &Path, budget: &str| {
             stdout_json(&padv(&[
                 "eval",
                 kind,
@@ -319,13 +319,44 @@ fn eval_reads_parquet_as_jsonl_and_names_a_bad_parquet_file() {
                 "2",
                 "--bootstrap",
                 "20",
+                "--table-budget-mib",
+                budget,
                 "--json",
             ]))
         };
+        let run = |input: &Path| run_with(input, "512");
         // A file and a folder holding it.
         assert_eq!(run(&parquet), run(&jsonl), "{kind}");
         assert_eq!(run(&pq_dir), run(&jsonl), "{kind}");
+        // No table budget: UQ re-reads the files per group of cells; the same report.
+        assert_eq!(run_with(&pq_dir, "0"), run(&jsonl), "{kind}");
     }
+    // --calibrate-out from the passes over the files: the same map as from the table.
+    let cal = |budget: &str| {
+        let path = dir.path().join(format!("cal-{budget}.json"));
+        let out = padv(&[
+            "eval",
+            "uq",
+            "--input",
+            jsonl.to_str().unwrap(),
+            "--grid",
+            "--folds",
+            "2",
+            "--bootstrap",
+            "0",
+            "--table-budget-mib",
+            budget,
+            "--calibrate-out",
+            path.to_str().unwrap(),
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::fs::read_to_string(path).unwrap()
+    };
+    assert_eq!(cal("0"), cal("512"));
     // A damaged Parquet file: an error naming it, exit 2, no panic.
     let bytes = std::fs::read(&parquet).unwrap();
     let bad = dir.path().join("bad.parquet");

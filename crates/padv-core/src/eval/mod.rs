@@ -23,6 +23,8 @@ mod grid_tests;
 mod metrics;
 mod ranked;
 pub mod report;
+mod source;
+pub use source::RecordScan;
 mod uq;
 
 pub use attribution::{attribution, fa_grid, FaMetrics, FaPredictor, FaResult, FaRow};
@@ -34,7 +36,8 @@ pub use bootstrap::{
 pub use cv::{cross_validate, cross_validate_by_method, CellAuroc, CvResult, FoldChoice};
 pub use metrics::{auprc, auroc, average_ranks, spearman, MetricError};
 pub use report::{
-    evaluate, evaluate_table, table_from_files, EvalConfig, EvalKind, EvalReport, EvalRequest,
+    evaluate, evaluate_files, evaluate_table, scan_record_files, table_from_files, EvalConfig,
+    EvalKind, EvalReport, EvalRequest, DEFAULT_TABLE_BUDGET,
 };
 pub use uq::{stratified_folds, uq, uq_grid, FoldAuroc, UqOptions, UqResult, UqRow};
 

@@ -205,10 +205,10 @@ impl Ranked {
     /// terms costs O(1) per item, so the walk is O(n) whatever `k` is.
     pub(crate) fn fold_aurocs(
         &self,
-        fold_of: &[Option<usize>],
+        fold_of: impl Fn(usize) -> Option<usize>,
         k: usize,
     ) -> Vec<(Option<f64>, Option<f64>)> {
-        let bucket = |j: usize| fold_of[j].map_or(k, |f| f.min(k));
+        let bucket = |j: usize| fold_of(j).map_or(k, |f| f.min(k));
         let p_all = self.n_pos as u64;
         let (mut neg_below_all, mut pos_below_all, mut all_wins) = (0u64, 0u64, 0u64);
         // Per fold (index k = no fold):
@@ -370,7 +370,7 @@ mod tests {
                 f => Some(f),
             })
             .collect();
-        let got = r.fold_aurocs(&fold_of, 5);
+        let got = r.fold_aurocs(|k| fold_of[k], 5);
         for (f, &(train, heldout)) in got.iter().enumerate() {
             let want_train = r.auroc_weighted(|k| u64::from(fold_of[k] != Some(f)));
             let want_heldout = r.auroc_weighted(|k| u64::from(fold_of[k] == Some(f)));

@@ -3,12 +3,12 @@
 //! Labels are successes (`reward ≥ 1 − 1e-6`, [`crate::is_success_reward`]). Records without
 //! a reward or without a score (no remaining step, NaN) are dropped and counted.
 
-use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::bootstrap::{bootstrap_ranked, ConfidenceInterval, SplitMix64};
 use super::metrics::{average_ranks, pearson};
 use super::ranked::Ranked;
+use super::source::ScoreSource;
 use super::EvalError;
 use crate::is_success_reward;
 use crate::score::{ScoreSpec, ScoreTable};
@@ -154,9 +154,11 @@ fn evaluate(
     shared: Option<&Shared<'_>>,
 ) -> (UqResult, Vec<FoldAuroc>) {
     let (mut n_no_label, mut n_no_score) = (0, 0);
+    // Only what the metrics read is kept per record (a 10^7-record grid holds one of these
+    // per cell in flight): the position, the score and the success label.
     let mut kept_index = Vec::with_capacity(scores.len());
     let mut kept_scores = Vec::with_capacity(scores.len());
-    let mut kept_rewards = Vec::with_capacity(scores.len());
+    let mut labels = Vec::with_capacity(scores.len());
     for (i, (s, r)) in scores.iter().zip(rewards).enumerate() {
         match (r, s) {
             (None, _) => n_no_label += 1,
@@ -165,20 +167,28 @@ fn evaluate(
             (Some(r), Some(s)) => {
                 kept_index.push(i);
                 kept_scores.push(*s);
-                kept_rewards.push(*r);
+                labels.push(is_success_reward(*r));
             }
         }
     }
-    let labels: Vec<bool> = kept_rewards.iter().map(|&r| is_success_reward(r)).collect();
     let ranked = Ranked::new(&kept_scores, &labels);
+    let n_kept = kept_scores.len();
+    drop((kept_scores, labels));
     let score_ranks = ranked.average_ranks();
     let spearman = match shared {
         // Every labelled record kept: the shared reward ranks apply as they are.
         Some(sh) if n_no_score == 0 => pearson(&score_ranks, sh.reward_ranks),
-        _ => pearson(&score_ranks, &average_ranks(&kept_rewards)),
+        _ => {
+            let kept_rewards: Vec<f64> = kept_index
+                .iter()
+                .map(|&i| rewards[i].unwrap_or(f64::NAN))
+                .collect();
+            pearson(&score_ranks, &average_ranks(&kept_rewards))
+        }
     };
+    drop(score_ranks);
     let result = UqResult {
-        n: kept_scores.len(),
+        n: n_kept,
         n_pos: ranked.n_pos(),
         n_dropped: n_no_label + n_no_score,
         n_no_label,
@@ -190,12 +200,22 @@ fn evaluate(
     };
     let fold_aurocs = match shared {
         Some(sh) if sh.k >= 2 => {
-            // Fold of each item, by sorted position.
-            let fold_of: Vec<Option<usize>> = (0..ranked.len())
-                .map(|k| sh.folds[kept_index[ranked.input_position(k)]])
+            // Fold of each item, by sorted position (4 bytes per item; `u32::MAX` for none).
+            let fold_of: Vec<u32> = (0..ranked.len())
+                .map(|k| match sh.folds[kept_index[ranked.input_position(k)]] {
+                    Some(f) => u32::try_from(f).unwrap_or(u32::MAX - 1),
+                    None => u32::MAX,
+                })
                 .collect();
+            drop(kept_index);
             ranked
-                .fold_aurocs(&fold_of, sh.k)
+                .fold_aurocs(
+                    |k| match fold_of[k] {
+                        u32::MAX => None,
+                        f => Some(f as usize),
+                    },
+                    sh.k,
+                )
                 .into_iter()
                 .map(|(train, heldout)| FoldAuroc { train, heldout })
                 .collect()
@@ -213,7 +233,17 @@ pub fn uq_grid(
     specs: &[ScoreSpec],
     opts: &UqOptions,
 ) -> Result<Vec<UqRow>, EvalError> {
-    let rewards = table.labels();
+    uq_grid_from(ScoreSource::Table(table), specs, opts)
+}
+
+/// [`uq_grid`] over any [`ScoreSource`]: a table scores each cell in parallel; record files
+/// are read once per group of cells and the group's cells evaluated one after the other.
+pub(crate) fn uq_grid_from(
+    source: ScoreSource<'_>,
+    specs: &[ScoreSpec],
+    opts: &UqOptions,
+) -> Result<Vec<UqRow>, EvalError> {
+    let rewards = source.labels();
     let assign = stratified_folds(rewards, opts.folds, opts.seed);
     let labelled: Vec<f64> = rewards.iter().flatten().copied().collect();
     let shared = Shared {
@@ -221,20 +251,27 @@ pub fn uq_grid(
         k: opts.folds,
         reward_ranks: &average_ranks(&labelled),
     };
-    let rows: Vec<Result<UqRow, EvalError>> = specs
-        .par_iter()
-        .map(|spec| {
-            let scores = table.trajectory_scores(spec)?;
-            let (result, folds) = evaluate(&scores, rewards, opts, Some(&shared));
-            Ok(UqRow {
-                label: spec.label(),
-                spec: *spec,
-                result,
-                folds,
-            })
-        })
+    drop(labelled);
+    let groups: Vec<Vec<ScoreSpec>> = specs
+        .chunks(source.cells_per_pass())
+        .map(<[ScoreSpec]>::to_vec)
         .collect();
-    rows.into_iter().collect()
+    let rows = source.with_scores(&groups, |g, scores| {
+        Ok(groups[g]
+            .iter()
+            .zip(scores)
+            .map(|(spec, scores)| {
+                let (result, folds) = evaluate(&scores, rewards, opts, Some(&shared));
+                UqRow {
+                    label: spec.label(),
+                    spec: *spec,
+                    result,
+                    folds,
+                }
+            })
+            .collect::<Vec<UqRow>>())
+    })?;
+    Ok(rows.into_iter().flatten().collect())
 }
 
 #[cfg(test)]

@@ -38,7 +38,7 @@ mod error;
 pub(crate) mod names;
 mod scorer;
 mod spec;
-mod table;
+pub(crate) mod table;
 
 #[cfg(test)]
 mod method_tests;
@@ -48,6 +48,7 @@ pub use crate::synthetic::synthetic_records;
 pub use aggregate::{bottom10_count, StepAgg, TokenAgg, TokenStats};
 pub use error::ScoreError;
 pub use names::ParseNameError;
+pub(crate) use scorer::check_judge_spec;
 pub use scorer::{step_scores, trajectory_score, Scorer};
 pub(crate) use spec::{cells_by_method, MethodGroup};
 pub use spec::{

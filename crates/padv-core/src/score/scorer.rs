@@ -145,36 +145,22 @@ impl ScoreTable {
     /// A judge cell: a record without the judge's values has no score (it is dropped from
     /// UQ, ranked last in best-of-N), never an error.
     fn judge_scorer(&self, spec: &ScoreSpec) -> Result<Scorer<'_>, ScoreError> {
-        let Some(judge) = spec.judge else {
-            return Err(ScoreError::InvalidSpec(
-                "method `judge` needs the judge's name".into(),
-            ));
-        };
+        check_judge_spec(spec, &self.judges())?;
+        let judge = spec.judge.ok_or_else(|| {
+            ScoreError::InvalidSpec("method `judge` needs the judge's name".into())
+        })?;
         let cols = self.judge_columns(judge.name);
-        let (kernel, what) = match (judge.level, cols) {
-            (JudgeLevel::Trajectory, Some(c)) if c.has_trajectory() => (
-                Some(Kernel::JudgeTrajectory {
-                    values: &c.trajectory,
-                }),
-                "trajectory values",
-            ),
-            (JudgeLevel::Steps, Some(c)) if c.has_steps() => {
-                (Some(Kernel::JudgeSteps { cols: c }), "step values")
+        let kernel = match (judge.level, cols) {
+            (JudgeLevel::Trajectory, Some(c)) => Kernel::JudgeTrajectory {
+                values: &c.trajectory,
+            },
+            (JudgeLevel::Steps, Some(c)) => Kernel::JudgeSteps { cols: c },
+            (_, None) => {
+                return Err(ScoreError::InvalidSpec(format!(
+                    "judge {} has no columns",
+                    judge.name
+                )))
             }
-            (JudgeLevel::Trajectory, _) => (None, "trajectory values"),
-            (JudgeLevel::Steps, _) => (None, "step values"),
-        };
-        let Some(kernel) = kernel else {
-            let names: Vec<String> = self.judges().iter().map(|j| j.0.to_string()).collect();
-            return Err(ScoreError::UnknownJudge {
-                judge: judge.name.to_string(),
-                what,
-                available: if names.is_empty() {
-                    "none".into()
-                } else {
-                    names.join(", ")
-                },
-            });
         };
         Ok(Scorer {
             table: self,
@@ -368,6 +354,39 @@ impl Scorer<'_> {
     pub fn table(&self) -> &ScoreTable {
         self.table
     }
+}
+
+/// Whether a judge spec can score records carrying `judges` (name, has trajectory values,
+/// has step values — [`ScoreTable::judges`]): the judge must carry values at the spec's
+/// level. Shared by the table's scorer and the evaluation that streams record files, so
+/// both refuse with the same error.
+pub(crate) fn check_judge_spec(
+    spec: &ScoreSpec,
+    judges: &[(crate::judge::JudgeName, bool, bool)],
+) -> Result<(), ScoreError> {
+    let Some(judge) = spec.judge else {
+        return Err(ScoreError::InvalidSpec(
+            "method `judge` needs the judge's name".into(),
+        ));
+    };
+    let found = judges.iter().find(|j| j.0 == judge.name);
+    let (ok, what) = match judge.level {
+        JudgeLevel::Trajectory => (found.is_some_and(|j| j.1), "trajectory values"),
+        JudgeLevel::Steps => (found.is_some_and(|j| j.2), "step values"),
+    };
+    if ok {
+        return Ok(());
+    }
+    let names: Vec<String> = judges.iter().map(|j| j.0.to_string()).collect();
+    Err(ScoreError::UnknownJudge {
+        judge: judge.name.to_string(),
+        what,
+        available: if names.is_empty() {
+            "none".into()
+        } else {
+            names.join(", ")
+        },
+    })
 }
 
 /// Per-step scores of one record: `(message_index, value)` for each scored action step.

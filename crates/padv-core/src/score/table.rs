@@ -28,7 +28,7 @@ pub(crate) enum Source {
     Entropy = 5,
 }
 
-const N_SOURCES: usize = 6;
+pub(crate) const N_SOURCES: usize = 6;
 const N_AGGS: usize = 5;
 const ALL_SOURCES: [Source; N_SOURCES] = [
     Source::Policy,
@@ -72,7 +72,7 @@ struct Columns {
 const ALL_KEPT: [bool; N_SOURCES] = [true; N_SOURCES];
 
 /// The sources the scores of `methods` read (all of them for an empty list).
-fn sources_read_by(methods: &[Method]) -> [bool; N_SOURCES] {
+pub(crate) fn sources_read_by(methods: &[Method]) -> [bool; N_SOURCES] {
     if methods.is_empty() {
         return ALL_KEPT;
     }
@@ -271,7 +271,9 @@ impl ScoreTable {
         Self::precompute_kept(records, ALL_KEPT)
     }
 
-    fn precompute_kept(
+    /// [`ScoreTable::precompute`] keeping only the columns of the sources marked in `kept`
+    /// ([`sources_read_by`]).
+    pub(crate) fn precompute_kept(
         records: &[LogprobRecord],
         kept: [bool; N_SOURCES],
     ) -> Result<ScoreTable, ScoreError> {
@@ -342,6 +344,35 @@ impl ScoreTable {
             kept,
             judges,
         })
+    }
+
+    /// Approximate heap bytes of the table (see [`ScoreTableBuilder::approx_bytes`]).
+    pub(crate) fn approx_bytes(&self) -> usize {
+        let strings: usize = self
+            .ids
+            .iter()
+            .chain(&self.task_ids)
+            .map(|s| s.capacity() + std::mem::size_of::<String>())
+            .sum();
+        let per_record = std::mem::size_of::<usize>() * 2 // task index, offset
+            + std::mem::size_of::<Option<f64>>()
+            + std::mem::size_of::<Option<usize>>()
+            + std::mem::size_of::<f64>();
+        let cols = &self.cols;
+        let values: usize = cols.values.iter().map(|v| v.capacity() * 8).sum();
+        let present: usize = cols.present.iter().map(Vec::capacity).sum();
+        let judges: usize = self
+            .judges
+            .iter()
+            .map(|j| j.trajectory.len() * 16 + j.offsets.len() * 8 + j.score.len() * 16)
+            .sum();
+        strings
+            + per_record * self.len()
+            + cols.message_index.capacity() * 8
+            + cols.n_tokens.capacity() * 4
+            + values
+            + present
+            + judges
     }
 
     /// The judges the records carry, in name order, with whether any record has a trajectory
@@ -506,7 +537,13 @@ impl ScoreTableBuilder {
 
     /// Aggregate `records` (in parallel) and append them after the records added before.
     pub fn push(&mut self, records: &[LogprobRecord]) -> Result<(), ScoreError> {
-        let part = ScoreTable::precompute_kept(records, self.kept)?;
+        self.push_part(ScoreTable::precompute_kept(records, self.kept)?);
+        Ok(())
+    }
+
+    /// Append a batch's table, precomputed with this builder's sources
+    /// ([`sources_read_by`] of its methods).
+    pub(crate) fn push_part(&mut self, part: ScoreTable) {
         // Task indices are first-appearance order over everything added so far.
         let task_index: Vec<usize> = part
             .task_ids
@@ -529,7 +566,7 @@ impl ScoreTableBuilder {
                 n_tasks,
                 ..part
             });
-            return Ok(());
+            return;
         };
         let (n_before, steps_before) = (table.len(), table.n_steps());
         table.ids.extend(part.ids);
@@ -571,7 +608,12 @@ impl ScoreTableBuilder {
         table
             .judges
             .sort_by(|a, b| a.name.as_str().cmp(b.name.as_str()));
-        Ok(())
+    }
+
+    /// Approximate heap bytes of the table built so far (its columns and per-record
+    /// vectors, strings included; not the allocator's slack).
+    pub(crate) fn approx_bytes(&self) -> usize {
+        self.table.as_ref().map_or(0, ScoreTable::approx_bytes)
     }
 
     /// The table of every record added; `None` when none was.

@@ -9,11 +9,13 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
-use padv_core::eval::calibration::{fit_headline_table, CalibrationKind};
+use padv_core::eval::calibration::{fit_headline_scan, CalibrationKind};
 use padv_core::eval::{
-    evaluate, evaluate_table, table_from_files, EvalConfig, EvalKind, EvalReport, EvalRequest,
+    evaluate, scan_record_files, EvalConfig, EvalKind, EvalReport, EvalRequest,
+    DEFAULT_TABLE_BUDGET,
 };
-use padv_core::score::{JudgeLevel, Method, PaMode, ScoreTable, StepAgg, TokenAgg};
+use padv_core::judge::JudgeName;
+use padv_core::score::{JudgeLevel, Method, PaMode, StepAgg, TokenAgg};
 use padv_core::LogprobRecord;
 
 use super::names::named;
@@ -62,6 +64,12 @@ pub struct EvalArgs {
     /// (uq) The map --calibrate-out fits: platt (logistic, smooth) or isotonic (step-shaped).
     #[arg(long, value_parser = named::<CalibrationKind>(), default_value = "platt")]
     calibration_kind: CalibrationKind,
+    /// (uq) Memory for the per-step score table, in MiB. Records are read a batch at a time
+    /// into the table; past this size UQ drops it and re-reads the files once per group of
+    /// grid cells, keeping per record only its label and the group's scores (this many MiB
+    /// of them). The report is the same either way; only time and memory change.
+    #[arg(long, value_name = "MIB", default_value_t = DEFAULT_TABLE_BUDGET >> 20)]
+    table_budget_mib: usize,
 }
 
 /// Score selection and evaluation options, shared with `padv score --eval`.
@@ -117,10 +125,10 @@ impl EvalOptions {
         self.config_with(self.grid)
     }
 
-    /// [`EvalOptions::config`] with the judge level resolved on the records' score table
-    /// when --judge-level is not given: the trajectory value when the records carry one.
-    pub fn config_for(&self, table: &ScoreTable) -> anyhow::Result<EvalConfig> {
-        let judges = table.judges();
+    /// [`EvalOptions::config`] with the judge level resolved on the records' judges (name,
+    /// has trajectory values, has step values) when --judge-level is not given: the
+    /// trajectory value when the records carry one.
+    pub fn config_for(&self, judges: &[(JudgeName, bool, bool)]) -> anyhow::Result<EvalConfig> {
         let has = |name: &str| {
             judges
                 .iter()
@@ -184,21 +192,29 @@ pub fn run(cmd: EvalCommand) -> anyhow::Result<()> {
         EvalCommand::Fa(a) => (EvalKind::Fa, a),
     };
     // Flags are checked before any file is read.
-    let methods = args.opts.config()?.methods_evaluated();
+    args.opts.config()?;
     if args.calibrate_out.is_some() && kind != EvalKind::Uq {
         anyhow::bail!("--calibrate-out fits a calibration map: use it with `padv eval uq`");
     }
     // Read a batch at a time into the score table: memory holds the table (per-step
-    // aggregates, per-record ids and labels) and one batch, never the files' token arrays.
-    // Errors name the file, record and field already; a context would repeat the file.
-    // Only the columns of the methods evaluated are kept.
-    let table = table_from_files(&record_files(&args.input)?, &methods)?;
-    let cfg = args.opts.config_for(&table)?;
-    let report =
-        evaluate_table(&table, kind, &cfg).with_context(|| format!("evaluating {kind}"))?;
+    // aggregates, per-record ids and labels) and one batch, never the files' token arrays;
+    // only the columns of the methods evaluated are kept. A UQ table over the budget is
+    // dropped for passes over the files (`scan_record_files`). Errors name the file, record
+    // and field already; a context would repeat the file.
+    let budget = args.table_budget_mib.saturating_mul(1 << 20);
+    let scan = scan_record_files(
+        &record_files(&args.input)?,
+        kind,
+        &args.opts.config()?,
+        budget,
+    )?;
+    let cfg = args.opts.config_for(&scan.judges())?;
+    let report = scan
+        .evaluate(kind, &cfg)
+        .with_context(|| format!("evaluating {kind}"))?;
     write_report_json(&report, kind, args.out.as_deref())?;
     if let Some(path) = &args.calibrate_out {
-        let cal = fit_headline_table(&table, &report, cfg.spec.method, args.calibration_kind)
+        let cal = fit_headline_scan(&scan, &report, cfg.spec.method, args.calibration_kind)
             .context("--calibrate-out")?;
         cal.save(path)?;
         eprintln!(

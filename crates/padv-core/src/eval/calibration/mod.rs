@@ -392,6 +392,39 @@ pub fn fit_headline_table(
     method: Method,
     kind: CalibrationKind,
 ) -> Result<Calibration, CalibrationError> {
+    fit_headline_with(
+        |spec| table.trajectory_scores(spec).map_err(|e| e.to_string()),
+        table.labels(),
+        report,
+        method,
+        kind,
+    )
+}
+
+/// [`fit_headline`] on scanned record files ([`crate::eval::scan_record_files`]): one more
+/// pass over the files when their table was not kept.
+pub fn fit_headline_scan(
+    scan: &crate::eval::RecordScan,
+    report: &crate::eval::EvalReport,
+    method: Method,
+    kind: CalibrationKind,
+) -> Result<Calibration, CalibrationError> {
+    fit_headline_with(
+        |spec| scan.trajectory_scores(spec).map_err(|e| e.to_string()),
+        scan.labels(),
+        report,
+        method,
+        kind,
+    )
+}
+
+fn fit_headline_with(
+    scores_of: impl FnOnce(&ScoreSpec) -> Result<Vec<Option<f64>>, String>,
+    labels: &[Option<f64>],
+    report: &crate::eval::EvalReport,
+    method: Method,
+    kind: CalibrationKind,
+) -> Result<Calibration, CalibrationError> {
     let crate::eval::report::ReportBody::Uq(uq) = &report.results else {
         return Err(CalibrationError::NoCell(format!(
             "a calibration is fitted from a UQ report, not a {} one",
@@ -408,10 +441,8 @@ pub fn fit_headline_table(
             have.join(", ")
         )));
     };
-    let scores = table
-        .trajectory_scores(&spec)
-        .map_err(|e| CalibrationError::NoCell(e.to_string()))?;
-    let mut cal = Calibration::fit(&scores, table.labels(), spec, kind)?;
+    let scores = scores_of(&spec).map_err(CalibrationError::NoCell)?;
+    let mut cal = Calibration::fit(&scores, labels, spec, kind)?;
     let h = &m.headline;
     cal.fitted.cell_selection = match (h.selection, h.chosen_in_folds) {
         (crate::eval::report::Selection::CrossValidated, Some(n)) => format!(

@@ -33,6 +33,7 @@ pub use fa::{FaCell, FaHeadline, FaMethod, FaPrior, FaReport};
 pub use request::EvalRequest;
 pub use uq::{CalibrationSettings, UqHeadline, UqMethod, UqReport};
 
+use super::source::{self, RecordScan, ScoreSource};
 use super::EvalError;
 use crate::record::validate;
 use crate::score::names::named_enum;
@@ -162,7 +163,7 @@ pub fn evaluate(
     let spec = cfg.spec.validated()?;
     check_grid_folds(cfg)?;
     let table = ScoreTable::precompute(records)?;
-    evaluate_checked(&table, kind, cfg, spec)
+    evaluate_checked(ScoreSource::Table(&table), kind, cfg, spec)
 }
 
 /// [`evaluate`] of a [`ScoreTable`], e.g. one built batch by batch from a record file with
@@ -180,10 +181,99 @@ pub fn evaluate_table(
     if table.is_empty() {
         return Err(EvalError::NoRecords);
     }
-    check_unique_ids(table.ids())?;
+    check_unique_ids(table.len(), |i| table.ids()[i].as_str())?;
     let spec = cfg.spec.validated()?;
     check_grid_folds(cfg)?;
-    evaluate_checked(table, kind, cfg, spec)
+    evaluate_checked(ScoreSource::Table(table), kind, cfg, spec)
+}
+
+/// The default `table_budget` of [`scan_record_files`] (`padv eval --table-budget-mib`):
+/// 512 MiB, a table of about 4·10⁶ two-step PA records. Past it, a UQ grid over 10⁷ records
+/// holds about 1.8 GB in all (measured; see the README's benchmark).
+pub const DEFAULT_TABLE_BUDGET: usize = 512 << 20;
+
+/// [`evaluate_table`] of record files (JSONL or Parquet) with memory bounded by the
+/// evaluation rather than the input: [`scan_record_files`], then [`RecordScan::evaluate`].
+pub fn evaluate_files(
+    paths: &[std::path::PathBuf],
+    kind: EvalKind,
+    cfg: &EvalConfig,
+    table_budget: usize,
+) -> Result<EvalReport, EvalError> {
+    scan_record_files(paths, kind, cfg, table_budget)?.evaluate(kind, cfg)
+}
+
+/// Read record files (JSONL or Parquet, told apart by content) once, a batch at a time, for
+/// a `kind` evaluation configured like `cfg`: into the score table of the methods evaluated
+/// while its estimated size stays within `table_budget` bytes. Past that, a UQ evaluation
+/// drops the table and keeps per record only its id and label; [`RecordScan::evaluate`]
+/// then re-reads the files once per group of grid cells, holding the group's trajectory
+/// scores (`table_budget` bytes of them) and one cell's ranking. Best-of-N and failure
+/// attribution always keep the table ([`table_from_files`]).
+///
+/// The report is the same to the last bit either way (every score comes from the same
+/// table code, a batch at a time). A file that changes between passes is an error. The
+/// configuration given to [`RecordScan::evaluate`] may differ from `cfg` in its judge only
+/// (e.g. a judge level resolved from [`RecordScan::judges`]).
+pub fn scan_record_files(
+    paths: &[std::path::PathBuf],
+    kind: EvalKind,
+    cfg: &EvalConfig,
+    table_budget: usize,
+) -> Result<RecordScan, EvalError> {
+    let budget = if kind == EvalKind::Uq {
+        table_budget
+    } else {
+        usize::MAX
+    };
+    // The cells to check while scanning (an invalid β is refused by `evaluate`).
+    let candidates = match cfg.spec.validated() {
+        Ok(spec) if cfg.grid => grid_cells(&grid_methods(cfg), spec.beta).unwrap_or_default(),
+        Ok(spec) => vec![spec],
+        Err(_) => Vec::new(),
+    };
+    source::scan(paths, &cfg.methods_evaluated(), &candidates, budget)
+}
+
+impl RecordScan {
+    /// Evaluate the scanned records: the report [`evaluate_table`] gives on their table.
+    pub fn evaluate(&self, kind: EvalKind, cfg: &EvalConfig) -> Result<EvalReport, EvalError> {
+        match &self.scan {
+            source::Scan::Table(table) => evaluate_table(table, kind, cfg),
+            source::Scan::Files(_) => {
+                check_unique_ids(self.ids.len(), |i| self.ids.get(i))?;
+                let spec = cfg.spec.validated()?;
+                check_grid_folds(cfg)?;
+                evaluate_checked(self.source(), kind, cfg, spec)
+            }
+        }
+    }
+}
+
+/// The methods of a grid: the configured ones, or every method.
+fn grid_methods(cfg: &EvalConfig) -> Vec<Method> {
+    if cfg.methods.is_empty() {
+        Method::ALL.to_vec()
+    } else {
+        cfg.methods.clone()
+    }
+}
+
+/// Every non-judge cell of `methods`' grid, with β set.
+fn grid_cells(methods: &[Method], beta: f64) -> Result<Vec<ScoreSpec>, EvalError> {
+    grid(methods)
+        .into_iter()
+        .map(|cell| {
+            ScoreSpec::builder()
+                .method(cell.method)
+                .token_agg(cell.token_agg)
+                .step_agg(cell.step_agg)
+                .pa_mode(cell.pa_mode)
+                .beta(beta)
+                .build()
+                .map_err(EvalError::from)
+        })
+        .collect()
 }
 
 fn check_grid_folds(cfg: &EvalConfig) -> Result<(), EvalError> {
@@ -198,29 +288,18 @@ fn check_grid_folds(cfg: &EvalConfig) -> Result<(), EvalError> {
 }
 
 fn evaluate_checked(
-    table: &ScoreTable,
+    source: ScoreSource<'_>,
     kind: EvalKind,
     cfg: &EvalConfig,
     spec: ScoreSpec,
 ) -> Result<EvalReport, EvalError> {
     let mut skipped = BTreeMap::new();
     let specs = if cfg.grid {
-        let methods = if cfg.methods.is_empty() {
-            Method::ALL.to_vec()
-        } else {
-            cfg.methods.clone()
-        };
+        let methods = grid_methods(cfg);
         let mut specs = Vec::new();
-        for cell in grid(&methods) {
-            let cell = ScoreSpec::builder()
-                .method(cell.method)
-                .token_agg(cell.token_agg)
-                .step_agg(cell.step_agg)
-                .pa_mode(cell.pa_mode)
-                .beta(spec.beta)
-                .build()?;
-            match table.scorer(&cell) {
-                Ok(_) => specs.push(cell),
+        for cell in grid_cells(&methods, spec.beta)? {
+            match source.check(&cell) {
+                Ok(()) => specs.push(cell),
                 Err(e) => {
                     skipped
                         .entry(cell.method.to_string())
@@ -229,7 +308,7 @@ fn evaluate_checked(
             }
         }
         if methods.contains(&Method::Judge) {
-            specs.extend(judge_cells(table, kind, spec.beta));
+            specs.extend(judge_cells(&source.judges(), kind, spec.beta));
         }
         if specs.is_empty() {
             return Err(EvalError::NoMethod(
@@ -242,7 +321,7 @@ fn evaluate_checked(
         }
         specs
     } else {
-        table.scorer(&spec)?;
+        source.check(&spec)?;
         vec![spec]
     };
     let config = EvalConfig {
@@ -258,24 +337,24 @@ fn evaluate_checked(
     };
     let (results, chance, better, note) = match kind {
         EvalKind::Uq => {
-            let r = uq::report(table, &specs, &opts)?;
+            let r = uq::report(source, &specs, &opts)?;
             let (chance, note) = (r.chance(), r.note());
             (ReportBody::Uq(r), chance, uq::directions(), note)
         }
         EvalKind::Bon => {
-            let r = bon::report(table, &specs, &opts)?;
+            let r = bon::report(needs_table(source)?, &specs, &opts)?;
             let (chance, note) = (r.chance(), r.note());
             (ReportBody::Bon(r), chance, bon::directions(), note)
         }
         EvalKind::Fa => {
-            let r = fa::report(table, &specs, &opts)?;
+            let r = fa::report(needs_table(source)?, &specs, &opts)?;
             let (chance, note) = (r.chance(), r.note());
             (ReportBody::Fa(r), chance, fa::directions(), note)
         }
     };
     Ok(EvalReport {
         evaluation: kind,
-        records: table.len(),
+        records: source.len(),
         config,
         cells: specs.len(),
         better,
@@ -286,14 +365,28 @@ fn evaluate_checked(
     })
 }
 
+/// The table of an evaluation that reads steps (best-of-N by task, failure attribution):
+/// [`evaluate_files`] streams UQ only.
+fn needs_table(source: ScoreSource<'_>) -> Result<&ScoreTable, EvalError> {
+    match source {
+        ScoreSource::Table(t) => Ok(t),
+        ScoreSource::Files(_) => Err(EvalError::InvalidConfig(
+            "best-of-N and failure attribution need the score table in memory".to_string(),
+        )),
+    }
+}
+
 /// The cells of every judge the records carry, with β set (it does not apply to judges but
 /// is part of every cell). Failure attribution reads step values only, so a judge's
 /// trajectory value is left out there.
-fn judge_cells(table: &ScoreTable, kind: EvalKind, beta: f64) -> Vec<ScoreSpec> {
-    table
-        .judges()
-        .into_iter()
-        .flat_map(|(name, has_traj, has_steps)| {
+fn judge_cells(
+    judges: &[(crate::judge::JudgeName, bool, bool)],
+    kind: EvalKind,
+    beta: f64,
+) -> Vec<ScoreSpec> {
+    judges
+        .iter()
+        .flat_map(|&(name, has_traj, has_steps)| {
             judge_grid(name, has_traj && kind != EvalKind::Fa, has_steps)
         })
         .map(|cell| ScoreSpec { beta, ..cell })
@@ -330,18 +423,18 @@ fn check_records(records: &[LogprobRecord]) -> Result<(), EvalError> {
 /// The first repeated id in input order, as [`check_records`] finds it, without a map of
 /// every id: positions sorted by (id, position), then the group whose second occurrence
 /// comes first. 8 bytes per record instead of a hash map of strings.
-fn check_unique_ids(ids: &[String]) -> Result<(), EvalError> {
-    let mut order: Vec<usize> = (0..ids.len()).collect();
-    order.par_sort_unstable_by(|&a, &b| ids[a].cmp(&ids[b]).then(a.cmp(&b)));
+fn check_unique_ids<'a>(n: usize, id: impl Fn(usize) -> &'a str + Sync) -> Result<(), EvalError> {
+    let mut order: Vec<usize> = (0..n).collect();
+    order.par_sort_unstable_by(|&a, &b| id(a).cmp(id(b)).then(a.cmp(&b)));
     // The first two positions of each group of equal ids: (second, first).
     let repeat = (1..order.len())
-        .filter(|&i| ids[order[i]] == ids[order[i - 1]])
-        .filter(|&i| i < 2 || ids[order[i - 1]] != ids[order[i - 2]])
+        .filter(|&i| id(order[i]) == id(order[i - 1]))
+        .filter(|&i| i < 2 || id(order[i - 1]) != id(order[i - 2]))
         .map(|i| (order[i], order[i - 1]))
         .min();
     match repeat {
         Some((second, first)) => Err(EvalError::DuplicateId {
-            id: ids[first].clone(),
+            id: id(first).to_string(),
             first,
             second,
         }),

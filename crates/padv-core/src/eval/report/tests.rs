@@ -789,3 +789,94 @@ fn table_evaluation_refuses_what_evaluate_refuses() {
         EvalError::NoRecords
     );
 }
+
+#[test]
+fn uq_streamed_from_files_equals_the_table_evaluation() {
+    use crate::eval::source::{scan, Scan};
+    use crate::record::{read_records, write_records_as, RecordFormat};
+    let mut recs = records_with_judges(600);
+    // A record without one optional array: its method is skipped with the table's message,
+    // which names this record.
+    recs[450].steps[1].policy_entropy = None;
+    let dir = tempfile::tempdir().unwrap();
+    // Two files, two formats. The first holds no judge value at all (judges start at record
+    // 200), so its batch lacks the judges the second carries.
+    let a = dir.path().join("a.parquet");
+    let b = dir.path().join("b.jsonl");
+    write_records_as(&a, &recs[..200], RecordFormat::Parquet).unwrap();
+    write_records_as(&b, &recs[200..], RecordFormat::Jsonl).unwrap();
+    let paths = vec![a.clone(), b.clone()];
+    // The baseline is the records as the files give them (JSONL may move a judge's f64 by
+    // an ulp; see the test above).
+    let read_back: Vec<LogprobRecord> = paths
+        .iter()
+        .flat_map(|p| read_records(p).unwrap())
+        .collect();
+    let judge_spec = ScoreSpec::builder()
+        .method(Method::Judge)
+        .judge(Some(crate::score::JudgeRef {
+            name: crate::judge::JudgeName::new("prm").unwrap(),
+            level: crate::score::JudgeLevel::Steps,
+        }))
+        .step_agg(StepAgg::Min)
+        .build()
+        .unwrap();
+    let mut configs = vec![
+        EvalConfig {
+            bootstrap: 30,
+            folds: 3,
+            ..cfg(true)
+        },
+        EvalConfig {
+            bootstrap: 20,
+            cell_intervals: false,
+            methods: vec![Method::Pa, Method::NegEntropy, Method::Judge],
+            ..cfg(true)
+        },
+        cfg(false),
+    ];
+    configs.push(EvalConfig {
+        spec: judge_spec,
+        ..cfg(false)
+    });
+    let n = read_back.len();
+    for c in &configs {
+        let want = serde_json::to_string(&evaluate(&read_back, EvalKind::Uq, c).unwrap()).unwrap();
+        // 0: one cell per pass; 3 cells' scores per pass; everything in the table.
+        for budget in [0, 3 * n * 16, usize::MAX] {
+            let got = evaluate_files(&paths, EvalKind::Uq, c, budget).unwrap();
+            let got = serde_json::to_string(&got).unwrap();
+            assert!(got == want, "budget {budget}, config {c:?}");
+        }
+    }
+    // The skipped method's message names the record, as the table's does.
+    let report = evaluate_files(&paths, EvalKind::Uq, &configs[1], 0).unwrap();
+    let why = &report.skipped_methods["neg_entropy"];
+    assert!(why.contains(&recs[450].id), "{why}");
+    // Budget 0 really streams; a file changed between passes is an error, not scores.
+    let found = scan(&paths, &[], &[], 0).unwrap();
+    let Scan::Files(files) = &found.scan else {
+        panic!("a zero budget must not keep the table")
+    };
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    write_records_as(&b, &recs[201..], RecordFormat::Jsonl).unwrap();
+    let e = ScoreSource::Files(files)
+        .with_scores(&[vec![ScoreSpec::default()]], |_, s| Ok(s.len()))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("b.jsonl") && e.contains("changed"), "{e}");
+    // Duplicate ids and no records: the table evaluation's errors.
+    let mut dup = recs[..40].to_vec();
+    dup[31].id = dup[7].id.clone();
+    write_records_as(&a, &dup, RecordFormat::Parquet).unwrap();
+    assert_eq!(
+        evaluate_files(&paths[..1], EvalKind::Uq, &cfg(true), 0).unwrap_err(),
+        evaluate(&dup, EvalKind::Uq, &cfg(true)).unwrap_err()
+    );
+    let blank = dir.path().join("blank.jsonl");
+    std::fs::write(&blank, "\n").unwrap();
+    assert_eq!(
+        evaluate_files(&[blank], EvalKind::Uq, &cfg(true), 0).unwrap_err(),
+        EvalError::NoRecords
+    );
+}

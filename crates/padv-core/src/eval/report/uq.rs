@@ -5,20 +5,21 @@
 
 use std::collections::HashMap;
 
-use rayon::prelude::*;
 use serde::Serialize;
 
 use super::common::{Better, Chance, Direction, Opts, Selection, CI_LEVEL};
 use crate::eval::calibration::{
     cross_validated, HeldoutCalibration, ECE_BINS, LOG_LOSS_EPS, PLATT_C,
 };
+use crate::eval::source::ScoreSource;
+use crate::eval::uq::uq_grid_from;
 use crate::eval::{
-    cross_validate, stratified_folds, uq, uq_grid, CellAuroc, CvResult, EvalError, UqOptions,
-    UqResult, UqRow,
+    cross_validate, stratified_folds, uq, CellAuroc, CvResult, EvalError, UqOptions, UqResult,
+    UqRow,
 };
 use crate::is_success_reward;
 use crate::judge::JudgeName;
-use crate::score::{cells_by_method, Method, ScoreSpec, ScoreTable};
+use crate::score::{cells_by_method, Method, ScoreSpec};
 
 /// Uncertainty-quantification results.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -105,7 +106,7 @@ pub(super) fn directions() -> Vec<Direction> {
 }
 
 pub(super) fn report(
-    table: &ScoreTable,
+    source: ScoreSource<'_>,
     specs: &[ScoreSpec],
     opts: &Opts,
 ) -> Result<UqReport, EvalError> {
@@ -119,9 +120,14 @@ pub(super) fn report(
         seed: opts.seed,
         folds: opts.folds,
     };
-    let mut cells = uq_grid(table, specs, &uq_opts)?;
-    let labelled: Vec<f64> = table.labels().iter().flatten().copied().collect();
-    let n_pos = labelled.iter().filter(|&&r| is_success_reward(r)).count();
+    let mut cells = uq_grid_from(source, specs, &uq_opts)?;
+    let labels = source.labels();
+    let n_labelled = labels.iter().flatten().count();
+    let n_pos = labels
+        .iter()
+        .flatten()
+        .filter(|&&r| is_success_reward(r))
+        .count();
     let mut methods = by_method(&cells, opts.folds);
     if !opts.cell_intervals && opts.bootstrap > 0 {
         // The headline cells' intervals, exactly as the grid would have computed them.
@@ -130,26 +136,29 @@ pub(super) fn report(
             folds: 0,
             ..uq_opts
         };
-        let intervals: Vec<Result<_, EvalError>> = methods
-            .par_iter()
-            .map(|m| {
-                let Some(i) = cells.iter().position(|c| c.label == m.headline.label) else {
-                    return Ok(None);
-                };
-                let scores = table.trajectory_scores(&cells[i].spec)?;
-                Ok(Some((i, uq(&scores, table.labels(), &one)?.auroc_ci)))
-            })
+        let headline: Vec<Option<usize>> = methods
+            .iter()
+            .map(|m| cells.iter().position(|c| c.label == m.headline.label))
             .collect();
+        let groups: Vec<Vec<ScoreSpec>> = headline
+            .iter()
+            .map(|i| i.map(|i| cells[i].spec).into_iter().collect())
+            .collect();
+        let intervals =
+            source.with_scores(&groups, |g, scores| match (headline[g], scores.first()) {
+                (Some(i), Some(scores)) => Ok(Some((i, uq(scores, labels, &one)?.auroc_ci))),
+                _ => Ok(None),
+            })?;
         for (m, r) in methods.iter_mut().zip(intervals) {
-            if let Some((i, ci)) = r? {
+            if let Some((i, ci)) = r {
                 cells[i].result.auroc_ci = ci;
                 m.headline.result.auroc_ci = ci;
             }
         }
     }
-    calibrate(table, &cells, &mut methods, opts)?;
+    calibrate(source, &cells, &mut methods, opts)?;
     Ok(UqReport {
-        n_labelled: labelled.len(),
+        n_labelled,
         n_pos,
         calibration_settings: CalibrationSettings {
             folds: opts.calibration_folds,
@@ -180,48 +189,65 @@ pub(super) fn report(
 /// Fills each method's held-out calibration: fold `f` fits both maps on the other folds'
 /// records, scored with the cell `f` chose (the headline cell without cross-validation).
 fn calibrate(
-    table: &ScoreTable,
+    source: ScoreSource<'_>,
     cells: &[UqRow],
     methods: &mut [UqMethod],
     opts: &Opts,
 ) -> Result<(), EvalError> {
     let k = opts.calibration_folds;
-    let assign = stratified_folds(table.labels(), k, opts.seed);
-    let empty: Vec<Option<f64>> = vec![None; table.len()];
-    let results: Vec<Result<HeldoutCalibration, EvalError>> = methods
-        .par_iter()
+    let labels = source.labels();
+    let assign = stratified_folds(labels, k, opts.seed);
+    // Per method, the cell each fold calibrates, and the distinct cells among them.
+    let per_fold: Vec<Vec<&str>> = methods
+        .iter()
         .map(|m| {
-            let per_fold: Vec<&str> = (0..k)
+            (0..k)
                 .map(|f| {
                     m.cv.as_ref()
                         .and_then(|cv| cv.choices.iter().find(|c| c.fold == f))
                         .map_or(m.headline.label.as_str(), |c| c.chosen.as_str())
                 })
-                .collect();
-            let mut scores: HashMap<&str, Vec<Option<f64>>> = HashMap::new();
-            for &label in &per_fold {
-                if !scores.contains_key(label) {
-                    let Some(row) = cells.iter().find(|c| c.label == label) else {
-                        continue;
-                    };
-                    scores.insert(label, table.trajectory_scores(&row.spec)?);
-                }
-            }
-            Ok(cross_validated(
-                |f| {
-                    per_fold
-                        .get(f)
-                        .and_then(|l| scores.get(l))
-                        .map_or(empty.as_slice(), Vec::as_slice)
-                },
-                table.labels(),
-                &assign,
-                k,
-            ))
+                .collect()
         })
         .collect();
+    let distinct: Vec<Vec<&UqRow>> = per_fold
+        .iter()
+        .map(|labels| {
+            let mut rows: Vec<&UqRow> = Vec::new();
+            for &label in labels {
+                if let Some(row) = cells.iter().find(|c| c.label == label) {
+                    if !rows.iter().any(|r| r.label == label) {
+                        rows.push(row);
+                    }
+                }
+            }
+            rows
+        })
+        .collect();
+    let groups: Vec<Vec<ScoreSpec>> = distinct
+        .iter()
+        .map(|rows| rows.iter().map(|r| r.spec).collect())
+        .collect();
+    let results = source.with_scores(&groups, |g, scores| {
+        let by_label: HashMap<&str, &Vec<Option<f64>>> = distinct[g]
+            .iter()
+            .map(|r| r.label.as_str())
+            .zip(&scores)
+            .collect();
+        Ok(cross_validated(
+            |f| {
+                per_fold[g]
+                    .get(f)
+                    .and_then(|l| by_label.get(l))
+                    .map_or(&[][..], |v| v.as_slice())
+            },
+            labels,
+            &assign,
+            k,
+        ))
+    })?;
     for (m, r) in methods.iter_mut().zip(results) {
-        m.calibration = r?;
+        m.calibration = r;
     }
     Ok(())
 }
