@@ -154,15 +154,18 @@ def _progress_callback(progress: Union[bool, Callable[[int, int], None]]):
 
 
 def score(
-    policy: PathLike,
-    reference: PathLike,
+    policy: Optional[PathLike],
+    reference: Optional[PathLike],
     trajectories: Any,
     *,
     renderer: str = "paper",
     progress: Union[bool, Callable[[int, int], None]] = True,
+    policy_endpoint: Union[None, str, Sequence[str]] = None,
+    reference_endpoint: Union[None, str, Sequence[str]] = None,
+    tokenizer: Optional[PathLike] = None,
     **options: Any,
 ) -> Records:
-    """Score trajectories with a local policy/reference pair — ``padv score``'s pipeline.
+    """Score trajectories with a policy/reference pair — ``padv score``'s pipeline.
 
     ``policy`` and ``reference`` are checkpoint folders (or ``org/name`` in the local Hugging
     Face cache; nothing is downloaded). ``trajectories`` is a path, or the dicts
@@ -171,18 +174,34 @@ def score(
     ``enable_thinking``, ``chat_vars``, ``chat_date``. ``progress`` shows a bar (tqdm when
     installed, so it renders in notebooks), or is called as ``progress(done, total)``.
 
+    On vLLM / SGLang servers (or ``padv serve``) instead: ``policy_endpoint`` and
+    ``reference_endpoint`` (a URL or a list of URLs, a fleet), the tokenizer from
+    ``tokenizer`` or a local ``policy`` folder (``reference`` may be ``None``), and the
+    remote flags of ``padv score`` as keywords: ``policy_model``, ``reference_model``,
+    ``engine_kind``, ``concurrency``, ``timeout``, ``retries``, ``top_k``, ``error_budget``,
+    ``max_model_len``, ``api_key_env``, ``policy_api_key_env``, ``reference_api_key_env``.
+
     Skipped trajectories (too long, non-finite values…) are reported as a warning; the run
     fails only when none could be scored.
 
     >>> records = padv.score("gym/pair/policy", "gym/pair/reference", "runs.jsonl")  # doctest: +SKIP
     >>> padv.evaluate(records, "uq").table()                                         # doctest: +SKIP
+    >>> records = padv.score(None, None, "runs.jsonl", tokenizer="ckpt/policy",     # doctest: +SKIP
+    ...                      policy_endpoint="http://gpu1:8000", reference_endpoint="http://gpu2:8000")
     """
+
+    def urls(v: Union[None, str, Sequence[str]]) -> Optional[list[str]]:
+        return None if v is None else [v] if isinstance(v, str) else list(v)
+
     records, info = _padv.score(
-        os.fspath(policy),
-        os.fspath(reference),
+        None if policy is None else os.fspath(policy),
+        None if reference is None else os.fspath(reference),
         _trajectories(trajectories),
         renderer=renderer,
         progress=_progress_callback(progress),
+        policy_endpoint=urls(policy_endpoint),
+        reference_endpoint=urls(reference_endpoint),
+        tokenizer=None if tokenizer is None else os.fspath(tokenizer),
         **options,
     )
     skipped = info.get("stats", {}).get("skipped", 0)

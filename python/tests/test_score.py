@@ -115,3 +115,34 @@ def test_client_matches_the_library(server, rollouts):
     with pytest.raises(padv.client.ServerError) as e:
         client.candidates(history, [])
     assert 400 <= e.value.status < 500
+
+
+def test_score_on_servers_equals_padv_score_on_servers(server, rollouts, tmp_path, cli, monkeypatch):
+    # The key travels by its variable's name, as with the CLI's --api-key-env.
+    monkeypatch.setenv("PADV_PY_TEST_KEY", "python-test-key")
+    remote = dict(policy_model="policy", reference_model="reference", api_key_env="PADV_PY_TEST_KEY")
+    out = tmp_path / "remote"
+    cli("score", "--policy-endpoint", server, "--reference-endpoint", server,
+        "--policy-model", "policy", "--reference-model", "reference",
+        "--api-key-env", "PADV_PY_TEST_KEY", "--tokenizer", PAIR / "policy",
+        "--input", rollouts, "--out", out, "--batch-size", "4", "--no-cache")
+    expected = padv.read_records(out / "records.jsonl").to_list()
+    records = padv.score(None, None, rollouts, policy_endpoint=server, reference_endpoint=[server],
+                         tokenizer=PAIR / "policy", batch_size=4, progress=False, **remote)
+    assert records.to_list() == expected
+    # The tokenizer may come from a local copy of the policy, as with `--policy`.
+    again = padv.score(PAIR / "policy", None, rollouts, policy_endpoint=server,
+                       reference_endpoint=server, batch_size=4, progress=False, **remote)
+    assert again.to_list() == expected
+    # What is missing or wrong is named as a keyword.
+    def fails(match, **kw):
+        with pytest.raises(padv.PadvError, match=match):
+            padv.score(None, None, rollouts, progress=False, **{**remote, **kw})
+    fails("reference_endpoint=", policy_endpoint=server)
+    fails("tokenizer=", policy_endpoint=server, reference_endpoint=server)
+    fails("timeout=", policy_endpoint=server, reference_endpoint=server, timeout=0)
+    fails("engine_kind", policy_endpoint=server, reference_endpoint=server, engine_kind="tgi")
+    fails("PADV_PY_NO_SUCH_VAR", policy_endpoint=server, reference_endpoint=server,
+          tokenizer=PAIR / "policy", api_key_env="PADV_PY_NO_SUCH_VAR")
+    with pytest.raises(padv.PadvError, match="local scoring needs"):
+        padv.score(PAIR / "policy", None, rollouts, progress=False)

@@ -73,6 +73,14 @@ pub enum RemoteError {
         /// The last error seen.
         last: String,
     },
+    /// Connecting to one model of a pair failed ([`crate::RemotePairSpec::connect`]).
+    #[error("connecting to the {model} endpoints: {source}")]
+    Connect {
+        /// `policy` or `reference`.
+        model: &'static str,
+        /// Why.
+        source: Box<RemoteError>,
+    },
 }
 
 impl RemoteError {

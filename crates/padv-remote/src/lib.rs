@@ -16,6 +16,7 @@ mod error;
 mod fleet;
 mod http;
 pub mod judge;
+mod pair;
 pub mod protocol;
 mod sparse;
 
@@ -23,4 +24,5 @@ pub use backend::{RemoteBackend, RemoteOptions, RemoteStats};
 pub use endpoint::{Endpoint, ModelIdentity};
 pub use error::RemoteError;
 pub use http::{ApiKey, HttpTarget};
+pub use pair::{capped_max_length, check_options, RemotePair, RemotePairSpec};
 pub use protocol::EngineKind;

@@ -39,7 +39,9 @@ pub use tail::TailIds;
 pub use template::{ChatOptions, ChatTemplate, RenderedChat};
 pub use tokenized::{RenderMode, Segment, TokenSpan, Tokenized, DEFAULT_MAX_LENGTH};
 pub use view::{RenderedSegment, RenderedSpan, RenderedTrajectory};
-pub use vocab::{check_same_vocabulary, pair_tokenizer, PairTokenizerError, VocabMismatch};
+pub use vocab::{
+    check_same_vocabulary, model_vocab_size, pair_tokenizer, PairTokenizerError, VocabMismatch,
+};
 
 /// How to turn trajectories into ids.
 #[derive(Debug, Clone, PartialEq)]

@@ -239,3 +239,29 @@ fn brief(v: &Value) -> String {
         s
     }
 }
+
+/// A served model's vocabulary size, from its checkpoint or tokenizer folder `dir`:
+/// `vocab_size` of `dir/config.json` (top level or `text_config`), else the tokenizer's own
+/// count (which can be smaller than a padded embedding; it only bounds the ids sent to a
+/// remote server, which checks them again).
+pub fn model_vocab_size(dir: &std::path::Path) -> super::Result<usize> {
+    let config = dir.join("config.json");
+    if let Ok(text) = std::fs::read_to_string(&config) {
+        let v: Value = serde_json::from_str(&text).map_err(|e| super::TokenizeError::Parse {
+            path: config.clone(),
+            message: format!("not JSON: {e}"),
+        })?;
+        let n = v
+            .get("vocab_size")
+            .or_else(|| v.get("text_config").and_then(|t| t.get("vocab_size")))
+            .and_then(Value::as_u64);
+        if let Some(n) = n {
+            return usize::try_from(n).map_err(|_| super::TokenizeError::Field {
+                path: config,
+                field: "vocab_size".into(),
+                message: format!("{n} does not fit this machine's address size"),
+            });
+        }
+    }
+    Ok(TextTokenizer::from_dir(dir)?.vocab_size())
+}

@@ -4,13 +4,11 @@
 //! sent, so the policy, the reference and local scoring all see identical ids.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
-use anyhow::Context;
 use clap::{Args, ValueEnum};
 use padv_core::LogprobBackend;
-use padv_engine::tokenize::TextTokenizer;
-use padv_remote::{ApiKey, EngineKind, RemoteBackend, RemoteOptions};
+use padv_engine::tokenize::model_vocab_size;
+use padv_remote::{check_options, EngineKind, RemoteOptions, RemotePairSpec};
 
 /// Engine behind the endpoints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -91,36 +89,27 @@ pub struct RemoteArgs {
     pub reference_api_key_env: Option<String>,
 }
 
-/// The token in environment variable `var`, if one was named.
-fn api_key(var: Option<&String>, flag: &str) -> anyhow::Result<Option<ApiKey>> {
-    var.map(|v| ApiKey::from_env(v).with_context(|| format!("{flag} {v}")))
-        .transpose()
+/// The flag spelling of a [`RemotePairSpec`] option, for errors.
+fn flag(option: &str) -> String {
+    format!("--{}", option.replace('_', "-"))
 }
 
 impl RemoteArgs {
     /// Whether any endpoint was given (remote scoring instead of local checkpoints).
     pub fn is_remote(&self) -> bool {
-        !self.policy_endpoint.is_empty() || !self.reference_endpoint.is_empty()
+        self.spec_parts().is_remote()
     }
 
     /// Backend options from the flags.
     pub fn options(&self) -> anyhow::Result<RemoteOptions> {
-        if !(self.timeout.is_finite() && self.timeout > 0.0) {
-            anyhow::bail!(
-                "--timeout {}: expected a positive number of seconds",
-                self.timeout
-            );
-        }
-        if self.concurrency == 0 {
-            anyhow::bail!("--concurrency must be at least 1");
-        }
+        let timeout = check_options(self.timeout, self.concurrency, flag)?;
         Ok(RemoteOptions {
             kind: self.engine_kind.map(|k| match k {
                 EngineKindArg::Vllm => EngineKind::Vllm,
                 EngineKindArg::Sglang => EngineKind::Sglang,
             }),
             concurrency: self.concurrency,
-            timeout: Duration::from_secs_f64(self.timeout),
+            timeout,
             retries: self.retries,
             top_k: self.top_k,
             error_budget: self.error_budget.max(1),
@@ -129,86 +118,56 @@ impl RemoteArgs {
         })
     }
 
-    /// Connects to both fleets. The tokenizer folder is `--tokenizer`, else `policy_dir` (a
-    /// local copy of the policy checkpoint given with `--policy`).
+    /// The pair's endpoints, models and key variables (options at their defaults).
+    fn spec_parts(&self) -> RemotePairSpec {
+        RemotePairSpec {
+            policy_endpoints: self.policy_endpoint.clone(),
+            reference_endpoints: self.reference_endpoint.clone(),
+            policy_model: self.policy_model.clone(),
+            reference_model: self.reference_model.clone(),
+            api_key_env: self.api_key_env.clone(),
+            policy_api_key_env: self.policy_api_key_env.clone(),
+            reference_api_key_env: self.reference_api_key_env.clone(),
+            options: RemoteOptions::default(),
+        }
+    }
+
+    /// Connects to both fleets (`RemotePairSpec::connect`, which `padv.score` uses too).
+    /// The tokenizer folder is `--tokenizer`, else `policy_dir` (a local copy of the policy
+    /// checkpoint given with `--policy`).
     pub fn build_with_policy_dir(
         &self,
         policy_dir: Option<&Path>,
     ) -> anyhow::Result<RemoteBackends> {
-        if self.policy_endpoint.is_empty() || self.reference_endpoint.is_empty() {
-            anyhow::bail!("remote scoring needs both --policy-endpoint and --reference-endpoint");
-        }
-        let dir = self
-            .tokenizer
-            .as_deref()
-            .or(policy_dir)
-            .context("remote scoring needs --tokenizer DIR (the served policy's tokenizer or checkpoint folder)")?
-            .to_path_buf();
-        let vocab = vocab_size(&dir)?;
-        let opts = self.options()?;
-        let both = api_key(self.api_key_env.as_ref(), "--api-key-env")?;
-        let policy_key = match api_key(self.policy_api_key_env.as_ref(), "--policy-api-key-env")? {
-            Some(k) => Some(k),
-            None => both.clone(),
+        let spec = RemotePairSpec {
+            options: self.options()?,
+            ..self.spec_parts()
         };
-        let reference_key = match api_key(
-            self.reference_api_key_env.as_ref(),
-            "--reference-api-key-env",
-        )? {
-            Some(k) => Some(k),
-            None => both,
-        };
-        let policy_opts = RemoteOptions {
-            model: self.policy_model.clone(),
-            api_key: policy_key,
-            ..opts.clone()
-        };
-        let reference_opts = RemoteOptions {
-            model: self.reference_model.clone(),
-            api_key: reference_key,
-            ..opts
-        };
-        let policy = RemoteBackend::connect(&self.policy_endpoint, vocab, policy_opts)
-            .context("connecting to the policy endpoints")?;
-        let reference = RemoteBackend::connect(&self.reference_endpoint, vocab, reference_opts)
-            .context("connecting to the reference endpoints")?;
+        let (dir, pair) = spec.connect(
+            self.tokenizer.as_deref(),
+            policy_dir,
+            |d| model_vocab_size(d).map_err(|e| e.to_string()),
+            flag,
+        )?;
         tracing::info!(
             "remote policy {}, reference {}",
-            policy.fingerprint(),
-            reference.fingerprint()
+            pair.policy.fingerprint(),
+            pair.reference.fingerprint()
         );
-        let max_tokens = policy
-            .max_prompt_tokens()
-            .min(reference.max_prompt_tokens());
-        Ok((dir, Box::new(policy), Box::new(reference), max_tokens))
+        Ok((
+            dir,
+            Box::new(pair.policy),
+            Box::new(pair.reference),
+            pair.max_tokens,
+        ))
     }
-}
-
-/// The model's vocabulary size: `vocab_size` of `DIR/config.json` (top level or
-/// `text_config`), else the tokenizer's own count (which can be smaller than a padded
-/// embedding; it only bounds the ids padv checks before sending).
-fn vocab_size(dir: &Path) -> anyhow::Result<usize> {
-    let config = dir.join("config.json");
-    if let Ok(text) = std::fs::read_to_string(&config) {
-        let v: serde_json::Value = serde_json::from_str(&text)
-            .with_context(|| format!("{}: not JSON", config.display()))?;
-        let n = v
-            .get("vocab_size")
-            .or_else(|| v.get("text_config").and_then(|t| t.get("vocab_size")))
-            .and_then(serde_json::Value::as_u64);
-        if let Some(n) = n {
-            return Ok(n as usize);
-        }
-    }
-    let tok = TextTokenizer::from_dir(dir)
-        .with_context(|| format!("loading the tokenizer in {}", dir.display()))?;
-    Ok(tok.vocab_size())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use clap::Parser;
+    use std::time::Duration;
 
     #[derive(Parser)]
     struct Cli {
@@ -277,6 +236,6 @@ mod tests {
             r#"{"text_config": {"vocab_size": 262208}}"#,
         )
         .unwrap();
-        assert_eq!(vocab_size(dir.path()).unwrap(), 262208);
+        assert_eq!(model_vocab_size(dir.path()).unwrap(), 262208);
     }
 }

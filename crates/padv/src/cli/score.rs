@@ -229,16 +229,9 @@ pub fn run(args: ScoreArgs) -> anyhow::Result<()> {
         load_pair(&args)?;
     // Remote servers refuse sequences longer than their context: truncate to what they take,
     // as local scoring does with --max-length, instead of skipping those trajectories.
-    let max_length = match cap {
-        Some(cap) if cap < args.max_length => {
-            tracing::warn!(
-                "--max-length {} is longer than the servers accept; truncating to {cap} tokens",
-                args.max_length
-            );
-            cap
-        }
-        _ => args.max_length,
-    };
+    let max_length = cap.map_or(args.max_length, |cap| {
+        padv_remote::capped_max_length(args.max_length, cap)
+    });
     let tok = load_tokenizers(&policy_dir, &reference_dir)?;
     let cache = prepare_out(&args)?;
     let run = Run {
