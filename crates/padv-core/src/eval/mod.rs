@@ -39,7 +39,7 @@ pub use report::{
     evaluate, evaluate_files, evaluate_table, scan_record_files, table_from_files, EvalConfig,
     EvalKind, EvalReport, EvalRequest, DEFAULT_TABLE_BUDGET,
 };
-pub use uq::{stratified_folds, uq, uq_grid, FoldAuroc, UqOptions, UqResult, UqRow};
+pub use uq::{stratified_folds, uq, uq_grid, FoldAuroc, ScoreSlot, UqOptions, UqResult, UqRow};
 
 use crate::score::ScoreError;
 

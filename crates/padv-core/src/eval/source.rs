@@ -69,12 +69,13 @@ impl<'a> ScoreSource<'a> {
     }
 
     /// `f(g, scores)` for each group `g` of specs, `scores[j]` being the trajectory scores of
-    /// `groups[g][j]`. A table runs the groups in parallel; files are read once per group,
-    /// groups one after the other. Results in group order; the first error in group order.
+    /// `groups[g][j]`, NaN for none ([`crate::eval::ScoreSlot`]: 8 bytes per record and cell).
+    /// A table runs the groups in parallel; files are read once per group, groups one after
+    /// the other. Results in group order; the first error in group order.
     pub(crate) fn with_scores<T: Send>(
         &self,
         groups: &[Vec<ScoreSpec>],
-        f: impl Fn(usize, Vec<Vec<Option<f64>>>) -> Result<T, EvalError> + Sync,
+        f: impl Fn(usize, Vec<Vec<f64>>) -> Result<T, EvalError> + Sync,
     ) -> Result<Vec<T>, EvalError> {
         match self {
             ScoreSource::Table(table) => {
@@ -84,7 +85,7 @@ impl<'a> ScoreSource<'a> {
                     .map(|(g, specs)| {
                         let scores = specs
                             .iter()
-                            .map(|s| table.trajectory_scores(s))
+                            .map(|s| Ok(nan_for_none(table.trajectory_scores(s)?)))
                             .collect::<Result<Vec<_>, ScoreError>>()?;
                         f(g, scores)
                     })
@@ -108,6 +109,11 @@ pub struct RecordScan {
     /// Every record's id, for the uniqueness check of a streamed evaluation (empty once the
     /// table is kept: it holds the ids).
     pub(crate) ids: IdArena,
+}
+
+/// Scores with NaN for none (see [`crate::eval::ScoreSlot`]).
+fn nan_for_none(scores: Vec<Option<f64>>) -> Vec<f64> {
+    scores.into_iter().map(|s| s.unwrap_or(f64::NAN)).collect()
 }
 
 /// What [`scan`] found.
@@ -150,10 +156,18 @@ impl RecordScan {
     /// The trajectory scores of one cell (one more pass over the files when the table was
     /// not kept).
     pub fn trajectory_scores(&self, spec: &ScoreSpec) -> Result<Vec<Option<f64>>, EvalError> {
-        self.source()
+        if let Scan::Table(t) = &self.scan {
+            return Ok(t.trajectory_scores(spec)?);
+        }
+        let scores = self
+            .source()
             .with_scores(&[vec![*spec]], |_, mut s| Ok(s.pop().unwrap_or_default()))?
             .pop()
-            .ok_or(EvalError::NoRecords)
+            .ok_or(EvalError::NoRecords)?;
+        Ok(scores
+            .into_iter()
+            .map(|s| (!s.is_nan()).then_some(s))
+            .collect())
     }
 
     pub(crate) fn source(&self) -> ScoreSource<'_> {
@@ -272,8 +286,8 @@ pub(crate) fn scan(
             ids: IdArena::default(),
         });
     }
-    // Score vectors of a pass: `Option<f64>` per record per cell, within the budget.
-    let per_cell = labels.len().max(1) * std::mem::size_of::<Option<f64>>();
+    // Score vectors of a pass: an `f64` per record per cell, within the budget.
+    let per_cell = labels.len().max(1) * std::mem::size_of::<f64>();
     let files = FileScores {
         paths: paths.to_vec(),
         stamps,
@@ -304,9 +318,9 @@ impl FileScores {
     }
 
     /// The trajectory scores of `specs`, from one pass over the files.
-    fn scores(&self, specs: &[ScoreSpec]) -> Result<Vec<Vec<Option<f64>>>, EvalError> {
+    fn scores(&self, specs: &[ScoreSpec]) -> Result<Vec<Vec<f64>>, EvalError> {
         let n = self.labels.len();
-        let mut out: Vec<Vec<Option<f64>>> = specs.iter().map(|_| Vec::with_capacity(n)).collect();
+        let mut out: Vec<Vec<f64>> = specs.iter().map(|_| Vec::with_capacity(n)).collect();
         let mut seen = 0;
         for (path, &was) in self.paths.iter().zip(&self.stamps) {
             let changed = || {
@@ -330,11 +344,15 @@ impl FileScores {
                 seen = end;
                 for (spec, scores) in specs.iter().zip(out.iter_mut()) {
                     match part.scorer(spec) {
-                        Ok(s) => scores.extend(s.trajectory_scores()),
+                        Ok(s) => scores.extend(
+                            s.trajectory_scores()
+                                .into_iter()
+                                .map(|s| s.unwrap_or(f64::NAN)),
+                        ),
                         // A batch without any of this judge's values: its records have none,
                         // as in the whole table.
                         Err(ScoreError::UnknownJudge { .. }) if spec.method == Method::Judge => {
-                            scores.extend(std::iter::repeat_n(None, part.len()))
+                            scores.extend(std::iter::repeat_n(f64::NAN, part.len()))
                         }
                         Err(e) => return Err(e.into()),
                     }

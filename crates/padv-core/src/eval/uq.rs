@@ -13,6 +13,27 @@ use super::EvalError;
 use crate::is_success_reward;
 use crate::score::{ScoreSpec, ScoreTable};
 
+/// A stored trajectory score: `Option<f64>` (what a [`ScoreTable`] gives), or a bare `f64`
+/// with NaN for "no score" (half the memory: what an evaluation that re-reads record files
+/// keeps per record and cell). A NaN inside `Some` also counts as no score, so the two
+/// encodings evaluate alike.
+pub trait ScoreSlot: Copy + Send + Sync {
+    /// The score, `None` when there is none.
+    fn score(self) -> Option<f64>;
+}
+
+impl ScoreSlot for Option<f64> {
+    fn score(self) -> Option<f64> {
+        self.filter(|s| !s.is_nan())
+    }
+}
+
+impl ScoreSlot for f64 {
+    fn score(self) -> Option<f64> {
+        (!self.is_nan()).then_some(self)
+    }
+}
+
 /// Settings of a UQ evaluation.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct UqOptions {
@@ -96,8 +117,8 @@ pub struct UqRow {
 /// assert_eq!(r.auroc, Some(1.0));
 /// # Ok::<(), padv_core::eval::EvalError>(())
 /// ```
-pub fn uq(
-    scores: &[Option<f64>],
+pub fn uq<S: ScoreSlot>(
+    scores: &[S],
     rewards: &[Option<f64>],
     opts: &UqOptions,
 ) -> Result<UqResult, EvalError> {
@@ -147,8 +168,8 @@ struct Shared<'a> {
 }
 
 /// The metrics of one cell, and its per-fold AUROCs when `shared` is given.
-fn evaluate(
-    scores: &[Option<f64>],
+fn evaluate<S: ScoreSlot>(
+    scores: &[S],
     rewards: &[Option<f64>],
     opts: &UqOptions,
     shared: Option<&Shared<'_>>,
@@ -160,13 +181,12 @@ fn evaluate(
     let mut kept_scores = Vec::with_capacity(scores.len());
     let mut labels = Vec::with_capacity(scores.len());
     for (i, (s, r)) in scores.iter().zip(rewards).enumerate() {
-        match (r, s) {
+        match (r, s.score()) {
             (None, _) => n_no_label += 1,
             (Some(_), None) => n_no_score += 1,
-            (Some(_), Some(s)) if s.is_nan() => n_no_score += 1,
             (Some(r), Some(s)) => {
                 kept_index.push(i);
-                kept_scores.push(*s);
+                kept_scores.push(s);
                 labels.push(is_success_reward(*r));
             }
         }

@@ -456,8 +456,8 @@ fn fit_headline_with(
 }
 
 /// Finite scores and success outcomes of the records that have both and pass `keep`.
-fn labelled_scores(
-    scores: &[Option<f64>],
+fn labelled_scores<S: crate::eval::ScoreSlot>(
+    scores: &[S],
     rewards: &[Option<f64>],
     keep: impl Fn(usize) -> bool,
 ) -> (Vec<f64>, Vec<bool>) {
@@ -465,8 +465,8 @@ fn labelled_scores(
         .iter()
         .zip(rewards)
         .enumerate()
-        .filter_map(|(i, (s, r))| match (s, r) {
-            (Some(s), Some(r)) if s.is_finite() && keep(i) => Some((*s, is_success_reward(*r))),
+        .filter_map(|(i, (s, r))| match (s.score(), r) {
+            (Some(s), Some(r)) if s.is_finite() && keep(i) => Some((s, is_success_reward(*r))),
             _ => None,
         })
         .unzip()
@@ -494,8 +494,8 @@ pub struct HeldoutCalibration {
 /// `folds[i]` is record `i`'s fold (`None`: unlabelled), e.g. from
 /// [`crate::eval::stratified_folds`]. A fold whose training records hold one class only is
 /// skipped (named in `note`), so both maps are always judged on the same records.
-pub fn cross_validated<'a>(
-    scores_of: impl Fn(usize) -> &'a [Option<f64>],
+pub fn cross_validated<'a, S: crate::eval::ScoreSlot + 'a>(
+    scores_of: impl Fn(usize) -> &'a [S],
     rewards: &[Option<f64>],
     folds: &[Option<usize>],
     k: usize,

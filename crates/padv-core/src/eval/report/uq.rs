@@ -229,7 +229,7 @@ fn calibrate(
         .map(|rows| rows.iter().map(|r| r.spec).collect())
         .collect();
     let results = source.with_scores(&groups, |g, scores| {
-        let by_label: HashMap<&str, &Vec<Option<f64>>> = distinct[g]
+        let by_label: HashMap<&str, &Vec<f64>> = distinct[g]
             .iter()
             .map(|r| r.label.as_str())
             .zip(&scores)
