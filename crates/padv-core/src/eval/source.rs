@@ -249,6 +249,9 @@ pub(crate) fn scan(
         .map(|s| (*s, Ok(())))
         .collect();
     let mut stamps = Vec::with_capacity(paths.len());
+    // The kept table's size, summed over its batches (recounting the whole table after each
+    // batch would cost O(records²)).
+    let mut table_bytes = 0usize;
     for path in paths {
         stamps.push(stamp(path)?);
         for batch in RecordBatches::open(path)? {
@@ -272,9 +275,11 @@ pub(crate) fn scan(
                 }
             }
             if let Some(b) = builder.as_mut() {
-                b.push_part(part);
-                if b.approx_bytes() > budget {
+                table_bytes = table_bytes.saturating_add(part.approx_bytes());
+                if table_bytes > budget {
                     builder = None;
+                } else {
+                    b.push_part(part);
                 }
             }
         }

@@ -346,7 +346,8 @@ impl ScoreTable {
         })
     }
 
-    /// Approximate heap bytes of the table (see [`ScoreTableBuilder::approx_bytes`]).
+    /// Approximate heap bytes of the table: its columns and per-record vectors, strings
+    /// included, not the allocator's slack (what a memory budget counts).
     pub(crate) fn approx_bytes(&self) -> usize {
         let strings: usize = self
             .ids
@@ -608,12 +609,6 @@ impl ScoreTableBuilder {
         table
             .judges
             .sort_by(|a, b| a.name.as_str().cmp(b.name.as_str()));
-    }
-
-    /// Approximate heap bytes of the table built so far (its columns and per-record
-    /// vectors, strings included; not the allocator's slack).
-    pub(crate) fn approx_bytes(&self) -> usize {
-        self.table.as_ref().map_or(0, ScoreTable::approx_bytes)
     }
 
     /// The table of every record added; `None` when none was.

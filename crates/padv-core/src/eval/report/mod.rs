@@ -188,8 +188,8 @@ pub fn evaluate_table(
 }
 
 /// The default `table_budget` of [`scan_record_files`] (`padv eval --table-budget-mib`):
-/// 512 MiB, a table of about 4·10⁶ two-step PA records. Past it, a UQ grid over 10⁷ records
-/// holds about 1.8 GB in all (measured; see the README's benchmark).
+/// 512 MiB, a table of about 1.3·10⁶ two-step PA records. Past it, a UQ grid over 10⁷ records
+/// peaked at 1.56 GiB in all (measured; see the README's benchmark).
 pub const DEFAULT_TABLE_BUDGET: usize = 512 << 20;
 
 /// [`evaluate_table`] of record files (JSONL or Parquet) with memory bounded by the
