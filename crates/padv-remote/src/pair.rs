@@ -112,32 +112,32 @@ impl RemotePairSpec {
         let both = key("api_key_env", &self.api_key_env)?;
         let policy_key = key("policy_api_key_env", &self.policy_api_key_env)?.or(both.clone());
         let reference_key = key("reference_api_key_env", &self.reference_api_key_env)?.or(both);
-        let policy = RemoteBackend::connect(
+        let connect = |model: &'static str,
+                       endpoints: &[String],
+                       id: &Option<String>,
+                       api_key: Option<ApiKey>| {
+            let opts = RemoteOptions {
+                model: id.clone(),
+                api_key,
+                ..self.options.clone()
+            };
+            RemoteBackend::connect(endpoints, vocab_size, opts).map_err(|e| RemoteError::Connect {
+                model,
+                source: Box::new(e),
+            })
+        };
+        let policy = connect(
+            "policy",
             &self.policy_endpoints,
-            vocab_size,
-            RemoteOptions {
-                model: self.policy_model.clone(),
-                api_key: policy_key,
-                ..self.options.clone()
-            },
-        )
-        .map_err(|e| RemoteError::Connect {
-            model: "policy",
-            source: Box::new(e),
-        })?;
-        let reference = RemoteBackend::connect(
+            &self.policy_model,
+            policy_key,
+        )?;
+        let reference = connect(
+            "reference",
             &self.reference_endpoints,
-            vocab_size,
-            RemoteOptions {
-                model: self.reference_model.clone(),
-                api_key: reference_key,
-                ..self.options.clone()
-            },
-        )
-        .map_err(|e| RemoteError::Connect {
-            model: "reference",
-            source: Box::new(e),
-        })?;
+            &self.reference_model,
+            reference_key,
+        )?;
         let max_tokens = policy
             .max_prompt_tokens()
             .min(reference.max_prompt_tokens());

@@ -85,7 +85,7 @@ impl<'a> ScoreSource<'a> {
                     .map(|(g, specs)| {
                         let scores = specs
                             .iter()
-                            .map(|s| Ok(nan_for_none(table.trajectory_scores(s)?)))
+                            .map(|s| Ok(table.scorer(s)?.trajectory_scores_nan()))
                             .collect::<Result<Vec<_>, ScoreError>>()?;
                         f(g, scores)
                     })
@@ -109,11 +109,6 @@ pub struct RecordScan {
     /// Every record's id, for the uniqueness check of a streamed evaluation (empty once the
     /// table is kept: it holds the ids).
     pub(crate) ids: IdArena,
-}
-
-/// Scores with NaN for none (see [`crate::eval::ScoreSlot`]).
-fn nan_for_none(scores: Vec<Option<f64>>) -> Vec<f64> {
-    scores.into_iter().map(|s| s.unwrap_or(f64::NAN)).collect()
 }
 
 /// What [`scan`] found.
@@ -230,8 +225,8 @@ fn stamp(path: &Path) -> Result<(u64, Option<SystemTime>), EvalError> {
 }
 
 /// Read `paths` once, a batch at a time: build the score table of `methods` while it stays
-/// within `budget` bytes, and collect per record its id and label, the judges, and the
-/// verdict on each of `candidates` (what [`FileScores`] needs once the table is dropped).
+/// within `budget` bytes; past that, drop it and collect per record its id and label, the
+/// judges, and the verdict on each of `candidates` (what [`FileScores`] needs).
 pub(crate) fn scan(
     paths: &[PathBuf],
     methods: &[Method],
@@ -240,14 +235,9 @@ pub(crate) fn scan(
 ) -> Result<RecordScan, EvalError> {
     let mut builder = Some(crate::score::ScoreTableBuilder::for_methods(methods));
     let kept = sources_read_by(methods);
-    let mut labels = Vec::new();
-    let mut ids = IdArena::default();
-    let mut judges: BTreeMap<String, (JudgeName, bool, bool)> = BTreeMap::new();
-    let mut checks: Vec<(ScoreSpec, Result<(), ScoreError>)> = candidates
-        .iter()
-        .filter(|s| s.method != Method::Judge)
-        .map(|s| (*s, Ok(())))
-        .collect();
+    // What the passes need, collected only once the table is dropped (seeded from the
+    // records the table held until then).
+    let mut streamed = Streamed::new(candidates);
     let mut stamps = Vec::with_capacity(paths.len());
     // The kept table's size, summed over its batches (recounting the whole table after each
     // batch would cost O(records²)).
@@ -258,30 +248,17 @@ pub(crate) fn scan(
             let batch = batch?;
             let part = ScoreTable::precompute_kept(&batch, kept)?;
             drop(batch);
-            labels.extend_from_slice(part.labels());
-            for id in part.ids() {
-                ids.push(id);
-            }
-            for (name, traj, steps) in part.judges() {
-                let e = judges
-                    .entry(name.to_string())
-                    .or_insert((name, false, false));
-                e.1 |= traj;
-                e.2 |= steps;
-            }
-            for (spec, verdict) in checks.iter_mut().filter(|c| c.1.is_ok()) {
-                if let Err(e) = part.scorer(spec) {
-                    *verdict = Err(e);
-                }
-            }
             if let Some(b) = builder.as_mut() {
                 table_bytes = table_bytes.saturating_add(part.approx_bytes());
-                if table_bytes > budget {
-                    builder = None;
-                } else {
+                if table_bytes <= budget {
                     b.push_part(part);
+                    continue;
+                }
+                if let Some(table) = builder.take().and_then(|b| b.finish()) {
+                    streamed.absorb(&table);
                 }
             }
+            streamed.absorb(&part);
         }
     }
     if let Some(b) = builder {
@@ -292,20 +269,66 @@ pub(crate) fn scan(
         });
     }
     // Score vectors of a pass: an `f64` per record per cell, within the budget.
-    let per_cell = labels.len().max(1) * std::mem::size_of::<f64>();
+    let per_cell = streamed.labels.len().max(1) * std::mem::size_of::<f64>();
     let files = FileScores {
         paths: paths.to_vec(),
         stamps,
         kept,
-        labels,
-        judges: judges.into_values().collect(),
-        checks,
+        labels: streamed.labels,
+        judges: streamed.judges.into_values().collect(),
+        checks: streamed.checks,
         cells_per_pass: (budget / per_cell).max(1),
     };
     Ok(RecordScan {
         scan: Scan::Files(files),
-        ids,
+        ids: streamed.ids,
     })
+}
+
+/// Per record its id and label, the judges, and the verdict on each candidate cell, gathered
+/// table by table in input order.
+struct Streamed {
+    labels: Vec<Option<f64>>,
+    ids: IdArena,
+    judges: BTreeMap<String, (JudgeName, bool, bool)>,
+    checks: Vec<(ScoreSpec, Result<(), ScoreError>)>,
+}
+
+impl Streamed {
+    fn new(candidates: &[ScoreSpec]) -> Self {
+        Streamed {
+            labels: Vec::new(),
+            ids: IdArena::default(),
+            judges: BTreeMap::new(),
+            checks: candidates
+                .iter()
+                .filter(|s| s.method != Method::Judge)
+                .map(|s| (*s, Ok(())))
+                .collect(),
+        }
+    }
+
+    /// Add the records of `table`, which come after those added before.
+    fn absorb(&mut self, table: &ScoreTable) {
+        self.labels.extend_from_slice(table.labels());
+        for id in table.ids() {
+            self.ids.push(id);
+        }
+        for (name, traj, steps) in table.judges() {
+            let e = self
+                .judges
+                .entry(name.to_string())
+                .or_insert((name, false, false));
+            e.1 |= traj;
+            e.2 |= steps;
+        }
+        // A cell's first error over the records so far is the whole table's first error.
+        for (spec, verdict) in self.checks.iter_mut().filter(|c| c.1.is_ok()) {
+            if let Err(e) = table.scorer(spec) {
+                *verdict = Err(e);
+            }
+        }
+    }
 }
 
 impl FileScores {
@@ -349,11 +372,7 @@ impl FileScores {
                 seen = end;
                 for (spec, scores) in specs.iter().zip(out.iter_mut()) {
                     match part.scorer(spec) {
-                        Ok(s) => scores.extend(
-                            s.trajectory_scores()
-                                .into_iter()
-                                .map(|s| s.unwrap_or(f64::NAN)),
-                        ),
+                        Ok(s) => scores.extend(s.trajectory_scores_nan()),
                         // A batch without any of this judge's values: its records have none,
                         // as in the whole table.
                         Err(ScoreError::UnknownJudge { .. }) if spec.method == Method::Judge => {

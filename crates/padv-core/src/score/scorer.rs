@@ -350,6 +350,18 @@ impl Scorer<'_> {
             .collect()
     }
 
+    /// [`Scorer::trajectory_scores`] with NaN for "no score" (8 bytes per record instead of
+    /// 16; see [`crate::eval::ScoreSlot`]), what the evaluations' score sources keep.
+    pub fn trajectory_scores_nan(&self) -> Vec<f64> {
+        (0..self.table.len())
+            .into_par_iter()
+            .with_min_len(1024)
+            .map_init(Vec::new, |buf, r| {
+                self.trajectory_score(r, buf).unwrap_or(f64::NAN)
+            })
+            .collect()
+    }
+
     /// The table this scorer reads.
     pub fn table(&self) -> &ScoreTable {
         self.table
