@@ -158,6 +158,106 @@ fn training_is_deterministic() {
     assert!(err.to_string().contains("config.sft differs"), "{err}");
 }
 
+/// Continued SFT starts from the earlier run's reference (with zero more steps the
+/// reference is that one, byte for byte, and RL reproduces its policy), refuses a run of
+/// another family, and says where it started in the manifest; an RL time budget stops after
+/// the iteration that spends it, measures the distance there and records the stop.
+#[test]
+fn continued_sft_and_the_rl_time_budget() {
+    let mut cfg = TrainConfig::new(12, LakeConfig::default(), 0.1, ActionStyle::Terse);
+    cfg.sft.episodes = 8;
+    cfg.sft.steps = 2;
+    cfg.sft.batch = 4;
+    cfg.sft.micro_batch = 2;
+    cfg.rl.iterations = 2;
+    cfg.rl.maps_per_iteration = 2;
+    cfg.rl.group = 2;
+    cfg.save_at = vec![];
+    cfg.monitor = padv_gym::train::MonitorConfig {
+        maps: 2,
+        rollouts: 2,
+        every: 10,
+    };
+    let weights =
+        |dir: &Path, sub: &str| std::fs::read(dir.join(sub).join("model.safetensors")).unwrap();
+    let a = tempfile::tempdir().unwrap();
+    train_pair(&cfg, a.path(), serde_json::Value::Null, None).unwrap();
+
+    let mut cont = cfg.clone();
+    cont.sft.steps = 0;
+    cont.sft.init_from = Some(a.path().display().to_string());
+    let b = tempfile::tempdir().unwrap();
+    train_pair(&cont, b.path(), serde_json::Value::Null, None).unwrap();
+    assert_eq!(
+        weights(b.path(), "reference"),
+        weights(a.path(), "reference")
+    );
+    assert_eq!(weights(b.path(), "policy"), weights(a.path(), "policy"));
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(b.path().join("manifest.json")).unwrap()).unwrap();
+    let from = &manifest["reference_initialised_from"];
+    assert_eq!(
+        from["pair"].as_str(),
+        Some(a.path().display().to_string().as_str())
+    );
+    assert_eq!(from["its_sft"]["steps"].as_u64(), Some(2));
+
+    // Reusing the continued run's reference carries where its SFT started.
+    let e = tempfile::tempdir().unwrap();
+    train_pair(&cont, e.path(), serde_json::Value::Null, Some(b.path())).unwrap();
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(e.path().join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(
+        manifest["reference_initialised_from"]["its_sft"]["steps"].as_u64(),
+        Some(2)
+    );
+    assert!(
+        manifest.get("status").is_none(),
+        "the final manifest replaced the first"
+    );
+
+    cont.sft.steps = 2;
+    let c = tempfile::tempdir().unwrap();
+    train_pair(&cont, c.path(), serde_json::Value::Null, None).unwrap();
+    assert_ne!(
+        weights(c.path(), "reference"),
+        weights(a.path(), "reference")
+    );
+
+    let mut other = cont.clone();
+    other.style = ActionStyle::Verbose;
+    let err = train_pair(&other, c.path(), serde_json::Value::Null, None).unwrap_err();
+    assert!(
+        err.to_string().contains("config.style differs") && err.to_string().contains("continue"),
+        "{err}"
+    );
+
+    let mut timed = cfg.clone();
+    timed.rl.time_budget_s = Some(0.0);
+    let d = tempfile::tempdir().unwrap();
+    train_pair(&timed, d.path(), serde_json::Value::Null, None).unwrap();
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(d.path().join("manifest.json")).unwrap()).unwrap();
+    let outcome = &manifest["rl_outcome"];
+    assert_eq!(outcome["stopped_at"].as_u64(), Some(1), "{outcome}");
+    let measured: Vec<u64> = outcome["validation"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v[0].as_u64().unwrap())
+        .collect();
+    assert_eq!(measured, vec![0, 1], "the stop is measured");
+    let log = std::fs::read_to_string(d.path().join("train_log.jsonl")).unwrap();
+    assert_eq!(log.lines().count(), 2 + 1);
+    // The last iterate is kept beside the closest one whenever they differ.
+    let kept = outcome["kept_iteration"].as_u64().unwrap();
+    assert_eq!(
+        d.path().join("policy-last").exists(),
+        kept != 1,
+        "kept {kept}"
+    );
+}
+
 /// The training gradients are the derivatives of the loss: backward against central finite
 /// differences with Richardson extrapolation (in f64 arithmetic on f32 weights) for weights that reach the loss only
 /// through attention (query/key projections) and for the MLP, embedding and norm.

@@ -145,3 +145,33 @@ fn each_chooser_takes_its_argmax_and_runs_are_deterministic() {
         .flat_map(|e| &e.decisions)
         .all(|d| d.tokens.len() == 1 && d.chosen == 0));
 }
+
+/// `padv gym search --style verbose` samples actions as long as the demo does: a verbose
+/// action (remark line, then the move) is not cut at the terse limit of 16 tokens, which
+/// made every guided episode a string of invalid actions.
+#[test]
+fn verbose_search_samples_whole_verbose_actions() {
+    let out = tempfile::tempdir().unwrap();
+    let mut opts = padv_gym::search::eval::SearchOptions::new(true, out.path().to_path_buf(), 5);
+    opts.pair = padv_gym::demo::verbose_pair_dir();
+    opts.maps = 1;
+    opts.k = 2;
+    opts.episodes = 1;
+    opts.bootstrap = 10;
+    padv_gym::search::eval::run(&opts).unwrap();
+    let text = std::fs::read_to_string(out.path().join("search_sample.jsonl")).unwrap();
+    let mut longest = 0;
+    let mut moves = 0;
+    for line in text.lines() {
+        let traj: serde_json::Value = serde_json::from_str(line).unwrap();
+        for m in traj["messages"].as_array().unwrap() {
+            if m["role"] == "assistant" {
+                let a = m["content"].as_str().unwrap();
+                longest = longest.max(a.len());
+                moves += usize::from(a.contains("\ngo "));
+            }
+        }
+    }
+    assert!(longest > 16, "longest verbose action {longest} characters");
+    assert!(moves > 0, "no verbose action reached its move line");
+}

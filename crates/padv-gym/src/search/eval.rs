@@ -184,7 +184,7 @@ pub fn run(opts: &SearchOptions) -> Result<SearchSummary> {
         let cfg = SearchConfig {
             k,
             beta,
-            sample: SampleConfig::default(),
+            sample: SampleConfig::for_style(sampler.style()),
         };
         search_batch(&policy, &reference, &sampler, &jobs, &vals, chooser, &cfg)
     };

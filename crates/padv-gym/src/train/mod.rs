@@ -6,6 +6,7 @@
 //! - `tokenizer/`: the gym tokenizer files;
 //! - `reference/`, `policy/`: Hugging Face checkpoint directories;
 //! - `policy-iter-NNNN/`: intermediate policies (the iterations in [`TrainConfig::save_at`]);
+//! - `policy-last/`: the last RL iterate, when `keep_best` kept an earlier one as `policy/`;
 //! - `train_log.jsonl`: one [`LogEntry`] per SFT step / RL iteration;
 //! - `manifest.json`: the configuration, provenance, wall time and final statistics.
 
@@ -118,6 +119,9 @@ impl TrainConfig {
     }
 }
 
+/// Where the last RL iterate goes when `keep_best` kept an earlier one as `policy/`.
+pub const LAST_POLICY_DIR: &str = "policy-last";
+
 /// The directory of the intermediate policy saved after RL iteration `it`.
 pub fn intermediate_dir(out: &Path, it: usize) -> PathBuf {
     out.join(format!("policy-iter-{it:04}"))
@@ -206,12 +210,10 @@ pub fn read_manifest(pair: &Path) -> Result<(TrainConfig, serde_json::Value)> {
     Ok((cfg, value))
 }
 
-/// The expert success recorded by an earlier run whose reference can stand in for this
-/// run's SFT; an error naming the first differing setting otherwise.
-fn check_reusable(cfg: &TrainConfig, earlier: &Path) -> Result<f64> {
-    let (theirs, manifest) = read_manifest(earlier)?;
-    let path = earlier.join("manifest.json");
-    let differs = if theirs.seed != cfg.seed {
+/// The first setting besides SFT and RL in which an earlier run's configuration differs
+/// from `cfg` (the ones that decide what a reference is a model of).
+fn first_difference(cfg: &TrainConfig, theirs: &TrainConfig) -> Option<&'static str> {
+    if theirs.seed != cfg.seed {
         Some("seed")
     } else if theirs.lake != cfg.lake {
         Some("lake")
@@ -219,11 +221,36 @@ fn check_reusable(cfg: &TrainConfig, earlier: &Path) -> Result<f64> {
         Some("style")
     } else if theirs.model != cfg.model {
         Some("model")
-    } else if theirs.sft != cfg.sft {
-        Some("sft")
     } else {
         None
-    };
+    }
+}
+
+/// The reference of an earlier run that continued SFT starts from, and that run's SFT
+/// settings; an error naming the first differing setting otherwise.
+fn initial_reference(
+    cfg: &TrainConfig,
+    earlier: &Path,
+    tok: &TextTokenizer,
+) -> Result<(Agent, SftConfig)> {
+    let (theirs, _) = read_manifest(earlier)?;
+    if let Some(field) = first_difference(cfg, &theirs) {
+        return Err(AgentError::Invalid(format!(
+            "{}: config.{field} differs from this run's, so SFT cannot continue from its \
+             reference",
+            earlier.join("manifest.json").display()
+        )));
+    }
+    Ok((Agent::load(&earlier.join("reference"), tok)?, theirs.sft))
+}
+
+/// The expert success recorded by an earlier run whose reference can stand in for this
+/// run's SFT, and the SFT settings of the run that run's SFT continued (if any); an error
+/// naming the first differing setting otherwise.
+fn check_reusable(cfg: &TrainConfig, earlier: &Path) -> Result<(f64, Option<SftConfig>)> {
+    let (theirs, manifest) = read_manifest(earlier)?;
+    let path = earlier.join("manifest.json");
+    let differs = first_difference(cfg, &theirs).or((theirs.sft != cfg.sft).then_some("sft"));
     if let Some(field) = differs {
         return Err(AgentError::Invalid(format!(
             "{}: config.{field} differs from this run's, so its reference is not the one SFT \
@@ -231,14 +258,17 @@ fn check_reusable(cfg: &TrainConfig, earlier: &Path) -> Result<f64> {
             path.display()
         )));
     }
-    manifest["expert_success_on_demonstrations"]
+    let success = manifest["expert_success_on_demonstrations"]
         .as_f64()
         .ok_or_else(|| {
             AgentError::Invalid(format!(
                 "{}: no expert_success_on_demonstrations",
                 path.display()
             ))
-        })
+        })?;
+    let continued =
+        serde_json::from_value(manifest["reference_initialised_from"]["its_sft"].clone()).ok();
+    Ok((success, continued))
 }
 
 /// Trains the reference and the policy into `out` (see the module doc for the layout).
@@ -275,15 +305,25 @@ pub fn train_pair(
     let mut log = TrainLog::create(&out.join("train_log.jsonl"))?;
 
     let ref_dir = out.join("reference");
+    let mut earlier_sft = None;
     let (reference, expert_success) = match reuse_reference {
         Some(earlier) => {
-            let expert_success = check_reusable(cfg, earlier)?;
+            let (expert_success, continued) = check_reusable(cfg, earlier)?;
+            earlier_sft = continued;
             let reference = Agent::load(&earlier.join("reference"), &tok)?;
             tracing::info!("reusing the reference of {}", earlier.display());
             (reference, expert_success)
         }
         None => {
-            let reference = Agent::init(&shape, &tok, cfg.seed)?;
+            let reference = match &cfg.sft.init_from {
+                Some(earlier) => {
+                    let (agent, theirs) = initial_reference(cfg, Path::new(earlier), &tok)?;
+                    tracing::info!("continuing SFT from the reference of {earlier}");
+                    earlier_sft = Some(theirs);
+                    agent
+                }
+                None => Agent::init(&shape, &tok, cfg.seed)?,
+            };
             tracing::info!(
                 "agent: {} parameters; generating {} expert demonstrations",
                 reference.num_parameters(),
@@ -304,6 +344,40 @@ pub fn train_pair(
         }
     };
     reference.save(&ref_dir, &tok)?;
+    // Written once SFT ends (so an interrupted RL run leaves a reference that
+    // `--reuse-reference` accepts), then replaced when RL ends.
+    let parameters = reference.num_parameters();
+    let manifest = |outcome: Option<&RlOutcome>, log: Option<&TrainLog>, wall_s: f64| {
+        let mut m = serde_json::json!({
+            "what": "padv gym pair: reference = SFT on imperfect-expert demonstrations; policy = KL-regularised on-policy RL from the reference",
+            "config": cfg,
+            "agent": shape,
+            "parameters": parameters,
+            "expert_success_on_demonstrations": expert_success,
+            "reference_reused_from": reuse_reference.map(|p| p.display().to_string()),
+            "reference_initialised_from": cfg.sft.init_from.as_ref().map(|p| serde_json::json!({
+                "pair": p,
+                "its_sft": earlier_sft,
+            })),
+            "wall_time_s": wall_s,
+            "cpu_time_s": cpu_seconds(),
+            "rl_outcome": outcome,
+            "training_log": "train_log.jsonl",
+            "final": log.and_then(|l| l.entries.last()),
+            "intermediate_policies": cfg.save_at.iter().map(|&it| intermediate_dir(Path::new(""), it)).collect::<Vec<_>>(),
+            "map_seeds": "training maps: train_map_seed(seed, iteration, m) (bit 62 clear); held-out maps: heldout_map_seed(seed, i) (bit 62 set)",
+            "provenance": provenance,
+        });
+        if outcome.is_none() {
+            m["status"] =
+                "written when SFT ended: RL has not finished (policy/ is not final)".into();
+        }
+        m
+    };
+    write_json(
+        &out.join("manifest.json"),
+        &manifest(None, None, started.elapsed().as_secs_f64()),
+    )?;
 
     let policy = Agent::load(&ref_dir, &tok)?;
     let ref_model = reference.inference_model()?;
@@ -346,28 +420,20 @@ pub fn train_pair(
         |it, p| p.save(&intermediate_dir(out, it), &tok),
         |_, p| p.save(&out.join("policy"), &tok),
     )?;
+    let last = outcome.stopped_at.unwrap_or(cfg.rl.iterations);
     if !cfg.rl.keep_best {
         policy.save(&out.join("policy"), &tok)?;
+    } else if outcome.kept_iteration != last {
+        // The last iterate is what RL produced even when an earlier one was closer to the
+        // optimum: kept for runs with `--policy`, never silently discarded.
+        policy.save(&out.join(LAST_POLICY_DIR), &tok)?;
     }
     let wall_s = started.elapsed().as_secs_f64();
 
-    let manifest = serde_json::json!({
-        "what": "padv gym pair: reference = SFT on imperfect-expert demonstrations; policy = KL-regularised on-policy RL from the reference",
-        "config": cfg,
-        "agent": shape,
-        "parameters": reference.num_parameters(),
-        "expert_success_on_demonstrations": expert_success,
-        "reference_reused_from": reuse_reference.map(|p| p.display().to_string()),
-        "wall_time_s": wall_s,
-        "cpu_time_s": cpu_seconds(),
-        "rl_outcome": outcome,
-        "training_log": "train_log.jsonl",
-        "final": log.entries.last(),
-        "intermediate_policies": cfg.save_at.iter().map(|&it| intermediate_dir(Path::new(""), it)).collect::<Vec<_>>(),
-        "map_seeds": "training maps: train_map_seed(seed, iteration, m) (bit 62 clear); held-out maps: heldout_map_seed(seed, i) (bit 62 set)",
-        "provenance": provenance,
-    });
-    write_json(&out.join("manifest.json"), &manifest)?;
+    write_json(
+        &out.join("manifest.json"),
+        &manifest(Some(&outcome), Some(&log), wall_s),
+    )?;
     Ok(TrainOutcome {
         log: log.entries,
         wall_s,

@@ -55,6 +55,10 @@ pub struct RlConfig {
     /// `KL(π_θ ‖ π_o)`) instead of the last one; needs the monitor.
     #[serde(default)]
     pub keep_best: bool,
+    /// Stop after the iteration in which RL's wall time (monitor included) passes this many
+    /// seconds, measuring the distance to the optimum there (`None`: run every iteration).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_budget_s: Option<f64>,
 }
 
 /// How the RL learning rate evolves after the warm-up.
@@ -98,6 +102,7 @@ impl Default for RlConfig {
             micro_batch: 8,
             schedule: LrSchedule::Constant,
             keep_best: false,
+            time_budget_s: None,
         }
     }
 }
@@ -220,6 +225,9 @@ pub struct RlOutcome {
     /// `(iteration, measurement)` of every monitor measurement (iteration 0 is the
     /// reference itself).
     pub validation: Vec<(usize, super::monitor::KlMeasurement)>,
+    /// The last iteration run when the time budget ended RL early (`None`: it ran them all).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopped_at: Option<usize>,
 }
 
 /// Runs RL; `checkpoint(iteration, policy)` is called after every iteration listed in
@@ -258,12 +266,18 @@ pub fn rl(
     let mut outcome = RlOutcome {
         kept_iteration: cfg.iterations,
         validation: Vec::new(),
+        stopped_at: None,
     };
+    let rl_started = Instant::now();
     let mut best = f64::INFINITY;
     let mut measure = |it: usize,
+                       last: bool,
                        outcome: &mut RlOutcome|
      -> Result<Option<super::monitor::KlMeasurement>> {
-        let Some(m) = cx.monitor.filter(|m| m.due(it, cfg.iterations)) else {
+        let Some(m) = cx
+            .monitor
+            .filter(|m| m.due(it, if last { it } else { cfg.iterations }))
+        else {
             return Ok(None);
         };
         let snapshot = cx.policy.inference_model()?;
@@ -282,7 +296,7 @@ pub fn rl(
         }
         Ok(Some(k))
     };
-    measure(0, &mut outcome)?;
+    measure(0, false, &mut outcome)?;
     for it in 1..=cfg.iterations {
         let t0 = Instant::now();
         let lakes: Vec<(u64, Lake)> = (0..cfg.maps_per_iteration)
@@ -333,7 +347,11 @@ pub fn rl(
         }
         let mean_reward =
             rollouts.iter().map(|r| r.reward).sum::<f64>() / rollouts.len().max(1) as f64;
-        let validation = measure(it, &mut outcome)?;
+        let out_of_time = it < cfg.iterations
+            && cfg
+                .time_budget_s
+                .is_some_and(|b| rl_started.elapsed().as_secs_f64() > b);
+        let validation = measure(it, out_of_time, &mut outcome)?;
         log.push(LogEntry {
             phase: "rl".into(),
             step: it,
@@ -349,6 +367,14 @@ pub fn rl(
         })?;
         if save_at.contains(&it) {
             checkpoint(it, cx.policy)?;
+        }
+        if out_of_time {
+            tracing::info!("RL time budget spent: stopping after iteration {it}");
+            outcome.stopped_at = Some(it);
+            if !cfg.keep_best {
+                outcome.kept_iteration = it;
+            }
+            break;
         }
     }
     Ok(outcome)

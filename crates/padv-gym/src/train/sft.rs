@@ -34,6 +34,11 @@ pub struct SftConfig {
     pub weight_decay: f64,
     /// Global gradient-norm clip.
     pub clip: f64,
+    /// Start from the reference of this earlier training output instead of a fresh
+    /// initialisation (continued SFT; its manifest's seed, map family, style and model shape
+    /// must equal this run's). Recorded as given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init_from: Option<String>,
 }
 
 impl Default for SftConfig {
@@ -46,6 +51,7 @@ impl Default for SftConfig {
             lr: 3e-3,
             weight_decay: 0.01,
             clip: 1.0,
+            init_from: None,
         }
     }
 }

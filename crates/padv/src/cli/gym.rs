@@ -104,6 +104,16 @@ pub struct TrainArgs {
     /// settings. For sweeps over β, where the reference does not depend on β.
     #[arg(long, value_name = "PAIR_DIR")]
     pub reuse_reference: Option<PathBuf>,
+    /// Continue SFT from the reference of this earlier training output (same seed, map
+    /// family, style and model shape) instead of a fresh initialisation; `--sft-steps` more
+    /// steps on this run's demonstrations, with a fresh optimiser and schedule. With
+    /// `--reuse-reference`, it describes how the reused reference was made (checked, not rerun).
+    #[arg(long, value_name = "PAIR_DIR")]
+    pub sft_init: Option<PathBuf>,
+    /// Stop RL after the iteration in which its wall time passes this many minutes
+    /// (the distance to the optimum is measured there; the manifest records where it stopped).
+    #[arg(long, value_name = "MINUTES")]
+    pub rl_minutes: Option<f64>,
 }
 
 /// Parses `terse` / `verbose`.
@@ -199,6 +209,15 @@ fn train(a: TrainArgs) -> anyhow::Result<()> {
     }
     if let Some(n) = a.monitor_every {
         cfg.monitor.every = n;
+    }
+    if let Some(p) = &a.sft_init {
+        cfg.sft.init_from = Some(p.display().to_string());
+    }
+    if let Some(m) = a.rl_minutes {
+        if !(m.is_finite() && m > 0.0) {
+            anyhow::bail!("--rl-minutes must be a positive number of minutes, got {m}");
+        }
+        cfg.rl.time_budget_s = Some(m * 60.0);
     }
     let provenance = serde_json::json!({
         "command": std::env::args().collect::<Vec<_>>().join(" "),
