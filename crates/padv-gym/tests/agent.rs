@@ -108,9 +108,10 @@ fn rollouts_are_exact_and_deterministic() {
     assert!((got[0] - r.logprob[targets[0]]).abs() < 1e-4);
 }
 
-#[test]
-fn training_is_deterministic() {
-    let mut cfg = TrainConfig::new(11, LakeConfig::default(), 0.1, ActionStyle::Terse);
+/// A tiny terse recipe: 2 SFT steps on 8 demonstrations, 2 RL iterations of 2 maps × 2
+/// rollouts, the monitor on 2 maps × 2 rollouts every `every` iterations.
+fn tiny_config(seed: u64, every: usize) -> TrainConfig {
+    let mut cfg = TrainConfig::new(seed, LakeConfig::default(), 0.1, ActionStyle::Terse);
     cfg.sft.episodes = 8;
     cfg.sft.steps = 2;
     cfg.sft.batch = 4;
@@ -118,13 +119,19 @@ fn training_is_deterministic() {
     cfg.rl.iterations = 2;
     cfg.rl.maps_per_iteration = 2;
     cfg.rl.group = 2;
-    cfg.save_at = vec![1];
-    // The distance-to-optimum monitor and the closest-policy choice run too.
     cfg.monitor = padv_gym::train::MonitorConfig {
         maps: 2,
         rollouts: 2,
-        every: 1,
+        every,
     };
+    cfg
+}
+
+#[test]
+fn training_is_deterministic() {
+    // The distance-to-optimum monitor and the closest-policy choice run too.
+    let mut cfg = tiny_config(11, 1);
+    cfg.save_at = vec![1];
     let run = |dir: &Path| {
         train_pair(&cfg, dir, serde_json::Value::Null, None).unwrap();
         std::fs::read(dir.join("policy/model.safetensors")).unwrap()
@@ -164,20 +171,8 @@ fn training_is_deterministic() {
 /// the iteration that spends it, measures the distance there and records the stop.
 #[test]
 fn continued_sft_and_the_rl_time_budget() {
-    let mut cfg = TrainConfig::new(12, LakeConfig::default(), 0.1, ActionStyle::Terse);
-    cfg.sft.episodes = 8;
-    cfg.sft.steps = 2;
-    cfg.sft.batch = 4;
-    cfg.sft.micro_batch = 2;
-    cfg.rl.iterations = 2;
-    cfg.rl.maps_per_iteration = 2;
-    cfg.rl.group = 2;
+    let mut cfg = tiny_config(12, 10);
     cfg.save_at = vec![];
-    cfg.monitor = padv_gym::train::MonitorConfig {
-        maps: 2,
-        rollouts: 2,
-        every: 10,
-    };
     let weights =
         |dir: &Path, sub: &str| std::fs::read(dir.join(sub).join("model.safetensors")).unwrap();
     let a = tempfile::tempdir().unwrap();
