@@ -544,7 +544,8 @@ pub fn summarise(cx: &EvalContext, runs: &[PlayerRun]) -> Result<DemoSummary> {
 }
 
 /// Whether the evaluated policy's weights are the reference's, byte for byte (a pair whose RL
-/// has not run, or kept no iterate closer to the optimum): then PA is 0 on every action of the policy and reference players.
+/// has not run, or kept no iterate closer to the optimum): then PA is 0 on every action of
+/// the policy and reference players.
 fn policy_is_reference(cx: &EvalContext) -> bool {
     let weights = |dir: &Path| std::fs::read(dir.join("model.safetensors")).ok();
     let policy = weights(cx.policy_dir);

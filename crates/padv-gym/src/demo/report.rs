@@ -127,7 +127,8 @@ fn player_block(name: &str, p: &PlayerSummary, samples: &serde_json::Value, out:
     }
 }
 
-/// The warning printed when the pair's policy is its reference (RL not run).
+/// The warning printed when the pair's policy is its reference (RL not run, or no iterate
+/// kept).
 pub(crate) const POLICY_IS_REFERENCE: &str = "NOTE: this pair's policy is its reference, byte for byte (RL has not run, or no RL iterate came closer to the optimum: see the pair's manifest): PA is 0 on every action of the policy and reference players, whose PA rows mean nothing; the oracle rows are the test of the method";
 
 /// Formats the summary as the text report `padv demo` prints.
