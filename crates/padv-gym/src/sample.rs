@@ -67,19 +67,13 @@ impl SampleConfig {
 }
 
 impl SampleConfig {
-    /// Temperature 1 and the style's action length limit.
+    /// Temperature 1 and the style's action length limit. (No `Default`: a default silently
+    /// meant the terse limit, which cut every verbose action in the guided search.)
     pub fn for_style(style: ActionStyle) -> Self {
         SampleConfig {
             temperature: 1.0,
             max_action_tokens: style.max_action_tokens(),
         }
-    }
-}
-
-impl Default for SampleConfig {
-    /// [`SampleConfig::for_style`] of the terse style.
-    fn default() -> Self {
-        SampleConfig::for_style(ActionStyle::Terse)
     }
 }
 

@@ -83,7 +83,7 @@ fn rollouts_are_exact_and_deterministic() {
         })
         .collect();
     let model = agent.inference_model().unwrap();
-    let sc = SampleConfig::default();
+    let sc = SampleConfig::for_style(ActionStyle::Terse);
     // rollout_batch itself verifies that the scorer's tokenisation reproduces the fed ids
     // and that the action spans are exactly the sampled positions.
     let a = rollout_batch(&model, &sampler, &jobs, &sc).unwrap();

@@ -27,8 +27,7 @@ fn committed_pairs_load_and_declare_their_style() {
             Agent::load(&dir.join(sub), &tok).expect("checkpoint loads");
         }
         let same = weights(&dir.join("policy")) == weights(&dir.join("reference"));
-        let declared = manifest["rl_not_run"]["policy_is_reference"].as_bool() == Some(true)
-            || manifest["policy_is_reference"]["declared"].as_bool() == Some(true);
+        let declared = manifest["policy_is_reference"]["declared"].as_bool() == Some(true);
         assert_eq!(
             same,
             declared,

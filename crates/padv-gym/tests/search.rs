@@ -65,7 +65,7 @@ fn play(s: &Setup, chooser: Chooser, k: usize, seed: u64) -> Vec<SearchRollout> 
     let cfg = SearchConfig {
         k,
         beta: s.beta,
-        sample: SampleConfig::default(),
+        sample: SampleConfig::for_style(padv_gym::protocol::ActionStyle::Terse),
     };
     search_batch(&policy, &reference, &sampler, &jobs, &values, chooser, &cfg).unwrap()
 }

@@ -270,14 +270,13 @@ pub fn rl(
     };
     let rl_started = Instant::now();
     let mut best = f64::INFINITY;
+    // `end`: the last iteration this run will make (earlier than planned when the time
+    // budget stops it), which the monitor always measures.
     let mut measure = |it: usize,
-                       last: bool,
+                       end: usize,
                        outcome: &mut RlOutcome|
      -> Result<Option<super::monitor::KlMeasurement>> {
-        let Some(m) = cx
-            .monitor
-            .filter(|m| m.due(it, if last { it } else { cfg.iterations }))
-        else {
+        let Some(m) = cx.monitor.filter(|m| m.due(it, end)) else {
             return Ok(None);
         };
         let snapshot = cx.policy.inference_model()?;
@@ -296,7 +295,7 @@ pub fn rl(
         }
         Ok(Some(k))
     };
-    measure(0, false, &mut outcome)?;
+    measure(0, cfg.iterations, &mut outcome)?;
     for it in 1..=cfg.iterations {
         let t0 = Instant::now();
         let lakes: Vec<(u64, Lake)> = (0..cfg.maps_per_iteration)
@@ -351,7 +350,8 @@ pub fn rl(
             && cfg
                 .time_budget_s
                 .is_some_and(|b| rl_started.elapsed().as_secs_f64() > b);
-        let validation = measure(it, out_of_time, &mut outcome)?;
+        let end = if out_of_time { it } else { cfg.iterations };
+        let validation = measure(it, end, &mut outcome)?;
         log.push(LogEntry {
             phase: "rl".into(),
             step: it,
