@@ -14,10 +14,12 @@
 //!    bit 62 set, never used in training) and solves the soft values ([`oracle::project`]).
 //! 3. Rolls the three players out, `samples` rollouts per map; labels each rollout with the
 //!    hard ground truth (success, `A*`, the decisive mistake) and each step with the soft
-//!    truth at its own history ([`oracle::rollout_truth`]).
+//!    truth at its own history ([`oracle::rollout_truth_prefilled`]).
 //! 4. Scores every trajectory through the library pipeline `padv score --renderer
 //!    chat-template` runs: the policy's and the reference's with the checkpoint pair, the
-//!    oracle's with [`oracle::OracleBackend`] as its policy.
+//!    oracle's with [`oracle::OracleBackend`] as its policy. The reference's numbers (and
+//!    the oracle's probes) are those of step 3's pass, which already ran the reference over
+//!    every rollout ([`oracle::PrefilledBackend`]).
 //! 5. Evaluates UQ, best-of-N and failure attribution per player with
 //!    `padv_core::eval::evaluate` — each application choosing its own headline cell by
 //!    cross-validation — adds the theory metrics (Spearman of step scores with the soft and
@@ -47,7 +49,8 @@ pub use seeds::{print_seeds_table, run_seeds, SeedsSummary, Spread};
 use crate::agent::{write_bytes, Agent, AgentError, Result};
 use crate::lake::Lake;
 use crate::oracle::{
-    oracle_rollouts, project, rollout_truth, MapTruth, MoveTrie, OracleBackend, OracleStep,
+    oracle_rollouts, project, rollout_truth_prefilled, MapTruth, MoveTrie, OracleBackend,
+    OracleStep, PrefilledBackend, ProjectionCost,
 };
 use crate::sample::{rollout_batch, Job, Rollout, SampleConfig, Sampler};
 use crate::train::heldout_map_seed;
@@ -321,16 +324,18 @@ pub(crate) fn write_jsonl<T: Serialize>(path: &Path, items: &[T]) -> Result<()> 
 /// Wall-clock seconds of the demo's phases.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
 pub struct Timings {
-    /// Projecting the reference and solving the soft values (runs beside the policy's and
-    /// the reference's rollouts, so it is part of `rollout_s`).
+    /// Projecting the reference and solving the soft values, both halves of the maps
+    /// together (they run in the two lanes of the rollout phase, so this is part of
+    /// `rollout_s`).
     pub projection_s: f64,
-    /// The projection and the three players' rollouts, which run side by side (wall time of
-    /// the whole phase).
+    /// The projection and the three players' rollouts, in two lanes side by side (wall time
+    /// of the whole phase).
     pub rollout_s: f64,
-    /// Probing the reference at every step of every rollout (soft truth); runs beside the
-    /// scoring.
+    /// Prefilling the reference on every rollout and probing every step (soft truth); the
+    /// scoring reuses the reference's logits and probes.
     pub soft_truth_s: f64,
-    /// Scoring every trajectory through the pipeline; runs beside the soft truth.
+    /// Scoring every trajectory through the pipeline (the policy's engine runs; the
+    /// reference's and the oracle's numbers come from the soft-truth pass).
     pub score_s: f64,
     /// Evaluating.
     pub eval_s: f64,
@@ -359,55 +364,70 @@ pub fn run(opts: &DemoOptions) -> Result<DemoSummary> {
     let trie = MoveTrie::new();
     let mut timings = Timings::default();
 
-    // The projection (and the oracle, which needs it) runs beside the policy's and the
-    // reference's rollouts: they are independent, and each alone leaves part of the two
-    // cores idle (sampling is mostly single-threaded element-wise work). The three players'
-    // rollouts have their own seeds, so the order of work changes no result.
+    // Two lanes of equal work run side by side (each alone leaves part of the two cores
+    // idle: sampling is mostly single-threaded element-wise work). Each lane projects the
+    // reference onto half of the maps and plays the oracle there (it needs the projection),
+    // then plays one checkpoint on every map. Every rollout has its own seed, so how the work
+    // is split changes no result.
     let n = opts.samples.max(1);
     let t = Instant::now();
     let oracle_jobs = jobs(&lakes, n, opts.seed ^ 0x0AC1E, Player::Oracle.name());
-    let (oracle_side, (pol, refr)) = rayon::join(
+    let half = lakes.len().div_ceil(2);
+    let oracle_half = |maps: std::ops::Range<usize>| -> Result<_> {
+        let t = Instant::now();
+        if maps.is_empty() {
+            return Ok((
+                Vec::new(),
+                ProjectionCost::default(),
+                0.0,
+                (Vec::new(), Vec::new()),
+            ));
+        }
+        let (truths, cost) = project(&reference_m, &lakes[maps.clone()], style, beta, &trie)?;
+        let projection_s = t.elapsed().as_secs_f64();
+        let job_maps: Vec<&MapTruth> = (0..maps.len() * n).map(|j| &truths[j / n]).collect();
+        let orc = oracle_rollouts(
+            &reference_m,
+            &sampler,
+            &oracle_jobs[maps.start * n..maps.end * n],
+            &job_maps,
+            beta,
+            &trie,
+            &SampleConfig::for_style(style),
+        )?;
+        Ok((truths, cost, projection_s, orc))
+    };
+    let (lane_a, lane_b) = rayon::join(
         || -> Result<_> {
-            let t = Instant::now();
-            let (maps, cost) = project(&reference_m, &lakes, style, beta, &trie)?;
-            let projection_s = t.elapsed().as_secs_f64();
-            let job_maps: Vec<&MapTruth> = (0..lakes.len() * n).map(|j| &maps[j / n]).collect();
-            let cfg = SampleConfig::for_style(style);
-            let orc = oracle_rollouts(
+            let orc = oracle_half(0..half)?;
+            let pol = rollouts(
+                &policy_m, &sampler, &lakes, n, opts.seed, opts.batch, "policy",
+            )?;
+            Ok((orc, pol))
+        },
+        || -> Result<_> {
+            let orc = oracle_half(half..lakes.len())?;
+            let refr = rollouts(
                 &reference_m,
                 &sampler,
-                &oracle_jobs,
-                &job_maps,
-                beta,
-                &trie,
-                &cfg,
+                &lakes,
+                n,
+                opts.seed ^ 0xF00D,
+                opts.batch,
+                "reference",
             )?;
-            Ok((maps, cost, projection_s, orc))
-        },
-        || {
-            rayon::join(
-                || {
-                    rollouts(
-                        &policy_m, &sampler, &lakes, n, opts.seed, opts.batch, "policy",
-                    )
-                },
-                || {
-                    rollouts(
-                        &reference_m,
-                        &sampler,
-                        &lakes,
-                        n,
-                        opts.seed ^ 0xF00D,
-                        opts.batch,
-                        "reference",
-                    )
-                },
-            )
+            Ok((orc, refr))
         },
     );
-    let (maps, cost, projection_s, orc) = oracle_side?;
+    let ((oa, mut pol), (ob, mut refr)) = (lane_a?, lane_b?);
+    let (mut maps, mut cost, mut projection_s, (mut orc, mut oracle_steps)) = oa;
+    let (maps_b, cost_b, projection_b, (orc_b, steps_b)) = ob;
+    maps.extend(maps_b);
+    cost.add(&cost_b);
+    projection_s += projection_b;
+    orc.extend(orc_b);
+    oracle_steps.extend(steps_b);
     let job_maps: Vec<&MapTruth> = (0..lakes.len() * n).map(|j| &maps[j / n]).collect();
-    let (mut pol, mut refr, (mut orc, oracle_steps)) = (pol?, refr?, orc);
     timings.projection_s = projection_s;
     timings.rollout_s = t.elapsed().as_secs_f64();
 
@@ -416,9 +436,11 @@ pub fn run(opts: &DemoOptions) -> Result<DemoSummary> {
     for r in [&mut orc, &mut pol, &mut refr] {
         labeled.push(eval::label(&lakes, r, n)?);
     }
-    // The soft truth (the gym's probes of the reference) and the scoring (the engines) read
-    // the same finished rollouts and nothing of each other: they run side by side, as the
-    // projection and the rollouts do (each alone leaves part of the two cores idle).
+    // The soft truth prefills the reference on every rollout and probes every decision
+    // point; the reference's records and the oracle's need exactly those numbers, so they
+    // come from that pass ([`PrefilledBackend`], [`OracleBackend::with_prefilled`]) and the
+    // reference runs over the rollouts once. Both phases run in two lanes (each alone
+    // leaves part of the two cores idle).
     let trajs = |ls: &[Labeled]| -> Vec<Trajectory> {
         ls.iter().map(|l| l.rollout.trajectory.clone()).collect()
     };
@@ -428,53 +450,53 @@ pub fn run(opts: &DemoOptions) -> Result<DemoSummary> {
         .map(|l| l.rollout.clone())
         .collect();
     let all_maps: Vec<&MapTruth> = (0..3).flat_map(|_| job_maps.iter().copied()).collect();
-    let pair_trajs: Vec<Trajectory> = trajs(&labeled[1])
-        .into_iter()
-        .chain(trajs(&labeled[2]))
-        .collect();
-    let oracle_trajs = trajs(&labeled[0]);
-    let n_policy = labeled[1].len();
-    let (soft, scored) = rayon::join(
-        || -> Result<_> {
-            let t = Instant::now();
-            let soft = rollout_truth(&reference_m, &all, &all_maps, &sampler, &trie)?;
-            Ok((soft, t.elapsed().as_secs_f64()))
-        },
-        // Scoring: the checkpoint pair for the policy's and the reference's rollouts, the
-        // oracle backend for the oracle's.
-        || -> Result<_> {
-            let t = Instant::now();
-            let ref_engine = load_engine(&reference_dir)?;
-            let pol_engine = load_engine(&policy_dir)?;
-            let mut pair_records = score_with(&tok, &pol_engine, &ref_engine, &pair_trajs)?;
-            let ref_records = pair_records.split_off(n_policy);
-            let map_refs: Vec<&MapTruth> = maps.iter().collect();
-            let oracle_backend = OracleBackend::new(
-                &reference_m,
-                &ref_engine.fingerprint(),
-                style,
-                beta,
-                &lakes,
-                &map_refs,
-            )
-            .map_err(AgentError::Invalid)?;
-            let oracle_records = score_with(&tok, &oracle_backend, &ref_engine, &oracle_trajs)?;
-            Ok((
-                pair_records,
-                ref_records,
-                oracle_records,
-                t.elapsed().as_secs_f64(),
-            ))
-        },
-    );
-    let (soft, soft_truth_s) = soft?;
-    let (pair_records, ref_records, oracle_records, score_s) = scored?;
-    let mut soft = soft.into_iter();
+    let t = Instant::now();
+    let half = all.len() / 2;
+    let truth_of = |range: std::ops::Range<usize>| {
+        rollout_truth_prefilled(
+            &reference_m,
+            &all[range.clone()],
+            &all_maps[range],
+            &sampler,
+            &trie,
+        )
+    };
+    let (first, second) = rayon::join(|| truth_of(0..half), || truth_of(half..all.len()));
+    let ((soft, mut prefilled), (soft_b, prefilled_b)) = (first?, second?);
+    prefilled.merge(prefilled_b);
+    timings.soft_truth_s = t.elapsed().as_secs_f64();
+    let mut soft = soft.into_iter().chain(soft_b);
     for l in labeled.iter_mut().flatten() {
         l.truth.soft = soft.next().unwrap_or_default();
     }
-    timings.soft_truth_s = soft_truth_s;
-    timings.score_s = score_s;
+
+    // Scoring, in two lanes: the policy's rollouts; the reference's and the oracle's.
+    let t = Instant::now();
+    let ref_engine = load_engine(&reference_dir)?;
+    let pol_engine = load_engine(&policy_dir)?;
+    let ref_backend = PrefilledBackend::new(&prefilled, ref_engine.fingerprint());
+    let map_refs: Vec<&MapTruth> = maps.iter().collect();
+    let oracle_backend = OracleBackend::new(
+        &reference_m,
+        &ref_engine.fingerprint(),
+        style,
+        beta,
+        &lakes,
+        &map_refs,
+    )
+    .map_err(AgentError::Invalid)?
+    .with_prefilled(&prefilled);
+    let (pair_records, others) = rayon::join(
+        || score_with(&tok, &pol_engine, &ref_backend, &trajs(&labeled[1])),
+        || -> Result<_> {
+            Ok((
+                score_with(&tok, &pol_engine, &ref_backend, &trajs(&labeled[2]))?,
+                score_with(&tok, &oracle_backend, &ref_backend, &trajs(&labeled[0]))?,
+            ))
+        },
+    );
+    let (pair_records, (ref_records, oracle_records)) = (pair_records?, others?);
+    timings.score_s = t.elapsed().as_secs_f64();
 
     let mut labeled = labeled.into_iter();
     let mut next = || labeled.next().unwrap_or_default();

@@ -19,17 +19,7 @@ use padv_gym::train::heldout_map_seed;
 
 #[test]
 fn oracle_identity_and_scoring() {
-    let pair = default_pair_dir();
-    let (cfg, _) = read_manifest(&pair).unwrap();
-    let tok = TextTokenizer::from_dir(&pair.join("reference")).unwrap();
-    let reference = Agent::load(&pair.join("reference"), &tok)
-        .unwrap()
-        .inference_model()
-        .unwrap();
-    let policy = Agent::load(&pair.join("policy"), &tok)
-        .unwrap()
-        .inference_model()
-        .unwrap();
+    let (pair, cfg, tok, reference, policy) = open_terse_pair();
     let style = cfg.style;
     let lakes: Vec<Lake> = (0..4)
         .map(|i| Lake::generate(&cfg.lake, heldout_map_seed(91, i)).unwrap())
@@ -123,6 +113,7 @@ fn oracle_identity_and_scoring() {
     for (st, os) in steps.iter().zip(&otruth) {
         for (a, b) in st.iter().zip(os) {
             assert!((a.advantage - b.advantage).abs() < 1e-5);
+            assert!((a.v_history - b.v_history).abs() < 1e-5);
         }
     }
     let _ = ActionStyle::Terse;
@@ -194,6 +185,28 @@ fn verbose_oracle_records_equal_the_soft_truth_on_every_step() {
     );
 }
 
+/// The committed terse pair: its directory, training config, tokenizer, reference and
+/// policy.
+fn open_terse_pair() -> (
+    std::path::PathBuf,
+    padv_gym::train::TrainConfig,
+    TextTokenizer,
+    padv_engine::decoder::DecoderModel,
+    padv_engine::decoder::DecoderModel,
+) {
+    let pair = default_pair_dir();
+    let (cfg, _) = read_manifest(&pair).unwrap();
+    let tok = TextTokenizer::from_dir(&pair.join("reference")).unwrap();
+    let load = |name: &str| {
+        Agent::load(&pair.join(name), &tok)
+            .unwrap()
+            .inference_model()
+            .unwrap()
+    };
+    let (reference, policy) = (load("reference"), load("policy"));
+    (pair, cfg, tok, reference, policy)
+}
+
 /// The oracle player's rollouts scored by the pipeline, with the oracle as the policy backend
 /// and the pair's reference engine.
 #[allow(clippy::too_many_arguments)]
@@ -247,4 +260,125 @@ fn step_pa(step: &padv_core::StepLogprobs, beta: f64) -> f64 {
         .map(|(p, q)| (p - q) as f64)
         .sum::<f64>()
         * beta
+}
+
+/// The demo scores the reference's and the oracle's sides from the soft-truth pass's kept
+/// logits and probes instead of running the reference again. Those records must equal what
+/// the pair's engine and the oracle backend compute on their own (a separate forward pass in
+/// another batch layout, so to float rounding), the soft truth must not change for being
+/// kept, and a sequence the pass did not see is an error, not a number.
+#[test]
+fn prefilled_scoring_equals_the_engines() {
+    let (pair, cfg, tok, reference, policy) = open_terse_pair();
+    let lakes: Vec<Lake> = (0..3)
+        .map(|i| Lake::generate(&cfg.lake, heldout_map_seed(57, i)).unwrap())
+        .collect();
+    let trie = MoveTrie::new();
+    let (maps, _) = project(&reference, &lakes, cfg.style, cfg.beta, &trie).unwrap();
+    let sampler = Sampler::new(&tok, padv_gym::tokenizer::END_OF_TURN, cfg.style).unwrap();
+    let jobs: Vec<Job> = (0..lakes.len() * 2)
+        .map(|i| Job {
+            lake: &lakes[i / 2],
+            id: format!("r-{i}"),
+            task_id: format!("map-{}", i / 2),
+            seed: 300 + i as u64,
+        })
+        .collect();
+    let job_maps: Vec<_> = (0..jobs.len()).map(|i| &maps[i / 2]).collect();
+    let sc = SampleConfig::for_style(cfg.style);
+    let mut rollouts = rollout_batch(&policy, &sampler, &jobs, &sc).unwrap();
+    let (orc, _) =
+        oracle_rollouts(&reference, &sampler, &jobs, &job_maps, cfg.beta, &trie, &sc).unwrap();
+    let n_policy = rollouts.len();
+    rollouts.extend(orc);
+    let all_maps: Vec<_> = job_maps.iter().chain(&job_maps).copied().collect();
+
+    let plain = rollout_truth(&reference, &rollouts, &all_maps, &sampler, &trie).unwrap();
+    let (kept, prefilled) = padv_gym::oracle::rollout_truth_prefilled(
+        &reference, &rollouts, &all_maps, &sampler, &trie,
+    )
+    .unwrap();
+    assert_eq!(plain, kept);
+    // Identical rollouts (two quick falls into one hole) share an entry.
+    let distinct: std::collections::HashSet<&[u32]> =
+        rollouts.iter().map(|r| r.tokens.ids.as_slice()).collect();
+    assert_eq!(prefilled.len(), distinct.len());
+
+    let encoder = tok
+        .encoder(&TokenizeOptions {
+            renderer: RendererKind::ChatTemplate,
+            ..TokenizeOptions::default()
+        })
+        .unwrap();
+    let score = |pol: &dyn padv_core::LogprobBackend,
+                 refr: &dyn padv_core::LogprobBackend,
+                 rs: &[padv_gym::sample::Rollout]| {
+        let trajs: Vec<_> = rs.iter().map(|r| r.trajectory.clone()).collect();
+        let opts = PipelineOptions {
+            strict: true,
+            ..PipelineOptions::default()
+        };
+        pipeline::score_trajectories(&trajs, &encoder, pol, refr, &opts, &mut |_| {})
+            .unwrap()
+            .records
+    };
+    let pol_engine = LocalEngine::load(&pair.join("policy"), EngineOptions::default()).unwrap();
+    let ref_engine = LocalEngine::load(&pair.join("reference"), EngineOptions::default()).unwrap();
+    let fp = padv_core::LogprobBackend::fingerprint(&ref_engine);
+    let ref_prefilled = padv_gym::oracle::PrefilledBackend::new(&prefilled, fp.clone());
+    let map_refs: Vec<_> = maps.iter().collect();
+    let oracle =
+        || OracleBackend::new(&reference, &fp, cfg.style, cfg.beta, &lakes, &map_refs).unwrap();
+    let (pol_part, orc_part) = rollouts.split_at(n_policy);
+    let checks = [
+        (
+            score(&pol_engine, &ref_engine, pol_part),
+            score(&pol_engine, &ref_prefilled, pol_part),
+        ),
+        (
+            score(&oracle(), &ref_engine, orc_part),
+            score(
+                &oracle().with_prefilled(&prefilled),
+                &ref_prefilled,
+                orc_part,
+            ),
+        ),
+    ];
+    let mut compared = 0;
+    for (engine, reused) in &checks {
+        assert_eq!(engine.len(), reused.len());
+        for (a, b) in engine.iter().zip(reused) {
+            assert_eq!(a.id, b.id);
+            assert_eq!(a.steps.len(), b.steps.len());
+            for (sa, sb) in a.steps.iter().zip(&b.steps) {
+                let fields = [
+                    (Some(&sa.policy), Some(&sb.policy)),
+                    (sa.reference.as_ref(), sb.reference.as_ref()),
+                    (sa.policy_entropy.as_ref(), sb.policy_entropy.as_ref()),
+                    (sa.policy_topk_mean.as_ref(), sb.policy_topk_mean.as_ref()),
+                    (sa.policy_vocab_mean.as_ref(), sb.policy_vocab_mean.as_ref()),
+                ];
+                for (x, y) in fields {
+                    let (x, y) = (x.expect("engine field"), y.expect("reused field"));
+                    assert_eq!(x.len(), y.len());
+                    for (u, v) in x.iter().zip(y) {
+                        assert!((u - v).abs() < 1e-4, "{}: {u} vs {v}", a.id);
+                        compared += 1;
+                    }
+                }
+            }
+        }
+    }
+    assert!(compared > 500, "only {compared} numbers compared");
+
+    // A sequence the pass did not prefill.
+    let mut ids = rollouts[0].tokens.ids.clone();
+    ids.push(ids[ids.len() - 1]);
+    let err = padv_core::LogprobBackend::score(
+        &ref_prefilled,
+        &ids,
+        &[1],
+        padv_core::StatsRequest::default(),
+    );
+    assert!(err.is_err());
 }

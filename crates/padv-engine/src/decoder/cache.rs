@@ -168,6 +168,66 @@ impl KvCache {
         })
     }
 
+    /// One cache of `picks.len()` rows, row `i` being row `picks[i].1` of `caches[picks[i].0]`
+    /// cut to its first `len` positions (a row may repeat). Each kept position is copied
+    /// exactly once: branching many continuations from different points of already-computed
+    /// sequences (the gym's decision probes) would otherwise copy whole rows several times
+    /// (select, cut, stack). Errors on a row or cache out of range, on `len` beyond a cache's
+    /// length, and on caches with different layer layouts.
+    pub fn gather_prefixes(
+        caches: &[&KvCache],
+        picks: &[(usize, usize)],
+        len: usize,
+    ) -> candle_core::Result<KvCache> {
+        let Some(&(c0, _)) = picks.first() else {
+            candle_core::bail!("gather_prefixes of no rows");
+        };
+        let n_layers = caches.get(c0).map_or(0, |c| c.layers.len());
+        for &(c, _) in picks {
+            let Some(cache) = caches.get(c) else {
+                candle_core::bail!("gather_prefixes: cache {c} of {}", caches.len());
+            };
+            if len > cache.seq_len || cache.layers.len() != n_layers {
+                candle_core::bail!(
+                    "gather_prefixes: {len} positions of a {}-position cache (or different \
+                     layer counts)",
+                    cache.seq_len
+                );
+            }
+        }
+        let store = caches[c0].store;
+        if len == 0 {
+            return Ok(KvCache {
+                layers: vec![None; n_layers],
+                seq_len: 0,
+                store,
+            });
+        }
+        let mut layers = Vec::with_capacity(n_layers);
+        for i in 0..n_layers {
+            let (mut ks, mut vs) = (Vec::with_capacity(picks.len()), Vec::new());
+            for &(c, r) in picks {
+                let Some((k, v)) = caches[c].layers[i].as_ref() else {
+                    candle_core::bail!("gather_prefixes: layer {i} of cache {c} is empty");
+                };
+                let n = k.dim(0)?;
+                if r >= n {
+                    candle_core::bail!("gather_prefixes: row {r} of a {n}-row cache");
+                }
+                // A one-row prefix of a contiguous cache is itself contiguous, so `cat`
+                // copies it in one block.
+                ks.push(k.narrow(0, r, 1)?.narrow(1, 0, len)?);
+                vs.push(v.narrow(0, r, 1)?.narrow(1, 0, len)?);
+            }
+            layers.push(Some((Tensor::cat(&ks, 0)?, Tensor::cat(&vs, 0)?)));
+        }
+        Ok(KvCache {
+            layers,
+            seq_len: len,
+            store,
+        })
+    }
+
     pub(crate) fn layer(&self, i: usize) -> Option<&(Tensor, Tensor)> {
         self.layers.get(i).and_then(|l| l.as_ref())
     }
@@ -270,6 +330,19 @@ mod tests {
         let mut short = c.clone();
         short.truncate(1).unwrap();
         assert!(KvCache::concat_rows(&[c.clone(), short]).is_err());
+        // Prefixes of rows of two caches, one copy: rows (c, 2), (c, 0), (s, 0) cut to one
+        // position.
+        let g = KvCache::gather_prefixes(&[&c, &s], &[(0, 2), (0, 0), (1, 0)], 1).unwrap();
+        assert_eq!(g.seq_len(), 1);
+        let (k, v) = g.layer(0).unwrap();
+        assert_eq!(k.dims(), &[3, 1, 1, 3]);
+        let got: Vec<Vec<f32>> = v.reshape((3, 3)).unwrap().to_vec2().unwrap();
+        let first = |r: usize| row(r)[..3].to_vec();
+        assert_eq!(got, vec![first(2), first(0), first(2)]);
+        assert!(KvCache::gather_prefixes(&[&c], &[(0, 3)], 1).is_err());
+        assert!(KvCache::gather_prefixes(&[&c], &[(1, 0)], 1).is_err());
+        assert!(KvCache::gather_prefixes(&[&c], &[(0, 0)], 3).is_err());
+        assert!(KvCache::gather_prefixes(&[&c], &[], 1).is_err());
         // Truncate, then select: only the kept positions travel.
         let mut t = c.clone();
         t.truncate(1).unwrap();

@@ -16,6 +16,7 @@ use padv_core::{BackendError, LogprobBackend, PositionLogprobs, ScoreRequest, St
 use padv_engine::decoder::DecoderModel;
 use padv_engine::logprobs::row_stats;
 
+use super::prefilled::Prefilled;
 use super::probe::probe_sequences;
 use super::projection::MapTruth;
 use super::trie::{DecisionProbe, MoveTrie};
@@ -80,6 +81,8 @@ pub struct OracleBackend<'a> {
     tok: GymTokenizer,
     /// Task message → (map, soft values).
     maps: HashMap<String, (Lake, &'a MapTruth)>,
+    /// Sequences already prefilled and probed with the reference (the soft-truth pass).
+    prefilled: Option<&'a Prefilled>,
 }
 
 impl<'a> OracleBackend<'a> {
@@ -132,7 +135,15 @@ impl<'a> OracleBackend<'a> {
             trie: MoveTrie::new(),
             tok: GymTokenizer::new(),
             maps: map,
+            prefilled: None,
         })
+    }
+
+    /// Answers sequences in `prefilled` from its logits and probes (made with the same
+    /// reference) instead of running the reference again.
+    pub fn with_prefilled(mut self, prefilled: &'a Prefilled) -> Self {
+        self.prefilled = Some(prefilled);
+        self
     }
 
     /// The actions of `ids` with their states and decision points, and the map's table.
@@ -208,29 +219,54 @@ impl LogprobBackend for OracleBackend<'_> {
     ) -> Vec<Result<PositionLogprobs, BackendError>> {
         let parsed: Vec<Result<(Vec<ActionAt>, &MapTruth), String>> =
             requests.iter().map(|r| self.actions(r.ids)).collect();
-        let ok: Vec<usize> = (0..requests.len()).filter(|&i| parsed[i].is_ok()).collect();
-        let seqs: Vec<&[u32]> = ok.iter().map(|&i| requests[i].ids).collect();
-        let decisions: Vec<Vec<usize>> = ok
-            .iter()
-            .map(|&i| match &parsed[i] {
+        let decisions = |i: usize| -> Vec<usize> {
+            match &parsed[i] {
                 Ok((acts, _)) => acts.iter().filter_map(|a| a.decision).collect(),
                 Err(_) => Vec::new(),
+            }
+        };
+        // Sequences an earlier pass prefilled and probed at exactly these decision points
+        // take its numbers; the others are prefilled here.
+        let reused: Vec<Option<(Vec<DecisionProbe>, &[f32])>> = (0..requests.len())
+            .map(|i| {
+                let seq = self.prefilled?.get(requests[i].ids)?;
+                let probes = decisions(i)
+                    .into_iter()
+                    .map(|p| {
+                        seq.probes
+                            .iter()
+                            .find(|(q, _)| *q == p)
+                            .map(|(_, probe)| probe.clone())
+                    })
+                    .collect::<Option<Vec<_>>>()?;
+                Some((probes, seq.logits.as_slice()))
             })
             .collect();
-        let probed =
-            match probe_sequences(self.reference, &seqs, &decisions, &self.trie, PAD_ID, true) {
-                Ok(p) => p,
-                Err(e) => {
-                    let msg = e.to_string();
-                    return requests
-                        .iter()
-                        .map(|_| Err(BackendError::Failed(msg.clone())))
-                        .collect();
-                }
-            };
+        let todo: Vec<usize> = (0..requests.len())
+            .filter(|&i| parsed[i].is_ok() && reused[i].is_none())
+            .collect();
+        let seqs: Vec<&[u32]> = todo.iter().map(|&i| requests[i].ids).collect();
+        let todo_decisions: Vec<Vec<usize>> = todo.iter().map(|&i| decisions(i)).collect();
+        let probed = match probe_sequences(
+            self.reference,
+            &seqs,
+            &todo_decisions,
+            &self.trie,
+            PAD_ID,
+            true,
+        ) {
+            Ok(p) => p,
+            Err(e) => {
+                let msg = e.to_string();
+                return requests
+                    .iter()
+                    .map(|_| Err(BackendError::Failed(msg.clone())))
+                    .collect();
+            }
+        };
         let mut probed = probed.into_iter();
         let mut out = Vec::with_capacity(requests.len());
-        for (req, p) in requests.iter().zip(parsed) {
+        for ((req, p), reuse) in requests.iter().zip(parsed.iter()).zip(reused) {
             let (acts, map) = match p {
                 Ok(x) => x,
                 Err(e) => {
@@ -238,18 +274,21 @@ impl LogprobBackend for OracleBackend<'_> {
                     continue;
                 }
             };
-            let Some(sp) = probed.next() else {
-                out.push(Err(BackendError::Failed("oracle: probe missing".into())));
-                continue;
+            let answer = match reuse {
+                Some((probes, logits)) => self.answer(req, acts, map, probes, logits, stats),
+                None => match probed.next() {
+                    Some(sp) => self.answer(
+                        req,
+                        acts,
+                        map,
+                        sp.probes,
+                        &sp.logits.unwrap_or_default(),
+                        stats,
+                    ),
+                    None => Err(BackendError::Failed("oracle: probe missing".into())),
+                },
             };
-            out.push(self.answer(
-                req,
-                &acts,
-                map,
-                sp.probes,
-                sp.logits.unwrap_or_default(),
-                stats,
-            ));
+            out.push(answer);
         }
         out
     }
@@ -262,7 +301,7 @@ impl OracleBackend<'_> {
         acts: &[ActionAt],
         map: &MapTruth,
         probes: Vec<DecisionProbe>,
-        logits: Vec<Vec<f32>>,
+        logits: &[f32],
         stats: StatsRequest,
     ) -> Result<PositionLogprobs, BackendError> {
         let want = stats.distribution_stats;
@@ -311,11 +350,12 @@ impl OracleBackend<'_> {
                     }
                 }
             }
+            let vocab = self.reference.config().vocab_size;
             let row: Vec<f32> = match &tilted {
                 Some(d) => d.iter().map(|&x| x as f32).collect(),
                 None => logits
-                    .get(t - 1)
-                    .cloned()
+                    .get((t - 1) * vocab..t * vocab)
+                    .map(<[f32]>::to_vec)
                     .ok_or_else(|| BackendError::Failed(format!("no logits before {t}")))?,
             };
             let r = row_stats(&row, token, None, want, &mut scratch);

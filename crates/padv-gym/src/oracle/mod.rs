@@ -16,9 +16,12 @@
 //! 4. [`player`] / [`backend`]: the oracle `π_o(y|h) ∝ π_ref(y|h)·e^{Q(s,a(y))/β}` plays
 //!    (sampled from the reference, no training) and is scored through the same pipeline as
 //!    a checkpoint; `β·log π_o/π_ref = A_h` on every action by construction.
+//! 5. [`prefilled`]: the soft-truth pass's reference logits and probes, reused by the
+//!    scoring pipeline so the reference does not run over the same rollouts again.
 
 pub mod backend;
 pub mod player;
+pub mod prefilled;
 pub mod probe;
 pub mod projection;
 pub mod trie;
@@ -27,7 +30,8 @@ pub mod values;
 
 pub use backend::OracleBackend;
 pub use player::{oracle_rollouts, OracleStep};
+pub use prefilled::{Prefilled, PrefilledBackend};
 pub use projection::{canonical_action_text, canonical_remark, project, MapTruth, ProjectionCost};
 pub use trie::{DecisionProbe, MoveTrie};
-pub use truth::{rollout_truth, ProjectionGap, StepSoft};
+pub use truth::{rollout_truth, rollout_truth_prefilled, ProjectionGap, StepSoft};
 pub use values::SoftLake;

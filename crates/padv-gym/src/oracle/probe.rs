@@ -1,7 +1,8 @@
-//! Measuring [`DecisionProbe`]s with a model: the four move-line branches run from the
-//! decision point's keys and values in one batched pass (`[4·rows, 8]`), either from rows of
-//! a lockstep batch's cache (the oracle while it samples) or after prefilling whole
-//! sequences (canonical histories, finished rollouts), grouped by decision position so that
+//! Measuring [`DecisionProbe`]s with a model: the move-line branches run from the decision
+//! point's keys and values in batched passes, either from rows of a lockstep batch's cache
+//! (the oracle while it samples: all four branches, `[4·rows, 8]`) or after prefilling whole
+//! sequences (canonical histories, finished rollouts: only the branches the sequence's own
+//! continuation does not already give), grouped by the position they start from so that
 //! each group is one pass.
 
 use std::collections::BTreeMap;
@@ -13,7 +14,8 @@ use super::trie::{DecisionProbe, MoveTrie};
 use crate::agent::{ctx, AgentError, Result};
 use crate::lake::Move;
 
-/// Decision points probed per branch pass (bounds the copied cache rows).
+/// Decision points probed per branch pass (bounds the copied cache rows; a pass after a
+/// prefill holds up to four times as many branch rows).
 const PROBE_ROWS: usize = 64;
 /// Sequences prefilled per pass.
 const PREFILL_ROWS: usize = 16;
@@ -88,17 +90,22 @@ pub(crate) fn probe_rows(
 pub(crate) struct SequenceProbes {
     /// One probe per requested decision position, in the given order.
     pub probes: Vec<DecisionProbe>,
-    /// Next-token logits after each position (`logits[p]` predicts `ids[p + 1]`), when
-    /// asked for.
-    pub logits: Option<Vec<Vec<f32>>>,
+    /// Next-token logits after each position, flat (`[p·V, (p+1)·V)` predicts `ids[p + 1]`),
+    /// when asked for.
+    pub logits: Option<Vec<f32>>,
 }
 
 /// Prefills each sequence with `model` and probes it at `decisions[i]` (positions of the
 /// first move-line token, each in `1..=len`: the history is `ids[..p]`).
 ///
-/// Sequences are prefilled `PREFILL_ROWS` at a time and their caches kept, then the decision
-/// points of all sequences at one position are probed in one pass: the number of passes is
-/// the number of distinct positions, not of sequences.
+/// Sequences are prefilled `PREFILL_ROWS` at a time and their caches kept. A decision's
+/// own continuation already gives the distributions along the part of the trie it follows
+/// (a rollout that wrote `go right` gives every node of that branch, and `go ` of the
+/// others), so only the rest is run: each other branch from the point where it leaves the
+/// continuation, on a copy of the sequence's cache cut there ([`KvCache::gather_prefixes`]).
+/// On the demo's terse rollouts that is about 13 branch tokens per decision instead of 32.
+/// The branch passes of all sequences that start at one position form one batch, so the
+/// number of passes is the number of distinct positions, not of sequences.
 pub(crate) fn probe_sequences(
     model: &DecoderModel,
     seqs: &[&[u32]],
@@ -134,13 +141,14 @@ pub(crate) fn probe_sequences(
     for (k, &i) in order.iter().enumerate() {
         slot[i] = (k / PREFILL_ROWS, k % PREFILL_ROWS);
     }
-    // Per chunk: its cache; per sequence: its logits (`logits[p]` predicts `ids[p + 1]`).
+    // Per chunk: its cache; per sequence: its logits, flat (`[p·V, (p+1)·V)` predicts
+    // `ids[p + 1]`).
     let mut caches = Vec::new();
-    let mut logits: Vec<Vec<Vec<f32>>> = vec![Vec::new(); seqs.len()];
+    let mut logits: Vec<Vec<f32>> = vec![Vec::new(); seqs.len()];
     for chunk in order.chunks(PREFILL_ROWS) {
         let len = chunk.iter().map(|&i| seqs[i].len()).max().unwrap_or(0);
         if len == 0 {
-            caches.push(None);
+            caches.push(model.new_cache());
             continue;
         }
         let b = chunk.len();
@@ -156,62 +164,110 @@ pub(crate) fn probe_sequences(
             .map_err(ctx("prefill forward"))?;
         let rows = model
             .logits(&hidden)
-            .and_then(|l| l.reshape((b, len, vocab)))
-            .and_then(|l| l.to_vec3::<f32>())
+            .and_then(|l| l.reshape((b, len * vocab)))
+            .and_then(|l| l.to_vec2::<f32>())
             .map_err(ctx("prefill logits"))?;
-        for (&i, r) in chunk.iter().zip(rows) {
-            logits[i] = r.into_iter().take(seqs[i].len()).collect();
+        for (&i, mut r) in chunk.iter().zip(rows) {
+            r.truncate(seqs[i].len() * vocab);
+            logits[i] = r;
         }
-        caches.push(Some(cache));
+        caches.push(cache);
     }
-    // (sequence, index in its decision list) per decision position.
-    let mut by_pos: BTreeMap<usize, Vec<(usize, usize)>> = BTreeMap::new();
-    for (r, d) in decisions.iter().enumerate() {
-        for (k, &p) in d.iter().enumerate() {
-            by_pos.entry(p).or_default().push((r, k));
-        }
-    }
-    let mut probes: Vec<Vec<Option<DecisionProbe>>> =
-        decisions.iter().map(|d| vec![None; d.len()]).collect();
-    for (p, group) in by_pos {
-        // Gather the group's rows from each chunk's cache, cut to the decision position.
-        let mut parts = Vec::new();
-        let mut members_in_order = Vec::with_capacity(group.len());
-        for (c, cache) in caches.iter().enumerate() {
-            let Some(cache) = cache else { continue };
-            let members: Vec<(usize, usize)> = group
-                .iter()
-                .copied()
-                .filter(|&(r, _)| slot[r].0 == c)
-                .collect();
-            if members.is_empty() {
-                continue;
+    let row = |r: usize, q: usize| &logits[r][q * vocab..(q + 1) * vocab];
+    // What each branch feeds after the decision point (its line without the end-of-turn).
+    let inputs: Vec<&[u32]> = Move::ALL
+        .iter()
+        .map(|&m| {
+            let b = trie.branch(m);
+            &b[..b.len() - 1]
+        })
+        .collect();
+    // Per decision, its nodes' logits; the continuation's first, then the branch passes'.
+    let mut nodes: Vec<Vec<Vec<Option<Vec<f32>>>>> = Vec::with_capacity(seqs.len());
+    // Branch passes by the position they start from: (sequence, decision, move, depth).
+    let mut by_start: BTreeMap<usize, Vec<(usize, usize, Move, usize)>> = BTreeMap::new();
+    for (r, (seq, ds)) in seqs.iter().zip(decisions).enumerate() {
+        let mut per = Vec::with_capacity(ds.len());
+        for (k, &p) in ds.iter().enumerate() {
+            let mut ns: Vec<Option<Vec<f32>>> = vec![None; trie.len()];
+            ns[0] = Some(row(r, p - 1).to_vec());
+            let (mut n, mut j) = (0, 0);
+            while p + j < seq.len() {
+                match trie.child(n, seq[p + j]) {
+                    Some(c) if trie.is_internal(c) => {
+                        ns[c] = Some(row(r, p + j).to_vec());
+                        n = c;
+                        j += 1;
+                    }
+                    _ => break,
+                }
             }
-            let rows: Vec<usize> = members.iter().map(|&(r, _)| slot[r].1).collect();
-            let mut part = cache
-                .select_rows(&rows)
-                .map_err(ctx("copying the group's rows"))?;
-            part.truncate(p).map_err(ctx("cutting the cache"))?;
-            parts.push(part);
-            members_in_order.extend(members);
+            for m in Move::ALL {
+                let input = inputs[m.index()];
+                // Every node of this branch up to `depth` tokens is on the continuation.
+                let depth = input
+                    .iter()
+                    .zip(&seq[p..])
+                    .take_while(|(a, b)| a == b)
+                    .count();
+                if depth < input.len() {
+                    by_start
+                        .entry(p + depth)
+                        .or_default()
+                        .push((r, k, m, depth));
+                }
+            }
+            per.push(ns);
         }
-        let stacked = KvCache::concat_rows(&parts).map_err(ctx("stacking decision rows"))?;
-        let roots: Vec<&[f32]> = members_in_order
-            .iter()
-            .map(|&(r, _)| logits[r][p - 1].as_slice())
-            .collect();
-        let local: Vec<usize> = (0..members_in_order.len()).collect();
-        let got = probe_rows(model, &stacked, &local, &roots, trie, pad)?;
-        for (&(r, k), probe) in members_in_order.iter().zip(got) {
-            probes[r][k] = Some(probe);
+        nodes.push(per);
+    }
+    let cache_refs: Vec<&KvCache> = caches.iter().collect();
+    for (start, passes) in by_start {
+        for group in passes.chunks(4 * PROBE_ROWS) {
+            let picks: Vec<(usize, usize)> = group.iter().map(|&(r, ..)| slot[r]).collect();
+            let mut cache = KvCache::gather_prefixes(&cache_refs, &picks, start)
+                .map_err(ctx("copying the decision rows"))?;
+            let width = group
+                .iter()
+                .map(|&(_, _, m, d)| inputs[m.index()].len() - d)
+                .max()
+                .unwrap_or(1);
+            let mut flat = Vec::with_capacity(group.len() * width);
+            for &(_, _, m, d) in group {
+                let feed = &inputs[m.index()][d..];
+                flat.extend_from_slice(feed);
+                flat.resize(flat.len() + width - feed.len(), pad);
+            }
+            let ids = Tensor::from_vec(flat, (group.len(), width), &Device::Cpu)
+                .map_err(ctx("branch ids"))?;
+            let hidden = model
+                .forward(&ids, start, &mut cache)
+                .map_err(ctx(format!("branch forward at {start}")))?;
+            let out = model
+                .logits(&hidden)
+                .and_then(|l| l.reshape((group.len(), width, vocab)))
+                .and_then(|l| l.to_vec3::<f32>())
+                .map_err(ctx("branch logits"))?;
+            for (&(r, k, m, d), rowl) in group.iter().zip(out) {
+                // Output `j` is the distribution at the branch's node `d + j + 1`.
+                for ((_, node), l) in trie.branch_nodes(m).skip(d).zip(rowl) {
+                    let slot = &mut nodes[r][k][node];
+                    if slot.is_none() {
+                        *slot = Some(l);
+                    }
+                }
+            }
         }
     }
     let mut out = Vec::with_capacity(seqs.len());
-    for (ps, rows) in probes.into_iter().zip(logits) {
-        let probes: Vec<DecisionProbe> = ps.into_iter().flatten().collect();
+    for (per, flat) in nodes.into_iter().zip(logits) {
+        let probes = per
+            .into_iter()
+            .map(|ns| DecisionProbe::from_logits(trie, ns).map_err(AgentError::Invalid))
+            .collect::<Result<Vec<_>>>()?;
         out.push(SequenceProbes {
             probes,
-            logits: keep_logits.then_some(rows),
+            logits: keep_logits.then_some(flat),
         });
     }
     Ok(out)

@@ -90,6 +90,16 @@ pub struct ProjectionCost {
     pub tokens: usize,
 }
 
+impl ProjectionCost {
+    /// Adds another run's counts (the demo projects its maps in two halves).
+    pub fn add(&mut self, other: &ProjectionCost) {
+        self.maps += other.maps;
+        self.states += other.states;
+        self.paths += other.paths;
+        self.tokens += other.tokens;
+    }
+}
+
 /// A node of the canonical-history tree.
 struct CNode {
     state: State,

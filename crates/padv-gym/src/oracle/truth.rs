@@ -9,6 +9,7 @@
 use padv_engine::decoder::DecoderModel;
 use serde::{Deserialize, Serialize};
 
+use super::prefilled::{Prefilled, PrefilledSeq};
 use super::probe::probe_sequences;
 use super::projection::MapTruth;
 use super::trie::MoveTrie;
@@ -66,6 +67,31 @@ pub fn rollout_truth(
     sampler: &Sampler,
     trie: &MoveTrie,
 ) -> Result<Vec<Vec<StepSoft>>> {
+    Ok(soft_truth(reference, rollouts, maps, sampler, trie, false)?.0)
+}
+
+/// [`rollout_truth`], also keeping what the pass computed (the reference's logits over every
+/// rollout and its probes) for the scoring pipeline ([`super::PrefilledBackend`],
+/// [`super::OracleBackend::with_prefilled`]).
+pub fn rollout_truth_prefilled(
+    reference: &DecoderModel,
+    rollouts: &[Rollout],
+    maps: &[&MapTruth],
+    sampler: &Sampler,
+    trie: &MoveTrie,
+) -> Result<(Vec<Vec<StepSoft>>, Prefilled)> {
+    let (soft, kept) = soft_truth(reference, rollouts, maps, sampler, trie, true)?;
+    Ok((soft, kept.unwrap_or_else(|| Prefilled::new(0))))
+}
+
+fn soft_truth(
+    reference: &DecoderModel,
+    rollouts: &[Rollout],
+    maps: &[&MapTruth],
+    sampler: &Sampler,
+    trie: &MoveTrie,
+    keep: bool,
+) -> Result<(Vec<Vec<StepSoft>>, Option<Prefilled>)> {
     if rollouts.len() != maps.len() {
         return Err(AgentError::Invalid(format!(
             "{} rollouts but {} maps",
@@ -82,10 +108,24 @@ pub fn rollout_truth(
         .iter()
         .map(|d| d.iter().flatten().copied().collect())
         .collect();
-    let probed = probe_sequences(reference, &seqs, &wanted, trie, sampler.pad_id(), false)?;
+    let probed = probe_sequences(reference, &seqs, &wanted, trie, sampler.pad_id(), keep)?;
     let beta = maps.first().map_or(1.0, |m| m.soft.beta());
     let mut out = Vec::with_capacity(rollouts.len());
-    for ((r, (dec, sp)), map) in rollouts.iter().zip(decisions.iter().zip(probed)).zip(maps) {
+    let mut kept = keep.then(|| Prefilled::new(reference.config().vocab_size));
+    for (((r, (dec, sp)), map), want) in rollouts
+        .iter()
+        .zip(decisions.iter().zip(probed))
+        .zip(maps)
+        .zip(&wanted)
+    {
+        if let (Some(kept), Some(logits)) = (kept.as_mut(), sp.logits) {
+            let probes = want
+                .iter()
+                .copied()
+                .zip(sp.probes.iter().cloned())
+                .collect();
+            kept.insert(r.tokens.ids.clone(), PrefilledSeq { logits, probes });
+        }
         let mut probes = sp.probes.into_iter();
         let mut steps = Vec::with_capacity(r.episode.turns.len());
         if dec.len() != r.episode.turns.len() {
@@ -140,7 +180,7 @@ pub fn rollout_truth(
         }
         out.push(steps);
     }
-    Ok(out)
+    Ok((out, kept))
 }
 
 /// How far the reference at the histories players produced is from the projection.
