@@ -77,8 +77,7 @@ impl Prefilled {
     }
 }
 
-/// Answers the scoring pipeline from [`Prefilled`] logits, under the fingerprint of the
-/// engine whose model made them.
+/// Answers the scoring pipeline from [`Prefilled`] logits.
 pub struct PrefilledBackend<'a> {
     prefilled: &'a Prefilled,
     fingerprint: String,
@@ -86,10 +85,12 @@ pub struct PrefilledBackend<'a> {
 
 impl<'a> PrefilledBackend<'a> {
     /// `fingerprint`: the fingerprint of the engine with the weights that made the logits.
+    /// The backend's own is that one marked `gym-prefilled:`, so a cache never mixes its
+    /// numbers with the engine's (they differ in float rounding).
     pub fn new(prefilled: &'a Prefilled, fingerprint: String) -> Self {
         PrefilledBackend {
             prefilled,
-            fingerprint,
+            fingerprint: format!("gym-prefilled:{fingerprint}"),
         }
     }
 }
