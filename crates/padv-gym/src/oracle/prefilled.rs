@@ -62,11 +62,6 @@ impl Prefilled {
         self.seqs.is_empty()
     }
 
-    /// Vocabulary size of the logits.
-    pub fn vocab(&self) -> usize {
-        self.vocab
-    }
-
     pub(crate) fn get(&self, ids: &[u32]) -> Option<&PrefilledSeq> {
         self.seqs.get(ids)
     }

@@ -37,52 +37,84 @@ pub(crate) fn probe_rows(
             root_logits.len()
         )));
     }
-    let width = Move::ALL
-        .iter()
-        .map(|&m| trie.branch(m).len() - 1)
-        .max()
-        .unwrap_or(1);
-    let vocab = model.config().vocab_size;
     let mut out = Vec::with_capacity(rows.len());
     for (chunk, roots) in rows.chunks(PROBE_ROWS).zip(root_logits.chunks(PROBE_ROWS)) {
         let idx: Vec<usize> = chunk.iter().flat_map(|&r| [r; 4]).collect();
-        let mut c = cache
+        let c = cache
             .select_rows(&idx)
             .map_err(ctx("copying decision-point rows"))?;
-        let mut flat = Vec::with_capacity(idx.len() * width);
-        for _ in chunk {
-            for m in Move::ALL {
-                let b = trie.branch(m);
-                flat.extend_from_slice(&b[..b.len() - 1]);
-                flat.resize(flat.len() + width + 1 - b.len(), pad);
-            }
-        }
-        let offset = c.seq_len();
-        let ids =
-            Tensor::from_vec(flat, (idx.len(), width), &Device::Cpu).map_err(ctx("branch ids"))?;
-        let hidden = model
-            .forward(&ids, offset, &mut c)
-            .map_err(ctx(format!("branch forward at {offset}")))?;
-        let logits = model
-            .logits(&hidden)
-            .and_then(|l| l.reshape((idx.len(), width, vocab)))
-            .and_then(|l| l.to_vec3::<f32>())
-            .map_err(ctx("branch logits"))?;
-        for (i, root) in roots.iter().enumerate() {
+        let items: Vec<(Move, usize)> = chunk
+            .iter()
+            .flat_map(|_| Move::ALL.map(|m| (m, 0)))
+            .collect();
+        let mut got = branch_pass(model, c, &items, trie, pad)?.into_iter();
+        for root in roots {
             let mut nodes: Vec<Option<Vec<f32>>> = vec![None; trie.len()];
             nodes[0] = Some(root.to_vec());
-            for m in Move::ALL {
-                let rowl = &logits[4 * i + m.index()];
-                for (j, node) in trie.branch_nodes(m) {
-                    if nodes[node].is_none() {
-                        nodes[node] = Some(rowl[j].clone());
-                    }
-                }
+            for (node, l) in got.by_ref().take(4).flatten() {
+                nodes[node].get_or_insert(l);
             }
             out.push(DecisionProbe::from_logits(trie, nodes).map_err(AgentError::Invalid)?);
         }
     }
     Ok(out)
+}
+
+/// What a move's line feeds after the decision point: its ids without the end-of-turn.
+fn branch_input(trie: &MoveTrie, m: Move) -> &[u32] {
+    let b = trie.branch(m);
+    &b[..b.len() - 1]
+}
+
+/// The distributions one branch row gives: `(trie node, logits)` pairs.
+type NodeLogits = Vec<(usize, Vec<f32>)>;
+
+/// One batched branch pass. `cache` holds one row per item, all of the same length (the
+/// decision point, plus the tokens of the line already written); item `(m, d)` feeds move
+/// `m`'s line from its token `d`, padded to the longest feed. Returns per item the
+/// distributions its outputs give, as `(trie node, logits)`: output `j` is the distribution
+/// at the branch's node `d + j + 1`.
+fn branch_pass(
+    model: &DecoderModel,
+    mut cache: KvCache,
+    items: &[(Move, usize)],
+    trie: &MoveTrie,
+    pad: u32,
+) -> Result<Vec<NodeLogits>> {
+    let vocab = model.config().vocab_size;
+    let width = items
+        .iter()
+        .map(|&(m, d)| branch_input(trie, m).len() - d)
+        .max()
+        .unwrap_or(1);
+    let mut flat = Vec::with_capacity(items.len() * width);
+    for &(m, d) in items {
+        let feed = &branch_input(trie, m)[d..];
+        flat.extend_from_slice(feed);
+        flat.resize(flat.len() + width - feed.len(), pad);
+    }
+    let start = cache.seq_len();
+    let ids =
+        Tensor::from_vec(flat, (items.len(), width), &Device::Cpu).map_err(ctx("branch ids"))?;
+    let hidden = model
+        .forward(&ids, start, &mut cache)
+        .map_err(ctx(format!("branch forward at {start}")))?;
+    let out = model
+        .logits(&hidden)
+        .and_then(|l| l.reshape((items.len(), width, vocab)))
+        .and_then(|l| l.to_vec3::<f32>())
+        .map_err(ctx("branch logits"))?;
+    Ok(items
+        .iter()
+        .zip(out)
+        .map(|(&(m, d), rows)| {
+            trie.branch_nodes(m)
+                .skip(d)
+                .zip(rows)
+                .map(|((_, node), l)| (node, l))
+                .collect()
+        })
+        .collect())
 }
 
 /// What [`probe_sequences`] measured on one sequence.
@@ -175,14 +207,6 @@ pub(crate) fn probe_sequences(
         caches.push(cache);
     }
     let row = |r: usize, q: usize| &logits[r][q * vocab..(q + 1) * vocab];
-    // What each branch feeds after the decision point (its line without the end-of-turn).
-    let inputs: Vec<&[u32]> = Move::ALL
-        .iter()
-        .map(|&m| {
-            let b = trie.branch(m);
-            &b[..b.len() - 1]
-        })
-        .collect();
     // Per decision, its nodes' logits; the continuation's first, then the branch passes'.
     let mut nodes: Vec<Vec<Vec<Option<Vec<f32>>>>> = Vec::with_capacity(seqs.len());
     // Branch passes by the position they start from: (sequence, decision, move, depth).
@@ -204,7 +228,7 @@ pub(crate) fn probe_sequences(
                 }
             }
             for m in Move::ALL {
-                let input = inputs[m.index()];
+                let input = branch_input(trie, m);
                 // Every node of this branch up to `depth` tokens is on the continuation.
                 let depth = input
                     .iter()
@@ -226,36 +250,13 @@ pub(crate) fn probe_sequences(
     for (start, passes) in by_start {
         for group in passes.chunks(4 * PROBE_ROWS) {
             let picks: Vec<(usize, usize)> = group.iter().map(|&(r, ..)| slot[r]).collect();
-            let mut cache = KvCache::gather_prefixes(&cache_refs, &picks, start)
+            let cache = KvCache::gather_prefixes(&cache_refs, &picks, start)
                 .map_err(ctx("copying the decision rows"))?;
-            let width = group
-                .iter()
-                .map(|&(_, _, m, d)| inputs[m.index()].len() - d)
-                .max()
-                .unwrap_or(1);
-            let mut flat = Vec::with_capacity(group.len() * width);
-            for &(_, _, m, d) in group {
-                let feed = &inputs[m.index()][d..];
-                flat.extend_from_slice(feed);
-                flat.resize(flat.len() + width - feed.len(), pad);
-            }
-            let ids = Tensor::from_vec(flat, (group.len(), width), &Device::Cpu)
-                .map_err(ctx("branch ids"))?;
-            let hidden = model
-                .forward(&ids, start, &mut cache)
-                .map_err(ctx(format!("branch forward at {start}")))?;
-            let out = model
-                .logits(&hidden)
-                .and_then(|l| l.reshape((group.len(), width, vocab)))
-                .and_then(|l| l.to_vec3::<f32>())
-                .map_err(ctx("branch logits"))?;
-            for (&(r, k, m, d), rowl) in group.iter().zip(out) {
-                // Output `j` is the distribution at the branch's node `d + j + 1`.
-                for ((_, node), l) in trie.branch_nodes(m).skip(d).zip(rowl) {
-                    let slot = &mut nodes[r][k][node];
-                    if slot.is_none() {
-                        *slot = Some(l);
-                    }
+            let items: Vec<(Move, usize)> = group.iter().map(|&(_, _, m, d)| (m, d)).collect();
+            let got = branch_pass(model, cache, &items, trie, pad)?;
+            for (&(r, k, ..), pairs) in group.iter().zip(got) {
+                for (node, l) in pairs {
+                    nodes[r][k][node].get_or_insert(l);
                 }
             }
         }

@@ -118,15 +118,7 @@ fn soft_truth(
         .zip(maps)
         .zip(&wanted)
     {
-        if let (Some(kept), Some(logits)) = (kept.as_mut(), sp.logits) {
-            let probes = want
-                .iter()
-                .copied()
-                .zip(sp.probes.iter().cloned())
-                .collect();
-            kept.insert(r.tokens.ids.clone(), PrefilledSeq { logits, probes });
-        }
-        let mut probes = sp.probes.into_iter();
+        let mut probes = sp.probes.iter();
         let mut steps = Vec::with_capacity(r.episode.turns.len());
         if dec.len() != r.episode.turns.len() {
             return Err(AgentError::Invalid(format!(
@@ -179,6 +171,11 @@ fn soft_truth(
             });
         }
         out.push(steps);
+        // Kept after use: the probes move into the store instead of being copied.
+        if let (Some(kept), Some(logits)) = (kept.as_mut(), sp.logits) {
+            let probes = want.iter().copied().zip(sp.probes).collect();
+            kept.insert(r.tokens.ids.clone(), PrefilledSeq { logits, probes });
+        }
     }
     Ok((out, kept))
 }
