@@ -408,7 +408,9 @@ pub(crate) fn run_lockstep(
         .collect::<Result<_>>()?;
     // Slots of the rows still in the batch, in cache-row order.
     let mut live: Vec<usize> = (0..rows.len()).collect();
-    let mut cache = model.new_cache();
+    // Decoding adds one position per forward: the cache grows in place instead of being
+    // copied whole at every step.
+    let mut cache = model.new_cache().growing();
     // Prefill the common prefix length minus one; the last known position of the shortest
     // prompt is fed in the loop, whose output is the first action's distribution.
     let prefill = rows
@@ -478,7 +480,8 @@ pub(crate) fn run_lockstep(
             if !keep.is_empty() {
                 cache = cache
                     .select_rows(&keep)
-                    .map_err(ctx("dropping finished rows"))?;
+                    .map_err(ctx("dropping finished rows"))?
+                    .growing();
             }
             live = keep.into_iter().map(|i| live[i]).collect();
         }

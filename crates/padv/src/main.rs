@@ -30,8 +30,26 @@ fn keep_freed_pages() {
     }
 }
 
+/// candle asks how many threads to use on every matrix product and, when
+/// `RAYON_NUM_THREADS` is unset, answers by reading `/proc/cpuinfo` (and the CPU mask files)
+/// again each time: 3–4 % of `padv demo` was the kernel formatting that file. Rayon's global
+/// pool is built first, with its own default (the logical CPUs), then the variable is set to
+/// the count candle computes, so both keep their defaults and candle reads a variable
+/// instead of a file. (Processes padv starts inherit the variable.)
+fn pin_candle_threads() {
+    if std::env::var_os("RAYON_NUM_THREADS").is_some() {
+        return;
+    }
+    // An error means the pool exists already, with whatever it was given.
+    let _ = rayon::ThreadPoolBuilder::new().build_global();
+    let n = candle_core::utils::get_num_threads();
+    // Before any other thread of ours reads the environment.
+    std::env::set_var("RAYON_NUM_THREADS", n.to_string());
+}
+
 fn main() -> ExitCode {
     keep_freed_pages();
+    pin_candle_threads();
     let args = cli::Cli::parse();
     // Colour codes only for a person at a terminal: in a log file they are noise.
     tracing_subscriber::fmt()

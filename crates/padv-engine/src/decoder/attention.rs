@@ -16,7 +16,7 @@ use std::sync::Arc;
 use candle_core::{DType, Device, Result, Tensor, D};
 use candle_nn::VarBuilder;
 
-use super::flash::CpuAttention;
+use super::flash::{rows_contiguous, CpuAttention};
 use super::linear::Linear;
 use super::norm::RmsNorm;
 use super::rope::RopeTables;
@@ -142,15 +142,16 @@ impl Attention {
     }
 
     /// `x` `[B, T, H]` at positions `offset..offset+T` -> `[B, T', H]`, where `T'` is the
-    /// number of `query_rows` (indices into `0..T`, ascending) or `T`. `past` holds the
-    /// cached keys/values of positions `0..offset`; the returned pair extends it.
+    /// number of `query_rows` (indices into `0..T`, ascending) or `T`. `append` takes the
+    /// new keys/values and returns those of positions `0..offset+T` (the cache's
+    /// [`KvCache::append`](super::KvCache)).
     pub(crate) fn forward(
         &self,
         x: &Tensor,
         step: &Step,
-        past: Option<&(Tensor, Tensor)>,
+        append: &mut dyn FnMut(Tensor, Tensor) -> Result<(Tensor, Tensor)>,
         query_rows: Option<&[usize]>,
-    ) -> Result<(Tensor, (Tensor, Tensor))> {
+    ) -> Result<Tensor> {
         let (b, t, _) = x.dims3()?;
         let (hq, hkv, d) = (self.hq, self.hkv, self.d);
         let (q, k, v) = match &self.qkv {
@@ -193,10 +194,7 @@ impl Attention {
         } else {
             (tables.apply_tensor(&q)?, tables.apply_tensor(&k)?)
         };
-        let (k, v) = match past {
-            Some((pk, pv)) => (Tensor::cat(&[pk, &k], 1)?, Tensor::cat(&[pv, &v], 1)?),
-            None => (k.contiguous()?, v),
-        };
+        let (k, v) = append(k, v)?;
         let (q, q_pos): (Tensor, Vec<usize>) = match query_rows {
             Some(rows) => {
                 let idx: Vec<u32> = rows.iter().map(|&r| r as u32).collect();
@@ -214,8 +212,7 @@ impl Attention {
             AttentionImpl::Full | AttentionImpl::Auto => self.attend_tensor(&q, &k, &v, &q_pos)?,
         };
         let tq = out.dim(1)?;
-        let out = self.o.forward(&out.reshape((b, tq, hq * d))?)?;
-        Ok((out, (k, v)))
+        self.o.forward(&out.reshape((b, tq, hq * d))?)
     }
 
     fn attend_kernel(
@@ -227,6 +224,16 @@ impl Attention {
     ) -> Result<Tensor> {
         let dtype = q.dtype();
         let f32c = |x: &Tensor| -> Result<Tensor> { x.to_dtype(DType::F32)?.contiguous() };
+        // Keys and values are read in place when each row is contiguous (a growing cache's
+        // view of its buffer, a broadcast of one row), copied otherwise.
+        let f32rows = |x: &Tensor| -> Result<Tensor> {
+            let x = x.to_dtype(DType::F32)?;
+            if rows_contiguous(x.layout()) {
+                Ok(x)
+            } else {
+                x.contiguous()
+            }
+        };
         let op = CpuAttention {
             scale: self.scale as f32,
             softcap: self.softcap.map(|c| c as f32),
@@ -234,7 +241,7 @@ impl Attention {
             q_pos: Arc::new(q_pos),
         };
         f32c(q)?
-            .apply_op3_no_bwd(&f32c(k)?, &f32c(v)?, &op)?
+            .apply_op3_no_bwd(&f32rows(k)?, &f32rows(v)?, &op)?
             .to_dtype(dtype)
     }
 

@@ -1,5 +1,16 @@
 //! Per-layer key/value cache, so a shared prefix is computed once: run the prefix, `clone()`
 //! the cache (cheap: tensors are reference-counted), then run each continuation from it.
+//!
+//! **Growing in place.** By default each forward concatenates the new keys and values onto
+//! the old ones, which copies the whole cache: one position at a time, decoding copies it
+//! once per token (a tenth of the gym demo's time went to that copy and to paging in the new
+//! buffers). A [`KvCache::growing`] cache instead keeps each layer in a buffer with room to
+//! spare and writes new positions into it; the layer is then a view of the buffer's first
+//! `T` positions. A buffer is written in place only while no clone of the cache shares it
+//! (otherwise both would write the same positions); a shared or full buffer is copied into a
+//! new one half again as large.
+
+use std::sync::Arc;
 
 use candle_core::Tensor;
 
@@ -7,8 +18,20 @@ use candle_core::Tensor;
 #[derive(Debug, Clone)]
 pub struct KvCache {
     layers: Vec<Option<(Tensor, Tensor)>>,
+    /// Per layer of a growing cache: the buffers `layers[i]` is a view of, when it is.
+    rooms: Vec<Option<Room>>,
     seq_len: usize,
     store: bool,
+    grow: bool,
+}
+
+/// A layer's key and value buffers `[B, C, Hkv, D]` (contiguous, `C` ≥ the cached length).
+#[derive(Debug, Clone)]
+struct Room {
+    k: Tensor,
+    v: Tensor,
+    /// Counts the caches holding this room: writing in place is safe only when it is one.
+    owners: Arc<()>,
 }
 
 impl KvCache {
@@ -16,9 +39,20 @@ impl KvCache {
     pub fn new(num_layers: usize) -> Self {
         Self {
             layers: vec![None; num_layers],
+            rooms: Vec::new(),
             seq_len: 0,
             store: true,
+            grow: false,
         }
+    }
+
+    /// This cache, growing in place ([module docs](self)): for decoding, where each forward
+    /// adds a few positions. Caches made from it (rows selected, prefixes gathered) do not
+    /// grow unless asked: most get one more forward and are dropped, and spare room would only
+    /// cost a larger copy.
+    pub fn growing(mut self) -> Self {
+        self.grow = true;
+        self
     }
 
     /// A cache that keeps nothing: for one-shot scoring, where holding every layer's keys and
@@ -27,8 +61,10 @@ impl KvCache {
     pub fn discarding() -> Self {
         Self {
             layers: Vec::new(),
+            rooms: Vec::new(),
             seq_len: 0,
             store: false,
+            grow: false,
         }
     }
 
@@ -45,6 +81,7 @@ impl KvCache {
     /// Forgets everything (keeps the storing mode).
     pub fn clear(&mut self) {
         self.layers.iter_mut().for_each(|l| *l = None);
+        self.rooms.clear();
         self.seq_len = 0;
     }
 
@@ -93,8 +130,10 @@ impl KvCache {
         }
         Ok(KvCache {
             layers,
+            rooms: Vec::new(),
             seq_len: self.seq_len,
             store: self.store,
+            grow: false,
         })
     }
 
@@ -121,8 +160,10 @@ impl KvCache {
         }
         Ok(KvCache {
             layers,
+            rooms: Vec::new(),
             seq_len: self.seq_len,
             store: self.store,
+            grow: false,
         })
     }
 
@@ -163,8 +204,10 @@ impl KvCache {
         }
         Ok(KvCache {
             layers,
+            rooms: Vec::new(),
             seq_len: first.seq_len,
             store: first.store,
+            grow: false,
         })
     }
 
@@ -199,8 +242,10 @@ impl KvCache {
         if len == 0 {
             return Ok(KvCache {
                 layers: vec![None; n_layers],
+                rooms: Vec::new(),
                 seq_len: 0,
                 store,
+                grow: false,
             });
         }
         let mut layers = Vec::with_capacity(n_layers);
@@ -223,13 +268,62 @@ impl KvCache {
         }
         Ok(KvCache {
             layers,
+            rooms: Vec::new(),
             seq_len: len,
             store,
+            grow: false,
         })
     }
 
     pub(crate) fn layer(&self, i: usize) -> Option<&(Tensor, Tensor)> {
         self.layers.get(i).and_then(|l| l.as_ref())
+    }
+
+    /// Adds keys and values `[B, n, Hkv, D]` of the next positions to layer `i` and returns
+    /// the layer's keys and values of all positions, for attention. A storing cache keeps
+    /// them (growing in place when it [grows](KvCache::growing)); a discarding one does not.
+    pub(crate) fn append(
+        &mut self,
+        i: usize,
+        k: Tensor,
+        v: Tensor,
+    ) -> candle_core::Result<(Tensor, Tensor)> {
+        let Some((pk, pv)) = self.layer(i).cloned() else {
+            let kv = (k.contiguous()?, v.contiguous()?);
+            self.set_layer(i, kv.clone());
+            return Ok(kv);
+        };
+        if !self.grow || !self.store {
+            let kv = (Tensor::cat(&[&pk, &k], 1)?, Tensor::cat(&[&pv, &v], 1)?);
+            self.set_layer(i, kv.clone());
+            return Ok(kv);
+        }
+        let (t, n) = (pk.dim(1)?, k.dim(1)?);
+        if self.rooms.len() <= i {
+            self.rooms.resize(i + 1, None);
+        }
+        let room = match self.rooms[i].take() {
+            // Only this cache holds the buffer, and the new positions fit.
+            Some(r) if Arc::strong_count(&r.owners) == 1 && t + n <= r.k.dim(1)? => {
+                r.k.slice_set(&k.contiguous()?, 1, t)?;
+                r.v.slice_set(&v.contiguous()?, 1, t)?;
+                r
+            }
+            _ => {
+                let cap = t + n + ((t + n) / 2).max(16);
+                let (b, _, h, d) = k.dims4()?;
+                let pad = Tensor::zeros((b, cap - t - n, h, d), k.dtype(), k.device())?;
+                Room {
+                    k: Tensor::cat(&[&pk, &k, &pad], 1)?,
+                    v: Tensor::cat(&[&pv, &v, &pad], 1)?,
+                    owners: Arc::new(()),
+                }
+            }
+        };
+        let kv = (room.k.narrow(1, 0, t + n)?, room.v.narrow(1, 0, t + n)?);
+        self.rooms[i] = Some(room);
+        self.set_layer(i, kv.clone());
+        Ok(kv)
     }
 
     pub(crate) fn set_layer(&mut self, i: usize, kv: (Tensor, Tensor)) {

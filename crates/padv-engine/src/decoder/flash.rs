@@ -22,8 +22,9 @@ const BK: usize = 512;
 /// Packed query rows (`n_rep · bq`) per task, roughly.
 const PACKED_ROWS: usize = 256;
 
-/// Attention of queries `[B, T, Hq, D]` over keys/values `[B, Tk, Hkv, D]` (all contiguous
-/// f32) -> `[B, T, Hq, D]`.
+/// Attention of queries `[B, T, Hq, D]` (contiguous) over keys/values `[B, Tk, Hkv, D]`
+/// (each batch row contiguous, rows at any common stride: a growing cache's view of its
+/// buffer, a broadcast row; see [`rows_contiguous`]), all f32 -> `[B, T, Hq, D]`.
 #[derive(Debug, Clone)]
 pub(crate) struct CpuAttention {
     /// Multiplies q·k.
@@ -41,8 +42,9 @@ struct Dims {
     t: usize,
     hq: usize,
     d: usize,
-    tk: usize,
     hkv: usize,
+    /// Elements between the keys (and values) of consecutive batch rows.
+    kv_stride: usize,
 }
 
 impl CpuAttention {
@@ -81,9 +83,7 @@ impl CpuAttention {
         i0: usize,
         out: &mut [f32],
     ) -> Result<()> {
-        let Dims {
-            t, hq, d, tk, hkv, ..
-        } = *dm;
+        let Dims { t, hq, d, hkv, .. } = *dm;
         let row = hq * d;
         let nb = out.len() / row;
         let n_rep = hq / hkv;
@@ -118,7 +118,7 @@ impl CpuAttention {
             m.fill(f32::NEG_INFINITY);
             l.fill(0.0);
             o.fill(0.0);
-            let base = bi * tk * kv_row + g * d;
+            let base = bi * dm.kv_stride + g * d;
             let mut j0 = lo;
             while j0 < hi {
                 let nk = BK.min(hi - j0);
@@ -199,9 +199,7 @@ impl CpuAttention {
         hi: usize,
         out: &mut [f32],
     ) -> Result<()> {
-        let Dims {
-            t, hq, d, tk, hkv, ..
-        } = *dm;
+        let Dims { t, hq, d, hkv, .. } = *dm;
         let n_rep = hq / hkv;
         let kv_row = hkv * d;
         let n = hi - lo;
@@ -215,7 +213,7 @@ impl CpuAttention {
             for (x, y) in qs.iter_mut().zip(src) {
                 *x = *y * self.scale;
             }
-            let base = bi * tk * kv_row + g * d + lo * kv_row;
+            let base = bi * dm.kv_stride + g * d + lo * kv_row;
             fastmath::strided_dots(&qs, n_rep, &k[base..], kv_row, &mut s);
             let mut inv = [0f32; 16];
             for (r, row) in s.chunks_exact_mut(n).enumerate() {
@@ -240,6 +238,46 @@ impl CpuAttention {
             }
         }
         Ok(())
+    }
+}
+
+/// Whether a `[B, T, H, D]` layout has each batch row contiguous (rows at any stride, a
+/// dimension of size one at any stride): what the kernel reads keys and values from.
+pub(crate) fn rows_contiguous(l: &Layout) -> bool {
+    let (dims, stride) = (l.dims(), l.stride());
+    if dims.len() != 4 {
+        return false;
+    }
+    let mut want = 1;
+    for i in (1..4).rev() {
+        if dims[i] > 1 && stride[i] != want {
+            return false;
+        }
+        want *= dims[i];
+    }
+    true
+}
+
+/// A `[B, T, H, D]` tensor whose rows are contiguous ([`rows_contiguous`]): its elements
+/// from its first, and the stride between rows.
+fn f32_rows<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<(&'a [f32], usize)> {
+    let CpuStorage::F32(v) = s else {
+        candle_core::bail!("cpu attention: {what} must be f32, got {:?}", s.dtype());
+    };
+    if !rows_contiguous(l) {
+        candle_core::bail!("cpu attention: each row of {what} must be contiguous");
+    }
+    let dims = l.dims();
+    let row: usize = dims[1..].iter().product();
+    let stride = if dims[0] > 1 { l.stride()[0] } else { row };
+    let len = match dims[0] {
+        0 => 0,
+        b => (b - 1) * stride + row,
+    };
+    let start = l.start_offset();
+    match v.get(start..start + len) {
+        Some(x) => Ok((x, stride)),
+        None => candle_core::bail!("cpu attention: {what} lies outside its storage"),
     }
 }
 
@@ -284,8 +322,11 @@ impl CustomOp3 for CpuAttention {
             candle_core::bail!("cpu attention: query positions must ascend");
         }
         let q = f32_slice(s1, l1, "q")?;
-        let k = f32_slice(s2, l2, "k")?;
-        let v = f32_slice(s3, l3, "v")?;
+        let (k, kv_stride) = f32_rows(s2, l2, "k")?;
+        let (v, v_stride) = f32_rows(s3, l3, "v")?;
+        if v_stride != kv_stride {
+            candle_core::bail!("cpu attention: keys and values with different row strides");
+        }
         let out = self.run(
             q,
             k,
@@ -295,8 +336,8 @@ impl CustomOp3 for CpuAttention {
                 t,
                 hq,
                 d,
-                tk,
                 hkv,
+                kv_stride,
             },
         )?;
         Ok((CpuStorage::F32(out), Shape::from_dims(&[b, t, hq, d])))

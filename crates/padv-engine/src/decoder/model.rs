@@ -83,15 +83,15 @@ impl Block {
         &self,
         x: &Tensor,
         step: &Step,
-        past: Option<&(Tensor, Tensor)>,
+        append: &mut dyn FnMut(Tensor, Tensor) -> Result<(Tensor, Tensor)>,
         rows: Option<&[usize]>,
-    ) -> Result<(Tensor, (Tensor, Tensor))> {
+    ) -> Result<Tensor> {
         let apply = |n: &Option<RmsNorm>, x: Tensor| match n {
             Some(n) => n.forward(&x),
             None => Ok(x),
         };
         let a_in = apply(&self.norm_attn_in, x.clone())?;
-        let (a, kv) = self.attn.forward(&a_in, step, past, rows)?;
+        let a = self.attn.forward(&a_in, step, append, rows)?;
         let a = apply(&self.norm_attn_out, a)?;
         let residual = match rows {
             Some(rows) => {
@@ -104,7 +104,7 @@ impl Block {
         let h = (residual + a)?;
         let m = self.mlp.forward(&apply(&self.norm_mlp_in, h.clone())?)?;
         let m = apply(&self.norm_mlp_out, m)?;
-        Ok(((h + m)?, kv))
+        h + m
     }
 }
 
@@ -285,9 +285,7 @@ impl DecoderModel {
             // A chunk boundary: a cancelled request stops here (see `crate::cancel`).
             crate::cancel::check()?;
             let r = if i == last { rows } else { None };
-            let (y, kv) = block.forward(&x, &step, cache.layer(i), r)?;
-            cache.set_layer(i, kv);
-            x = y;
+            x = block.forward(&x, &step, &mut |k, v| cache.append(i, k, v), r)?;
         }
         cache.advance(t);
         self.norm.forward(&x)
@@ -463,6 +461,118 @@ mod tests {
         assert!(m
             .forward_rows(&ids, 0, &mut KvCache::discarding(), &[3, 3], 20)
             .is_err());
+    }
+
+    /// Decoding through a growing cache (keys and values written into spare room, read by
+    /// the kernel as a strided view) gives what one forward over the whole batch gives; a
+    /// clone taken midway and continued with other tokens neither disturbs the original nor
+    /// is disturbed by it (the shared buffer is copied, not written twice); rows selected
+    /// and grown again stay right; and a broadcast cache (one row repeated, read in place)
+    /// agrees too.
+    #[test]
+    fn growing_cache_decodes_like_one_forward() {
+        let cfg = config(QkNorm::PerHead, NormPlacement::Pre, None);
+        let vm = VarMap::new();
+        randomise(&cfg, &vm);
+        let vb = VarBuilder::from_varmap(&vm, DType::F32, &Device::Cpu);
+        let m = DecoderModel::new(&cfg, vb, ModelOptions::default()).unwrap();
+        let (b, n) = (3usize, 40usize);
+        let seq = |row: usize, salt: u32| -> Vec<u32> {
+            (0..n as u32)
+                .map(|i| (i * 7 + row as u32 * 13 + salt) % 50)
+                .collect()
+        };
+        let full = |rows: &[Vec<u32>]| -> Vec<Vec<f32>> {
+            let flat: Vec<u32> = rows.iter().flatten().copied().collect();
+            let ids = Tensor::from_vec(flat, (rows.len(), n), &Device::Cpu).unwrap();
+            let h = m.forward(&ids, 0, &mut KvCache::discarding()).unwrap();
+            m.logits(&h)
+                .unwrap()
+                .reshape((rows.len(), n * cfg.vocab_size))
+                .unwrap()
+                .to_vec2()
+                .unwrap()
+        };
+        // Steps of `ids[.., from..to]`, one position at a time; logits per row, flat.
+        let decode = |cache: &mut KvCache, rows: &[Vec<u32>], from: usize, to: usize| {
+            let mut out = vec![Vec::new(); rows.len()];
+            for p in from..to {
+                let col: Vec<u32> = rows.iter().map(|r| r[p]).collect();
+                let ids = Tensor::from_vec(col, (rows.len(), 1), &Device::Cpu).unwrap();
+                let h = m.forward(&ids, p, cache).unwrap();
+                let l: Vec<Vec<f32>> = m
+                    .logits(&h)
+                    .unwrap()
+                    .reshape((rows.len(), cfg.vocab_size))
+                    .unwrap()
+                    .to_vec2()
+                    .unwrap();
+                for (o, x) in out.iter_mut().zip(l) {
+                    o.extend(x);
+                }
+            }
+            out
+        };
+        let close = |got: &[f32], want: &[f32], what: &str| {
+            assert_eq!(got.len(), want.len(), "{what}");
+            let d = got
+                .iter()
+                .zip(want)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0f32, f32::max);
+            assert!(d < 1e-4, "{what}: {d}");
+        };
+        let v = cfg.vocab_size;
+        let a: Vec<Vec<u32>> = (0..b).map(|r| seq(r, 0)).collect();
+        let want_a = full(&a);
+        let mut cache = m.new_cache().growing();
+        let mut got = decode(&mut cache, &a, 0, 20);
+        // A clone at 20 positions continues with other tokens.
+        let mut other: Vec<Vec<u32>> = a.clone();
+        for r in other.iter_mut() {
+            for x in r[20..].iter_mut() {
+                *x = (*x + 5) % 50;
+            }
+        }
+        // The two advance in turns, so that a buffer written by both would show.
+        let mut twin = cache.clone();
+        let (mut rest, mut twin_rest) = (vec![Vec::new(); b], vec![Vec::new(); b]);
+        for p in 20..n {
+            for (o, x) in rest.iter_mut().zip(decode(&mut cache, &a, p, p + 1)) {
+                o.extend(x);
+            }
+            for (o, x) in twin_rest
+                .iter_mut()
+                .zip(decode(&mut twin, &other, p, p + 1))
+            {
+                o.extend(x);
+            }
+        }
+        for r in 0..b {
+            got[r].extend(&rest[r]);
+            close(&got[r], &want_a[r], &format!("row {r}"));
+            close(
+                &twin_rest[r],
+                &full(&other)[r][20 * v..],
+                &format!("clone row {r}"),
+            );
+        }
+        // Rows 2 and 0, selected at 20 positions, grow again.
+        let mut cache = m.new_cache().growing();
+        decode(&mut cache, &a, 0, 20);
+        let mut sel = cache.select_rows(&[2, 0]).unwrap().growing();
+        let picked = vec![a[2].clone(), a[0].clone()];
+        let rest = decode(&mut sel, &picked, 20, n);
+        close(&rest[0], &want_a[2][20 * v..], "selected row 2");
+        close(&rest[1], &want_a[0][20 * v..], "selected row 0");
+        // One row repeated as a broadcast view, continued by each copy.
+        let mut one = m.new_cache();
+        decode(&mut one, &a[..1], 0, 20);
+        let mut rep = one.repeat_rows(2).unwrap();
+        let pair = vec![a[0].clone(), other[0].clone()];
+        let rest = decode(&mut rep, &pair, 20, n);
+        close(&rest[0], &want_a[0][20 * v..], "broadcast row 0");
+        close(&rest[1], &full(&other)[0][20 * v..], "broadcast row 1");
     }
 
     #[test]

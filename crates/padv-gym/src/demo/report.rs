@@ -151,9 +151,10 @@ pub fn print_table(s: &DemoSummary) -> String {
     let st = &s.soft_truth;
     let _ = writeln!(
         out,
-        "soft truth: the reference measured after one canonical history per state ({} states, {} tokens); at the players' own histories π_ref(·|h) differs from it by TV {} on average (p90 {}), |V_h − V(s)| {}",
+        "soft truth: the reference measured after one canonical history per state ({} states, {} tokens of histories, {} computed); at the players' own histories π_ref(·|h) differs from it by TV {} on average (p90 {}), |V_h − V(s)| {}",
         st.cost.states,
         st.cost.tokens,
+        st.cost.computed_tokens,
         f(Some(st.gap.mean_tv), 4),
         f(Some(st.gap.p90_tv), 4),
         f(Some(st.gap.mean_abs_value_gap), 4),

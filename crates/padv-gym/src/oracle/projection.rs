@@ -15,8 +15,9 @@
 //!   is measured exactly ([`super::DecisionProbe::action_probs`]).
 //!
 //! Histories are laid out as root-to-leaf paths of that tree, each state measured on the
-//! first path through it; every path is prefilled once and probed at all its decision points
-//! ([`super::probe::probe_sequences`]).
+//! first path through it; every path is prefilled once, continuing from the cache of the
+//! path it shares the longest prefix with (so each turn of the tree is computed about once),
+//! and probed at all its decision points ([`super::probe::probe_sequences`]).
 //!
 //! How much the reference's distribution differs between the canonical history and the
 //! histories a player actually produces is measured separately
@@ -86,8 +87,11 @@ pub struct ProjectionCost {
     pub states: usize,
     /// Root-to-leaf paths prefilled.
     pub paths: usize,
-    /// Tokens prefilled.
+    /// Tokens of the canonical histories (the paths' lengths, summed).
     pub tokens: usize,
+    /// Of those, the tokens prefilled: a path that shares a prefix with another continues
+    /// from its cache ([`super::probe::probe_sequences`]).
+    pub computed_tokens: usize,
 }
 
 impl ProjectionCost {
@@ -97,6 +101,7 @@ impl ProjectionCost {
         self.states += other.states;
         self.paths += other.paths;
         self.tokens += other.tokens;
+        self.computed_tokens += other.computed_tokens;
     }
 }
 
@@ -239,6 +244,7 @@ pub fn project(
     let refs: Vec<&[u32]> = seqs.iter().map(Vec::as_slice).collect();
     let probed = probe_sequences(model, &refs, &decisions, trie, PAD_ID, false)?;
     let mut reference: Vec<HashMap<State, [f64; 5]>> = vec![HashMap::new(); lakes.len()];
+    cost.computed_tokens = probed.iter().map(|p| p.computed).sum();
     for ((m, states), sp) in owners.iter().zip(probed) {
         for (s, probe) in states.iter().zip(&sp.probes) {
             reference[*m].insert(*s, probe.action_probs(trie));
