@@ -321,12 +321,16 @@ impl KvCache {
             }
         };
         let kv = (room.k.narrow(1, 0, t + n)?, room.v.narrow(1, 0, t + n)?);
-        self.rooms[i] = Some(room);
         self.set_layer(i, kv.clone());
+        self.rooms[i] = Some(room);
         Ok(kv)
     }
 
+    /// Replaces layer `i` (forgetting its buffer: the new tensors are not a view of it).
     pub(crate) fn set_layer(&mut self, i: usize, kv: (Tensor, Tensor)) {
+        if let Some(room) = self.rooms.get_mut(i) {
+            *room = None;
+        }
         if self.store {
             if i >= self.layers.len() {
                 self.layers.resize(i + 1, None);
