@@ -160,7 +160,7 @@ fn needed_positions(len: usize, decisions: &[usize], trie: &MoveTrie, all: bool)
         .unwrap_or(0);
     let mut out: Vec<usize> = decisions
         .iter()
-        .flat_map(|&p| (p - 1..(p + depth).min(len)).collect::<Vec<_>>())
+        .flat_map(|&p| p - 1..(p + depth).min(len))
         .collect();
     out.sort_unstable();
     out.dedup();
@@ -173,9 +173,9 @@ fn needed_positions(len: usize, decisions: &[usize], trie: &MoveTrie, all: bool)
 /// minimum over the adjacent pairs between them). A sequence continues from its predecessor
 /// at the shared length, cut so that at least one token is fed and, unless the base keeps
 /// every logit row (`inherit`: the rows before the cut are then the base's), so that every
-/// row it needs is computed by its own pass; below `min_shared` it is prefilled from scratch. Returns
-/// per sequence `Some((base, start))` or `None`; in that sorted order every base comes
-/// before the sequences that continue from it.
+/// row it needs is computed by its own pass; below `min_shared` it is prefilled from
+/// scratch. Returns per sequence `Some((base, start))` or `None`; in that sorted order
+/// every base comes before the sequences that continue from it.
 fn share_plan(
     seqs: &[&[u32]],
     needed: &[Vec<usize>],
