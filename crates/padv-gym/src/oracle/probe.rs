@@ -76,7 +76,7 @@ type NodeLogits = Vec<(usize, Vec<f32>)>;
 /// at the branch's node `d + j + 1`.
 fn branch_pass(
     model: &DecoderModel,
-    mut cache: KvCache,
+    cache: KvCache,
     items: &[(Move, usize)],
     trie: &MoveTrie,
     pad: u32,
@@ -87,34 +87,37 @@ fn branch_pass(
         .map(|&(m, d)| branch_input(trie, m).len() - d)
         .max()
         .unwrap_or(1);
-    let mut flat = Vec::with_capacity(items.len() * width);
-    for &(m, d) in items {
-        let feed = &branch_input(trie, m)[d..];
-        flat.extend_from_slice(feed);
-        flat.resize(flat.len() + width - feed.len(), pad);
-    }
-    let start = cache.seq_len();
-    let ids =
-        Tensor::from_vec(flat, (items.len(), width), &Device::Cpu).map_err(ctx("branch ids"))?;
-    let hidden = model
-        .forward(&ids, start, &mut cache)
-        .map_err(ctx(format!("branch forward at {start}")))?;
-    let out = model
-        .logits(&hidden)
-        .and_then(|l| l.reshape((items.len(), width, vocab)))
-        .and_then(|l| l.to_vec3::<f32>())
-        .map_err(ctx("branch logits"))?;
+    let feeds = items.iter().map(|&(m, d)| &branch_input(trie, m)[d..]);
+    let all: Vec<usize> = (0..width).collect();
+    let (_, out) = prefill_rows(
+        model,
+        cache,
+        padded(feeds, width, pad),
+        items.len(),
+        width,
+        &all,
+    )?;
     Ok(items
         .iter()
         .zip(out)
         .map(|(&(m, d), rows)| {
             trie.branch_nodes(m)
                 .skip(d)
-                .zip(rows)
-                .map(|((_, node), l)| (node, l))
+                .zip(rows.chunks_exact(vocab))
+                .map(|((_, node), l)| (node, l.to_vec()))
                 .collect()
         })
         .collect())
+}
+
+/// Rows of ids, each padded with `pad` to `width`, row-major.
+fn padded<'a>(rows: impl Iterator<Item = &'a [u32]>, width: usize, pad: u32) -> Vec<u32> {
+    let mut flat = Vec::with_capacity(rows.size_hint().0 * width);
+    for r in rows {
+        flat.extend_from_slice(r);
+        flat.resize(flat.len() + width - r.len(), pad);
+    }
+    flat
 }
 
 /// What [`probe_sequences`] measured on one sequence.
@@ -282,13 +285,8 @@ fn probe_sharing(
         let mut rows: Vec<usize> = chunk.iter().flat_map(|&i| needed[i].clone()).collect();
         rows.sort_unstable();
         rows.dedup();
-        let b = chunk.len();
-        let mut flat = Vec::with_capacity(b * len);
-        for &i in chunk {
-            flat.extend_from_slice(seqs[i]);
-            flat.resize(flat.len() + len - seqs[i].len(), pad);
-        }
-        let (cache, out) = prefill_rows(model, model.new_cache(), flat, b, len, &rows)?;
+        let flat = padded(chunk.iter().map(|&i| seqs[i]), len, pad);
+        let (cache, out) = prefill_rows(model, model.new_cache(), flat, chunk.len(), len, &rows)?;
         for (k, (&i, r)) in chunk.iter().zip(out).enumerate() {
             kept[i] = Some(keep_rows(r, &rows, &needed[i], vocab));
             slot[i] = (caches.len(), k);
@@ -420,7 +418,7 @@ fn probe_sharing(
 
 /// Runs `b` rows of `len` ids (`flat`, row-major) from `cache` and returns the cache and,
 /// per row, the next-token logits at `rows` (indices into `0..len`, ascending), flat. The
-/// last layer runs only those rows.
+/// last layer runs only those rows. Prefills and branch passes both run through here.
 fn prefill_rows(
     model: &DecoderModel,
     mut cache: KvCache,
@@ -431,27 +429,25 @@ fn prefill_rows(
 ) -> Result<(KvCache, Vec<Vec<f32>>)> {
     let vocab = model.config().vocab_size;
     let start = cache.seq_len();
-    if len == 0 || rows.is_empty() {
-        if len > 0 {
-            let ids = Tensor::from_vec(flat, (b, len), &Device::Cpu).map_err(ctx("prefill ids"))?;
-            model
-                .forward(&ids, start, &mut cache)
-                .map_err(ctx("prefill forward"))?;
-        }
+    if len == 0 {
         return Ok((cache, vec![Vec::new(); b]));
     }
     let ids = Tensor::from_vec(flat, (b, len), &Device::Cpu).map_err(ctx("prefill ids"))?;
-    let hidden = if rows.len() == len {
+    let hidden = if rows.len() == len || rows.is_empty() {
         model.forward(&ids, start, &mut cache)
     } else {
         model.forward_rows(&ids, start, &mut cache, rows, start + len)
     }
-    .map_err(ctx("prefill forward"))?;
+    .map_err(ctx(format!("forward at {start}")))?;
+    if rows.is_empty() {
+        // The cache is what was wanted.
+        return Ok((cache, vec![Vec::new(); b]));
+    }
     let out = model
         .logits(&hidden)
         .and_then(|l| l.reshape((b, rows.len() * vocab)))
         .and_then(|l| l.to_vec2::<f32>())
-        .map_err(ctx("prefill logits"))?;
+        .map_err(ctx(format!("logits at {start}")))?;
     Ok((cache, out))
 }
 
