@@ -478,10 +478,10 @@ pub(crate) fn run_lockstep(
         if done > 0 && (done == live.len() || done * 4 >= live.len()) {
             let keep: Vec<usize> = (0..live.len()).filter(|&i| !rows[live[i]].done).collect();
             if !keep.is_empty() {
+                // Copied once into buffers with the growth room `append` would leave.
                 cache = cache
-                    .select_rows(&keep)
-                    .map_err(ctx("dropping finished rows"))?
-                    .growing();
+                    .select_rows_with_room(&keep, (pos / 2).max(16))
+                    .map_err(ctx("dropping finished rows"))?;
             }
             live = keep.into_iter().map(|i| live[i]).collect();
         }

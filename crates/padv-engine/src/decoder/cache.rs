@@ -141,6 +141,18 @@ impl KvCache {
     /// batch keeps when some of its sequences finish (drop them) or when several
     /// continuations must branch from chosen rows (repeat them). The rows are copied.
     pub fn select_rows(&self, rows: &[usize]) -> candle_core::Result<KvCache> {
+        self.select_rows_with_room(rows, 0)
+    }
+
+    /// [`KvCache::select_rows`] into buffers with room for `room` more positions: when
+    /// `room > 0` the cache [grows](KvCache::growing) and its next forwards write in place,
+    /// so each kept position is copied once (selecting, then appending, would copy it
+    /// twice).
+    pub fn select_rows_with_room(
+        &self,
+        rows: &[usize],
+        room: usize,
+    ) -> candle_core::Result<KvCache> {
         let mut layers = Vec::with_capacity(self.layers.len());
         for layer in &self.layers {
             layers.push(match layer {
@@ -150,21 +162,70 @@ impl KvCache {
                     if let Some(&bad) = rows.iter().find(|&&r| r >= n) {
                         candle_core::bail!("select_rows: row {bad} of a {n}-row cache");
                     }
-                    let idx: Vec<u32> = rows.iter().map(|&r| r as u32).collect();
-                    let idx = Tensor::from_vec(idx, rows.len(), key.device())?;
-                    // A truncated cache is a strided view, which `index_select` does not take.
-                    let (key, value) = (key.contiguous()?, value.contiguous()?);
-                    Some((key.index_select(&idx, 0)?, value.index_select(&idx, 0)?))
+                    let len = key.dim(1)?;
+                    let pick = |t: &Tensor| {
+                        gathered(&rows.iter().map(|&r| (t, r)).collect::<Vec<_>>(), len, room)
+                    };
+                    Some((pick(key)?, pick(value)?))
                 }
             });
         }
-        Ok(KvCache {
+        Ok(KvCache::from_buffers(
             layers,
-            rooms: Vec::new(),
-            seq_len: self.seq_len,
-            store: self.store,
-            grow: false,
-        })
+            self.seq_len,
+            self.store,
+            room,
+        ))
+    }
+
+    /// A cache whose layers are `buffers` (`[B, len + room, H, D]`, `len = seq_len`): with
+    /// `room > 0`, views of their first `len` positions that grow into the rest.
+    fn from_buffers(
+        buffers: Vec<Option<(Tensor, Tensor)>>,
+        seq_len: usize,
+        store: bool,
+        room: usize,
+    ) -> KvCache {
+        if room == 0 {
+            return KvCache {
+                layers: buffers,
+                rooms: Vec::new(),
+                seq_len,
+                store,
+                grow: false,
+            };
+        }
+        let mut layers = Vec::with_capacity(buffers.len());
+        let mut rooms = Vec::with_capacity(buffers.len());
+        for b in buffers {
+            let Some((k, v)) = b else {
+                layers.push(None);
+                rooms.push(None);
+                continue;
+            };
+            // Narrowing the second dimension of a tensor this size cannot fail.
+            match (k.narrow(1, 0, seq_len), v.narrow(1, 0, seq_len)) {
+                (Ok(kn), Ok(vn)) => {
+                    layers.push(Some((kn, vn)));
+                    rooms.push(Some(Room {
+                        k,
+                        v,
+                        owners: Arc::new(()),
+                    }));
+                }
+                _ => {
+                    layers.push(Some((k, v)));
+                    rooms.push(None);
+                }
+            }
+        }
+        KvCache {
+            layers,
+            rooms,
+            seq_len,
+            store,
+            grow: true,
+        }
     }
 
     /// The rows of several caches of equal length stacked into one (in order): batches
@@ -222,6 +283,17 @@ impl KvCache {
         picks: &[(usize, usize)],
         len: usize,
     ) -> candle_core::Result<KvCache> {
+        Self::gather_prefixes_with_room(caches, picks, len, 0)
+    }
+
+    /// [`KvCache::gather_prefixes`] into buffers with room for `room` more positions (a
+    /// growing cache when `room > 0`; see [`KvCache::select_rows_with_room`]).
+    pub fn gather_prefixes_with_room(
+        caches: &[&KvCache],
+        picks: &[(usize, usize)],
+        len: usize,
+        room: usize,
+    ) -> candle_core::Result<KvCache> {
         let Some(&(c0, _)) = picks.first() else {
             candle_core::bail!("gather_prefixes of no rows");
         };
@@ -245,7 +317,7 @@ impl KvCache {
                 rooms: Vec::new(),
                 seq_len: 0,
                 store,
-                grow: false,
+                grow: room > 0,
             });
         }
         let mut layers = Vec::with_capacity(n_layers);
@@ -259,20 +331,12 @@ impl KvCache {
                 if r >= n {
                     candle_core::bail!("gather_prefixes: row {r} of a {n}-row cache");
                 }
-                // A one-row prefix of a contiguous cache is itself contiguous, so `cat`
-                // copies it in one block.
-                ks.push(k.narrow(0, r, 1)?.narrow(1, 0, len)?);
-                vs.push(v.narrow(0, r, 1)?.narrow(1, 0, len)?);
+                ks.push((k, r));
+                vs.push((v, r));
             }
-            layers.push(Some((Tensor::cat(&ks, 0)?, Tensor::cat(&vs, 0)?)));
+            layers.push(Some((gathered(&ks, len, room)?, gathered(&vs, len, room)?)));
         }
-        Ok(KvCache {
-            layers,
-            rooms: Vec::new(),
-            seq_len: len,
-            store,
-            grow: false,
-        })
+        Ok(KvCache::from_buffers(layers, len, store, room))
     }
 
     pub(crate) fn layer(&self, i: usize) -> Option<&(Tensor, Tensor)> {
@@ -344,6 +408,62 @@ impl KvCache {
             self.seq_len += n;
         }
     }
+}
+
+/// Rows `picks[i] = (tensor, row)` (each `[B, T, H, D]`, `T ≥ len`), positions `0..len`,
+/// stacked into one contiguous `[picks.len(), len + room, H, D]` tensor whose last `room`
+/// positions are zeros. Each kept value is copied once, straight from the source's storage
+/// when it is f32 on the CPU with contiguous rows (any row stride: a growing cache's view, a
+/// broadcast row); otherwise through candle's `narrow`/`cat`.
+fn gathered(picks: &[(&Tensor, usize)], len: usize, room: usize) -> candle_core::Result<Tensor> {
+    let Some(&(first, _)) = picks.first() else {
+        candle_core::bail!("gathering no rows");
+    };
+    let (_, _, h, d) = first.dims4()?;
+    for &(t, r) in picks {
+        let (b, tl, th, td) = t.dims4()?;
+        if r >= b || len > tl || (th, td) != (h, d) {
+            candle_core::bail!(
+                "gathering row {r}, {len} positions of a [{b}, {tl}, {th}, {td}] cache \
+                 (heads [{h}, {d}] expected)"
+            );
+        }
+    }
+    let cap = len + room;
+    let mut buf: Vec<f32> = Vec::with_capacity(picks.len() * cap * h * d);
+    let mut raw = true;
+    for &(t, r) in picks {
+        let (storage, layout) = t.storage_and_layout();
+        let st = layout.stride();
+        let rows_contiguous = (len <= 1 || st[1] == h * d) && (h <= 1 || st[2] == d) && st[3] == 1;
+        match &*storage {
+            candle_core::Storage::Cpu(candle_core::CpuStorage::F32(data)) if rows_contiguous => {
+                let start = layout.start_offset() + r * st[0];
+                let Some(src) = data.get(start..start + len * h * d) else {
+                    candle_core::bail!("gathering row {r}: storage shorter than its layout");
+                };
+                buf.extend_from_slice(src);
+                buf.resize(buf.len() + room * h * d, 0.0);
+            }
+            _ => {
+                raw = false;
+                break;
+            }
+        }
+    }
+    if raw {
+        return Tensor::from_vec(buf, (picks.len(), cap, h, d), first.device());
+    }
+    let mut rows = Vec::with_capacity(picks.len());
+    for &(t, r) in picks {
+        rows.push(t.narrow(0, r, 1)?.narrow(1, 0, len)?);
+    }
+    let stacked = Tensor::cat(&rows, 0)?;
+    if room == 0 {
+        return Ok(stacked);
+    }
+    let pad = Tensor::zeros((picks.len(), room, h, d), first.dtype(), first.device())?;
+    Tensor::cat(&[&stacked, &pad], 1)
 }
 
 #[cfg(test)]
@@ -441,9 +561,56 @@ mod tests {
         assert!(KvCache::gather_prefixes(&[&c], &[(1, 0)], 1).is_err());
         assert!(KvCache::gather_prefixes(&[&c], &[(0, 0)], 3).is_err());
         assert!(KvCache::gather_prefixes(&[&c], &[], 1).is_err());
-        // Truncate, then select: only the kept positions travel.
+        // With room: the same rows, a growing cache whose buffers hold the spare positions
+        // as zeros, from a strided view (a truncated cache) as from a contiguous one.
         let mut t = c.clone();
         t.truncate(1).unwrap();
+        for (src, len) in [(&c, 2), (&t, 1)] {
+            let r = src.select_rows_with_room(&[2, 0], 3).unwrap();
+            assert_eq!(r.seq_len(), len);
+            let (k, _) = r.layer(0).unwrap();
+            assert_eq!(k.dims(), &[2, len, 1, 3]);
+            let got: Vec<Vec<f32>> = k.reshape((2, len * 3)).unwrap().to_vec2().unwrap();
+            assert_eq!(
+                got,
+                vec![row(2)[..len * 3].to_vec(), row(0)[..len * 3].to_vec()]
+            );
+            let room = r.rooms[0].as_ref().unwrap();
+            assert_eq!(room.k.dims(), &[2, len + 3, 1, 3]);
+            let spare: Vec<f32> = room
+                .k
+                .narrow(1, len, 3)
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1()
+                .unwrap();
+            assert!(spare.iter().all(|&x| x == 0.0));
+            assert!(r.grow && !c.select_rows(&[0]).unwrap().grow);
+        }
+        let g = KvCache::gather_prefixes_with_room(&[&c, &s], &[(1, 1), (0, 1)], 1, 2).unwrap();
+        let (_, v) = g.layer(0).unwrap();
+        let got: Vec<Vec<f32>> = v.reshape((2, 3)).unwrap().to_vec2().unwrap();
+        assert_eq!(got, vec![first(0), first(1)]);
+        assert_eq!(g.rooms[0].as_ref().unwrap().v.dims(), &[2, 3, 1, 3]);
+        // Appending fills the room in place (the buffer is not replaced) and reads back.
+        let mut g = g;
+        let new = Tensor::ones((2, 1, 1, 3), DType::F32, &Device::Cpu).unwrap();
+        let before = g.rooms[0].as_ref().unwrap().k.clone();
+        let (k, _) = g.append(0, new.clone(), new).unwrap();
+        // The write landed in the old buffer (a clone of it shares its storage).
+        let written: Vec<f32> = before
+            .narrow(1, 1, 1)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        assert_eq!(written, vec![1.0; 6]);
+        let got: Vec<Vec<f32>> = k.reshape((2, 6)).unwrap().to_vec2().unwrap();
+        assert_eq!(got[0], [first(0), vec![1.0; 3]].concat());
+        assert_eq!(got[1], [first(1), vec![1.0; 3]].concat());
+        // Truncate, then select: only the kept positions travel.
         let (k, _) = t.select_rows(&[1]).unwrap().layer(0).cloned().unwrap();
         assert_eq!(
             k.flatten_all().unwrap().to_vec1::<f32>().unwrap(),

@@ -203,38 +203,39 @@ impl CpuAttention {
         let n_rep = hq / hkv;
         let kv_row = hkv * d;
         let n = hi - lo;
-        let mut qs = vec![0f32; n_rep * d];
-        let mut s = vec![0f32; n_rep * n];
-        let mut o = vec![0f32; n_rep * d];
+        let mut qs = vec![0f32; hq * d];
+        let mut s = vec![0f32; hq * n];
+        let mut o = vec![0f32; hq * d];
+        let src = &q[(bi * t + i) * hq * d..][..hq * d];
+        for (x, y) in qs.iter_mut().zip(src) {
+            *x = *y * self.scale;
+        }
+        let base = bi * dm.kv_stride + lo * kv_row;
+        // The query heads g·n_rep .. (g+1)·n_rep share key/value head g and are adjacent in
+        // the query row: their scores against head g's keys.
         for g in 0..hkv {
-            // The query heads g·n_rep .. (g+1)·n_rep share key/value head g and are adjacent
-            // in the query row.
-            let src = &q[((bi * t + i) * hq + g * n_rep) * d..][..n_rep * d];
-            for (x, y) in qs.iter_mut().zip(src) {
-                *x = *y * self.scale;
+            fastmath::strided_dots(
+                &qs[g * n_rep * d..][..n_rep * d],
+                n_rep,
+                &k[base + g * d..],
+                kv_row,
+                &mut s[g * n_rep * n..][..n_rep * n],
+            );
+        }
+        let mut inv = vec![1f32; hq];
+        for (row, f) in s.chunks_exact_mut(n).zip(inv.iter_mut()) {
+            if let Some(c) = self.softcap {
+                fastmath::softcap(row, c);
             }
-            let base = bi * dm.kv_stride + g * d + lo * kv_row;
-            fastmath::strided_dots(&qs, n_rep, &k[base..], kv_row, &mut s);
-            let mut inv = [0f32; 16];
-            for (r, row) in s.chunks_exact_mut(n).enumerate() {
-                if let Some(c) = self.softcap {
-                    fastmath::softcap(row, c);
-                }
-                let m = fastmath::max(row);
-                let l = fastmath::exp_sub_sum(row, m);
-                if r < inv.len() {
-                    inv[r] = 1.0 / l;
-                } else {
-                    fastmath::scale(row, 1.0 / l);
-                }
-            }
-            fastmath::strided_weighted_sum(&s, n_rep, &v[base..], kv_row, &mut o);
-            let dst = &mut out[g * n_rep * d..][..n_rep * d];
-            for (r, (x, y)) in dst.chunks_exact_mut(d).zip(o.chunks_exact(d)).enumerate() {
-                let f = if r < inv.len() { inv[r] } else { 1.0 };
-                for (a, b) in x.iter_mut().zip(y) {
-                    *a = *b * f;
-                }
+            let m = fastmath::max(row);
+            *f = 1.0 / fastmath::exp_sub_sum(row, m);
+        }
+        // Every head's weighted sum in one pass over the values (head h reads value head
+        // h / n_rep).
+        fastmath::strided_weighted_sum(&s, hq, n_rep, &v[base..], kv_row, &mut o);
+        for ((x, y), f) in out.chunks_exact_mut(d).zip(o.chunks_exact(d)).zip(&inv) {
+            for (a, b) in x.iter_mut().zip(y) {
+                *a = *b * f;
             }
         }
         Ok(())

@@ -547,9 +547,15 @@ pub fn summarise(cx: &EvalContext, runs: &[PlayerRun]) -> Result<DemoSummary> {
 /// has not run, or kept no iterate closer to the optimum): then PA is 0 on every action of
 /// the policy and reference players.
 fn policy_is_reference(cx: &EvalContext) -> bool {
+    same_weights(cx.policy_dir, &cx.opts.pair.join("reference"))
+}
+
+/// Whether two checkpoint directories hold the same `model.safetensors`, byte for byte
+/// (false when either cannot be read).
+pub(crate) fn same_weights(a: &Path, b: &Path) -> bool {
     let weights = |dir: &Path| std::fs::read(dir.join("model.safetensors")).ok();
-    let policy = weights(cx.policy_dir);
-    policy.is_some() && policy == weights(&cx.opts.pair.join("reference"))
+    let wa = weights(a);
+    wa.is_some() && wa == weights(b)
 }
 
 fn setup(cx: &EvalContext) -> serde_json::Value {

@@ -40,8 +40,14 @@ pub(crate) fn probe_rows(
     let mut out = Vec::with_capacity(rows.len());
     for (chunk, roots) in rows.chunks(PROBE_ROWS).zip(root_logits.chunks(PROBE_ROWS)) {
         let idx: Vec<usize> = chunk.iter().flat_map(|&r| [r; 4]).collect();
+        // Copied once, with room for the move lines (the branch pass writes them in place).
+        let width = Move::ALL
+            .iter()
+            .map(|&m| branch_input(trie, m).len())
+            .max()
+            .unwrap_or(0);
         let c = cache
-            .select_rows(&idx)
+            .select_rows_with_room(&idx, width)
             .map_err(ctx("copying decision-point rows"))?;
         let items: Vec<(Move, usize)> = chunk
             .iter()
@@ -301,9 +307,15 @@ fn probe_sharing(
         let Some((base, start)) = plan[i] else {
             continue;
         };
-        let cache = KvCache::gather_prefixes(&[&caches[slot[base].0]], &[(0, slot[base].1)], start)
-            .map_err(ctx("copying a shared prefix"))?;
         let seq = seqs[i];
+        // The prefix is copied once, with room for the rest of the sequence (written in place).
+        let cache = KvCache::gather_prefixes_with_room(
+            &[&caches[slot[base].0]],
+            &[(0, slot[base].1)],
+            start,
+            seq.len() - start,
+        )
+        .map_err(ctx("copying a shared prefix"))?;
         let rows: Vec<usize> = needed[i]
             .iter()
             .filter(|&&q| q >= start)
@@ -389,9 +401,14 @@ fn probe_sharing(
     for (start, passes) in by_start {
         for group in passes.chunks(4 * PROBE_ROWS) {
             let picks: Vec<(usize, usize)> = group.iter().map(|&(r, ..)| slot[r]).collect();
-            let cache = KvCache::gather_prefixes(&cache_refs, &picks, start)
-                .map_err(ctx("copying the decision rows"))?;
             let items: Vec<(Move, usize)> = group.iter().map(|&(_, _, m, d)| (m, d)).collect();
+            let width = items
+                .iter()
+                .map(|&(m, d)| branch_input(trie, m).len() - d)
+                .max()
+                .unwrap_or(0);
+            let cache = KvCache::gather_prefixes_with_room(&cache_refs, &picks, start, width)
+                .map_err(ctx("copying the decision rows"))?;
             let got = branch_pass(model, cache, &items, trie, pad)?;
             for (&(r, k, ..), pairs) in group.iter().zip(got) {
                 for (node, l) in pairs {

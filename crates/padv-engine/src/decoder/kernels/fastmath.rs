@@ -65,9 +65,9 @@ pub fn gelu_tanh(x: f32) -> f32 {
 }
 
 macro_rules! dispatch {
-    ($(#[$doc:meta])* pub fn $name:ident($($arg:ident : $ty:ty),*) -> $ret:ty $body:block) => {
+    ($(#[$doc:meta])* $vis:vis fn $name:ident($($arg:ident : $ty:ty),*) -> $ret:ty $body:block) => {
         $(#[$doc])*
-        pub fn $name($($arg: $ty),*) -> $ret {
+        $vis fn $name($($arg: $ty),*) -> $ret {
             #[inline(always)]
             fn imp($($arg: $ty),*) -> $ret $body
             #[cfg(target_arch = "x86_64")]
@@ -173,57 +173,121 @@ dispatch! {
     }
 }
 
+/// Scores of `r` queries (the rows of `q`, `r × d`, `d = q.len() / r`) against keys laid out
+/// with a row stride (one key/value head of a `[T, Hkv, D]` cache):
+/// `out[h·n + j] = q_h · keys[j·stride .. j·stride + d]` for `j < n = out.len() / r`.
+/// The queries sharing a key/value head (GQA) read each key once.
+///
+/// Decoding spends most of its time here. When `d` is a multiple of 8 (every head size in
+/// use) and the CPU has AVX2, eight keys are scored per step with explicit intrinsics
+/// ([`strided_avx2`]); otherwise the portable loop runs. Both round every product and sum in
+/// the same order, so they return the same bits (tested).
+pub fn strided_dots(q: &[f32], r: usize, keys: &[f32], stride: usize, out: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2() && strided_avx2::dots(q, r, keys, stride, out) {
+        return;
+    }
+    strided_dots_auto(q, r, keys, stride, out)
+}
+
+/// The portable scores of [`strided_dots`]: eight partial sums per product, reduced as
+/// `((a0+a4)+(a1+a5)) + ((a2+a6)+(a3+a7))`, so that the loop vectorises.
+#[inline(always)]
+fn strided_dots_portable(q: &[f32], r: usize, keys: &[f32], stride: usize, out: &mut [f32]) {
+    let d = q.len() / r.max(1);
+    let n = out.len() / r.max(1);
+    for j in 0..n {
+        let k = &keys[j * stride..j * stride + d];
+        for h in 0..r {
+            out[h * n + j] = dot8(&q[h * d..(h + 1) * d], k);
+        }
+    }
+}
+
+/// `x · y` with eight partial sums (see [`strided_dots_portable`]).
+#[inline(always)]
+fn dot8(x: &[f32], y: &[f32]) -> f32 {
+    let mut acc = [0f32; 8];
+    let (cx, cy) = (x.chunks_exact(8), y.chunks_exact(8));
+    let (rx, ry) = (cx.remainder(), cy.remainder());
+    for (a, b) in cx.zip(cy) {
+        for i in 0..8 {
+            acc[i] += a[i] * b[i];
+        }
+    }
+    let mut s = 0f32;
+    for (a, b) in rx.iter().zip(ry) {
+        s += a * b;
+    }
+    s + ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]))
+}
+
 dispatch! {
-    /// Scores of `r` queries (the rows of `q`, `r × d`, `d = q.len() / r`) against keys laid
-    /// out with a row stride (one key/value head of a `[T, Hkv, D]` cache):
-    /// `out[h·n + j] = q_h · keys[j·stride .. j·stride + d]` for `j < n = out.len() / r`.
-    /// The queries sharing a key/value head (GQA) read each key once; eight partial sums per
-    /// product so the loop vectorises.
-    pub fn strided_dots(q: &[f32], r: usize, keys: &[f32], stride: usize, out: &mut [f32]) -> () {
-        let d = q.len() / r.max(1);
-        let n = out.len() / r.max(1);
-        for j in 0..n {
-            let k = &keys[j * stride..j * stride + d];
-            for h in 0..r {
-                let qh = &q[h * d..(h + 1) * d];
-                let mut acc = [0f32; 8];
-                let (cq, ck) = (qh.chunks_exact(8), k.chunks_exact(8));
-                let (rq, rk) = (cq.remainder(), ck.remainder());
-                for (x, y) in cq.zip(ck) {
-                    for i in 0..8 {
-                        acc[i] += x[i] * y[i];
-                    }
-                }
-                let mut s = 0f32;
-                for (x, y) in rq.iter().zip(rk) {
-                    s += x * y;
-                }
-                out[h * n + j] =
-                    s + ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+    /// [`strided_dots_portable`] compiled for AVX2 when the CPU has it.
+    fn strided_dots_auto(q: &[f32], r: usize, keys: &[f32], stride: usize, out: &mut [f32]) -> () {
+        strided_dots_portable(q, r, keys, stride, out)
+    }
+}
+
+/// Weighted sums of values laid out with a row stride, for `r` weight rows (`w` is `r × n`)
+/// in groups of `group` rows sharing a value head (GQA): row `h` reads value head
+/// `g = h / group`, the `d` values at `vals[j·stride + g·d ..]`, and
+/// `out[h·d ..][..d] = Σ_j w[h·n + j] · vals[j·stride + g·d ..][..d]`, `d = out.len() / r`
+/// (overwrites `out`). All heads of a key are summed in one pass over the keys. Explicit
+/// AVX2 with the sums in registers when it applies ([`strided_avx2`]), the portable loop
+/// otherwise; the same bits either way (tested).
+pub fn strided_weighted_sum(
+    w: &[f32],
+    r: usize,
+    group: usize,
+    vals: &[f32],
+    stride: usize,
+    out: &mut [f32],
+) {
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2() && strided_avx2::weighted_sum(w, r, group, vals, stride, out) {
+        return;
+    }
+    strided_weighted_sum_auto(w, r, group, vals, stride, out)
+}
+
+/// The portable loop of [`strided_weighted_sum`]: each output accumulates its terms in key
+/// order.
+#[inline(always)]
+fn strided_weighted_sum_portable(
+    w: &[f32],
+    r: usize,
+    group: usize,
+    vals: &[f32],
+    stride: usize,
+    out: &mut [f32],
+) {
+    let d = out.len() / r.max(1);
+    let n = w.len() / r.max(1);
+    let group = group.max(1);
+    let span = (r.max(1) - 1) / group * d + d;
+    out.fill(0.0);
+    for j in 0..n {
+        let v = &vals[j * stride..j * stride + span];
+        for h in 0..r {
+            let wj = w[h * n + j];
+            let vg = &v[h / group * d..][..d];
+            for (o, x) in out[h * d..(h + 1) * d].iter_mut().zip(vg) {
+                *o += wj * x;
             }
         }
     }
 }
 
 dispatch! {
-    /// Weighted sums of values laid out with a row stride, for `r` weight rows (`w` is
-    /// `r × n`): `out[h·d ..][..d] = Σ_j w[h·n + j] · vals[j·stride ..][..d]`, `d = out.len() /
-    /// r` (overwrites `out`). Each value row is read once for all `r` weight rows.
-    pub fn strided_weighted_sum(w: &[f32], r: usize, vals: &[f32], stride: usize, out: &mut [f32]) -> () {
-        let d = out.len() / r.max(1);
-        let n = w.len() / r.max(1);
-        out.fill(0.0);
-        for j in 0..n {
-            let v = &vals[j * stride..j * stride + d];
-            for h in 0..r {
-                let wj = w[h * n + j];
-                for (o, x) in out[h * d..(h + 1) * d].iter_mut().zip(v) {
-                    *o += wj * x;
-                }
-            }
-        }
+    /// [`strided_weighted_sum_portable`] compiled for AVX2 when the CPU has it.
+    fn strided_weighted_sum_auto(w: &[f32], r: usize, group: usize, vals: &[f32], stride: usize, out: &mut [f32]) -> () {
+        strided_weighted_sum_portable(w, r, group, vals, stride, out)
     }
 }
+
+#[cfg(target_arch = "x86_64")]
+mod strided_avx2;
 
 #[cfg(test)]
 mod tests {
@@ -264,6 +328,59 @@ mod tests {
                 (gelu_tanh(x) as f64 - g).abs() < 1e-6 * (1.0 + g.abs()),
                 "gelu({x})"
             );
+        }
+    }
+
+    /// The decoding kernels give the portable loops' bits for every head size, group size and
+    /// key count (explicit AVX2 where it applies: d = 8, 16, 32, 64; remainders of eight
+    /// keys; the portable path for d = 12), at a stride wider than the head.
+    #[test]
+    fn strided_kernels_give_the_portable_bits() {
+        let mut rng = Lcg(7);
+        for d in [8usize, 12, 16, 32, 64] {
+            for r in [1usize, 2, 3, 4] {
+                for n in [0usize, 1, 7, 8, 9, 16, 31, 100] {
+                    // Wide enough for every value head of `r` rows (group 1).
+                    let stride = (r + 1) * d + 3;
+                    let q: Vec<f32> = (0..r * d).map(|_| rng.next()).collect();
+                    let keys: Vec<f32> = (0..n * stride + d).map(|_| rng.next()).collect();
+                    let (mut fast, mut slow) = (vec![9f32; r * n], vec![9f32; r * n]);
+                    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                    // Random queries, and signed zeros (every product a zero of either sign:
+                    // the sum's sign is where skipping the +0 start could show).
+                    let zeros: Vec<f32> = (0..r * d)
+                        .map(|i| if i % 3 == 0 { 0.0 } else { -0.0 })
+                        .collect();
+                    for q in [&q, &zeros] {
+                        strided_dots(q, r, &keys, stride, &mut fast);
+                        strided_dots_portable(q, r, &keys, stride, &mut slow);
+                        assert_eq!(bits(&fast), bits(&slow), "dots d={d} r={r} n={n}");
+                    }
+                    let w: Vec<f32> = (0..r * n).map(|_| rng.next().abs()).collect();
+                    // Every row its own value head, all rows one head, pairs.
+                    for group in [1, r, 2] {
+                        let (mut fast, mut slow) = (vec![9f32; r * d], vec![9f32; r * d]);
+                        strided_weighted_sum(&w, r, group, &keys, stride, &mut fast);
+                        strided_weighted_sum_portable(&w, r, group, &keys, stride, &mut slow);
+                        let what = format!("weighted sum d={d} r={r} group={group} n={n}");
+                        assert_eq!(bits(&fast), bits(&slow), "{what}");
+                    }
+                }
+            }
+        }
+    }
+
+    /// A small deterministic generator of values in (-1, 1) with varied exponents.
+    pub(super) struct Lcg(pub u64);
+
+    impl Lcg {
+        pub(super) fn next(&mut self) -> f32 {
+            self.0 = self
+                .0
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let u = (self.0 >> 40) as f32 / (1u64 << 24) as f32;
+            (2.0 * u - 1.0) * if self.0 & 1 == 0 { 1.0 } else { 1e-3 }
         }
     }
 
