@@ -503,11 +503,12 @@ pub fn run(opts: &DemoOptions) -> Result<DemoSummary> {
     // iterate), is the same function: its numbers are the reference's, taken from the same
     // pass, so PA is exactly 0 on every action (two passes would round apart by ~1e-6 where
     // their attention takes different kernel paths) and the policy's pass is not run.
-    let pol_backend: &(dyn LogprobBackend + Sync) = if eval::same_weights(&policy_dir, &reference_dir) {
-        &ref_backend
-    } else {
-        &pol_engine
-    };
+    let pol_backend: &(dyn LogprobBackend + Sync) =
+        if eval::same_weights(&policy_dir, &reference_dir) {
+            &ref_backend
+        } else {
+            &pol_engine
+        };
     let (pair_records, others) = rayon::join(
         || score_with(&tok, pol_backend, &ref_backend, &trajs(&labeled[1])),
         || -> Result<_> {
