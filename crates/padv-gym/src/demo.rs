@@ -499,16 +499,18 @@ pub fn run(opts: &DemoOptions) -> Result<DemoSummary> {
     )
     .map_err(AgentError::Invalid)?
     .with_prefilled(&prefilled);
-    // A policy whose weights are the reference's, byte for byte (a pair whose RL kept no
-    // iterate), is the same function: its numbers are the reference's, taken from the same
-    // pass, so PA is exactly 0 on every action (two passes would round apart by ~1e-6 where
-    // their attention takes different kernel paths) and the policy's pass is not run.
-    let pol_backend: &(dyn LogprobBackend + Sync) =
-        if eval::same_weights(&policy_dir, &reference_dir) {
-            &ref_backend
-        } else {
-            &pol_engine
-        };
+    // A policy whose weights are the reference's, byte for byte, with the same config,
+    // dtype and device (the engines' fingerprints; a pair whose RL kept no iterate) is the
+    // same function: its numbers are the reference's, taken from the same pass, so PA is
+    // exactly 0 on every action (two passes would round apart by ~1e-6 where their attention
+    // takes different kernel paths) and the policy's pass is not run.
+    let same_function = pol_engine.fingerprint() == ref_engine.fingerprint()
+        && eval::same_weights(&policy_dir, &reference_dir);
+    let pol_backend: &(dyn LogprobBackend + Sync) = if same_function {
+        &ref_backend
+    } else {
+        &pol_engine
+    };
     let (pair_records, others) = rayon::join(
         || score_with(&tok, pol_backend, &ref_backend, &trajs(&labeled[1])),
         || -> Result<_> {
@@ -564,6 +566,7 @@ pub fn run(opts: &DemoOptions) -> Result<DemoSummary> {
         policy_dir: &policy_dir,
         projection: cost,
         maps: &maps,
+        policy_scored_by_reference: same_function,
     };
     let mut summary = eval::summarise(&cx, &runs)?;
     timings.eval_s = t.elapsed().as_secs_f64();

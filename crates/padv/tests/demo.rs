@@ -184,6 +184,60 @@ fn quick_demo_end_to_end() {
     );
 }
 
+/// The committed verbose pair's policy is its reference (same weights, config, dtype,
+/// device): the demo scores it from the reference's pass, says so, and PA is exactly 0 on
+/// every token of the policy's and the reference's rollouts (two passes would round apart
+/// where their attention takes different kernel paths). The terse pair's policy is its own
+/// engine.
+#[test]
+fn a_policy_that_is_its_reference_has_pa_exactly_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    for (style, same) in [("verbose", true), ("terse", false)] {
+        let out = dir.path().join(style);
+        let run = Command::new(env!("CARGO_BIN_EXE_padv"))
+            .args(["demo", "--quick", "--maps", "2", "--style", style, "--out"])
+            .arg(&out)
+            .output()
+            .expect("running padv demo");
+        assert!(
+            run.status.success(),
+            "padv demo --style {style} failed: {}",
+            String::from_utf8_lossy(&run.stderr)
+        );
+        let summary: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+        let numbers = summary["setup"]["policy_numbers"]
+            .as_str()
+            .unwrap_or_default();
+        assert_eq!(
+            numbers.starts_with("the reference's pass"),
+            same,
+            "{style}: {numbers}"
+        );
+        assert_eq!(summary["setup"]["policy_is_reference"], same, "{style}");
+        let (mut tokens, mut equal) = (0usize, 0usize);
+        for player in ["policy", "reference"] {
+            for r in read_jsonl(&out.join(player).join("records.jsonl")) {
+                for step in r["steps"].as_array().unwrap() {
+                    let p = step["policy"].as_array().unwrap();
+                    let q = step["reference"].as_array().unwrap();
+                    tokens += p.len();
+                    equal += p.iter().zip(q).filter(|(a, b)| a == b).count();
+                }
+            }
+        }
+        assert!(tokens > 1000, "{style}: only {tokens} action tokens");
+        if same {
+            assert_eq!(equal, tokens, "{style}: PA is not exactly 0 on every token");
+        } else {
+            assert!(
+                equal < tokens / 2,
+                "{style}: {equal} of {tokens} tokens with PA = 0"
+            );
+        }
+    }
+}
+
 #[test]
 fn demo_is_deterministic_for_a_seed() {
     let dir = tempfile::tempdir().unwrap();

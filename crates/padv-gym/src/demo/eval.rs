@@ -45,6 +45,9 @@ pub struct EvalContext<'a> {
     pub projection: ProjectionCost,
     /// Per held-out map, the projected reference and soft values.
     pub maps: &'a [MapTruth],
+    /// The policy's numbers came from the reference's pass: the two are the same function
+    /// (same weights byte for byte, same config, dtype and device).
+    pub policy_scored_by_reference: bool,
 }
 
 /// Sets each rollout's `mistake_step` from the exact (hard) solution and keeps its ground
@@ -564,6 +567,11 @@ fn setup(cx: &EvalContext) -> serde_json::Value {
         "pair": cx.opts.pair,
         "policy": cx.policy_dir,
         "policy_is_reference": policy_is_reference(cx),
+        "policy_numbers": if cx.policy_scored_by_reference {
+            "the reference's pass: the policy is the same function (weights byte for byte, config, dtype, device), so PA is exactly 0"
+        } else {
+            "the policy's own engine"
+        },
         "style": cx.train.style,
         "held_out_maps": cx.opts.maps,
         "samples_per_map": cx.opts.samples,
