@@ -139,7 +139,8 @@ impl KvCache {
 
     /// A cache of the given rows of this one, in the given order (a row may repeat): what a
     /// batch keeps when some of its sequences finish (drop them) or when several
-    /// continuations must branch from chosen rows (repeat them). The rows are copied.
+    /// continuations must branch from chosen rows (repeat them). The rows are copied. Errors
+    /// on a row out of range and on no rows.
     pub fn select_rows(&self, rows: &[usize]) -> candle_core::Result<KvCache> {
         self.select_rows_with_room(rows, 0)
     }
@@ -170,12 +171,7 @@ impl KvCache {
                 }
             });
         }
-        Ok(KvCache::from_buffers(
-            layers,
-            self.seq_len,
-            self.store,
-            room,
-        ))
+        KvCache::from_buffers(layers, self.seq_len, self.store, room)
     }
 
     /// A cache whose layers are `buffers` (`[B, len + room, H, D]`, `len = seq_len`): with
@@ -185,15 +181,15 @@ impl KvCache {
         seq_len: usize,
         store: bool,
         room: usize,
-    ) -> KvCache {
+    ) -> candle_core::Result<KvCache> {
         if room == 0 {
-            return KvCache {
+            return Ok(KvCache {
                 layers: buffers,
                 rooms: Vec::new(),
                 seq_len,
                 store,
                 grow: false,
-            };
+            });
         }
         let mut layers = Vec::with_capacity(buffers.len());
         let mut rooms = Vec::with_capacity(buffers.len());
@@ -203,29 +199,20 @@ impl KvCache {
                 rooms.push(None);
                 continue;
             };
-            // Narrowing the second dimension of a tensor this size cannot fail.
-            match (k.narrow(1, 0, seq_len), v.narrow(1, 0, seq_len)) {
-                (Ok(kn), Ok(vn)) => {
-                    layers.push(Some((kn, vn)));
-                    rooms.push(Some(Room {
-                        k,
-                        v,
-                        owners: Arc::new(()),
-                    }));
-                }
-                _ => {
-                    layers.push(Some((k, v)));
-                    rooms.push(None);
-                }
-            }
+            layers.push(Some((k.narrow(1, 0, seq_len)?, v.narrow(1, 0, seq_len)?)));
+            rooms.push(Some(Room {
+                k,
+                v,
+                owners: Arc::new(()),
+            }));
         }
-        KvCache {
+        Ok(KvCache {
             layers,
             rooms,
             seq_len,
             store,
             grow: true,
-        }
+        })
     }
 
     /// The rows of several caches of equal length stacked into one (in order): batches
@@ -336,7 +323,7 @@ impl KvCache {
             }
             layers.push(Some((gathered(&ks, len, room)?, gathered(&vs, len, room)?)));
         }
-        Ok(KvCache::from_buffers(layers, len, store, room))
+        KvCache::from_buffers(layers, len, store, room)
     }
 
     pub(crate) fn layer(&self, i: usize) -> Option<&(Tensor, Tensor)> {
