@@ -27,7 +27,7 @@ pub(super) fn dots(q: &[f32], r: usize, keys: &[f32], stride: usize, out: &mut [
     let Some((d, n)) = shapes(q.len(), out.len(), r) else {
         return false;
     };
-    if n > 0 && keys.len() < (n - 1) * stride + d {
+    if !fits(keys.len(), n, stride, d) {
         return false;
     }
     // SAFETY: the CPU has AVX2 and FMA (checked by the only caller). Loads read q at
@@ -62,8 +62,13 @@ pub(super) fn weighted_sum(
         return false;
     }
     // The values a key's rows read: up to the last row's head.
-    let span = (r - 1) / group * d + d;
-    if n > 0 && vals.len() < (n - 1) * stride + span {
+    let Some(span) = ((r - 1) / group)
+        .checked_mul(d)
+        .and_then(|x| x.checked_add(d))
+    else {
+        return false;
+    };
+    if !fits(vals.len(), n, stride, span) {
         return false;
     }
     // SAFETY: the CPU has AVX2 and FMA (checked by the only caller). Loads read vals at
@@ -80,6 +85,16 @@ pub(super) fn weighted_sum(
         }
     }
     true
+}
+
+/// Whether `n` rows of `width` values at `stride` fit in `len` values: `(n-1)·stride + width
+/// ≤ len`, computed without overflow (an overflow means they do not).
+fn fits(len: usize, n: usize, stride: usize, width: usize) -> bool {
+    n == 0
+        || (n - 1)
+            .checked_mul(stride)
+            .and_then(|x| x.checked_add(width))
+            .is_some_and(|need| need <= len)
 }
 
 /// `(d, n)` from the lengths of the `r × d` and `r × n` operands, when `d` is a non-zero
