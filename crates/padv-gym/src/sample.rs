@@ -14,8 +14,9 @@
 //! feeds its next known token (prompt, observation, turn header) or the token it just
 //! sampled. Rows are independent sequences of equal length, so no attention mask is needed.
 //! The common prefix length of the first prompts is prefilled in one call. Finished rows
-//! leave the batch (their cache rows are dropped, [`KvCache::select_rows`]) once a quarter of
-//! it has finished, so the work follows the live episodes rather than the longest one.
+//! leave the batch (their cache rows are dropped, [`KvCache::select_rows_with_room`]) once a
+//! quarter of it has finished, so the work follows the live episodes rather than the longest
+//! one.
 //!
 //! **Choosers.** What a row samples is decided by a [`TokenChooser`]: the model's own
 //! distribution ([`rollout_batch`]), or the oracle's tilt of the reference
@@ -480,7 +481,7 @@ pub(crate) fn run_lockstep(
             if !keep.is_empty() {
                 // Copied once into buffers with the growth room `append` would leave.
                 cache = cache
-                    .select_rows_with_room(&keep, (pos / 2).max(16))
+                    .select_rows_with_room(&keep, KvCache::growth_room(pos))
                     .map_err(ctx("dropping finished rows"))?;
             }
             live = keep.into_iter().map(|i| live[i]).collect();

@@ -55,6 +55,12 @@ impl KvCache {
         self
     }
 
+    /// The spare positions a growing cache of `len` positions gets when its buffer is
+    /// (re)allocated: half again as many, at least 16.
+    pub fn growth_room(len: usize) -> usize {
+        (len / 2).max(16)
+    }
+
     /// A cache that keeps nothing: for one-shot scoring, where holding every layer's keys and
     /// values until the end of the pass would only cost memory. Forwards through it must
     /// start at offset 0.
@@ -361,7 +367,7 @@ impl KvCache {
                 r
             }
             _ => {
-                let cap = t + n + ((t + n) / 2).max(16);
+                let cap = t + n + KvCache::growth_room(t + n);
                 let (b, _, h, d) = k.dims4()?;
                 let pad = Tensor::zeros((b, cap - t - n, h, d), k.dtype(), k.device())?;
                 Room {

@@ -40,19 +40,14 @@ pub(crate) fn probe_rows(
     let mut out = Vec::with_capacity(rows.len());
     for (chunk, roots) in rows.chunks(PROBE_ROWS).zip(root_logits.chunks(PROBE_ROWS)) {
         let idx: Vec<usize> = chunk.iter().flat_map(|&r| [r; 4]).collect();
-        // Copied once, with room for the move lines (the branch pass writes them in place).
-        let width = Move::ALL
-            .iter()
-            .map(|&m| branch_input(trie, m).len())
-            .max()
-            .unwrap_or(0);
-        let c = cache
-            .select_rows_with_room(&idx, width)
-            .map_err(ctx("copying decision-point rows"))?;
         let items: Vec<(Move, usize)> = chunk
             .iter()
             .flat_map(|_| Move::ALL.map(|m| (m, 0)))
             .collect();
+        // Copied once, with room for the move lines (the branch pass writes them in place).
+        let c = cache
+            .select_rows_with_room(&idx, branch_width(trie, &items))
+            .map_err(ctx("copying decision-point rows"))?;
         let mut got = branch_pass(model, c, &items, trie, pad)?.into_iter();
         for root in roots {
             let mut nodes: Vec<Option<Vec<f32>>> = vec![None; trie.len()];
@@ -72,6 +67,16 @@ fn branch_input(trie: &MoveTrie, m: Move) -> &[u32] {
     &b[..b.len() - 1]
 }
 
+/// Positions a branch pass over `items` feeds (the longest feed; every row is padded to it):
+/// also the room its cache needs.
+fn branch_width(trie: &MoveTrie, items: &[(Move, usize)]) -> usize {
+    items
+        .iter()
+        .map(|&(m, d)| branch_input(trie, m).len() - d)
+        .max()
+        .unwrap_or(1)
+}
+
 /// The distributions one branch row gives: `(trie node, logits)` pairs.
 type NodeLogits = Vec<(usize, Vec<f32>)>;
 
@@ -88,11 +93,7 @@ fn branch_pass(
     pad: u32,
 ) -> Result<Vec<NodeLogits>> {
     let vocab = model.config().vocab_size;
-    let width = items
-        .iter()
-        .map(|&(m, d)| branch_input(trie, m).len() - d)
-        .max()
-        .unwrap_or(1);
+    let width = branch_width(trie, items);
     let feeds = items.iter().map(|&(m, d)| &branch_input(trie, m)[d..]);
     let all: Vec<usize> = (0..width).collect();
     let (_, out) = prefill_rows(
@@ -402,11 +403,7 @@ fn probe_sharing(
         for group in passes.chunks(4 * PROBE_ROWS) {
             let picks: Vec<(usize, usize)> = group.iter().map(|&(r, ..)| slot[r]).collect();
             let items: Vec<(Move, usize)> = group.iter().map(|&(_, _, m, d)| (m, d)).collect();
-            let width = items
-                .iter()
-                .map(|&(m, d)| branch_input(trie, m).len() - d)
-                .max()
-                .unwrap_or(0);
+            let width = branch_width(trie, &items);
             let cache = KvCache::gather_prefixes_with_room(&cache_refs, &picks, start, width)
                 .map_err(ctx("copying the decision rows"))?;
             let got = branch_pass(model, cache, &items, trie, pad)?;
