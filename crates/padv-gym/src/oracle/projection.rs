@@ -17,7 +17,7 @@
 //! Histories are laid out as root-to-leaf paths of that tree, each state measured on the
 //! first path through it; every path is prefilled once, continuing from the cache of the
 //! path it shares the longest prefix with (so each turn of the tree is computed about once),
-//! and probed at all its decision points ([`super::probe::probe_sequences`]).
+//! and probed at all its decision points (`probe::probe_sequences`, crate-private).
 //!
 //! How much the reference's distribution differs between the canonical history and the
 //! histories a player actually produces is measured separately
@@ -90,7 +90,7 @@ pub struct ProjectionCost {
     /// Tokens of the canonical histories (the paths' lengths, summed).
     pub tokens: usize,
     /// Of those, the tokens prefilled: a path that shares a prefix with another continues
-    /// from its cache ([`super::probe::probe_sequences`]).
+    /// from its cache (`probe::probe_sequences`, crate-private).
     pub computed_tokens: usize,
 }
 
